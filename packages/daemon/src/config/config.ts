@@ -1,0 +1,85 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Runtime } from "@stasis/protocol";
+
+export interface DaemonConfig {
+  host: string;
+  port: number;
+  /** Persistent state: the SQLite store, templates, sandbox disks. */
+  dataDir: string;
+  /** Built templates; defaults to <dataDir>/templates (tests share one across data dirs). */
+  templatesDir: string;
+  /** Volatile runtime state (runsc/crun roots): gone after a reboot, like the sandboxes' processes. */
+  runDir: string;
+  apiKey: string;
+  defaultRuntime: Runtime;
+  maxSandboxes: number;
+  agentPath: string;
+  runscPath: string;
+  crunPath: string;
+  runscPlatform: "systrap" | "ptrace" | null;
+  /** Host uid that root inside a crun sandbox maps to. */
+  usernsBase: number;
+  pidsLimit: number;
+  maxUploadBytes: number;
+  /** Upper bound on what /commands/run buffers per stream. */
+  maxBufferedOutputBytes: number;
+  logLevel: string;
+}
+
+function int(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${value}'`);
+  return n;
+}
+
+/** The agent binary: next to the repository's build output unless configured. */
+export function defaultAgentPath(): string {
+  return new URL("../../../agent/dist/stasis-agent", import.meta.url).pathname;
+}
+
+/**
+ * Configuration comes from STASIS_* environment variables (flags of `stasis serve` set them). The API key
+ * is generated on first start and kept in <dataDir>/api-key (mode 600), so clients on the host can read it.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  const dataDir = env.STASIS_DATA_DIR ?? "/var/lib/stasis";
+  const runtime = env.STASIS_DEFAULT_RUNTIME ?? "gvisor";
+  if (runtime !== "gvisor" && runtime !== "crun") throw new Error(`STASIS_DEFAULT_RUNTIME must be gvisor or crun, got '${runtime}'`);
+  const platform = env.STASIS_RUNSC_PLATFORM ?? "";
+  if (platform !== "" && platform !== "systrap" && platform !== "ptrace") throw new Error(`STASIS_RUNSC_PLATFORM must be systrap or ptrace`);
+  return {
+    host: env.STASIS_HOST ?? "127.0.0.1",
+    port: int(env.STASIS_PORT, 7070, "STASIS_PORT"),
+    dataDir,
+    templatesDir: env.STASIS_TEMPLATES_DIR ?? join(dataDir, "templates"),
+    runDir: env.STASIS_RUN_DIR ?? "/run/stasis",
+    apiKey: env.STASIS_API_KEY ?? loadOrCreateApiKey(dataDir),
+    defaultRuntime: runtime,
+    maxSandboxes: int(env.STASIS_MAX_SANDBOXES, 200, "STASIS_MAX_SANDBOXES"),
+    agentPath: env.STASIS_AGENT_PATH ?? defaultAgentPath(),
+    runscPath: env.STASIS_RUNSC ?? "runsc",
+    crunPath: env.STASIS_CRUN ?? "crun",
+    runscPlatform: platform === "" ? null : platform,
+    usernsBase: int(env.STASIS_USERNS_BASE, 1_000_000, "STASIS_USERNS_BASE"),
+    pidsLimit: int(env.STASIS_PIDS_LIMIT, 512, "STASIS_PIDS_LIMIT"),
+    maxUploadBytes: int(env.STASIS_MAX_UPLOAD_BYTES, 1024 * 1024 * 1024, "STASIS_MAX_UPLOAD_BYTES"),
+    maxBufferedOutputBytes: int(env.STASIS_MAX_BUFFERED_OUTPUT_BYTES, 16 * 1024 * 1024, "STASIS_MAX_BUFFERED_OUTPUT_BYTES"),
+    logLevel: env.STASIS_LOG_LEVEL ?? "info",
+  };
+}
+
+export function apiKeyPath(dataDir: string): string {
+  return join(dataDir, "api-key");
+}
+
+function loadOrCreateApiKey(dataDir: string): string {
+  const path = apiKeyPath(dataDir);
+  if (existsSync(path)) return readFileSync(path, "utf8").trim();
+  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+  const key = `sk_stasis_${randomBytes(24).toString("hex")}`;
+  writeFileSync(path, `${key}\n`, { mode: 0o600 });
+  return key;
+}

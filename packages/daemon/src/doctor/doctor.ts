@@ -1,0 +1,113 @@
+import { accessSync, constants, existsSync, statfsSync } from "node:fs";
+import { join } from "node:path";
+import type { DaemonConfig } from "../config/config.js";
+import { detectCgroupMode, freezerAvailable, missingControllers } from "../runtime/cgroups.js";
+import { GvisorDriver } from "../runtime/drivers/gvisor-driver.js";
+import { CrunDriver } from "../runtime/drivers/crun-driver.js";
+import { runCommand } from "../runtime/run-command.js";
+import { TemplateStore } from "../templates/template-store.js";
+
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  /** A warning does not stop the daemon from working. */
+  severity: "error" | "warning";
+  detail: string;
+  fix?: string;
+}
+
+const SETUP = "sudo ./scripts/up.sh (or: sudo bash scripts/install-host-deps.sh)";
+
+/** Checks every host feature Stasis depends on and says how to fix what is missing. */
+export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [];
+  const add = (c: DoctorCheck) => checks.push(c);
+
+  add({
+    name: "root",
+    ok: process.getuid?.() === 0,
+    severity: "error",
+    detail: process.getuid?.() === 0 ? "running as root" : `running as uid ${process.getuid?.()}`,
+    fix: "run the daemon as root: runtimes, mounts and cgroups need it",
+  });
+  const [major] = process.versions.node.split(".").map(Number);
+  add({ name: "node", ok: (major ?? 0) >= 20, severity: "error", detail: `node ${process.versions.node}`, fix: "install Node.js >= 20" });
+
+  const gvisor = await new GvisorDriver({ runscPath: config.runscPath, stateRoot: join(config.runDir, "runsc"), platform: config.runscPlatform }).probe();
+  add({
+    name: "runsc (gVisor)",
+    ok: gvisor.available,
+    severity: config.defaultRuntime === "gvisor" ? "error" : "warning",
+    detail: gvisor.available ? `version ${gvisor.details.version}, platform ${gvisor.details.platform}` : (gvisor.reason ?? "unavailable"),
+    fix: `Debian 12: apt-get install -t bookworm-backports runsc; elsewhere: ${SETUP}`,
+  });
+  if (gvisor.available && gvisor.details.platform === "ptrace") {
+    add({ name: "gVisor platform", ok: false, severity: "warning", detail: "this runsc only supports ptrace (slow)", fix: "install runsc >= 2023 (bookworm-backports) for systrap" });
+  }
+  const cgroupMode = detectCgroupMode();
+  const crun = await new CrunDriver({ crunPath: config.crunPath, stateRoot: join(config.runDir, "crun"), cgroupMode, usernsBase: config.usernsBase }).probe();
+  add({
+    name: "crun",
+    ok: crun.available,
+    severity: config.defaultRuntime === "crun" ? "error" : "warning",
+    detail: crun.available ? `version ${crun.details.version}` : (crun.reason ?? "unavailable"),
+    fix: "apt-get install crun",
+  });
+
+  const missing = missingControllers(cgroupMode);
+  add({
+    name: "cgroups",
+    ok: missing.length === 0,
+    severity: "error",
+    detail: `cgroup ${cgroupMode}${missing.length ? `; missing controllers: ${missing.join(", ")}` : "; cpu, memory, pids present"}`,
+    fix: "enable the cpu, memory and pids controllers (cgroup_enable=memory on the kernel command line; on v2 add them to cgroup.subtree_control)",
+  });
+  add({
+    name: "freezer",
+    ok: freezerAvailable(cgroupMode),
+    severity: "warning",
+    detail: freezerAvailable(cgroupMode) ? `available (${cgroupMode === "v2" ? "cgroup.freeze" : "freezer controller"})` : "not found",
+    fix: "mount the freezer controller (cgroup v1) or use cgroup v2; pausing sandboxes needs it",
+  });
+
+  const agentOk = existsSync(config.agentPath) && canExecute(config.agentPath);
+  add({ name: "guest agent", ok: agentOk, severity: "error", detail: agentOk ? config.agentPath : `missing: ${config.agentPath}`, fix: "bash packages/agent/build.sh (needs Go >= 1.22)" });
+
+  const templates = new TemplateStore(config.templatesDir);
+  const base = templates.manifest("base");
+  add({
+    name: "template base",
+    ok: base !== null,
+    severity: "error",
+    detail: base ? `built ${base.builtAt}, ${(base.sizeBytes / 1048576).toFixed(0)} MiB` : "not built",
+    fix: "stasis template build base (needs mmdebstrap and access to deb.debian.org)",
+  });
+
+  for (const tool of ["mkfs.ext4", "mount", "unshare", "mkfifo"]) {
+    const out = await runCommand("sh", ["-c", `command -v ${tool}`], { timeoutMs: 5_000 });
+    add({ name: tool, ok: out.code === 0, severity: "error", detail: out.code === 0 ? out.stdout.trim() : "not found", fix: "apt-get install e2fsprogs mount util-linux coreutils" });
+  }
+  const overlay = await runCommand("sh", ["-c", "grep -qw overlay /proc/filesystems || modprobe overlay"], { timeoutMs: 5_000 });
+  add({ name: "overlayfs", ok: overlay.code === 0, severity: "error", detail: overlay.code === 0 ? "supported" : "overlay filesystem missing", fix: "modprobe overlay" });
+  add({ name: "loop devices", ok: existsSync("/dev/loop-control"), severity: "error", detail: existsSync("/dev/loop-control") ? "/dev/loop-control present" : "no /dev/loop-control", fix: "modprobe loop" });
+
+  const disk = existsSync(config.dataDir) ? statfsSync(config.dataDir) : statfsSync("/");
+  const freeGiB = (disk.bavail * disk.bsize) / 1024 ** 3;
+  add({
+    name: "disk space",
+    ok: freeGiB >= 5,
+    severity: "warning",
+    detail: `${freeGiB.toFixed(1)} GiB free for ${config.dataDir}`,
+    fix: "free space or set STASIS_DATA_DIR to a larger disk (templates ~400 MiB, each sandbox's disk grows with use)",
+  });
+  return checks;
+}
+
+function canExecute(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,77 @@
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import { Hono, type Context } from "hono";
+import type { Logger } from "pino";
+import { buildOpenApi, routes, type RouteId, type RouteSpec } from "@stasis/protocol";
+import { ApiError } from "../errors/api-error.js";
+import type { Metrics } from "../observability/metrics.js";
+import { sendError, toApiError } from "./http-errors.js";
+import { commandHandlers } from "./routes/command-routes.js";
+import { fileHandlers } from "./routes/file-routes.js";
+import { sandboxHandlers } from "./routes/sandbox-routes.js";
+import { systemHandlers } from "./routes/system-routes.js";
+import type { Services } from "./services.js";
+
+export type Handler = (c: Context, services: Services) => Promise<Response> | Response;
+export type Handlers = Record<RouteId, Handler>;
+
+type Env = { Variables: { requestId: string } };
+
+export interface AppOptions {
+  apiKey: string;
+  log: Logger;
+  metrics: Metrics;
+  services: Services;
+}
+
+/** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
+export function createApp(options: AppOptions): Hono<Env> {
+  const { apiKey, log, metrics, services } = options;
+  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers };
+  const expected = Buffer.from(`Bearer ${apiKey}`);
+  const openapi = buildOpenApi();
+  const app = new Hono<Env>();
+
+  app.use("*", async function requestContext(c, next) {
+    const requestId = c.req.header("x-request-id")?.slice(0, 128) || randomUUID();
+    c.set("requestId", requestId);
+    c.header("x-request-id", requestId);
+    await next();
+  });
+
+  for (const [id, spec] of Object.entries(routes) as [RouteId, RouteSpec][]) {
+    const path = spec.path.replace(/\{(\w+)\}/g, ":$1");
+    const handler = id === "openapi" ? () => Response.json(openapi) : handlers[id];
+    app.on(spec.method.toUpperCase(), path, async function route(c) {
+      const started = performance.now();
+      let status = 500;
+      try {
+        if (spec.auth) {
+          const given = Buffer.from(c.req.header("authorization") ?? "");
+          if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+            throw new ApiError("unauthorized", "missing or wrong API key: send `Authorization: Bearer <key>`");
+          }
+        }
+        const response = await handler(c, services);
+        status = response.status;
+        return response;
+      } catch (err) {
+        const apiError = toApiError(err);
+        status = apiError.status;
+        if (apiError.code === "internal") log.error({ err, requestId: c.get("requestId"), route: id }, "request failed");
+        return sendError(c, apiError);
+      } finally {
+        const seconds = (performance.now() - started) / 1000;
+        metrics.httpRequests.inc({ route: id, method: spec.method, status: String(status) });
+        metrics.httpDuration.observe({ route: id, method: spec.method }, seconds);
+        log.debug({ route: id, status, ms: Math.round(seconds * 1000), requestId: c.get("requestId") }, "request");
+      }
+    });
+  }
+
+  app.notFound((c) => sendError(c, new ApiError("route_not_found", `no route ${c.req.method} ${c.req.path}`)));
+  app.onError((err, c) => {
+    log.error({ err, requestId: c.get("requestId") }, "unhandled error");
+    return sendError(c, toApiError(err));
+  });
+  return app;
+}

@@ -1,0 +1,17 @@
+import { CreateSandboxRequestSchema, ListSandboxesQuerySchema, SetTimeoutRequestSchema } from "@stasis/protocol";
+import type { Handler } from "../app.js";
+import { jsonBody, query } from "../validation.js";
+
+export const sandboxHandlers = {
+  createSandbox: async (c, s) => c.json(await s.sandboxes.create(await jsonBody(c, CreateSandboxRequestSchema)), 201),
+  listSandboxes: (c, s) => c.json(s.sandboxes.list(query(c, ListSandboxesQuerySchema))),
+  getSandbox: (c, s) => c.json(s.sandboxes.get(c.req.param("id") ?? "")),
+  deleteSandbox: async (c, s) => {
+    await s.sandboxes.delete(c.req.param("id") ?? "");
+    return c.body(null, 204);
+  },
+  setSandboxTimeout: async (c, s) => {
+    const body = await jsonBody(c, SetTimeoutRequestSchema);
+    return c.json(s.sandboxes.setTimeout(c.req.param("id") ?? "", body.timeoutMs));
+  },
+} satisfies Record<string, Handler>;

@@ -1,0 +1,21 @@
+import type { DaemonInfo } from "@stasis/protocol";
+import type { Handler } from "../app.js";
+
+export const systemHandlers = {
+  health: (c, s) => c.json({ status: "ok" as const, version: s.version }),
+  metrics: async (c, s) => {
+    s.sandboxes.updateGauges();
+    return c.text(await s.metrics.registry.metrics(), 200, { "content-type": s.metrics.registry.contentType });
+  },
+  openapi: (c) => c.json({}),
+  info: (c, s) => {
+    const info: DaemonInfo = {
+      version: s.version,
+      defaultRuntime: s.defaultRuntime,
+      runtimes: s.sandboxes.runtimes(),
+      templates: s.templates.list().map((t) => ({ name: t.name, builtAt: t.builtAt, sizeBytes: t.sizeBytes })),
+      sandboxes: s.sandboxes.info(),
+    };
+    return c.json(info);
+  },
+} satisfies Record<string, Handler>;

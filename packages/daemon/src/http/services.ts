@@ -1,0 +1,16 @@
+import type { Metrics } from "../observability/metrics.js";
+import type { ExecService } from "../services/exec-service.js";
+import type { FileService } from "../services/file-service.js";
+import type { SandboxService } from "../services/sandbox-service.js";
+import type { TemplateStore } from "../templates/template-store.js";
+
+/** What route handlers may use: services only, never the store or drivers directly. */
+export interface Services {
+  sandboxes: SandboxService;
+  exec: ExecService;
+  files: FileService;
+  templates: TemplateStore;
+  metrics: Metrics;
+  version: string;
+  defaultRuntime: "gvisor" | "crun";
+}

@@ -1,0 +1,45 @@
+import type { Context } from "hono";
+import type { z } from "zod";
+import { ApiError } from "../errors/api-error.js";
+
+const MAX_JSON_BODY_BYTES = 2 * 1024 * 1024;
+
+function describe(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join(".") : "(body)"}: ${i.message}`)
+    .join("; ");
+}
+
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new ApiError("invalid_request", `invalid ${where}: ${describe(result.error)}`, { issues: result.error.issues.slice(0, 20) });
+  }
+  return result.data;
+}
+
+/** Reads and validates a JSON body, bounded in size. An empty body counts as `{}`. */
+export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  const type = c.req.header("content-type") ?? "";
+  const length = Number(c.req.header("content-length") ?? "0");
+  if (length > MAX_JSON_BODY_BYTES) throw new ApiError("payload_too_large", `JSON bodies are limited to ${MAX_JSON_BODY_BYTES} bytes`);
+  const text = await c.req.text();
+  if (text.length > MAX_JSON_BODY_BYTES) throw new ApiError("payload_too_large", `JSON bodies are limited to ${MAX_JSON_BODY_BYTES} bytes`);
+  if (text.trim() !== "" && !type.includes("application/json")) {
+    throw new ApiError("unsupported_media_type", "send JSON with content-type: application/json");
+  }
+  let value: unknown = {};
+  if (text.trim() !== "") {
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new ApiError("invalid_request", `malformed JSON body: ${(err as Error).message}`);
+    }
+  }
+  return parseWith(schema, value, "body");
+}
+
+export function query<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
+  return parseWith(schema, c.req.query(), "query");
+}

@@ -1,0 +1,76 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { serve, type ServerType } from "@hono/node-server";
+import type { Logger } from "pino";
+import type { Runtime } from "@stasis/protocol";
+import type { DaemonConfig } from "./config/config.js";
+import { createApp } from "./http/app.js";
+import { createLogger } from "./observability/logger.js";
+import { Metrics } from "./observability/metrics.js";
+import { detectCgroupMode } from "./runtime/cgroups.js";
+import type { RuntimeDriver } from "./runtime/driver.js";
+import { CrunDriver } from "./runtime/drivers/crun-driver.js";
+import { GvisorDriver } from "./runtime/drivers/gvisor-driver.js";
+import { ExecService } from "./services/exec-service.js";
+import { FileService } from "./services/file-service.js";
+import { SandboxService } from "./services/sandbox-service.js";
+import { SandboxFilesystem } from "./storage/sandbox-filesystem.js";
+import { SandboxStore } from "./store/sandbox-store.js";
+import { TemplateStore } from "./templates/template-store.js";
+import { DAEMON_VERSION } from "./version.js";
+
+export interface RunningDaemon {
+  url: string;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+/** The composition root: config -> logger -> store -> drivers -> services -> http. */
+export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
+  const log = createLogger(config.logLevel);
+  mkdirSync(config.dataDir, { recursive: true });
+  mkdirSync(config.runDir, { recursive: true, mode: 0o700 });
+  const store = new SandboxStore(join(config.dataDir, "stasis.db"));
+  const metrics = new Metrics();
+  const cgroupMode = detectCgroupMode();
+  const drivers = new Map<Runtime, RuntimeDriver>([
+    ["gvisor", new GvisorDriver({ runscPath: config.runscPath, stateRoot: join(config.runDir, "runsc"), platform: config.runscPlatform })],
+    ["crun", new CrunDriver({ crunPath: config.crunPath, stateRoot: join(config.runDir, "crun"), cgroupMode, usernsBase: config.usernsBase })],
+  ]);
+  const templates = new TemplateStore(config.templatesDir);
+  const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"));
+  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log });
+  await sandboxes.start();
+  const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
+  const files = new FileService(sandboxes, config.maxUploadBytes);
+  const app = createApp({
+    apiKey: config.apiKey,
+    log,
+    metrics,
+    services: { sandboxes, exec, files, templates, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+  });
+
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
+    s.once("error", reject);
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, cgroups: cgroupMode, version: DAEMON_VERSION }, "stasis daemon listening");
+
+  return {
+    url,
+    log,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Streams in flight would hold close() open; sandboxes keep running and are reattached on restart.
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+      sandboxes.stop();
+      store.close();
+      log.info("stasis daemon stopped; sandboxes keep running and are reattached on the next start");
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Prometheus metrics, on a registry per daemon (tests start several in one process). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpRequests = new Counter({
+    name: "stasis_http_requests_total",
+    help: "HTTP requests by route and status",
+    labelNames: ["route", "method", "status"] as const,
+    registers: [this.registry],
+  });
+  readonly httpDuration = new Histogram({
+    name: "stasis_http_request_duration_seconds",
+    help: "HTTP request duration until the response head (streams: until the first byte)",
+    labelNames: ["route", "method"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly sandboxCreate = new Histogram({
+    name: "stasis_sandbox_create_seconds",
+    help: "Time from create request to a ready agent",
+    labelNames: ["runtime"] as const,
+    buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10],
+    registers: [this.registry],
+  });
+  readonly sandboxes = new Gauge({
+    name: "stasis_sandboxes",
+    help: "Sandboxes by state",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
+  readonly sandboxFailures = new Counter({
+    name: "stasis_sandbox_failures_total",
+    help: "Sandboxes that failed to start or died",
+    labelNames: ["runtime", "phase"] as const,
+    registers: [this.registry],
+  });
+  readonly commands = new Counter({
+    name: "stasis_commands_total",
+    help: "Commands and processes started",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "stasis_process_" });
+  }
+}

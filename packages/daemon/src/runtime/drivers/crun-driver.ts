@@ -1,0 +1,79 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec } from "../driver.js";
+import type { CgroupMode } from "../cgroups.js";
+import { launchRuntimeProcess } from "../launch-process.js";
+import { buildOciSpec } from "../oci-spec.js";
+import { runCommand } from "../run-command.js";
+import { defaultSeccompProfile } from "../seccomp-profile.js";
+
+export interface CrunDriverOptions {
+  crunPath: string;
+  stateRoot: string;
+  cgroupMode: CgroupMode;
+  /** First host uid/gid of the range the sandbox's user namespace maps to (container root = this). */
+  usernsBase: number;
+}
+
+export const USERNS_SIZE = 65536;
+
+/**
+ * crun: the fast container tier. Each container runs in its own user namespace (root inside is an
+ * unprivileged uid on the host), with a minimal capability set, a default seccomp profile and no network.
+ */
+export class CrunDriver implements RuntimeDriver {
+  readonly name = "crun" as const;
+
+  constructor(private readonly options: CrunDriverOptions) {}
+
+  async probe(): Promise<RuntimeProbe> {
+    const out = await runCommand(this.options.crunPath, ["--version"], { timeoutMs: 10_000 });
+    if (out.code !== 0) return { available: false, reason: `${this.options.crunPath} --version failed: ${out.stderr.trim() || "not installed"}`, details: {} };
+    const version = /crun version (\S+)/.exec(out.stdout)?.[1] ?? "unknown";
+    return { available: true, reason: null, details: { version, cgroups: this.options.cgroupMode } };
+  }
+
+  /**
+   * crun refuses hybrid cgroup hosts ("cgroups in hybrid mode not supported"): there it runs in a private
+   * mount namespace with the cgroup2 mount hidden, which puts it in plain v1 mode.
+   */
+  private command(args: string[]): [string, string[]] {
+    const crun = [this.options.crunPath, "--root", this.options.stateRoot, ...args];
+    if (this.options.cgroupMode !== "hybrid") return [crun[0]!, crun.slice(1)];
+    const script = 'umount -l /sys/fs/cgroup/unified 2>/dev/null || mount -t tmpfs none /sys/fs/cgroup/unified; exec "$@"';
+    return ["unshare", ["-m", "--propagation", "private", "sh", "-c", script, "crun", ...crun]];
+  }
+
+  async launch(spec: SandboxLaunchSpec): Promise<LaunchedSandbox> {
+    mkdirSync(this.options.stateRoot, { recursive: true });
+    const bundle = join(spec.dir, "bundle");
+    mkdirSync(bundle, { recursive: true });
+    const config = buildOciSpec(spec, {
+      namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "network" }, { type: "user" }, { type: "cgroup" }],
+      uidMappings: [{ containerID: 0, hostID: this.options.usernsBase, size: USERNS_SIZE }],
+      seccomp: defaultSeccompProfile(),
+    });
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(config, null, 2));
+    const [cmd, args] = this.command(["run", "--bundle", bundle, spec.id]);
+    return launchRuntimeProcess(cmd, args, spec.dir);
+  }
+
+  async destroy(id: string): Promise<void> {
+    const [kc, ka] = this.command(["kill", id, "KILL"]);
+    await runCommand(kc, ka, { timeoutMs: 10_000 });
+    const [dc, da] = this.command(["delete", "--force", id]);
+    await runCommand(dc, da, { timeoutMs: 20_000 });
+  }
+
+  async hostPid(id: string): Promise<number | null> {
+    const [cmd, args] = this.command(["state", id]);
+    const out = await runCommand(cmd, args, { timeoutMs: 10_000 });
+    if (out.code !== 0) return null;
+    try {
+      const state = JSON.parse(out.stdout) as { pid?: number; status?: string };
+      return state.status === "running" && typeof state.pid === "number" ? state.pid : null;
+    } catch {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec } from "../driver.js";
+import { launchRuntimeProcess } from "../launch-process.js";
+import { buildOciSpec } from "../oci-spec.js";
+import { runCommand } from "../run-command.js";
+
+export interface GvisorDriverOptions {
+  runscPath: string;
+  /** Where runsc keeps container state (a tmpfs such as /run: runtime state does not outlive a reboot). */
+  stateRoot: string;
+  /** systrap where supported (runsc >= 2023), ptrace otherwise; null = detect. */
+  platform: "systrap" | "ptrace" | null;
+}
+
+/** gVisor: every sandbox gets its own user-space kernel (the sentry); the default and strongest tier. */
+export class GvisorDriver implements RuntimeDriver {
+  readonly name = "gvisor" as const;
+  private platform: "systrap" | "ptrace" | null;
+
+  constructor(private readonly options: GvisorDriverOptions) {
+    this.platform = options.platform;
+  }
+
+  async probe(): Promise<RuntimeProbe> {
+    const out = await runCommand(this.options.runscPath, ["--version"], { timeoutMs: 10_000 });
+    if (out.code !== 0) {
+      return { available: false, reason: `${this.options.runscPath} --version failed: ${out.stderr.trim() || "not installed"}`, details: {} };
+    }
+    const version = /runsc version (\S+)/.exec(out.stdout)?.[1] ?? "unknown";
+    this.platform ??= platformFor(version);
+    return { available: true, reason: null, details: { version, platform: this.platform } };
+  }
+
+  private runsc(): string[] {
+    return ["--root", this.options.stateRoot, `--platform=${this.platform ?? "systrap"}`, "--network=none", "--overlay2=none"];
+  }
+
+  async launch(spec: SandboxLaunchSpec): Promise<LaunchedSandbox> {
+    if (!this.platform) await this.probe();
+    mkdirSync(this.options.stateRoot, { recursive: true });
+    const bundle = join(spec.dir, "bundle");
+    mkdirSync(bundle, { recursive: true });
+    const config = buildOciSpec(spec, { namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "network" }], bindTmp: true });
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(config, null, 2));
+    return launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "run", "--bundle", bundle, spec.id], spec.dir);
+  }
+
+  async destroy(id: string): Promise<void> {
+    const base = ["--root", this.options.stateRoot];
+    await runCommand(this.options.runscPath, [...base, "kill", id, "KILL"], { timeoutMs: 10_000 });
+    await runCommand(this.options.runscPath, [...base, "delete", "-force", id], { timeoutMs: 20_000 });
+  }
+
+  async hostPid(id: string): Promise<number | null> {
+    const out = await runCommand(this.options.runscPath, ["--root", this.options.stateRoot, "state", id], { timeoutMs: 10_000 });
+    if (out.code !== 0) return null;
+    try {
+      const state = JSON.parse(out.stdout) as { pid?: number; status?: string };
+      return state.status === "running" && typeof state.pid === "number" ? state.pid : null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** systrap arrived in 2023; older packaged builds (bookworm's 2022 runsc) only know ptrace. */
+export function platformFor(version: string): "systrap" | "ptrace" {
+  const date = /(\d{8})/.exec(version)?.[1];
+  return date && date >= "20230601" ? "systrap" : "ptrace";
+}

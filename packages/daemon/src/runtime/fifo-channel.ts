@@ -1,0 +1,47 @@
+import { execFileSync } from "node:child_process";
+import { constants, openSync, closeSync, existsSync } from "node:fs";
+import { Socket } from "node:net";
+import { join } from "node:path";
+import type { AgentChannel } from "./driver.js";
+
+/**
+ * The agent channel is a pair of named pipes in the sandbox directory. The runtime process gets both
+ * opened read-write, so neither side ever sees EOF or EPIPE while the sandbox lives: the daemon can
+ * restart and reopen them, and gVisor restores a checkpoint onto them (pipes survive checkpoints,
+ * host sockets do not).
+ */
+export class FifoPair {
+  readonly inPath: string;
+  readonly outPath: string;
+
+  constructor(dir: string) {
+    this.inPath = join(dir, "agent.in");
+    this.outPath = join(dir, "agent.out");
+  }
+
+  create(): void {
+    for (const path of [this.inPath, this.outPath]) {
+      if (!existsSync(path)) execFileSync("mkfifo", ["-m", "0600", path]);
+    }
+  }
+
+  /** File descriptors handed to the runtime as the agent's stdin and stdout. Close them after spawn. */
+  openForRuntime(): { stdin: number; stdout: number } {
+    return { stdin: openSync(this.inPath, constants.O_RDWR), stdout: openSync(this.outPath, constants.O_RDWR) };
+  }
+
+  /** The daemon's non-blocking ends (net.Socket over a pipe fd keeps libuv's thread pool free). */
+  openForDaemon(): AgentChannel {
+    const inFd = openSync(this.inPath, constants.O_WRONLY | constants.O_NONBLOCK);
+    let outFd: number;
+    try {
+      outFd = openSync(this.outPath, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      closeSync(inFd);
+      throw err;
+    }
+    const input = new Socket({ fd: inFd, readable: false, writable: true });
+    const output = new Socket({ fd: outFd, readable: true, writable: false });
+    return { input, output };
+  }
+}

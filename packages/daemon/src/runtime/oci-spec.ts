@@ -1,0 +1,79 @@
+import type { SandboxLaunchSpec } from "./driver.js";
+
+export const AGENT_PATH_IN_SANDBOX = "/.stasis/agent";
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Capabilities the agent needs to run commands as other users and manage their files. */
+const AGENT_CAPABILITIES = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FOWNER",
+  "CAP_FSETID",
+  "CAP_KILL",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_NET_BIND_SERVICE",
+];
+
+export interface OciSpecOptions {
+  /** Extra mounts after the defaults. */
+  mounts?: object[];
+  namespaces: { type: string; path?: string }[];
+  uidMappings?: { containerID: number; hostID: number; size: number }[];
+  seccomp?: object;
+  /** Bind the writable rootfs's own /tmp so /tmp is on disk (runsc would otherwise mount a tmpfs). */
+  bindTmp?: boolean;
+}
+
+/** cgroup path shared by every runtime, so the freezer and metrics find sandboxes in one place. */
+export function cgroupPathOf(id: string): string {
+  return `/stasis/${id}`;
+}
+
+/** Builds an OCI runtime spec that starts the guest agent as init with the sandbox's limits. */
+export function buildOciSpec(spec: SandboxLaunchSpec, options: OciSpecOptions): object {
+  const period = 100_000;
+  const memoryBytes = spec.memoryMiB * 1024 * 1024;
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: [AGENT_PATH_IN_SANDBOX],
+      env: [`PATH=${DEFAULT_PATH}`, "HOME=/root", "LANG=C.UTF-8"],
+      cwd: "/",
+      capabilities: {
+        bounding: AGENT_CAPABILITIES,
+        effective: AGENT_CAPABILITIES,
+        permitted: AGENT_CAPABILITIES,
+      },
+      noNewPrivileges: true,
+      oomScoreAdj: 0,
+    },
+    root: { path: spec.rootfs, readonly: false },
+    hostname: spec.hostname,
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc" },
+      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
+      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      { destination: AGENT_PATH_IN_SANDBOX, type: "bind", source: spec.agentPath, options: ["bind", "ro", "nosuid", "nodev"] },
+      ...(options.bindTmp ? [{ destination: "/tmp", type: "bind", source: `${spec.rootfs}/tmp`, options: ["rbind", "rw", "nosuid", "nodev"] }] : []),
+      ...(options.mounts ?? []),
+    ],
+    linux: {
+      namespaces: options.namespaces,
+      ...(options.uidMappings ? { uidMappings: options.uidMappings, gidMappings: options.uidMappings } : {}),
+      cgroupsPath: cgroupPathOf(spec.id),
+      resources: {
+        memory: { limit: memoryBytes, swap: memoryBytes },
+        cpu: { quota: Math.round(spec.cpu * period), period },
+        pids: { limit: spec.pidsLimit },
+      },
+      maskedPaths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+      readonlyPaths: ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+      ...(options.seccomp ? { seccomp: options.seccomp } : {}),
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import { spawn } from "node:child_process";
+
+export interface CommandOutput {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a host command with a hard timeout. Runtime CLIs can hang (runsc --platform=kvm spins forever
+ * here), so every call to them goes through this.
+ */
+export function runCommand(
+  cmd: string,
+  args: string[],
+  options: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CommandOutput> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? process.env });
+    let stdout = "";
+    let stderr = "";
+    const cap = 1024 * 1024;
+    child.stdout.on("data", (d: Buffer) => {
+      if (stdout.length < cap) stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      if (stderr.length < cap) stderr += d.toString();
+    });
+    const timer = setTimeout(() => {
+      stderr += `\n(timed out after ${options.timeoutMs ?? 30_000} ms)`;
+      child.kill("SIGKILL");
+    }, options.timeoutMs ?? 30_000);
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout, stderr: `${stderr}${err.message}` });
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}

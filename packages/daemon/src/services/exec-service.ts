@@ -1,0 +1,268 @@
+import type { CommandEvent, CommandParams, CommandResult, ProcessInfo, SignalName } from "@stasis/protocol";
+import type { ProcessEvent } from "../agent-client/agent-client.js";
+import { ApiError } from "../errors/api-error.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { LiveSandbox, SandboxService } from "./sandbox-service.js";
+
+/** Credit the agent may send ahead of what a client has consumed (per process). */
+const WINDOW_BYTES = 1024 * 1024;
+const FOREGROUND_TIMEOUT_MS = 60_000;
+
+type AgentProcess = {
+  pid: number;
+  cmd: string[];
+  tag?: string | null;
+  cwd?: string | null;
+  user?: string | null;
+  startedAtMs: number;
+  running: boolean;
+  exitCode: number | null;
+  signal: string | null;
+};
+
+/** Runs commands and manages processes through a sandbox's agent. */
+export class ExecService {
+  constructor(
+    private readonly sandboxes: SandboxService,
+    private readonly metrics: Metrics,
+    private readonly maxBufferedOutputBytes: number,
+  ) {}
+
+  /** Runs to completion and returns buffered output (bounded; `truncated` says when some was dropped). */
+  async run(id: string, params: CommandParams, signal?: AbortSignal): Promise<CommandResult> {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let kept = 0;
+    let truncated = false;
+    let pid = 0;
+    let exit: Extract<CommandEvent, { type: "exit" }> | null = null;
+    for await (const event of this.streamRaw(id, params, "run", signal)) {
+      if (event.kind === "start") pid = event.pid;
+      else if (event.kind === "data") {
+        if (kept + event.data.length > this.maxBufferedOutputBytes) truncated = true;
+        else {
+          kept += event.data.length;
+          (event.fd === 1 ? out : err).push(event.data);
+        }
+      } else exit = event.exit;
+    }
+    if (!exit) throw new ApiError("sandbox_failed", "command ended without an exit status");
+    return {
+      pid,
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      stdout: Buffer.concat(out).toString("utf8"),
+      stderr: Buffer.concat(err).toString("utf8"),
+      truncated,
+      timedOut: exit.timedOut,
+      durationMs: exit.durationMs ?? 0,
+    };
+  }
+
+  /** Runs a command and yields its events; when the consumer stops early (client gone), the process is killed. */
+  async *stream(id: string, params: CommandParams, signal?: AbortSignal): AsyncGenerator<CommandEvent> {
+    yield* toCommandEvents(this.streamRaw(id, params, "stream", signal));
+  }
+
+  async startBackground(id: string, params: CommandParams): Promise<{ pid: number }> {
+    const live = this.sandboxes.running(id);
+    this.metrics.commands.inc({ kind: "background" });
+    const { pid } = await live.agent.request<{ pid: number }>("exec", { ...this.execArgs(live, params), subscribe: false, window: 0 });
+    if (params.timeoutMs) {
+      setTimeout(() => void live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {}), params.timeoutMs).unref();
+    }
+    return { pid };
+  }
+
+  /** Re-attaches to a process: its recent output (replay), then live output until it exits. */
+  async *attach(id: string, pid: number, replay: boolean, signal?: AbortSignal): AsyncGenerator<CommandEvent> {
+    const live = this.sandboxes.running(id);
+    const info = await this.getProcess(id, pid);
+    yield { type: "start", pid: info.pid };
+    const events = this.subscribe(live, pid, signal);
+    try {
+      await live.agent.request("attach", { pid, window: WINDOW_BYTES, replay });
+      yield* toCommandEvents(events.iterate(), true);
+    } finally {
+      events.close();
+      if (!events.exited) await live.agent.request("detach", { pid }).catch(() => {});
+    }
+  }
+
+  async listProcesses(id: string): Promise<ProcessInfo[]> {
+    const live = this.sandboxes.running(id);
+    const { processes } = await live.agent.request<{ processes: AgentProcess[] }>("ps", {});
+    return processes.map(toProcessInfo);
+  }
+
+  async getProcess(id: string, pid: number): Promise<ProcessInfo> {
+    const found = (await this.listProcesses(id)).find((p) => p.pid === pid);
+    if (!found) throw new ApiError("process_not_found", `no process ${pid} in sandbox ${id}`);
+    return found;
+  }
+
+  async writeStdin(id: string, pid: number, data: string, eof: boolean): Promise<void> {
+    const live = this.sandboxes.running(id);
+    await live.agent.request("stdin", { pid, data: Buffer.from(data, "utf8").toString("base64"), eof });
+  }
+
+  async signal(id: string, pid: number, signal: SignalName): Promise<void> {
+    const live = this.sandboxes.running(id);
+    await live.agent.request("signal", { pid, signal });
+  }
+
+  private execArgs(live: LiveSandbox, params: CommandParams): Record<string, unknown> {
+    const cmd = typeof params.cmd === "string" ? ["/bin/sh", "-c", params.cmd] : params.cmd;
+    return {
+      cmd,
+      env: { ...live.record.env, ...params.env },
+      ...(params.cwd ? { cwd: params.cwd } : {}),
+      user: params.user,
+      stdin: params.stdin,
+      ...(params.tag ? { tag: params.tag } : {}),
+    };
+  }
+
+  private async *streamRaw(id: string, params: CommandParams, kind: string, signal?: AbortSignal): AsyncGenerator<RawEvent> {
+    const live = this.sandboxes.running(id);
+    this.metrics.commands.inc({ kind });
+    const started = performance.now();
+    // Output that arrives before this reply is kept by the agent client until we subscribe.
+    const { pid } = await live.agent.request<{ pid: number }>("exec", { ...this.execArgs(live, params), subscribe: true, window: WINDOW_BYTES });
+    const events = this.subscribe(live, pid, signal);
+    const timeoutMs = params.timeoutMs ?? FOREGROUND_TIMEOUT_MS;
+    let timedOut = false;
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            void live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+          }, timeoutMs)
+        : null;
+    try {
+      yield { kind: "start", pid };
+      for await (const e of events.iterate()) {
+        if (e.kind === "exit") {
+          e.exit.timedOut = timedOut;
+          e.exit.durationMs = Math.round((performance.now() - started) * 10) / 10;
+        }
+        yield e;
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+      events.close();
+      // The consumer left before the exit (client disconnected): a foreground command dies with its stream.
+      if (!events.exited) await live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+    }
+  }
+
+  private subscribe(live: LiveSandbox, pid: number, signal?: AbortSignal): ProcessEventQueue {
+    return new ProcessEventQueue(live, pid, signal);
+  }
+}
+
+type RawEvent =
+  | { kind: "start"; pid: number }
+  | { kind: "data"; fd: 1 | 2; data: Buffer }
+  | { kind: "exit"; exit: Extract<CommandEvent, { type: "exit" }> };
+
+/**
+ * Turns one process's agent events into an async iterator with flow control: credit goes back to the
+ * agent only after the consumer has taken a chunk, so a slow client slows the process, never the daemon.
+ */
+class ProcessEventQueue {
+  private queue: RawEvent[] = [];
+  private wake: (() => void) | null = null;
+  private done = false;
+  private failure: Error | null = null;
+  exited = false;
+  private readonly unsubscribe: () => void;
+  private readonly onAbort = () => this.fail(new ApiError("invalid_request", "stream aborted by the client"));
+  private readonly onClosed = (reason: string) => this.fail(new ApiError("sandbox_failed", `sandbox stopped: ${reason}`));
+
+  constructor(
+    private readonly live: LiveSandbox,
+    private readonly pid: number,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.unsubscribe = live.agent.subscribe(pid, (e) => this.push(e));
+    live.agent.once("closed", this.onClosed);
+    signal?.addEventListener("abort", this.onAbort);
+    if (live.agent.closed) this.onClosed("agent channel closed");
+  }
+
+  private push(e: ProcessEvent): void {
+    if (e.ev === "out") this.queue.push({ kind: "data", fd: e.fd, data: e.data });
+    else {
+      this.exited = true;
+      this.queue.push({
+        kind: "exit",
+        exit: { type: "exit", exitCode: e.code, signal: e.signal, timedOut: false, durationMs: null },
+      });
+      this.done = true;
+    }
+    this.wake?.();
+  }
+
+  private fail(err: Error): void {
+    this.failure = err;
+    this.done = true;
+    this.wake?.();
+  }
+
+  async *iterate(): AsyncGenerator<RawEvent> {
+    for (;;) {
+      const next = this.queue.shift();
+      if (next) {
+        yield next;
+        // The consumer came back for more: it has taken this chunk, so return its credit.
+        if (next.kind === "data") this.live.agent.send("ack", { pid: this.pid, bytes: next.data.length });
+        if (next.kind === "exit") return;
+        continue;
+      }
+      if (this.failure) throw this.failure;
+      if (this.done) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = null;
+    }
+  }
+
+  close(): void {
+    this.unsubscribe();
+    this.live.agent.off("closed", this.onClosed);
+    this.signal?.removeEventListener("abort", this.onAbort);
+  }
+}
+
+async function* toCommandEvents(raw: AsyncIterable<RawEvent>, skipStart = false): AsyncGenerator<CommandEvent> {
+  // Decoders carry partial UTF-8 sequences across chunk boundaries.
+  const decoders = { 1: new TextDecoder("utf-8"), 2: new TextDecoder("utf-8") };
+  for await (const e of raw) {
+    if (e.kind === "start") {
+      if (!skipStart) yield { type: "start", pid: e.pid };
+    } else if (e.kind === "data") {
+      const text = decoders[e.fd].decode(e.data, { stream: true });
+      if (text) yield { type: e.fd === 1 ? "stdout" : "stderr", data: text };
+    } else {
+      for (const fd of [1, 2] as const) {
+        const rest = decoders[fd].decode();
+        if (rest) yield { type: fd === 1 ? "stdout" : "stderr", data: rest };
+      }
+      yield e.exit;
+    }
+  }
+}
+
+function toProcessInfo(p: AgentProcess): ProcessInfo {
+  return {
+    pid: p.pid,
+    cmd: p.cmd,
+    tag: p.tag ?? null,
+    cwd: p.cwd ?? null,
+    user: p.user ?? null,
+    startedAt: new Date(p.startedAtMs).toISOString(),
+    running: p.running,
+    exitCode: p.exitCode,
+    signal: p.signal,
+  };
+}

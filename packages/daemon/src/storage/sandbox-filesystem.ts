@@ -1,0 +1,92 @@
+import { chownSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { runCommand } from "../runtime/run-command.js";
+
+export interface SandboxPaths {
+  /** Everything of one sandbox lives below this directory. */
+  dir: string;
+  /** Sparse ext4 image holding the writable layer: the sandbox's disk quota, kept on disk. */
+  diskImage: string;
+  diskMount: string;
+  /** The overlay (template below, the sandbox's writable layer above) that is the sandbox's `/`. */
+  rootfs: string;
+  /** The runtime's bundle, channel pipes and logs. */
+  runtimeDir: string;
+}
+
+async function must(cmd: string, args: string[]): Promise<void> {
+  const out = await runCommand(cmd, args, { timeoutMs: 30_000 });
+  if (out.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${out.stderr.trim()}`);
+}
+
+/**
+ * Each sandbox's writable layer is an ext4 image of `diskMiB` (sparse: it costs only what is written),
+ * loop-mounted and used as the overlay's upper layer. A disk filler hits its own quota, never the host's
+ * disk, and files stay on disk across hibernation and reboots.
+ */
+export class SandboxFilesystem {
+  constructor(private readonly root: string) {}
+
+  paths(id: string): SandboxPaths {
+    const dir = join(this.root, id);
+    return {
+      dir,
+      diskImage: join(dir, "disk.img"),
+      diskMount: join(dir, "disk"),
+      rootfs: join(dir, "rootfs"),
+      runtimeDir: join(dir, "runtime"),
+    };
+  }
+
+  /** Creates the disk and mounts the overlay. `owner` is the host uid of the sandbox's root (user namespaces). */
+  async create(id: string, lowerdir: string, diskMiB: number, owner: number): Promise<SandboxPaths> {
+    const p = this.paths(id);
+    // The sandbox's root may be an unprivileged host uid (user namespaces): it must be able to traverse to
+    // its rootfs, but not list its neighbours or read the runtime directory.
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    mkdirSync(p.dir, { mode: 0o711 });
+    mkdirSync(p.runtimeDir, { mode: 0o700 });
+    mkdirSync(p.diskMount, { recursive: true });
+    mkdirSync(p.rootfs, { recursive: true });
+    await must("truncate", ["-s", `${diskMiB}M`, p.diskImage]);
+    await must("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", p.diskImage]);
+    await this.mount(id, lowerdir, owner);
+    return p;
+  }
+
+  /** Mounts the disk and the overlay (again, after a host reboot). */
+  async mount(id: string, lowerdir: string, owner: number): Promise<void> {
+    const p = this.paths(id);
+    if (!(await isMountpoint(p.diskMount))) await must("mount", ["-o", "loop,noatime", p.diskImage, p.diskMount]);
+    const upper = join(p.diskMount, "upper");
+    const work = join(p.diskMount, "work");
+    for (const d of [upper, work]) {
+      if (!existsSync(d)) {
+        mkdirSync(d);
+        chownSync(d, owner, owner);
+      }
+    }
+    if (!(await isMountpoint(p.rootfs))) {
+      await must("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lowerdir},upperdir=${upper},workdir=${work}`, p.rootfs]);
+    }
+  }
+
+  /** Unmounts and deletes everything of the sandbox. Idempotent. */
+  async remove(id: string): Promise<void> {
+    const p = this.paths(id);
+    for (const target of [p.rootfs, p.diskMount]) {
+      if (await isMountpoint(target)) {
+        const out = await runCommand("umount", [target], { timeoutMs: 30_000 });
+        if (out.code !== 0) await runCommand("umount", ["-l", target], { timeoutMs: 30_000 });
+      }
+    }
+    rmSync(p.dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads the mount table directly: cheaper than spawning mountpoint(1) on the create path. */
+async function isMountpoint(path: string): Promise<boolean> {
+  const mounts = await readFile("/proc/self/mounts", "utf8");
+  return mounts.split("\n").some((line) => line.split(" ")[1] === path);
+}

@@ -1,0 +1,162 @@
+import Database from "better-sqlite3";
+import type { Env, Metadata, Runtime, SandboxState } from "@stasis/protocol";
+
+export interface SandboxRecord {
+  id: string;
+  template: string;
+  runtime: Runtime;
+  state: SandboxState;
+  stateReason: string | null;
+  cpu: number;
+  memoryMiB: number;
+  diskMiB: number;
+  env: Env;
+  metadata: Metadata;
+  timeoutMs: number;
+  createdAt: number;
+  expiresAt: number | null;
+}
+
+export interface ListFilter {
+  state?: SandboxState;
+  metadata?: Record<string, string>;
+  limit: number;
+  /** Exclusive: rows strictly after this (createdAt, id) in newest-first order. */
+  after?: { createdAt: number; id: string };
+}
+
+type Row = {
+  id: string;
+  template: string;
+  runtime: string;
+  state: string;
+  state_reason: string | null;
+  cpu: number;
+  memory_mib: number;
+  disk_mib: number;
+  env: string;
+  metadata: string;
+  timeout_ms: number;
+  created_at: number;
+  expires_at: number | null;
+};
+
+const MIGRATIONS = [
+  `CREATE TABLE sandboxes (
+     id TEXT PRIMARY KEY,
+     template TEXT NOT NULL,
+     runtime TEXT NOT NULL,
+     state TEXT NOT NULL,
+     state_reason TEXT,
+     cpu REAL NOT NULL,
+     memory_mib INTEGER NOT NULL,
+     disk_mib INTEGER NOT NULL,
+     env TEXT NOT NULL,
+     metadata TEXT NOT NULL,
+     timeout_ms INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER
+   );
+   CREATE INDEX sandboxes_created ON sandboxes (created_at DESC, id DESC);
+   CREATE INDEX sandboxes_state ON sandboxes (state);`,
+];
+
+/** Durable sandbox state (SQLite, WAL): the source of truth a restarted daemon reconciles from. */
+export class SandboxStore {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma("user_version", { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  insert(r: SandboxRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at)
+         VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt)`,
+      )
+      .run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata) });
+  }
+
+  get(id: string): SandboxRecord | null {
+    const row = this.db.prepare("SELECT * FROM sandboxes WHERE id = ?").get(id) as Row | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  setState(id: string, state: SandboxState, reason: string | null = null): void {
+    this.db.prepare("UPDATE sandboxes SET state = ?, state_reason = ? WHERE id = ?").run(state, reason, id);
+  }
+
+  setExpiry(id: string, timeoutMs: number, expiresAt: number | null): void {
+    this.db.prepare("UPDATE sandboxes SET timeout_ms = ?, expires_at = ? WHERE id = ?").run(timeoutMs, expiresAt, id);
+  }
+
+  delete(id: string): void {
+    this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+  }
+
+  list(filter: ListFilter): SandboxRecord[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.state) {
+      where.push("state = ?");
+      params.push(filter.state);
+    }
+    for (const [key, value] of Object.entries(filter.metadata ?? {})) {
+      where.push("EXISTS (SELECT 1 FROM json_each(sandboxes.metadata) WHERE json_each.key = ? AND json_each.value = ?)");
+      params.push(key, value);
+    }
+    if (filter.after) {
+      where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+      params.push(filter.after.createdAt, filter.after.createdAt, filter.after.id);
+    }
+    const sql = `SELECT * FROM sandboxes ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return (this.db.prepare(sql).all(...params, filter.limit) as Row[]).map(fromRow);
+  }
+
+  /** Sandboxes that should have a live runtime: what a restarted daemon must reattach or recover. */
+  live(): SandboxRecord[] {
+    return (this.db.prepare("SELECT * FROM sandboxes WHERE state IN ('creating', 'running', 'stopping')").all() as Row[]).map(fromRow);
+  }
+
+  countByState(): Record<string, number> {
+    const rows = this.db.prepare("SELECT state, COUNT(*) AS n FROM sandboxes GROUP BY state").all() as { state: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function fromRow(row: Row): SandboxRecord {
+  return {
+    id: row.id,
+    template: row.template,
+    runtime: row.runtime as Runtime,
+    state: row.state as SandboxState,
+    stateReason: row.state_reason,
+    cpu: row.cpu,
+    memoryMiB: row.memory_mib,
+    diskMiB: row.disk_mib,
+    env: JSON.parse(row.env) as Env,
+    metadata: JSON.parse(row.metadata) as Metadata,
+    timeoutMs: row.timeout_ms,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+  };
+}

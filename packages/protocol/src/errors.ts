@@ -1,0 +1,56 @@
+import { z } from "zod";
+
+/**
+ * The one error registry: every error the API can return has a stable code, one HTTP status and a
+ * retryable flag. The daemon throws by code, the SDK maps codes back to typed error classes.
+ */
+export const errorRegistry = {
+  invalid_request: { status: 400, retryable: false, description: "The request failed validation." },
+  unauthorized: { status: 401, retryable: false, description: "Missing or wrong API key." },
+  permission_denied: { status: 403, retryable: false, description: "The sandbox refused the file operation." },
+  route_not_found: { status: 404, retryable: false, description: "No such API route." },
+  sandbox_not_found: { status: 404, retryable: false, description: "No sandbox with this id." },
+  process_not_found: { status: 404, retryable: false, description: "No process with this pid in the sandbox." },
+  file_not_found: { status: 404, retryable: false, description: "No such file or directory in the sandbox." },
+  template_not_found: { status: 404, retryable: false, description: "No template with this name is built." },
+  method_not_allowed: { status: 405, retryable: false, description: "The route does not accept this method." },
+  file_exists: { status: 409, retryable: false, description: "The path already exists." },
+  not_a_directory: { status: 409, retryable: false, description: "A path component is not a directory." },
+  is_a_directory: { status: 409, retryable: false, description: "The path is a directory." },
+  directory_not_empty: { status: 409, retryable: false, description: "The directory is not empty; pass recursive." },
+  sandbox_not_running: { status: 409, retryable: false, description: "The sandbox is not in a state that accepts this request." },
+  payload_too_large: { status: 413, retryable: false, description: "The request body exceeds the configured limit." },
+  unsupported_media_type: { status: 415, retryable: false, description: "The request body has the wrong content type." },
+  capacity_exceeded: { status: 429, retryable: true, description: "The daemon runs its maximum number of sandboxes." },
+  internal: { status: 500, retryable: true, description: "An unexpected daemon error; the daemon keeps serving." },
+  exec_failed: { status: 422, retryable: false, description: "The command could not be started (no such binary, bad cwd)." },
+  runtime_unavailable: { status: 503, retryable: false, description: "The requested runtime is not installed or not usable on this host." },
+  sandbox_failed: { status: 502, retryable: false, description: "The sandbox died or its agent stopped answering." },
+  agent_timeout: { status: 504, retryable: true, description: "The sandbox agent did not answer in time." },
+  stream_overflow: { status: 500, retryable: false, description: "A stream consumer fell too far behind." },
+} as const satisfies Record<string, { status: number; retryable: boolean; description: string }>;
+
+export type ErrorCode = keyof typeof errorRegistry;
+export const errorCodes = Object.keys(errorRegistry) as [ErrorCode, ...ErrorCode[]];
+export const ErrorCodeSchema = z.enum(errorCodes);
+
+export const ErrorBodySchema = z.object({
+  code: ErrorCodeSchema,
+  message: z.string(),
+  requestId: z.string().optional(),
+  retryable: z.boolean(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+/** The single shape of every error response. */
+export const ErrorResponseSchema = z.object({ error: ErrorBodySchema }).meta({ id: "ErrorResponse" });
+export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
+
+export function statusOf(code: ErrorCode): number {
+  return errorRegistry[code].status;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.hasOwn(errorRegistry, value);
+}

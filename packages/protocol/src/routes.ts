@@ -1,0 +1,90 @@
+import { z } from "zod";
+import type { ErrorCode } from "./errors.js";
+import {
+  AttachQuerySchema,
+  CommandEventSchema,
+  CommandRequestSchema,
+  CommandResultSchema,
+  ProcessListSchema,
+  ProcessSchema,
+  SignalRequestSchema,
+  StartedProcessSchema,
+  StdinRequestSchema,
+} from "./commands.js";
+import {
+  FileInfoSchema,
+  FileListSchema,
+  ListQuerySchema,
+  MkdirRequestSchema,
+  MkdirResultSchema,
+  MoveRequestSchema,
+  PathQuerySchema,
+  RemoveQuerySchema,
+  WriteQuerySchema,
+} from "./files.js";
+import {
+  CreateSandboxRequestSchema,
+  ListSandboxesQuerySchema,
+  SandboxListSchema,
+  SandboxSchema,
+  SetTimeoutRequestSchema,
+} from "./sandboxes.js";
+import { DaemonInfoSchema, HealthSchema } from "./system.js";
+
+export type RouteBody = { kind: "json"; schema: z.ZodType } | { kind: "raw" };
+export type RouteResponse =
+  | { kind: "json"; status: 200 | 201; schema: z.ZodType }
+  | { kind: "ndjson"; schema: z.ZodType }
+  | { kind: "raw" }
+  | { kind: "empty" }
+  | { kind: "text" };
+
+export interface RouteSpec {
+  method: "get" | "post" | "put" | "delete";
+  /** OpenAPI-style path, e.g. /v1/sandboxes/{id}. */
+  path: string;
+  summary: string;
+  tag: string;
+  auth: boolean;
+  query?: z.ZodType;
+  body?: RouteBody;
+  response: RouteResponse;
+  errors: ErrorCode[];
+}
+
+const sandboxErrors: ErrorCode[] = ["sandbox_not_found", "sandbox_not_running", "sandbox_failed", "agent_timeout"];
+const fileErrors: ErrorCode[] = [...sandboxErrors, "file_not_found", "permission_denied", "not_a_directory", "is_a_directory"];
+
+/** Every route of the API. The daemon mounts exactly these; the OpenAPI document is generated from them. */
+export const routes = {
+  health: { method: "get", path: "/healthz", summary: "Liveness probe", tag: "system", auth: false, response: { kind: "json", status: 200, schema: HealthSchema }, errors: [] },
+  metrics: { method: "get", path: "/metrics", summary: "Prometheus metrics", tag: "system", auth: false, response: { kind: "text" }, errors: [] },
+  openapi: { method: "get", path: "/v1/openapi.json", summary: "This OpenAPI document", tag: "system", auth: false, response: { kind: "json", status: 200, schema: z.record(z.string(), z.unknown()) }, errors: [] },
+  info: { method: "get", path: "/v1/info", summary: "Daemon version, runtimes, templates and capacity", tag: "system", auth: true, response: { kind: "json", status: 200, schema: DaemonInfoSchema }, errors: [] },
+
+  createSandbox: { method: "post", path: "/v1/sandboxes", summary: "Create a sandbox and wait until it is ready", tag: "sandboxes", auth: true, body: { kind: "json", schema: CreateSandboxRequestSchema }, response: { kind: "json", status: 201, schema: SandboxSchema }, errors: ["template_not_found", "runtime_unavailable", "capacity_exceeded", "sandbox_failed"] },
+  listSandboxes: { method: "get", path: "/v1/sandboxes", summary: "List sandboxes, newest first, filtered and paginated", tag: "sandboxes", auth: true, query: ListSandboxesQuerySchema, response: { kind: "json", status: 200, schema: SandboxListSchema }, errors: [] },
+  getSandbox: { method: "get", path: "/v1/sandboxes/{id}", summary: "Get a sandbox", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found"] },
+  deleteSandbox: { method: "delete", path: "/v1/sandboxes/{id}", summary: "Kill the sandbox and delete it with its files", tag: "sandboxes", auth: true, response: { kind: "empty" }, errors: ["sandbox_not_found"] },
+  setSandboxTimeout: { method: "post", path: "/v1/sandboxes/{id}/timeout", summary: "Set the sandbox to expire timeoutMs from now", tag: "sandboxes", auth: true, body: { kind: "json", schema: SetTimeoutRequestSchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "sandbox_not_running"] },
+
+  runCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/run", summary: "Run a command to completion and return its buffered output", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "json", status: 200, schema: CommandResultSchema }, errors: [...sandboxErrors, "exec_failed"] },
+  streamCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/stream", summary: "Run a command, streaming NDJSON events until its exit; closing the stream kills it", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "ndjson", schema: CommandEventSchema }, errors: [...sandboxErrors, "exec_failed"] },
+  startProcess: { method: "post", path: "/v1/sandboxes/{id}/processes", summary: "Start a background process", tag: "processes", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "json", status: 201, schema: StartedProcessSchema }, errors: [...sandboxErrors, "exec_failed"] },
+  listProcesses: { method: "get", path: "/v1/sandboxes/{id}/processes", summary: "List processes started through the API, running and recently exited", tag: "processes", auth: true, response: { kind: "json", status: 200, schema: ProcessListSchema }, errors: sandboxErrors },
+  getProcess: { method: "get", path: "/v1/sandboxes/{id}/processes/{pid}", summary: "Get one process", tag: "processes", auth: true, response: { kind: "json", status: 200, schema: ProcessSchema }, errors: [...sandboxErrors, "process_not_found"] },
+  attachProcess: { method: "get", path: "/v1/sandboxes/{id}/processes/{pid}/stream", summary: "Attach to a process: recent output (replay), then live output until it exits", tag: "processes", auth: true, query: AttachQuerySchema, response: { kind: "ndjson", schema: CommandEventSchema }, errors: [...sandboxErrors, "process_not_found"] },
+  writeStdin: { method: "post", path: "/v1/sandboxes/{id}/processes/{pid}/stdin", summary: "Write to a process's stdin", tag: "processes", auth: true, body: { kind: "json", schema: StdinRequestSchema }, response: { kind: "empty" }, errors: [...sandboxErrors, "process_not_found"] },
+  signalProcess: { method: "post", path: "/v1/sandboxes/{id}/processes/{pid}/signal", summary: "Send a signal to a process's group", tag: "processes", auth: true, body: { kind: "json", schema: SignalRequestSchema }, response: { kind: "empty" }, errors: [...sandboxErrors, "process_not_found"] },
+  killProcess: { method: "delete", path: "/v1/sandboxes/{id}/processes/{pid}", summary: "Kill a process's group (SIGKILL)", tag: "processes", auth: true, response: { kind: "empty" }, errors: [...sandboxErrors, "process_not_found"] },
+
+  readFile: { method: "get", path: "/v1/sandboxes/{id}/files", summary: "Read a file: raw bytes", tag: "files", auth: true, query: PathQuerySchema, response: { kind: "raw" }, errors: fileErrors },
+  writeFile: { method: "put", path: "/v1/sandboxes/{id}/files", summary: "Write a file from a raw body, atomically, creating parent directories", tag: "files", auth: true, query: WriteQuerySchema, body: { kind: "raw" }, response: { kind: "json", status: 200, schema: FileInfoSchema }, errors: [...fileErrors, "payload_too_large"] },
+  removeFile: { method: "delete", path: "/v1/sandboxes/{id}/files", summary: "Remove a file or directory", tag: "files", auth: true, query: RemoveQuerySchema, response: { kind: "empty" }, errors: [...fileErrors, "directory_not_empty"] },
+  statFile: { method: "get", path: "/v1/sandboxes/{id}/files/stat", summary: "Stat a path (does not follow a final symlink)", tag: "files", auth: true, query: PathQuerySchema, response: { kind: "json", status: 200, schema: FileInfoSchema }, errors: fileErrors },
+  listFiles: { method: "get", path: "/v1/sandboxes/{id}/files/list", summary: "List a directory to a depth", tag: "files", auth: true, query: ListQuerySchema, response: { kind: "json", status: 200, schema: FileListSchema }, errors: fileErrors },
+  makeDir: { method: "post", path: "/v1/sandboxes/{id}/files/mkdir", summary: "Create a directory and its parents", tag: "files", auth: true, body: { kind: "json", schema: MkdirRequestSchema }, response: { kind: "json", status: 200, schema: MkdirResultSchema }, errors: [...fileErrors, "file_exists"] },
+  moveFile: { method: "post", path: "/v1/sandboxes/{id}/files/move", summary: "Move (rename) a path", tag: "files", auth: true, body: { kind: "json", schema: MoveRequestSchema }, response: { kind: "json", status: 200, schema: FileInfoSchema }, errors: fileErrors },
+} as const satisfies Record<string, RouteSpec>;
+
+export type RouteId = keyof typeof routes;

@@ -1,0 +1,96 @@
+import { z } from "zod";
+
+export const RuntimeSchema = z.enum(["gvisor", "crun"]).meta({
+  description: "gvisor: user-space kernel, strongest isolation (default). crun: fast container tier.",
+});
+export type Runtime = z.infer<typeof RuntimeSchema>;
+
+/** Observed lifecycle states. `stopped` and `failed` are terminal; the record stays until deleted. */
+export const SandboxStateSchema = z.enum(["creating", "running", "stopping", "stopped", "failed"]);
+export type SandboxState = z.infer<typeof SandboxStateSchema>;
+
+const envKey = z.string().min(1).max(256).regex(/^[^=\0]+$/, "env names cannot contain '=' or NUL");
+const envValue = z.string().max(32 * 1024).regex(/^[^\0]*$/, "env values cannot contain NUL");
+export const EnvSchema = z
+  .record(envKey, envValue)
+  .refine((env) => Object.keys(env).length <= 256, "at most 256 variables");
+export type Env = z.infer<typeof EnvSchema>;
+
+export const MetadataSchema = z
+  .record(z.string().min(1).max(128), z.string().max(1024))
+  .refine((m) => Object.keys(m).length <= 64, "at most 64 metadata keys");
+export type Metadata = z.infer<typeof MetadataSchema>;
+
+export const SandboxIdSchema = z.string().regex(/^sbx_[a-z0-9]{16}$/, "not a sandbox id");
+
+export const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
+
+export const CreateSandboxRequestSchema = z
+  .object({
+    template: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).default("base"),
+    runtime: RuntimeSchema.optional().meta({ description: "Defaults to the daemon's default runtime (gvisor)." }),
+    cpu: z.number().min(0.1).max(64).default(1).meta({ description: "CPU cores (CFS quota)." }),
+    memoryMiB: z.number().int().min(64).max(256 * 1024).default(512),
+    diskMiB: z
+      .number()
+      .int()
+      .min(256)
+      .max(1024 * 1024)
+      .default(4096)
+      .meta({ description: "Size of the sandbox's writable disk; sparse, so only written bytes use host disk." }),
+    env: EnvSchema.default({}),
+    metadata: MetadataSchema.default({}),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(MAX_TIMEOUT_MS)
+      .default(300_000)
+      .meta({ description: "Lifetime; when it passes the sandbox is stopped. Extend with POST /timeout." }),
+  })
+  .strict()
+  .meta({ id: "CreateSandboxRequest" });
+export type CreateSandboxRequest = z.input<typeof CreateSandboxRequestSchema>;
+export type CreateSandboxParams = z.output<typeof CreateSandboxRequestSchema>;
+
+export const SandboxSchema = z
+  .object({
+    id: SandboxIdSchema,
+    template: z.string(),
+    runtime: RuntimeSchema,
+    state: SandboxStateSchema,
+    stateReason: z.string().nullable().meta({ description: "Why the sandbox is stopped or failed." }),
+    cpu: z.number(),
+    memoryMiB: z.number().int(),
+    diskMiB: z.number().int(),
+    env: EnvSchema,
+    metadata: MetadataSchema,
+    timeoutMs: z.number().int(),
+    createdAt: z.iso.datetime(),
+    expiresAt: z.iso.datetime().nullable(),
+  })
+  .meta({ id: "Sandbox" });
+export type Sandbox = z.infer<typeof SandboxSchema>;
+
+export const ListSandboxesQuerySchema = z
+  .object({
+    state: SandboxStateSchema.optional(),
+    metadata: z
+      .string()
+      .optional()
+      .meta({ description: "Filter as `key=value` pairs joined by `&`, URL-encoded: metadata=team%3Dml%26env%3Ddev" }),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(256).optional(),
+  })
+  .strict();
+export type ListSandboxesQuery = z.input<typeof ListSandboxesQuerySchema>;
+
+export const SandboxListSchema = z
+  .object({ sandboxes: z.array(SandboxSchema), nextCursor: z.string().nullable() })
+  .meta({ id: "SandboxList" });
+export type SandboxList = z.infer<typeof SandboxListSchema>;
+
+export const SetTimeoutRequestSchema = z
+  .object({ timeoutMs: z.number().int().min(1000).max(MAX_TIMEOUT_MS) })
+  .strict()
+  .meta({ description: "The sandbox now expires timeoutMs from this request." });

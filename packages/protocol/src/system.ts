@@ -1,0 +1,15 @@
+import { z } from "zod";
+import { RuntimeSchema } from "./sandboxes.js";
+
+export const HealthSchema = z.object({ status: z.literal("ok"), version: z.string() }).meta({ id: "Health" });
+
+export const DaemonInfoSchema = z
+  .object({
+    version: z.string(),
+    defaultRuntime: RuntimeSchema,
+    runtimes: z.array(z.object({ name: RuntimeSchema, available: z.boolean(), reason: z.string().nullable() })),
+    templates: z.array(z.object({ name: z.string(), builtAt: z.iso.datetime(), sizeBytes: z.number() })),
+    sandboxes: z.object({ total: z.number().int(), running: z.number().int(), max: z.number().int() }),
+  })
+  .meta({ id: "DaemonInfo" });
+export type DaemonInfo = z.infer<typeof DaemonInfoSchema>;

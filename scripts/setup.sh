@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Everything Stasis needs on this host, idempotent: host packages, npm dependencies, the TypeScript build,
+# the guest agent and the base template. Safe to re-run; each step skips what is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then echo "stasis set-up needs root (runtimes, mounts and cgroups): re-run with sudo" >&2; exit 1; fi
+
+step "host packages (runsc, crun, go, mmdebstrap)"
+bash scripts/install-host-deps.sh
+
+step "npm dependencies"
+stamp=node_modules/.stasis-lock-hash
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  npm ci --no-audit --no-fund
+  echo "$want" > "$stamp"
+else
+  echo "up to date" >&2
+fi
+
+step "build (TypeScript + guest agent)"
+npx tsc -b
+bash packages/agent/build.sh
+
+step "base template"
+node packages/cli/dist/main.js template build base
+
+ln -sf "$PWD/packages/cli/dist/main.js" /usr/local/bin/stasis
+chmod +x packages/cli/dist/main.js

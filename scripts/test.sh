@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command (npm test): set-up if needed, then static checks, the agent's Go tests, unit tests and
+# end-to-end tests against a real daemon with real gVisor and crun sandboxes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+step "lint"
+npx eslint .
+step "OpenAPI document matches the schemas"
+node packages/protocol/dist/openapi/write-openapi.js spec/openapi.json --check
+step "guest agent (go test)"
+GO=$(command -v go || ls -d /usr/lib/go-1.2*/bin/go | sort -V | tail -n 1)
+(cd packages/agent && "$GO" test ./...)
+step "unit and end-to-end tests"
+npx vitest run
