@@ -131,7 +131,7 @@ export class SandboxService {
       exitedEarly.catch(() => {});
       record.state = "running";
       this.deps.store.setState(record.id, "running");
-      this.attach(record, agent);
+      this.attach(record, agent, launched.exited);
       this.deps.metrics.sandboxCreate.observe({ runtime }, (performance.now() - started) / 1000);
       log.info({ ms: Math.round(performance.now() - started), agent: agent.version }, "sandbox created");
       return toSandbox(record);
@@ -203,20 +203,25 @@ export class SandboxService {
     return record;
   }
 
-  private attach(record: SandboxRecord, agent: AgentClient): void {
+  /** `exited` is known only for sandboxes this daemon process started (not for reattached ones). */
+  private attach(record: SandboxRecord, agent: AgentClient, exited?: Promise<string>): void {
     this.live.set(record.id, { record, agent });
     agent.once("closed", (reason: string) => {
-      if (this.live.get(record.id)?.agent !== agent) return;
-      this.live.delete(record.id);
-      const current = this.deps.store.get(record.id);
-      if (current?.state !== "running") return;
-      const why = `sandbox died (${reason}); ${this.deathCause(record)}`;
-      this.deps.log.warn({ sandbox: record.id, reason: why }, "sandbox died");
-      this.deps.metrics.sandboxFailures.inc({ runtime: record.runtime, phase: "run" });
-      this.deps.store.setState(record.id, "failed", why);
-      void this.teardown(record).catch((err: Error) => this.deps.log.error({ err }, "cleanup of dead sandbox failed"));
-      this.updateGauges();
+      this.onAgentClosed(record, agent, reason, exited).catch((err: Error) => this.deps.log.error({ err, sandbox: record.id }, "handling a dead sandbox failed"));
     });
+  }
+
+  private async onAgentClosed(record: SandboxRecord, agent: AgentClient, reason: string, exited?: Promise<string>): Promise<void> {
+    if (this.live.get(record.id)?.agent !== agent) return;
+    this.live.delete(record.id);
+    if (this.deps.store.get(record.id)?.state !== "running") return;
+    const runtimeExit = exited ? await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 1000))]) : null;
+    const why = `sandbox died (${runtimeExit ?? reason}); ${this.deathCause(record, runtimeExit)}`;
+    this.deps.log.warn({ sandbox: record.id, reason: why }, "sandbox died");
+    this.deps.metrics.sandboxFailures.inc({ runtime: record.runtime, phase: "run" });
+    this.deps.store.setState(record.id, "failed", why);
+    await this.teardown(record).catch((err: Error) => this.deps.log.error({ err }, "cleanup of dead sandbox failed"));
+    this.updateGauges();
   }
 
   /** Kills the runtime and removes the sandbox's files. Safe to repeat. */
@@ -282,9 +287,13 @@ export class SandboxService {
     }
   }
 
-  private deathCause(record: SandboxRecord): string {
+  private deathCause(record: SandboxRecord, runtimeExit: string | null): string {
     const log = this.runtimeLogTail(record.id);
-    return /oom|out of memory|memory/i.test(log) ? `memory limit of ${record.memoryMiB} MiB exceeded? runtime said: ${log}` : `runtime said: ${log}`;
+    // The kernel's OOM killer is the one thing that SIGKILLs a runtime we did not stop ourselves.
+    if (runtimeExit?.includes("SIGKILL") || /oom|out of memory/i.test(log)) {
+      return `most likely its memory limit of ${record.memoryMiB} MiB was exceeded (the kernel OOM-killed it); runtime log: ${log}`;
+    }
+    return `runtime log: ${log}`;
   }
 
   updateGauges(): void {

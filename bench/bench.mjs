@@ -1,0 +1,162 @@
+// npm run bench: Stasis through its API beside the raw runtime CLIs, timed in the same run.
+// Prints median and p95; writes bench/results/latest.md. Needs root and a built base template.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { Sandbox } from "@stasis/sdk";
+
+const N_CREATE = Number(process.env.BENCH_CREATES ?? 8);
+const N_ECHO = Number(process.env.BENCH_ECHOES ?? 40);
+const TEMPLATES = process.env.STASIS_TEMPLATES_DIR ?? "/var/lib/stasis/templates";
+const tag = `bench${process.pid}`;
+const dataDir = `/var/lib/stasis-bench/${tag}`;
+const runDir = `/run/stasis-bench/${tag}`;
+const rows = [];
+
+const q = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+};
+const fmt = (v, unit) => (unit === "MiB" ? (v / 1048576).toFixed(1) : v.toFixed(unit === "ms" && v < 10 ? 2 : 1));
+function record(name, unit, samples) {
+  const row = { name, unit, n: samples.length, median: q(samples, 0.5), p95: q(samples, 0.95) };
+  rows.push(row);
+  console.error(`${name.padEnd(48)} median ${fmt(row.median, unit)} ${unit}  p95 ${fmt(row.p95, unit)} ${unit}  (n=${row.n})`);
+  return row;
+}
+async function time(fn) {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+async function startDaemon() {
+  mkdirSync(dataDir, { recursive: true });
+  const env = { ...process.env, STASIS_DATA_DIR: dataDir, STASIS_RUN_DIR: runDir, STASIS_TEMPLATES_DIR: TEMPLATES, STASIS_API_KEY: "bench", STASIS_PORT: "0", STASIS_LOG_LEVEL: "warn" };
+  const child = spawn(process.execPath, ["packages/cli/dist/main.js", "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const url = await new Promise((resolve, reject) => {
+    const lines = [];
+    for (const s of [child.stdout, child.stderr])
+      createInterface({ input: s }).on("line", (l) => {
+        lines.push(l);
+        const m = /"url":"(http:[^"]+)"/.exec(l);
+        if (m) resolve(m[1]);
+      });
+    child.once("exit", () => reject(new Error(lines.join("\n"))));
+  });
+  return { child, conn: { apiUrl: url, apiKey: "bench" } };
+}
+
+function cgroupMemory(id) {
+  for (const f of [`/sys/fs/cgroup/stasis/${id}/memory.current`, `/sys/fs/cgroup/memory/stasis/${id}/memory.usage_in_bytes`]) {
+    try {
+      return Number(readFileSync(f, "utf8"));
+    } catch {}
+  }
+  return NaN;
+}
+
+async function benchStasis(conn, runtime) {
+  console.error(`\n# stasis API, ${runtime}`);
+  const sandboxes = [];
+  const create = [];
+  for (let i = 0; i < N_CREATE; i++) {
+    let s;
+    create.push(await time(async () => (s = await Sandbox.create({ runtime, ...conn }))));
+    sandboxes.push(s);
+  }
+  record(`${runtime}: create-to-ready (API)`, "ms", create);
+  const s = sandboxes[0];
+  for (let i = 0; i < 5; i++) await s.commands.run(["echo", "hi"]);
+  const echo = [];
+  for (let i = 0; i < N_ECHO; i++) echo.push(await time(() => s.commands.run(["echo", "hi"])));
+  const echoRow = record(`${runtime}: 'echo hi' round trip (API)`, "ms", echo);
+  await new Promise((r) => setTimeout(r, 2000));
+  record(`${runtime}: idle memory per sandbox (cgroup)`, "MiB", sandboxes.map((x) => cgroupMemory(x.id)).filter(Number.isFinite));
+  const rss = [];
+  for (const x of sandboxes) {
+    const r = await x.commands.run("grep VmRSS /proc/1/status");
+    rss.push(Number(/(\d+)/.exec(r.stdout)?.[1] ?? NaN) * 1024);
+  }
+  record(`${runtime}: guest agent idle RSS`, "MiB", rss);
+  await Promise.all(sandboxes.map((x) => x.kill()));
+  return echoRow;
+}
+
+function rawBundle(dir, args, style) {
+  mkdirSync(dir, { recursive: true });
+  rmSync(`${dir}/config.json`, { force: true });
+  execFileSync(style === "runsc" ? "runsc" : "crun", ["spec"], { cwd: dir });
+  const c = JSON.parse(readFileSync(`${dir}/config.json`, "utf8"));
+  c.process.terminal = false;
+  c.process.args = args;
+  c.root = { path: `${TEMPLATES}/base/rootfs`, readonly: true };
+  writeFileSync(`${dir}/config.json`, JSON.stringify(c));
+}
+
+function hybridWrap(cmd) {
+  const hybrid = readFileSync("/proc/self/mounts", "utf8").includes("/sys/fs/cgroup/unified cgroup2");
+  if (!hybrid) return cmd;
+  return ["unshare", "-m", "--propagation", "private", "sh", "-c", 'umount -l /sys/fs/cgroup/unified 2>/dev/null || mount -t tmpfs none /sys/fs/cgroup/unified; exec "$@"', "x", ...cmd];
+}
+
+async function runQuiet(cmd) {
+  await new Promise((resolve, reject) => {
+    const p = spawn(cmd[0], cmd.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (d) => (err += d));
+    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd.join(" ")}: ${code} ${err}`))));
+  });
+}
+
+async function benchRaw(runtime) {
+  console.error(`\n# raw ${runtime} CLI`);
+  const root = `${runDir}/raw-${runtime}`;
+  const bin = runtime === "gvisor" ? ["runsc", "--root", root, "--platform=systrap", "--network=none"] : hybridWrap(["crun", "--root", root]);
+  const dir = `${dataDir}/raw-${runtime}`;
+  rmSync(dir, { recursive: true, force: true });
+  rawBundle(`${dir}/true`, ["/bin/true"], runtime === "gvisor" ? "runsc" : "crun");
+  rawBundle(`${dir}/sleep`, ["/bin/sleep", "3600"], runtime === "gvisor" ? "runsc" : "crun");
+  const run = [];
+  for (let i = 0; i < N_CREATE; i++) run.push(await time(() => runQuiet([...bin, "run", "--bundle", `${dir}/true`, `${tag}-${runtime}-true-${i}`])));
+  record(`${runtime}: raw '${runtime === "gvisor" ? "runsc" : "crun"} run /bin/true' (cold)`, "ms", run);
+  const id = `${tag}-${runtime}-sleep`;
+  const detached = spawn(bin[0], [...bin.slice(1), "run", "--bundle", `${dir}/sleep`, id], { stdio: "ignore", detached: true });
+  await new Promise((r) => setTimeout(r, 1500));
+  const exec = [];
+  for (let i = 0; i < 3; i++) await runQuiet([...bin, "exec", id, "/bin/echo", "hi"]);
+  for (let i = 0; i < N_ECHO; i++) exec.push(await time(() => runQuiet([...bin, "exec", id, "/bin/echo", "hi"])));
+  const row = record(`${runtime}: raw '${runtime === "gvisor" ? "runsc" : "crun"} exec echo hi'`, "ms", exec);
+  await runQuiet([...bin, "kill", id, "KILL"]).catch(() => {});
+  await runQuiet([...bin, "delete", ...(runtime === "gvisor" ? ["-force"] : ["--force"]), id]).catch(() => {});
+  detached.kill("SIGKILL");
+  return row;
+}
+
+const { child, conn } = await startDaemon();
+const ratios = [];
+try {
+  for (const runtime of ["gvisor", "crun"]) {
+    const api = await benchStasis(conn, runtime);
+    const raw = await benchRaw(runtime);
+    ratios.push({ runtime, ratio: raw.median / api.median });
+  }
+} finally {
+  child.kill("SIGTERM");
+}
+console.error("");
+for (const r of ratios) console.error(`${r.runtime}: API 'echo hi' is ${r.ratio.toFixed(1)}x faster than raw exec (medians, same run)`);
+const md = [
+  `Measured ${new Date().toISOString()} on ${execFileSync("nproc").toString().trim()} cores, kernel ${execFileSync("uname", ["-r"]).toString().trim()}; command: npm run bench`,
+  "",
+  "| measurement | n | median | p95 |",
+  "|---|---|---|---|",
+  ...rows.map((r) => `| ${r.name} | ${r.n} | ${fmt(r.median, r.unit)} ${r.unit} | ${fmt(r.p95, r.unit)} ${r.unit} |`),
+  "",
+  ...ratios.map((r) => `- ${r.runtime}: API \`echo hi\` round trip is **${r.ratio.toFixed(1)}x** faster than raw \`exec\` (medians, same run)`),
+  "",
+].join("\n");
+mkdirSync("bench/results", { recursive: true });
+writeFileSync("bench/results/latest.md", md);
+console.log(md);
+rmSync(dataDir, { recursive: true, force: true });

@@ -1,0 +1,86 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { ErrorResponseSchema, routes } from "@stasis/protocol";
+import { loadConfig } from "../config/config.js";
+import { Metrics } from "../observability/metrics.js";
+import { ExecService } from "../services/exec-service.js";
+import { FileService } from "../services/file-service.js";
+import { SandboxService } from "../services/sandbox-service.js";
+import { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
+import { SandboxStore } from "../store/sandbox-store.js";
+import { TemplateStore } from "../templates/template-store.js";
+import { createApp } from "./app.js";
+
+// The HTTP layer in-process (no runtime): auth, validation and the error shape of every failure path.
+const dir = mkdtempSync(join(tmpdir(), "stasis-app-"));
+const config = loadConfig({ STASIS_DATA_DIR: dir, STASIS_API_KEY: "k" });
+const store = new SandboxStore(join(dir, "db.sqlite"));
+const metrics = new Metrics();
+const log = pino({ level: "silent" });
+const templates = new TemplateStore(join(dir, "templates"));
+const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
+const app = createApp({
+  apiKey: "k",
+  log,
+  metrics,
+  services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, metrics, version: "test", defaultRuntime: "gvisor" },
+});
+afterAll(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const auth = { authorization: "Bearer k" };
+async function error(res: Response, status: number, code: string) {
+  expect(res.status).toBe(status);
+  const body = ErrorResponseSchema.parse(await res.json());
+  expect(body.error.code).toBe(code);
+  expect(body.error.requestId).toBeTruthy();
+  return body.error;
+}
+
+describe("http app", () => {
+  it("serves health and the OpenAPI document without a key", async () => {
+    expect((await app.request("/healthz")).status).toBe(200);
+    const doc = (await (await app.request("/v1/openapi.json")).json()) as { paths: Record<string, unknown> };
+    for (const route of Object.values(routes)) expect(doc.paths[route.path]).toBeDefined();
+  });
+
+  it("refuses a missing or wrong key with 401 unauthorized", async () => {
+    await error(await app.request("/v1/sandboxes"), 401, "unauthorized");
+    await error(await app.request("/v1/sandboxes", { headers: { authorization: "Bearer nope" } }), 401, "unauthorized");
+  });
+
+  it("validates bodies and queries with the contract", async () => {
+    const post = (body: string, type = "application/json") =>
+      app.request("/v1/sandboxes", { method: "POST", headers: { ...auth, "content-type": type }, body });
+    await error(await post("{bad json"), 400, "invalid_request");
+    const e = await error(await post(JSON.stringify({ memoryMiB: 1 })), 400, "invalid_request");
+    expect(e.message).toMatch(/memoryMiB/);
+    await error(await post(JSON.stringify({ unknownField: 1 })), 400, "invalid_request");
+    await error(await post("x=1", "text/plain"), 415, "unsupported_media_type");
+    await error(await app.request("/v1/sandboxes?limit=0", { headers: auth }), 400, "invalid_request");
+  });
+
+  it("says which runtime is unusable rather than failing obscurely", async () => {
+    const res = await app.request("/v1/sandboxes", { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: "{}" });
+    await error(res, 503, "runtime_unavailable");
+  });
+
+  it("returns 404s with stable codes", async () => {
+    await error(await app.request("/v1/sandboxes/sbx_0000000000000000", { headers: auth }), 404, "sandbox_not_found");
+    await error(await app.request("/v1/sandboxes/sbx_0000000000000000/commands/run", { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: '{"cmd":"true"}' }), 404, "sandbox_not_found");
+    await error(await app.request("/v1/nope", { headers: auth }), 404, "route_not_found");
+  });
+
+  it("lists an empty store and exposes metrics", async () => {
+    const res = await app.request("/v1/sandboxes", { headers: auth });
+    expect(await res.json()).toEqual({ sandboxes: [], nextCursor: null });
+    const text = await (await app.request("/metrics")).text();
+    expect(text).toContain("stasis_http_requests_total");
+    expect(text).toContain("stasis_sandboxes");
+  });
+});

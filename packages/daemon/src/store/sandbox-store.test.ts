@@ -1,0 +1,52 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { SandboxStore, type SandboxRecord } from "./sandbox-store.js";
+
+const dirs: string[] = [];
+function store(): { s: SandboxStore; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), "stasis-store-"));
+  dirs.push(dir);
+  const path = join(dir, "db.sqlite");
+  return { s: new SandboxStore(path), path };
+}
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function rec(id: string, createdAt: number, extra: Partial<SandboxRecord> = {}): SandboxRecord {
+  return { id, template: "base", runtime: "gvisor", state: "running", stateReason: null, cpu: 1, memoryMiB: 512, diskMiB: 1024, env: {}, metadata: {}, timeoutMs: 1000, createdAt, expiresAt: createdAt + 1000, ...extra };
+}
+
+describe("SandboxStore", () => {
+  it("round-trips records and survives reopening", () => {
+    const { s, path } = store();
+    s.insert(rec("sbx_a", 1, { env: { A: "1" }, metadata: { team: "ml" } }));
+    s.setState("sbx_a", "failed", "why");
+    s.close();
+    const again = new SandboxStore(path);
+    expect(again.get("sbx_a")).toMatchObject({ state: "failed", stateReason: "why", env: { A: "1" }, metadata: { team: "ml" } });
+    again.close();
+  });
+
+  it("lists newest first, filters by state and metadata, and pages with a keyset cursor", () => {
+    const { s } = store();
+    s.insert(rec("sbx_1", 10, { metadata: { team: "ml", env: "dev" } }));
+    s.insert(rec("sbx_2", 20, { metadata: { team: "ml" }, state: "stopped" }));
+    s.insert(rec("sbx_3", 20, { metadata: { team: "web" } }));
+    s.insert(rec("sbx_4", 30));
+    expect(s.list({ limit: 10 }).map((r) => r.id)).toEqual(["sbx_4", "sbx_3", "sbx_2", "sbx_1"]);
+    expect(s.list({ limit: 10, state: "stopped" }).map((r) => r.id)).toEqual(["sbx_2"]);
+    expect(s.list({ limit: 10, metadata: { team: "ml" } }).map((r) => r.id)).toEqual(["sbx_2", "sbx_1"]);
+    expect(s.list({ limit: 10, metadata: { team: "ml", env: "dev" } }).map((r) => r.id)).toEqual(["sbx_1"]);
+    expect(s.list({ limit: 2, after: { createdAt: 20, id: "sbx_3" } }).map((r) => r.id)).toEqual(["sbx_2", "sbx_1"]);
+    expect(s.live().map((r) => r.id).sort()).toEqual(["sbx_1", "sbx_3", "sbx_4"]);
+    s.close();
+  });
+
+  it("treats metadata filter values as data, not SQL", () => {
+    const { s } = store();
+    s.insert(rec("sbx_1", 1, { metadata: { k: "v" } }));
+    expect(s.list({ limit: 10, metadata: { "k' OR 1=1 --": "x" } })).toEqual([]);
+    s.close();
+  });
+});

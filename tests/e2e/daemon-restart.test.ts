@@ -1,0 +1,46 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox } from "@stasis/sdk";
+import { startTestDaemon, type TestDaemon } from "./harness.js";
+
+describe("daemon restart", () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await startTestDaemon();
+  });
+  afterAll(async () => {
+    await daemon?.destroy();
+  });
+
+  it.each(["SIGTERM", "SIGKILL"] as const)("reattaches to running sandboxes after %s, processes and files intact", async (signal) => {
+    const sandbox = await Sandbox.create({ ...daemon.conn });
+    await sandbox.files.write("/root/kept.txt", "still here");
+    const counter = await sandbox.commands.start("i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done");
+
+    await daemon.stop(signal);
+    await daemon.restart();
+
+    const again = await Sandbox.connect(sandbox.id, daemon.conn);
+    expect(again.info.state).toBe("running");
+    expect(await again.files.readText("/root/kept.txt")).toBe("still here");
+    const processes = await again.commands.list();
+    expect(processes.find((p) => p.pid === counter.pid)?.running).toBe(true);
+    const first = Number((await again.files.readText("/tmp/counter")).trim());
+    await new Promise((r) => setTimeout(r, 400));
+    const second = Number((await again.files.readText("/tmp/counter")).trim());
+    expect(second).toBeGreaterThan(first);
+    await again.kill();
+  });
+
+  it("marks a sandbox whose runtime vanished while the daemon was down as failed, with the reason", async () => {
+    const sandbox = await Sandbox.create({ ...daemon.conn });
+    await daemon.stop("SIGKILL");
+    // Simulate a host reboot for this sandbox: its runtime is gone, its record is not.
+    const { execFileSync } = await import("node:child_process");
+    execFileSync("runsc", ["--root", `${daemon.env.STASIS_RUN_DIR}/runsc`, "delete", "-force", sandbox.id]);
+    await daemon.restart();
+    const info = await sandbox.refresh();
+    expect(info.state).toBe("failed");
+    expect(info.stateReason).toMatch(/not running when the daemon restarted/);
+    await sandbox.kill();
+  });
+});

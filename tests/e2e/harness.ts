@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { randomBytes } from "node:crypto";
+import { Sandbox, type ConnectionOptions } from "@stasis/sdk";
+
+export const REPO = new URL("../..", import.meta.url).pathname;
+export const CLI = join(REPO, "packages/cli/dist/main.js");
+/** Tests share the templates built by set-up; everything else is private to one test daemon. */
+export const TEMPLATES_DIR = process.env.STASIS_TEMPLATES_DIR ?? "/var/lib/stasis/templates";
+
+export interface TestDaemon {
+  url: string;
+  apiKey: string;
+  conn: ConnectionOptions;
+  dataDir: string;
+  env: NodeJS.ProcessEnv;
+  logs: string[];
+  /** Stops the daemon process (SIGTERM, or SIGKILL to simulate a crash); sandboxes keep running. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the daemon again on the same data dir. */
+  restart(): Promise<void>;
+  /** Stops the daemon and deletes every sandbox it made. */
+  destroy(): Promise<void>;
+}
+
+export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
+  const tag = randomBytes(4).toString("hex");
+  const dataDir = `/var/lib/stasis-test/${tag}`;
+  const runDir = `/run/stasis-test/${tag}`;
+  mkdirSync(dataDir, { recursive: true });
+  const apiKey = `sk_test_${tag}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    STASIS_DATA_DIR: dataDir,
+    STASIS_RUN_DIR: runDir,
+    STASIS_TEMPLATES_DIR: TEMPLATES_DIR,
+    STASIS_API_KEY: apiKey,
+    STASIS_PORT: "0",
+    STASIS_LOG_LEVEL: "info",
+    ...extraEnv,
+  };
+  const logs: string[] = [];
+  let child: ChildProcess | null = null;
+  let url = "";
+
+  async function launch(): Promise<void> {
+    const proc = spawn(process.execPath, [CLI, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    child = proc;
+    url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${logs.slice(-20).join("\n")}`)), 60_000);
+      for (const stream of [proc.stdout!, proc.stderr!]) {
+        createInterface({ input: stream }).on("line", (line) => {
+          logs.push(line);
+          const m = /"url":"(http:[^"]+)"/.exec(line);
+          if (m && line.includes("listening")) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+      }
+      proc.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`daemon exited with ${code}:\n${logs.slice(-20).join("\n")}`));
+      });
+    });
+    daemon.url = url;
+    daemon.conn = { apiUrl: url, apiKey };
+  }
+
+  async function stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const proc = child;
+    if (!proc || proc.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      proc.once("exit", () => resolve());
+      proc.kill(signal);
+    });
+    child = null;
+  }
+
+  const daemon: TestDaemon = {
+    url,
+    apiKey,
+    conn: { apiUrl: url, apiKey },
+    dataDir,
+    env,
+    logs,
+    stop,
+    restart: launch,
+    async destroy() {
+      if (child) {
+        const { sandboxes } = await Sandbox.list({ limit: 1000 }, daemon.conn).catch(() => ({ sandboxes: [] }));
+        await Promise.all(sandboxes.map((s) => Sandbox.kill(s.id, daemon.conn).catch(() => {})));
+      }
+      await stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  await launch();
+  return daemon;
+}
+
+/** Kills the sandbox at the end of a test; prints its id when the test failed, for the logs. */
+export function track(sandboxes: Sandbox[], s: Sandbox): Sandbox {
+  sandboxes.push(s);
+  return s;
+}

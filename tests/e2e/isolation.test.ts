@@ -1,0 +1,106 @@
+import { rmSync, writeFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox } from "@stasis/sdk";
+import { startTestDaemon, type TestDaemon } from "./harness.js";
+
+// What a hostile sandbox must not be able to do, on every runtime.
+describe.each(["gvisor", "crun"] as const)("isolation on %s", (runtime) => {
+  let daemon: TestDaemon;
+  let a: Sandbox;
+  let b: Sandbox;
+  const secret = `/tmp/stasis-host-secret-${process.pid}-${runtime}`;
+
+  beforeAll(async () => {
+    writeFileSync(secret, "host-secret-contents\n");
+    daemon = await startTestDaemon();
+    [a, b] = await Promise.all([Sandbox.create({ runtime, ...daemon.conn }), Sandbox.create({ runtime, ...daemon.conn })]);
+  });
+  afterAll(async () => {
+    rmSync(secret, { force: true });
+    await Promise.all([a, b].map((s) => s?.kill().catch(() => {})));
+    await daemon?.destroy();
+  });
+
+  it("cannot read host files", async () => {
+    const r = await a.commands.run(`cat ${secret}; cat /proc/1/root${secret}; grep -r host-secret-contents /tmp /proc/1/root/tmp 2>/dev/null; echo end`);
+    expect(r.stdout).not.toContain("host-secret-contents");
+    const hostname = await a.commands.run("hostname");
+    expect(hostname.stdout.trim()).toBe("sandbox");
+  });
+
+  it("cannot reach the daemon's API or any host address", async () => {
+    const port = new URL(daemon.url).port;
+    const script = `
+import socket
+for host in ["127.0.0.1", "10.0.2.2", "172.17.0.1", "169.254.169.254"]:
+    s = socket.socket(); s.settimeout(1)
+    try:
+        s.connect((host, ${port})); print("CONNECTED", host)
+    except Exception as e:
+        print("blocked", host, type(e).__name__)
+    finally:
+        s.close()
+`;
+    await a.files.write("/tmp/probe.py", script);
+    const r = await a.commands.run("python3 /tmp/probe.py");
+    expect(r.stdout).not.toContain("CONNECTED");
+    expect(r.stdout.match(/blocked/g)).toHaveLength(4);
+  });
+
+  it("cannot see another sandbox's files or processes", async () => {
+    await a.files.write("/tmp/a-only.txt", "mine");
+    const marker = `sleep 4242${runtime === "gvisor" ? 1 : 2}`;
+    await a.commands.start(marker);
+    const r = await b.commands.run("ls /tmp; ps ax -o args");
+    expect(r.stdout).not.toContain("a-only.txt");
+    expect(r.stdout).not.toContain(marker);
+    expect(await b.files.exists("/tmp/a-only.txt")).toBe(false);
+  });
+
+  it("a memory hog hits its own limit, and the daemon and other sandboxes keep serving", async () => {
+    const hog = await Sandbox.create({ runtime, memoryMiB: 128, ...daemon.conn });
+    try {
+      const outcome = await hog.commands
+        .run(`python3 -c "b = bytearray(600 * 1024 * 1024); print('allocated', len(b))"`, { timeoutMs: 60_000 })
+        .then((r) => ({ exitCode: r.exitCode, stdout: r.stdout }))
+        .catch((err: { code?: string }) => ({ error: err.code }));
+      // crun: the kernel OOM-kills just the process (137). gVisor: the whole offending sandbox is killed.
+      expect(JSON.stringify(outcome)).not.toContain("allocated");
+      if ("exitCode" in outcome) expect(outcome.exitCode).toBe(137);
+      else {
+        expect(outcome.error).toBe("sandbox_failed");
+        const info = await hog.refresh();
+        expect(info.state).toBe("failed");
+        expect(info.stateReason).toMatch(/memory/);
+      }
+      expect((await b.commands.run("echo still-here")).stdout).toBe("still-here\n");
+    } finally {
+      await hog.kill().catch(() => {});
+    }
+  });
+
+  it("a fork bomb stays inside its sandbox", async () => {
+    const bomb = await Sandbox.create({ runtime, memoryMiB: 256, ...daemon.conn });
+    try {
+      await bomb.commands.run("bomb() { bomb | bomb & }; bomb; sleep 3", { timeoutMs: 15_000 }).catch(() => {});
+      const started = Date.now();
+      expect((await b.commands.run("echo still-here")).stdout).toBe("still-here\n");
+      expect(Date.now() - started).toBeLessThan(10_000);
+      const health = await fetch(`${daemon.url}/healthz`);
+      expect(health.status).toBe(200);
+    } finally {
+      await bomb.kill().catch(() => {});
+    }
+  });
+
+  it("a disk filler hits its own quota, not the host's disk", async () => {
+    const filler = await Sandbox.create({ runtime, diskMiB: 256, ...daemon.conn });
+    try {
+      const r = await filler.commands.run("dd if=/dev/zero of=/root/fill bs=1M count=400 2>&1; echo rc=$?", { timeoutMs: 60_000 });
+      expect(r.stdout).toMatch(/No space left on device/);
+      expect((await b.commands.run("echo still-here")).stdout).toBe("still-here\n");
+    } finally {
+      await filler.kill().catch(() => {});
+    }
+  });
+});
