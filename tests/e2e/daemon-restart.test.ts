@@ -36,11 +36,12 @@ describe("daemon restart", () => {
     await daemon.stop("SIGKILL");
     // Simulate a host reboot for this sandbox: its runtime is gone, its record is not.
     const { execFileSync } = await import("node:child_process");
-    execFileSync("runsc", ["--root", `${daemon.env.STASIS_RUN_DIR}/runsc`, "delete", "-force", sandbox.id]);
+    execFileSync("runsc", ["--root", `${daemon.env.STASIS_RUN_DIR}/runsc`, "kill", sandbox.id, "KILL"]);
+    await new Promise((r) => setTimeout(r, 500));
     await daemon.restart();
-    const info = await sandbox.refresh();
+    const info = (await Sandbox.connect(sandbox.id, daemon.conn)).info;
     expect(info.state).toBe("failed");
     expect(info.stateReason).toMatch(/not running when the daemon restarted/);
-    await sandbox.kill();
+    await Sandbox.kill(sandbox.id, daemon.conn);
   });
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
@@ -94,6 +94,9 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
         await Promise.all(sandboxes.map((s) => Sandbox.kill(s.id, daemon.conn).catch(() => {})));
       }
       await stop();
+      // Never delete through a mount a sandbox left behind: report it instead.
+      const leftover = readFileSync("/proc/self/mounts", "utf8").split("\n").filter((l) => l.split(" ")[1]?.startsWith(dataDir));
+      if (leftover.length > 0) throw new Error(`mounts left behind under ${dataDir}:\n${leftover.join("\n")}`);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -69,9 +69,8 @@ for host in ["127.0.0.1", "10.0.2.2", "172.17.0.1", "169.254.169.254"]:
       if ("exitCode" in outcome) expect(outcome.exitCode).toBe(137);
       else {
         expect(outcome.error).toBe("sandbox_failed");
-        const info = await hog.refresh();
-        expect(info.state).toBe("failed");
-        expect(info.stateReason).toMatch(/memory/);
+        expect((await hog.refresh()).state).toBe("failed");
+        await expect.poll(async () => (await hog.refresh()).stateReason, { timeout: 5000 }).toMatch(/memory/);
       }
       expect((await b.commands.run("echo still-here")).stdout).toBe("still-here\n");
     } finally {

@@ -215,10 +215,13 @@ export class SandboxService {
     if (this.live.get(record.id)?.agent !== agent) return;
     this.live.delete(record.id);
     if (this.deps.store.get(record.id)?.state !== "running") return;
+    // Failed at once (requests in flight were just rejected); the reason is refined once the runtime's
+    // exit status is known.
+    this.deps.store.setState(record.id, "failed", `sandbox died (${reason})`);
+    this.deps.metrics.sandboxFailures.inc({ runtime: record.runtime, phase: "run" });
     const runtimeExit = exited ? await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 1000))]) : null;
     const why = `sandbox died (${runtimeExit ?? reason}); ${this.deathCause(record, runtimeExit)}`;
     this.deps.log.warn({ sandbox: record.id, reason: why }, "sandbox died");
-    this.deps.metrics.sandboxFailures.inc({ runtime: record.runtime, phase: "run" });
     this.deps.store.setState(record.id, "failed", why);
     await this.teardown(record).catch((err: Error) => this.deps.log.error({ err }, "cleanup of dead sandbox failed"));
     this.updateGauges();
@@ -290,7 +293,8 @@ export class SandboxService {
   private deathCause(record: SandboxRecord, runtimeExit: string | null): string {
     const log = this.runtimeLogTail(record.id);
     // The kernel's OOM killer is the one thing that SIGKILLs a runtime we did not stop ourselves.
-    if (runtimeExit?.includes("SIGKILL") || /oom|out of memory/i.test(log)) {
+    // (`runsc run` reports its sandbox's SIGKILL as exit code 137.)
+    if (/SIGKILL|code 137\b/.test(runtimeExit ?? "") || /oom|out of memory/i.test(log)) {
       return `most likely its memory limit of ${record.memoryMiB} MiB was exceeded (the kernel OOM-killed it); runtime log: ${log}`;
     }
     return `runtime log: ${log}`;

@@ -75,14 +75,22 @@ export class SandboxFilesystem {
   /** Unmounts and deletes everything of the sandbox. Idempotent. */
   async remove(id: string): Promise<void> {
     const p = this.paths(id);
-    for (const target of [p.rootfs, p.diskMount]) {
-      if (await isMountpoint(target)) {
-        const out = await runCommand("umount", [target], { timeoutMs: 30_000 });
-        if (out.code !== 0) await runCommand("umount", ["-l", target], { timeoutMs: 30_000 });
-      }
+    for (const target of [p.rootfs, p.diskMount]) await unmount(target);
+    if (await isMountpoint(p.rootfs) || await isMountpoint(p.diskMount)) {
+      throw new Error(`sandbox ${id}: its filesystem is still mounted; not deleting ${p.dir}`);
     }
-    rmSync(p.dir, { recursive: true, force: true });
+    rmSync(p.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
+}
+
+/** Unmounts, retrying briefly while a dying runtime still holds the mount, then detaches it lazily. */
+async function unmount(target: string): Promise<void> {
+  for (let attempt = 0; attempt < 5 && (await isMountpoint(target)); attempt++) {
+    const out = await runCommand("umount", [target], { timeoutMs: 30_000 });
+    if (out.code === 0) return;
+    await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+  }
+  if (await isMountpoint(target)) await runCommand("umount", ["-l", target], { timeoutMs: 30_000 });
 }
 
 /** Reads the mount table directly: cheaper than spawning mountpoint(1) on the create path. */

@@ -1,0 +1,38 @@
+import type { CreateSandboxRequest, Runtime, SandboxState, SignalName } from "@stasis/protocol";
+
+/** Flags every command accepts. */
+export interface GlobalFlags {
+  apiUrl?: string;
+  apiKey?: string;
+  json: boolean;
+}
+
+/** What a command line asks for, fully parsed and validated; running it is a separate step. */
+export type Command =
+  | { kind: "help"; topic: string[] }
+  | { kind: "version" }
+  | { kind: "serve"; host?: string; port?: number; dataDir?: string; runtime?: Runtime }
+  | { kind: "doctor"; dataDir?: string }
+  | { kind: "template.build"; name: string; force: boolean; dataDir?: string }
+  | { kind: "template.list"; dataDir?: string }
+  | { kind: "sandbox.create"; request: CreateSandboxRequest }
+  | { kind: "sandbox.list"; state?: SandboxState; metadata: Record<string, string> }
+  | { kind: "sandbox.get"; id: string }
+  | { kind: "sandbox.kill"; ids: string[] }
+  | { kind: "sandbox.timeout"; id: string; timeoutMs: number }
+  | { kind: "exec"; id: string; cmd: string | string[]; cwd?: string; user?: string; env: Record<string, string>; timeoutMs?: number; stdin: boolean }
+  | { kind: "files.put"; id: string; local: string; remote: string; mode?: string }
+  | { kind: "files.get"; id: string; remote: string; local: string }
+  | { kind: "files.ls"; id: string; path: string; depth: number }
+  | { kind: "files.rm"; id: string; path: string; recursive: boolean }
+  | { kind: "files.mkdir"; id: string; path: string }
+  | { kind: "ps"; id: string }
+  | { kind: "kill-process"; id: string; pid: number; signal: SignalName };
+
+export interface CommandLine {
+  global: GlobalFlags;
+  command: Command;
+}
+
+export type CommandKind = Command["kind"];
+export type CommandOf<K extends CommandKind> = Extract<Command, { kind: K }>;

@@ -1,0 +1,88 @@
+import type { CommandOf } from "../command.js";
+import { bytes, note, printJson, table, time, write, type Context } from "../output.js";
+
+// The daemon package (native SQLite, HTTP server) loads only for the commands that run on the host itself.
+const daemon = () => import("@stasis/daemon");
+
+/** Flags of the local commands become the STASIS_* variables the daemon's config reads. */
+function applyEnv(ctx: Context, vars: Record<string, string | number | undefined>): void {
+  for (const [key, value] of Object.entries(vars)) if (value !== undefined) ctx.env[key] = String(value);
+}
+
+export async function serve(cmd: CommandOf<"serve">, ctx: Context): Promise<number> {
+  applyEnv(ctx, { STASIS_HOST: cmd.host, STASIS_PORT: cmd.port, STASIS_DATA_DIR: cmd.dataDir, STASIS_DEFAULT_RUNTIME: cmd.runtime });
+  const { loadConfig, startDaemon } = await daemon();
+  const running = await startDaemon(loadConfig(ctx.env));
+  const code = await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        // A second signal while closing: the operator wants out now.
+        running.log.warn({ signal }, "second signal: exiting without waiting for shutdown");
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      running.log.info({ signal }, "shutting down");
+      running.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          running.log.error({ err }, "shutdown failed");
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+  // Sandboxes keep running without the daemon; their channels and timers must not keep this process up.
+  process.exit(code);
+}
+
+export async function doctor(cmd: CommandOf<"doctor">, ctx: Context): Promise<number> {
+  applyEnv(ctx, { STASIS_DATA_DIR: cmd.dataDir });
+  const { loadConfig, runDoctor } = await daemon();
+  const checks = await runDoctor(loadConfig(ctx.env));
+  const failed = checks.some((c) => !c.ok && c.severity === "error");
+  if (ctx.json) {
+    await printJson(ctx, { ok: !failed, checks });
+    return failed ? 1 : 0;
+  }
+  const width = Math.max(...checks.map((c) => c.name.length));
+  const lines = checks.map((c) => {
+    const mark = c.ok ? "✓" : c.severity === "error" ? "✗" : "!";
+    const fix = !c.ok && c.fix ? `\n  ${" ".repeat(width)}  fix: ${c.fix}` : "";
+    return `${mark} ${c.name.padEnd(width)}  ${c.detail}${fix}`;
+  });
+  await write(ctx.io.stdout, `${lines.join("\n")}\n`);
+  note(ctx, failed ? "\nstasis cannot run here until the ✗ checks pass." : "\nready: stasis serve");
+  return failed ? 1 : 0;
+}
+
+async function templates(dataDir: string | undefined, ctx: Context) {
+  applyEnv(ctx, { STASIS_DATA_DIR: dataDir });
+  const { loadConfig, TemplateStore, builtinRecipes } = await daemon();
+  // The daemon's config decides where templates live (<dataDir>/templates unless STASIS_TEMPLATES_DIR).
+  return { store: new TemplateStore(loadConfig(ctx.env).templatesDir), recipes: builtinRecipes };
+}
+
+export async function templateBuild(cmd: CommandOf<"template.build">, ctx: Context): Promise<number> {
+  const { store } = await templates(cmd.dataDir, ctx);
+  const manifest = await store.build(cmd.name, { force: cmd.force, progress: (line) => note(ctx, line) });
+  if (ctx.json) await printJson(ctx, manifest);
+  return 0;
+}
+
+export async function templateList(cmd: CommandOf<"template.list">, ctx: Context): Promise<number> {
+  const { store, recipes } = await templates(cmd.dataDir, ctx);
+  const built = new Map(store.list().map((m) => [m.name, m]));
+  const names = [...new Set([...Object.keys(recipes), ...built.keys()])].sort();
+  const rows = names.map((name) => ({ name, recipe: name in recipes, built: built.get(name) ?? null }));
+  if (ctx.json) {
+    await printJson(ctx, rows);
+    return 0;
+  }
+  const cells = rows.map((r) => [r.name, r.built ? "built" : "not built", r.built ? time(r.built.builtAt) : "-", r.built ? bytes(r.built.sizeBytes) : "-"]);
+  await write(ctx.io.stdout, table(["NAME", "STATUS", "BUILT", "SIZE"], cells));
+  return 0;
+}

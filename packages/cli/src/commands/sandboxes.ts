@@ -1,0 +1,73 @@
+import { Sandbox, type SandboxInfo } from "@stasis/sdk";
+import type { CommandOf } from "../command.js";
+import { errorLine, note, printJson, table, time, write, type Context } from "../output.js";
+
+export async function create(cmd: CommandOf<"sandbox.create">, ctx: Context): Promise<number> {
+  const sandbox = await Sandbox.create({ ...cmd.request, ...ctx.conn });
+  if (ctx.json) await printJson(ctx, sandbox.info);
+  else await write(ctx.io.stdout, `${sandbox.id}\n`);
+  return 0;
+}
+
+export async function list(cmd: CommandOf<"sandbox.list">, ctx: Context): Promise<number> {
+  const sandboxes: SandboxInfo[] = [];
+  for await (const s of Sandbox.listAll({ state: cmd.state, metadata: cmd.metadata }, ctx.conn)) sandboxes.push(s);
+  if (ctx.json) {
+    await printJson(ctx, sandboxes);
+    return 0;
+  }
+  const rows = sandboxes.map((s) => [s.id, s.state, s.runtime, s.template, time(s.createdAt), time(s.expiresAt)]);
+  await write(ctx.io.stdout, table(["ID", "STATE", "RUNTIME", "TEMPLATE", "CREATED", "EXPIRES"], rows));
+  return 0;
+}
+
+export async function get(cmd: CommandOf<"sandbox.get">, ctx: Context): Promise<number> {
+  const { info } = await Sandbox.connect(cmd.id, ctx.conn);
+  if (ctx.json) await printJson(ctx, info);
+  else await write(ctx.io.stdout, describe(info));
+  return 0;
+}
+
+export async function kill(cmd: CommandOf<"sandbox.kill">, ctx: Context): Promise<number> {
+  let failed = false;
+  // One at a time, reporting each: one missing id should not hide what happened to the others.
+  for (const id of cmd.ids) {
+    try {
+      await Sandbox.kill(id, ctx.conn);
+      note(ctx, `killed ${id}`);
+    } catch (err) {
+      failed = true;
+      note(ctx, errorLine(err));
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+export async function setTimeout(cmd: CommandOf<"sandbox.timeout">, ctx: Context): Promise<number> {
+  const sandbox = await Sandbox.connect(cmd.id, ctx.conn);
+  const info = await sandbox.setTimeout(cmd.timeoutMs);
+  if (ctx.json) await printJson(ctx, info);
+  else await write(ctx.io.stdout, `${info.expiresAt ?? "-"}\n`);
+  return 0;
+}
+
+function describe(s: SandboxInfo): string {
+  const pairs = (record: Record<string, string>) =>
+    Object.entries(record)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ") || "-";
+  const fields: [string, string][] = [
+    ["id", s.id],
+    ["state", s.stateReason ? `${s.state} (${s.stateReason})` : s.state],
+    ["runtime", s.runtime],
+    ["template", s.template],
+    ["cpu", String(s.cpu)],
+    ["memory", `${s.memoryMiB} MiB`],
+    ["disk", `${s.diskMiB} MiB`],
+    ["env", pairs(s.env)],
+    ["metadata", pairs(s.metadata)],
+    ["created", time(s.createdAt)],
+    ["expires", time(s.expiresAt)],
+  ];
+  return fields.map(([k, v]) => `${`${k}:`.padEnd(10)} ${v}`).join("\n") + "\n";
+}

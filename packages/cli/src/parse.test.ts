@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { parseCommandLine } from "./parse.js";
+import { UsageError } from "./usage-error.js";
+
+const parse = (line: string | string[]) => parseCommandLine(typeof line === "string" ? line.split(" ").filter(Boolean) : line);
+const command = (line: string | string[]) => parse(line).command;
+
+function usageError(line: string | string[]): UsageError {
+  try {
+    parse(line);
+  } catch (err) {
+    if (err instanceof UsageError) return err;
+    throw err;
+  }
+  throw new Error(`expected a usage error for ${String(line)}`);
+}
+
+describe("parseCommandLine", () => {
+  it("reads global flags before or after the command", () => {
+    expect(parse("--api-url http://h:1 --json sandbox list")).toEqual({
+      global: { apiUrl: "http://h:1", json: true },
+      command: { kind: "sandbox.list", state: undefined, metadata: {} },
+    });
+    expect(parse("sandbox list --api-key=sk --json").global).toEqual({ apiKey: "sk", json: true });
+    expect(parse("sandbox get sbx_1").global).toEqual({ json: false });
+  });
+
+  it("parses serve flags", () => {
+    expect(command("serve --host 0.0.0.0 --port 8080 --data-dir /d --runtime crun")).toEqual({ kind: "serve", host: "0.0.0.0", port: 8080, dataDir: "/d", runtime: "crun" });
+    expect(command("serve")).toEqual({ kind: "serve", host: undefined, port: undefined, dataDir: undefined, runtime: undefined });
+    expect(usageError("serve --runtime kvm").message).toMatch(/--runtime must be one of gvisor, crun/);
+    expect(usageError("serve --port x").topic).toEqual(["serve"]);
+  });
+
+  it("parses doctor and template commands", () => {
+    expect(command("doctor --json")).toEqual({ kind: "doctor", dataDir: undefined });
+    expect(command("template build")).toEqual({ kind: "template.build", name: "base", force: false, dataDir: undefined });
+    expect(command("template build python --force")).toEqual({ kind: "template.build", name: "python", force: true, dataDir: undefined });
+    expect(command("template list --data-dir /x")).toEqual({ kind: "template.list", dataDir: "/x" });
+  });
+
+  it("parses sandbox create into a request with only the given fields", () => {
+    expect(command("sandbox create")).toEqual({ kind: "sandbox.create", request: {} });
+    expect(command("sandbox create --template py --runtime crun --cpu 0.5 --memory 1024 --disk 2048 --timeout 10m -e A=1 --env B=x=y --meta team=ml")).toEqual({
+      kind: "sandbox.create",
+      request: { template: "py", runtime: "crun", cpu: 0.5, memoryMiB: 1024, diskMiB: 2048, timeoutMs: 600_000, env: { A: "1", B: "x=y" }, metadata: { team: "ml" } },
+    });
+    expect(usageError("sandbox create --memory 1.5").message).toMatch(/integer/);
+    expect(usageError("sandbox create --env NOVALUE").message).toMatch(/KEY=VALUE/);
+    expect(usageError("sandbox create --timeout soon").topic).toEqual(["sandbox", "create"]);
+  });
+
+  it("parses the other sandbox commands", () => {
+    expect(command("sandbox list --state running --meta a=b --meta c=d")).toEqual({ kind: "sandbox.list", state: "running", metadata: { a: "b", c: "d" } });
+    expect(command("sandbox get sbx_1")).toEqual({ kind: "sandbox.get", id: "sbx_1" });
+    expect(command("sandbox kill sbx_1 sbx_2")).toEqual({ kind: "sandbox.kill", ids: ["sbx_1", "sbx_2"] });
+    expect(command("sandbox timeout sbx_1 90s")).toEqual({ kind: "sandbox.timeout", id: "sbx_1", timeoutMs: 90_000 });
+    expect(command("sandbox timeout sbx_1 1500")).toEqual({ kind: "sandbox.timeout", id: "sbx_1", timeoutMs: 1500 });
+    expect(usageError("sandbox kill").message).toMatch(/missing arguments/);
+    expect(usageError("sandbox get a b").message).toMatch(/too many arguments/);
+    expect(usageError("sandbox list --state sleeping").message).toMatch(/--state/);
+  });
+
+  describe("exec", () => {
+    it("runs several words after -- as argv, untouched", () => {
+      expect(command("exec sbx_1 --cwd /w --user user -e A=1 --timeout 5s -- ls -la --json")).toEqual({
+        kind: "exec",
+        id: "sbx_1",
+        cmd: ["ls", "-la", "--json"],
+        cwd: "/w",
+        user: "user",
+        env: { A: "1" },
+        timeoutMs: 5000,
+        stdin: false,
+      });
+    });
+
+    it("runs one word with spaces or shell syntax via the shell", () => {
+      expect(command(["exec", "sbx_1", "--", "ls -la | wc -l"])).toMatchObject({ cmd: "ls -la | wc -l" });
+      expect(command(["exec", "sbx_1", "--", "echo $HOME"])).toMatchObject({ cmd: "echo $HOME" });
+      expect(command(["exec", "sbx_1", "--", "hostname"])).toMatchObject({ cmd: ["hostname"] });
+    });
+
+    it("accepts the command without -- and flags after the id", () => {
+      expect(command("exec sbx_1 uname")).toMatchObject({ id: "sbx_1", cmd: ["uname"] });
+      expect(command("exec sbx_1 --stdin cat")).toMatchObject({ id: "sbx_1", cmd: ["cat"], stdin: true });
+      expect(command("exec -i sbx_1 -- cat")).toMatchObject({ id: "sbx_1", cmd: ["cat"], stdin: true });
+    });
+
+    it("does not treat --help after -- as a request for help", () => {
+      expect(command("exec sbx_1 -- python3 --help")).toMatchObject({ kind: "exec", cmd: ["python3", "--help"] });
+    });
+
+    it("rejects a missing command or stray words before --", () => {
+      expect(usageError("exec sbx_1").message).toMatch(/missing command/);
+      expect(usageError("exec sbx_1 --").message).toMatch(/missing command/);
+      expect(usageError("exec sbx_1 extra -- ls").message).toMatch(/before --/);
+      expect(usageError("exec").topic).toEqual(["exec"]);
+    });
+  });
+
+  it("parses files commands", () => {
+    expect(command("files put sbx_1 ./a.txt /tmp/a.txt --mode 600")).toEqual({ kind: "files.put", id: "sbx_1", local: "./a.txt", remote: "/tmp/a.txt", mode: "600" });
+    expect(command("files put sbx_1 - /tmp/a")).toMatchObject({ local: "-" });
+    expect(command("files get sbx_1 /tmp/a")).toEqual({ kind: "files.get", id: "sbx_1", remote: "/tmp/a", local: "-" });
+    expect(command("files get sbx_1 /tmp/a ./a")).toMatchObject({ local: "./a" });
+    expect(command("files ls sbx_1 /tmp --depth 3")).toEqual({ kind: "files.ls", id: "sbx_1", path: "/tmp", depth: 3 });
+    expect(command("files ls sbx_1 /tmp")).toMatchObject({ depth: 1 });
+    expect(command("files rm sbx_1 /tmp/d -r")).toEqual({ kind: "files.rm", id: "sbx_1", path: "/tmp/d", recursive: true });
+    expect(command("files rm sbx_1 /tmp/f")).toMatchObject({ recursive: false });
+    expect(command("files mkdir sbx_1 /tmp/d")).toEqual({ kind: "files.mkdir", id: "sbx_1", path: "/tmp/d" });
+    expect(usageError("files ls sbx_1 /tmp --depth 0").message).toMatch(/--depth/);
+  });
+
+  it("parses process commands", () => {
+    expect(command("ps sbx_1")).toEqual({ kind: "ps", id: "sbx_1" });
+    expect(command("kill-process sbx_1 42")).toEqual({ kind: "kill-process", id: "sbx_1", pid: 42, signal: "SIGKILL" });
+    expect(command("kill-process sbx_1 42 --signal term")).toMatchObject({ signal: "SIGTERM" });
+    expect(command("kill-process sbx_1 42 --signal SIGINT")).toMatchObject({ signal: "SIGINT" });
+    expect(usageError("kill-process sbx_1 x").message).toMatch(/PID/);
+    expect(usageError("kill-process sbx_1 1 --signal SIGSEGV").message).toMatch(/--signal/);
+  });
+
+  it("turns --help anywhere before -- into a help request for that topic", () => {
+    expect(command("--help")).toEqual({ kind: "help", topic: [] });
+    expect(command("help")).toEqual({ kind: "help", topic: [] });
+    expect(command("help sandbox create")).toEqual({ kind: "help", topic: ["sandbox", "create"] });
+    expect(command("sandbox --help")).toEqual({ kind: "help", topic: ["sandbox"] });
+    expect(command("sandbox create -h")).toEqual({ kind: "help", topic: ["sandbox", "create"] });
+    expect(command("exec --help")).toEqual({ kind: "help", topic: ["exec"] });
+    expect(command("--version")).toEqual({ kind: "version" });
+  });
+
+  it("reports unknown commands and options with the help topic to read", () => {
+    expect(usageError("").message).toBe("missing command");
+    expect(usageError("launch").message).toMatch(/unknown command 'launch'/);
+    expect(usageError("sandbox").topic).toEqual(["sandbox"]);
+    expect(usageError("sandbox explode").topic).toEqual(["sandbox"]);
+    const err = usageError("sandbox list --colour");
+    expect(err.message).toMatch(/--colour/);
+    expect(err.topic).toEqual(["sandbox", "list"]);
+  });
+});

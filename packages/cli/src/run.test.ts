@@ -1,0 +1,122 @@
+import { PassThrough, Readable } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { run } from "./run.js";
+
+const ID = "sbx_0123456789abcdef";
+const sandbox = {
+  id: ID,
+  template: "base",
+  runtime: "gvisor",
+  state: "running",
+  stateReason: null,
+  cpu: 1,
+  memoryMiB: 512,
+  diskMiB: 4096,
+  env: {},
+  metadata: { team: "ml" },
+  timeoutMs: 300000,
+  createdAt: "2025-01-01T00:00:00.000Z",
+  expiresAt: "2025-01-01T00:05:00.000Z",
+};
+
+interface Call {
+  method: string;
+  url: URL;
+  body: string | undefined;
+}
+
+const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+const ndjson = (events: unknown[]) => new Response(events.map((e) => `${JSON.stringify(e)}\n`).join(""), { headers: { "content-type": "application/x-ndjson" } });
+const exit = (exitCode: number) => ({ type: "exit", exitCode, signal: null, timedOut: false, durationMs: 3 });
+
+/** A daemon in a fetch function: enough routes for the CLI's output paths. */
+function fakeDaemon(calls: Call[]): typeof fetch {
+  return async (input, init) => {
+    const url = new URL(String(input));
+    const method = init?.method ?? "GET";
+    const body = typeof init?.body === "string" ? init.body : undefined;
+    calls.push({ method, url, body });
+    const path = url.pathname;
+    if (path === `/v1/sandboxes/${ID}` && method === "GET") return json(200, sandbox);
+    if (path === "/v1/sandboxes" && method === "GET") return json(200, { sandboxes: [sandbox], nextCursor: null });
+    if (path.endsWith("/commands/stream")) return ndjson([{ type: "start", pid: 5 }, { type: "stdout", data: "out\n" }, { type: "stderr", data: "err\n" }, exit(3)]);
+    if (path.endsWith("/processes") && method === "POST") return json(201, { pid: 6 });
+    if (path.endsWith("/processes/6/stdin")) return new Response(null, { status: 204 });
+    if (path.endsWith("/processes/6/stream")) {
+      // The echo only finishes once stdin has been closed, like `cat` would.
+      await vi.waitFor(() => expect(calls.some((c) => c.body?.includes('"eof":true'))).toBe(true));
+      const fed = calls.filter((c) => c.url.pathname.endsWith("/stdin")).map((c) => (JSON.parse(c.body!) as { data: string }).data).join("");
+      return ndjson([{ type: "start", pid: 6 }, { type: "stdout", data: fed }, exit(0)]);
+    }
+    return json(404, { error: { code: "sandbox_not_found", message: `no sandbox at ${path}`, retryable: false } });
+  };
+}
+
+function capture(stdinText = "") {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: string[] = [];
+  const err: string[] = [];
+  stdout.on("data", (d: Buffer) => out.push(d.toString()));
+  stderr.on("data", (d: Buffer) => err.push(d.toString()));
+  return { io: { stdout, stderr, stdin: Readable.from([stdinText]) }, out: () => out.join(""), err: () => err.join("") };
+}
+
+describe("run", () => {
+  let calls: Call[];
+  beforeEach(() => {
+    calls = [];
+    vi.stubGlobal("fetch", fakeDaemon(calls));
+  });
+  afterEach(() => vi.unstubAllGlobals());
+  const env = { STASIS_API_URL: "http://daemon.test", STASIS_API_KEY: "k" };
+  const runLine = (line: string, c = capture()) => run(line.split(" "), c.io, { ...env });
+
+  it("exec streams stdout and stderr apart and exits with the command's code", async () => {
+    const c = capture();
+    expect(await runLine(`exec ${ID} -- sh -c exit`, c)).toBe(3);
+    expect(c.out()).toBe("out\n");
+    expect(c.err()).toBe("err\n");
+    expect(JSON.parse(calls.at(-1)!.body!)).toEqual({ env: {}, cmd: ["sh", "-c", "exit"] });
+  });
+
+  it("exec --stdin starts a process, feeds it the CLI's stdin and closes it", async () => {
+    const c = capture("hello\nworld\n");
+    expect(await run(["--api-url", "http://daemon.test", "exec", ID, "--stdin", "--", "cat"], c.io, { STASIS_API_KEY: "k" })).toBe(0);
+    expect(c.out()).toBe("hello\nworld\n");
+    expect(JSON.parse(calls.find((x) => x.url.pathname.endsWith("/processes"))!.body!)).toMatchObject({ cmd: ["cat"], stdin: true });
+  });
+
+  it("prints a sandbox table, or JSON with --json", async () => {
+    const table = capture();
+    expect(await runLine("sandbox list --meta team=ml", table)).toBe(0);
+    expect(table.out()).toMatch(/^ID\s+STATE\s+RUNTIME\s+TEMPLATE\s+CREATED\s+EXPIRES\n/);
+    expect(table.out()).toContain(`${ID}  running  gvisor   base`);
+    expect(calls.at(-1)!.url.searchParams.get("metadata")).toBe("team=ml");
+    const machine = capture();
+    expect(await runLine("sandbox list --json", machine)).toBe(0);
+    expect(JSON.parse(machine.out())).toEqual([sandbox]);
+  });
+
+  it("prints API errors as `error [code]: message` and exits 1", async () => {
+    const c = capture();
+    expect(await runLine("sandbox get sbx_ffffffffffffffff", c)).toBe(1);
+    expect(c.out()).toBe("");
+    expect(c.err()).toBe("error [sandbox_not_found]: no sandbox at /v1/sandboxes/sbx_ffffffffffffffff\n");
+  });
+
+  it("keeps going through a list of sandboxes to kill and reports each failure", async () => {
+    const c = capture();
+    expect(await runLine(`sandbox kill sbx_ffffffffffffffff ${ID}`, c)).toBe(1);
+    expect(calls.filter((x) => x.method === "DELETE")).toHaveLength(2);
+  });
+
+  it("prints help to stdout and usage errors to stderr", async () => {
+    const help = capture();
+    expect(await runLine("files --help", help)).toBe(0);
+    expect(help.out()).toContain("Usage: stasis files <command>");
+    const bad = capture();
+    expect(await runLine("files ls", bad)).toBe(1);
+    expect(bad.err()).toBe("error [usage]: missing arguments: stasis files ls ID PATH [--depth N] [--json]\nsee 'stasis files ls --help'\n");
+  });
+});

@@ -1,0 +1,74 @@
+import { readFileSync } from "node:fs";
+import type { Command } from "./command.js";
+import * as execCommands from "./commands/exec.js";
+import * as files from "./commands/files.js";
+import * as local from "./commands/local.js";
+import * as processes from "./commands/processes.js";
+import * as sandboxes from "./commands/sandboxes.js";
+import { helpText } from "./help.js";
+import { errorLine, write, type Context, type Io } from "./output.js";
+import { parseCommandLine } from "./parse.js";
+import { UsageError } from "./usage-error.js";
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+async function dispatch(command: Command, ctx: Context): Promise<number> {
+  switch (command.kind) {
+    case "help":
+      await write(ctx.io.stdout, `${helpText(command.topic)}\n`);
+      return 0;
+    case "version":
+      await write(ctx.io.stdout, `stasis ${version()}\n`);
+      return 0;
+    case "serve":
+      return local.serve(command, ctx);
+    case "doctor":
+      return local.doctor(command, ctx);
+    case "template.build":
+      return local.templateBuild(command, ctx);
+    case "template.list":
+      return local.templateList(command, ctx);
+    case "sandbox.create":
+      return sandboxes.create(command, ctx);
+    case "sandbox.list":
+      return sandboxes.list(command, ctx);
+    case "sandbox.get":
+      return sandboxes.get(command, ctx);
+    case "sandbox.kill":
+      return sandboxes.kill(command, ctx);
+    case "sandbox.timeout":
+      return sandboxes.setTimeout(command, ctx);
+    case "exec":
+      return execCommands.exec(command, ctx);
+    case "files.put":
+      return files.put(command, ctx);
+    case "files.get":
+      return files.get(command, ctx);
+    case "files.ls":
+      return files.ls(command, ctx);
+    case "files.rm":
+      return files.rm(command, ctx);
+    case "files.mkdir":
+      return files.mkdir(command, ctx);
+    case "ps":
+      return processes.ps(command, ctx);
+    case "kill-process":
+      return processes.killProcess(command, ctx);
+  }
+}
+
+/** Runs one command line and returns the exit code: 0 ok, 1 error, or the remote command's code for exec. */
+export async function run(argv: readonly string[], io: Io, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  try {
+    const { global, command } = parseCommandLine(argv);
+    const conn = { ...(global.apiUrl ? { apiUrl: global.apiUrl } : {}), ...(global.apiKey ? { apiKey: global.apiKey } : {}) };
+    return await dispatch(command, { io, json: global.json, conn, env });
+  } catch (err) {
+    io.stderr.write(`${errorLine(err)}\n`);
+    if (err instanceof UsageError) io.stderr.write(`see 'stasis ${[...err.topic, "--help"].join(" ")}'\n`);
+    return 1;
+  }
+}

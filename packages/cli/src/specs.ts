@@ -1,0 +1,276 @@
+import { signalNames, type CreateSandboxRequest } from "@stasis/protocol";
+import type { ParseArgsConfig } from "node:util";
+import type { Command } from "./command.js";
+import { UsageError } from "./usage-error.js";
+import { commandFrom, duration, keyValues, number, oneOf } from "./values.js";
+
+export type Options = NonNullable<ParseArgsConfig["options"]>;
+export type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+export interface SpecInput {
+  values: Values;
+  /** Positionals before `--`. */
+  args: string[];
+  /** Positionals after `--`, or undefined when there was no `--`. */
+  rest: string[] | undefined;
+}
+
+export interface CommandSpec {
+  /** Words that select the command, e.g. "sandbox create". */
+  path: string;
+  usage: string;
+  summary: string;
+  flags?: [string, string][];
+  options: Options;
+  args: { min: number; max: number };
+  build(input: SpecInput): Command;
+}
+
+const str = (v: Values, name: string): string | undefined => (typeof v[name] === "string" ? (v[name] as string) : undefined);
+const list = (v: Values, name: string): string[] => (Array.isArray(v[name]) ? (v[name] as unknown[]).filter((x): x is string => typeof x === "string") : []);
+const bool = (v: Values, name: string): boolean => v[name] === true;
+
+const runtimes = ["gvisor", "crun"] as const;
+const states = ["creating", "running", "stopping", "stopped", "failed"] as const;
+const dataDirOption = { "data-dir": { type: "string" } } satisfies Options;
+const dataDirFlag: [string, string] = ["--data-dir D", "daemon data directory (default $STASIS_DATA_DIR or /var/lib/stasis)"];
+
+function sandboxId(args: string[]): string {
+  return args[0]!;
+}
+
+export const specs: CommandSpec[] = [
+  {
+    path: "serve",
+    usage: "stasis serve [--host H] [--port P] [--data-dir D] [--runtime gvisor|crun]",
+    summary: "Run the daemon in the foreground (as root)",
+    flags: [
+      ["--host H", "address to listen on (default 127.0.0.1)"],
+      ["--port P", "port to listen on (default 7070; 0 picks a free one)"],
+      dataDirFlag,
+      ["--runtime R", "default runtime for new sandboxes: gvisor or crun"],
+    ],
+    options: { host: { type: "string" }, port: { type: "string" }, runtime: { type: "string" }, ...dataDirOption },
+    args: { min: 0, max: 0 },
+    build: ({ values }) => ({
+      kind: "serve",
+      host: str(values, "host"),
+      port: number(str(values, "port"), "--port", { integer: true }),
+      dataDir: str(values, "data-dir"),
+      runtime: oneOf(str(values, "runtime"), runtimes, "--runtime"),
+    }),
+  },
+  {
+    path: "doctor",
+    usage: "stasis doctor [--data-dir D] [--json]",
+    summary: "Check this host for everything the daemon needs",
+    flags: [dataDirFlag],
+    options: { ...dataDirOption },
+    args: { min: 0, max: 0 },
+    build: ({ values }) => ({ kind: "doctor", dataDir: str(values, "data-dir") }),
+  },
+  {
+    path: "template build",
+    usage: "stasis template build [NAME] [--force] [--data-dir D]",
+    summary: "Build a template root filesystem (default: base)",
+    flags: [["--force", "rebuild even when an identical build exists"], dataDirFlag],
+    options: { force: { type: "boolean" }, ...dataDirOption },
+    args: { min: 0, max: 1 },
+    build: ({ values, args }) => ({ kind: "template.build", name: args[0] ?? "base", force: bool(values, "force"), dataDir: str(values, "data-dir") }),
+  },
+  {
+    path: "template list",
+    usage: "stasis template list [--data-dir D] [--json]",
+    summary: "List templates: built ones and known recipes",
+    flags: [dataDirFlag],
+    options: { ...dataDirOption },
+    args: { min: 0, max: 0 },
+    build: ({ values }) => ({ kind: "template.list", dataDir: str(values, "data-dir") }),
+  },
+  {
+    path: "sandbox create",
+    usage: "stasis sandbox create [--template T] [--runtime R] [--cpu N] [--memory MiB] [--disk MiB] [--timeout D] [--env K=V]... [--meta K=V]...",
+    summary: "Create a sandbox and print its id",
+    flags: [
+      ["--template T", "template to start from (default base)"],
+      ["--runtime R", "gvisor or crun (default: the daemon's)"],
+      ["--cpu N", "CPU cores, fractions allowed"],
+      ["--memory MiB", "memory limit"],
+      ["--disk MiB", "writable disk size"],
+      ["--timeout D", "lifetime: ms, or with a unit (30s, 10m, 2h)"],
+      ["-e, --env K=V", "environment variable for every command (repeatable)"],
+      ["--meta K=V", "metadata label (repeatable)"],
+    ],
+    options: {
+      template: { type: "string" },
+      runtime: { type: "string" },
+      cpu: { type: "string" },
+      memory: { type: "string" },
+      disk: { type: "string" },
+      timeout: { type: "string" },
+      env: { type: "string", short: "e", multiple: true },
+      meta: { type: "string", multiple: true },
+    },
+    args: { min: 0, max: 0 },
+    build: ({ values }) => {
+      const request: CreateSandboxRequest = {};
+      const set = <K extends keyof CreateSandboxRequest>(key: K, value: CreateSandboxRequest[K] | undefined) => {
+        if (value !== undefined) request[key] = value;
+      };
+      set("template", str(values, "template"));
+      set("runtime", oneOf(str(values, "runtime"), runtimes, "--runtime"));
+      set("cpu", number(str(values, "cpu"), "--cpu"));
+      set("memoryMiB", number(str(values, "memory"), "--memory", { integer: true }));
+      set("diskMiB", number(str(values, "disk"), "--disk", { integer: true }));
+      set("timeoutMs", duration(str(values, "timeout"), "--timeout"));
+      if (list(values, "env").length) request.env = keyValues(list(values, "env"), "--env");
+      if (list(values, "meta").length) request.metadata = keyValues(list(values, "meta"), "--meta");
+      return { kind: "sandbox.create", request };
+    },
+  },
+  {
+    path: "sandbox list",
+    usage: "stasis sandbox list [--state S] [--meta K=V]... [--json]",
+    summary: "List sandboxes, newest first",
+    flags: [
+      ["--state S", `only sandboxes in this state (${states.join(", ")})`],
+      ["--meta K=V", "only sandboxes with this metadata label (repeatable)"],
+    ],
+    options: { state: { type: "string" }, meta: { type: "string", multiple: true } },
+    args: { min: 0, max: 0 },
+    build: ({ values }) => ({ kind: "sandbox.list", state: oneOf(str(values, "state"), states, "--state"), metadata: keyValues(list(values, "meta"), "--meta") }),
+  },
+  {
+    path: "sandbox get",
+    usage: "stasis sandbox get ID [--json]",
+    summary: "Show one sandbox",
+    options: {},
+    args: { min: 1, max: 1 },
+    build: ({ args }) => ({ kind: "sandbox.get", id: sandboxId(args) }),
+  },
+  {
+    path: "sandbox kill",
+    usage: "stasis sandbox kill ID...",
+    summary: "Kill sandboxes and delete them with their files",
+    options: {},
+    args: { min: 1, max: Infinity },
+    build: ({ args }) => ({ kind: "sandbox.kill", ids: args }),
+  },
+  {
+    path: "sandbox timeout",
+    usage: "stasis sandbox timeout ID DURATION",
+    summary: "Make a sandbox expire DURATION from now (ms, or 30s, 10m, 2h)",
+    options: {},
+    args: { min: 2, max: 2 },
+    build: ({ args }) => ({ kind: "sandbox.timeout", id: sandboxId(args), timeoutMs: duration(args[1], "DURATION")! }),
+  },
+  {
+    path: "exec",
+    usage: "stasis exec ID [--cwd D] [--user U] [--env K=V]... [--timeout D] [--stdin] -- CMD [ARGS...]",
+    summary: "Run a command in a sandbox, streaming its output; exits with its exit code",
+    flags: [
+      ["--cwd D", "working directory (absolute)"],
+      ["--user U", "user to run as (default root)"],
+      ["-e, --env K=V", "environment variable (repeatable)"],
+      ["--timeout D", "kill the command after this long (0 = never; default 60s, none with --stdin)"],
+      ["-i, --stdin", "pipe this terminal's stdin into the command"],
+      ["", "One CMD with spaces or shell syntax runs via /bin/sh -c; several run as argv."],
+    ],
+    options: {
+      cwd: { type: "string" },
+      user: { type: "string" },
+      env: { type: "string", short: "e", multiple: true },
+      timeout: { type: "string" },
+      stdin: { type: "boolean", short: "i" },
+    },
+    args: { min: 1, max: Infinity },
+    build: ({ values, args, rest }) => {
+      // Without `--`, words after the id are the command (those starting with '-' need the `--`).
+      const words = rest ?? args.slice(1);
+      if (rest !== undefined && args.length > 1) throw new UsageError(`unexpected '${args[1]}' before --`, ["exec"]);
+      if (words.length === 0) throw new UsageError("missing command: stasis exec ID -- CMD [ARGS...]", ["exec"]);
+      return {
+        kind: "exec",
+        id: sandboxId(args),
+        cmd: commandFrom(words),
+        cwd: str(values, "cwd"),
+        user: str(values, "user"),
+        env: keyValues(list(values, "env"), "--env"),
+        timeoutMs: duration(str(values, "timeout"), "--timeout"),
+        stdin: bool(values, "stdin"),
+      };
+    },
+  },
+  {
+    path: "files put",
+    usage: "stasis files put ID LOCAL REMOTE [--mode 644]",
+    summary: "Upload a local file (- for stdin) to an absolute path in the sandbox",
+    flags: [["--mode M", "octal permission bits of the new file"]],
+    options: { mode: { type: "string" } },
+    args: { min: 3, max: 3 },
+    build: ({ values, args }) => ({ kind: "files.put", id: sandboxId(args), local: args[1]!, remote: args[2]!, mode: str(values, "mode") }),
+  },
+  {
+    path: "files get",
+    usage: "stasis files get ID REMOTE [LOCAL|-]",
+    summary: "Download a file from the sandbox (default: to stdout)",
+    options: {},
+    args: { min: 2, max: 3 },
+    build: ({ args }) => ({ kind: "files.get", id: sandboxId(args), remote: args[1]!, local: args[2] ?? "-" }),
+  },
+  {
+    path: "files ls",
+    usage: "stasis files ls ID PATH [--depth N] [--json]",
+    summary: "List a directory in the sandbox",
+    flags: [["--depth N", "levels to recurse (default 1)"]],
+    options: { depth: { type: "string" } },
+    args: { min: 2, max: 2 },
+    build: ({ values, args }) => ({ kind: "files.ls", id: sandboxId(args), path: args[1]!, depth: number(str(values, "depth"), "--depth", { integer: true, min: 1 }) ?? 1 }),
+  },
+  {
+    path: "files rm",
+    usage: "stasis files rm ID PATH [-r]",
+    summary: "Remove a file, or a directory with -r",
+    flags: [["-r, --recursive", "remove a directory and its contents"]],
+    options: { recursive: { type: "boolean", short: "r" } },
+    args: { min: 2, max: 2 },
+    build: ({ values, args }) => ({ kind: "files.rm", id: sandboxId(args), path: args[1]!, recursive: bool(values, "recursive") }),
+  },
+  {
+    path: "files mkdir",
+    usage: "stasis files mkdir ID PATH",
+    summary: "Create a directory and its parents",
+    options: {},
+    args: { min: 2, max: 2 },
+    build: ({ args }) => ({ kind: "files.mkdir", id: sandboxId(args), path: args[1]! }),
+  },
+  {
+    path: "ps",
+    usage: "stasis ps ID [--json]",
+    summary: "List a sandbox's processes started through the API",
+    options: {},
+    args: { min: 1, max: 1 },
+    build: ({ args }) => ({ kind: "ps", id: sandboxId(args) }),
+  },
+  {
+    path: "kill-process",
+    usage: "stasis kill-process ID PID [--signal S]",
+    summary: "Signal a process group in a sandbox (default SIGKILL)",
+    flags: [["--signal S", `one of ${signalNames.join(", ")}`]],
+    options: { signal: { type: "string" } },
+    args: { min: 2, max: 2 },
+    build: ({ values, args }) => ({
+      kind: "kill-process",
+      id: sandboxId(args),
+      pid: number(args[1], "PID", { integer: true, min: 1 })!,
+      signal: oneOf(str(values, "signal")?.toUpperCase().replace(/^(?!SIG)/, "SIG"), signalNames, "--signal") ?? "SIGKILL",
+    }),
+  },
+];
+
+/** Words that only group subcommands. */
+export const groups: Record<string, string> = {
+  template: "Build and list sandbox templates (local, needs the data directory)",
+  sandbox: "Create, list, inspect and kill sandboxes",
+  files: "Move files in and out of a sandbox",
+};

@@ -1,0 +1,119 @@
+import { errorRegistry, type ErrorBody, type ErrorCode } from "@stasis/protocol";
+
+/** Codes for failures detected by the client itself, with no error reply from the daemon. */
+export type ClientErrorCode = "connection_failed" | "request_timeout" | "protocol_error";
+
+export interface StasisErrorInit {
+  code: ErrorCode | ClientErrorCode;
+  message: string;
+  /** The HTTP status of the reply, or null when there was no (usable) reply. */
+  status: number | null;
+  requestId?: string | undefined;
+  retryable: boolean;
+  details?: Record<string, unknown> | undefined;
+  cause?: unknown;
+}
+
+/** Base class of every error the SDK throws on purpose. */
+export class StasisError extends Error {
+  readonly code: ErrorCode | ClientErrorCode;
+  readonly status: number | null;
+  readonly requestId: string | undefined;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(init: StasisErrorInit) {
+    super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = new.target.name;
+    this.code = init.code;
+    this.status = init.status;
+    this.requestId = init.requestId;
+    this.retryable = init.retryable;
+    this.details = init.details;
+  }
+}
+
+// Grouped by what a caller would do about them: fix the request, fix credentials, look elsewhere, retry...
+export class InvalidRequestError extends StasisError {}
+export class MethodNotAllowedError extends InvalidRequestError {}
+export class UnsupportedMediaTypeError extends InvalidRequestError {}
+export class PayloadTooLargeError extends InvalidRequestError {}
+export class AuthenticationError extends StasisError {}
+export class PermissionDeniedError extends StasisError {}
+
+export class NotFoundError extends StasisError {}
+export class RouteNotFoundError extends NotFoundError {}
+export class SandboxNotFoundError extends NotFoundError {}
+export class ProcessNotFoundError extends NotFoundError {}
+export class FileNotFoundError extends NotFoundError {}
+export class TemplateNotFoundError extends NotFoundError {}
+
+export class ConflictError extends StasisError {}
+export class FileExistsError extends ConflictError {}
+export class NotADirectoryError extends ConflictError {}
+export class IsADirectoryError extends ConflictError {}
+export class DirectoryNotEmptyError extends ConflictError {}
+export class SandboxNotRunningError extends ConflictError {}
+
+export class CapacityError extends StasisError {}
+export class ExecFailedError extends StasisError {}
+export class RuntimeUnavailableError extends StasisError {}
+export class SandboxFailedError extends StasisError {}
+/** The daemon's agent did not answer in time (agent_timeout), or the client gave up (request_timeout). */
+export class TimeoutError extends StasisError {}
+export class InternalError extends StasisError {}
+export class StreamOverflowError extends InternalError {}
+
+/** The daemon could not be reached, or the connection broke mid-request. */
+export class ConnectionError extends StasisError {}
+/** The daemon replied with something that does not match the protocol's schemas. */
+export class ProtocolError extends StasisError {}
+
+export type StasisErrorClass = new (init: StasisErrorInit) => StasisError;
+
+/** Typed as a full Record so that a code added to the registry fails the build until it is mapped here. */
+export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
+  invalid_request: InvalidRequestError,
+  unauthorized: AuthenticationError,
+  permission_denied: PermissionDeniedError,
+  route_not_found: RouteNotFoundError,
+  sandbox_not_found: SandboxNotFoundError,
+  process_not_found: ProcessNotFoundError,
+  file_not_found: FileNotFoundError,
+  template_not_found: TemplateNotFoundError,
+  method_not_allowed: MethodNotAllowedError,
+  file_exists: FileExistsError,
+  not_a_directory: NotADirectoryError,
+  is_a_directory: IsADirectoryError,
+  directory_not_empty: DirectoryNotEmptyError,
+  sandbox_not_running: SandboxNotRunningError,
+  payload_too_large: PayloadTooLargeError,
+  unsupported_media_type: UnsupportedMediaTypeError,
+  capacity_exceeded: CapacityError,
+  internal: InternalError,
+  exec_failed: ExecFailedError,
+  runtime_unavailable: RuntimeUnavailableError,
+  sandbox_failed: SandboxFailedError,
+  agent_timeout: TimeoutError,
+  stream_overflow: StreamOverflowError,
+};
+
+/**
+ * Builds the typed error for an error body. `status` defaults to the registry's status for the code,
+ * which is what in-band stream errors (sent inside a 200 reply) need.
+ */
+export function errorFromBody(body: ErrorBody, status: number = errorRegistry[body.code].status): StasisError {
+  const ErrorClass = errorClasses[body.code];
+  return new ErrorClass({
+    code: body.code,
+    message: body.message,
+    status,
+    requestId: body.requestId,
+    retryable: body.retryable,
+    details: body.details,
+  });
+}
+
+export function protocolError(message: string, status: number | null, requestId?: string, cause?: unknown): ProtocolError {
+  return new ProtocolError({ code: "protocol_error", message, status, requestId, retryable: false, cause });
+}

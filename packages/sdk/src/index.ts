@@ -1,0 +1,22 @@
+export { Sandbox, type SandboxInfo, type ListSandboxesOptions, type SandboxPage } from "./sandbox.js";
+export { Commands, type Cmd, type RunCommandOptions, type StreamCommandOptions, type StartCommandOptions } from "./commands.js";
+export { CommandHandle, type AttachOptions } from "./command-handle.js";
+export { CommandStream } from "./command-stream.js";
+export { Files, type WriteData, type WriteOptions, type TransferOptions } from "./files.js";
+export type { OutputCallbacks, ProcessResult } from "./results.js";
+export { resolveConnection, DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS, type ConnectionOptions, type ResolvedConnection } from "./connection.js";
+export { HttpClient } from "./http.js";
+export * from "./errors.js";
+export type {
+  CommandEvent,
+  CommandResult,
+  CreateSandboxRequest,
+  ErrorBody,
+  ErrorCode,
+  FileInfo,
+  FileList,
+  ProcessInfo,
+  Runtime,
+  SandboxState,
+  SignalName,
+} from "@stasis/protocol";

@@ -1,0 +1,95 @@
+import type { CreateSandboxRequest, Sandbox as SandboxInfo, SandboxState } from "@stasis/protocol";
+import { Commands } from "./commands.js";
+import { splitConnection, type ConnectionOptions } from "./connection.js";
+import { Files } from "./files.js";
+import { HttpClient } from "./http.js";
+
+export type { SandboxInfo };
+
+export interface ListSandboxesOptions {
+  state?: SandboxState;
+  /** Only sandboxes whose metadata has all these pairs (or the wire form "k=v&k2=v2"). */
+  metadata?: Record<string, string> | string;
+  /** Page size, 1..1000 (daemon default 100). */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface SandboxPage {
+  sandboxes: SandboxInfo[];
+  /** Pass as `cursor` for the next page; null on the last one. */
+  nextCursor: string | null;
+}
+
+/** A sandbox on a Stasis daemon, with `commands` and `files` grouped under it. */
+export class Sandbox {
+  readonly commands: Commands;
+  readonly files: Files;
+
+  private constructor(
+    private readonly http: HttpClient,
+    private latest: SandboxInfo,
+  ) {
+    this.commands = new Commands(http, latest.id);
+    this.files = new Files(http, latest.id);
+  }
+
+  get id(): string {
+    return this.latest.id;
+  }
+
+  /** The sandbox resource as of the last call that returned it. */
+  get info(): SandboxInfo {
+    return this.latest;
+  }
+
+  /** Creates a sandbox and resolves once it runs. */
+  static async create(options: CreateSandboxRequest & ConnectionOptions = {}): Promise<Sandbox> {
+    const { connection, rest } = splitConnection(options);
+    const http = new HttpClient(connection);
+    return new Sandbox(http, await http.json("createSandbox", { json: rest }));
+  }
+
+  /** Attaches to an existing sandbox; throws SandboxNotFoundError if there is none. */
+  static async connect(id: string, connection: ConnectionOptions = {}): Promise<Sandbox> {
+    const http = new HttpClient(connection);
+    return new Sandbox(http, await http.json("getSandbox", { params: { id } }));
+  }
+
+  /** One page of sandboxes, newest first. */
+  static async list(query: ListSandboxesOptions = {}, connection: ConnectionOptions = {}): Promise<SandboxPage> {
+    const { metadata, ...rest } = query;
+    const encoded = typeof metadata === "object" ? new URLSearchParams(metadata).toString() : metadata;
+    return new HttpClient(connection).json("listSandboxes", { query: { ...rest, metadata: encoded || undefined } });
+  }
+
+  /** Every matching sandbox, fetching pages as the loop advances. */
+  static async *listAll(query: Omit<ListSandboxesOptions, "cursor"> = {}, connection: ConnectionOptions = {}): AsyncGenerator<SandboxInfo, void, undefined> {
+    let cursor: string | undefined;
+    do {
+      const page = await Sandbox.list({ ...query, ...(cursor ? { cursor } : {}) }, connection);
+      yield* page.sandboxes;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  /** Kills a sandbox and deletes it with its files. */
+  static async kill(id: string, connection: ConnectionOptions = {}): Promise<void> {
+    await new HttpClient(connection).empty("deleteSandbox", { params: { id } });
+  }
+
+  async refresh(): Promise<SandboxInfo> {
+    this.latest = await this.http.json("getSandbox", { params: { id: this.id } });
+    return this.latest;
+  }
+
+  /** Makes the sandbox expire `timeoutMs` from now (extends or shortens its life). */
+  async setTimeout(timeoutMs: number): Promise<SandboxInfo> {
+    this.latest = await this.http.json("setSandboxTimeout", { params: { id: this.id }, json: { timeoutMs } });
+    return this.latest;
+  }
+
+  async kill(): Promise<void> {
+    await this.http.empty("deleteSandbox", { params: { id: this.id } });
+  }
+}

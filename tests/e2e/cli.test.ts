@@ -1,0 +1,89 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, startTestDaemon, type TestDaemon } from "./harness.js";
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+describe("stasis CLI against a real daemon", () => {
+  let daemon: TestDaemon;
+  let id = "";
+  const local = mkdtempSync(join(tmpdir(), "stasis-cli-"));
+
+  function stasis(args: string[], input?: string): Promise<CliResult> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [CLI, "--api-url", daemon.url, "--api-key", daemon.apiKey, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.on("close", (code) => resolve({ code, stdout, stderr }));
+      child.stdin.end(input ?? "");
+    });
+  }
+
+  beforeAll(async () => {
+    daemon = await startTestDaemon();
+  });
+  afterAll(async () => {
+    rmSync(local, { recursive: true, force: true });
+    await daemon?.destroy();
+  });
+
+  it("creates a sandbox and prints only its id on stdout", async () => {
+    const r = await stasis(["sandbox", "create", "--meta", "via=cli", "--env", "FOO=bar"]);
+    expect(r.code).toBe(0);
+    id = r.stdout.trim();
+    expect(id).toMatch(/^sbx_[a-z0-9]{16}$/);
+  });
+
+  it("execs with live output and the command's exit code", async () => {
+    const ok = await stasis(["exec", id, "--", "python3", "-c", "import os; print(os.environ['FOO'])"]);
+    expect(ok).toMatchObject({ code: 0, stdout: "bar\n" });
+    const failing = await stasis(["exec", id, "--", "sh -c 'echo to-stderr >&2; exit 7'"]);
+    expect(failing.code).toBe(7);
+    expect(failing.stderr).toContain("to-stderr");
+    expect(failing.stdout).toBe("");
+  });
+
+  it("pipes stdin into a command with --stdin", async () => {
+    const r = await stasis(["exec", id, "--stdin", "--", "tr a-z A-Z"], "shout\n");
+    expect(r).toMatchObject({ code: 0, stdout: "SHOUT\n" });
+  });
+
+  it("puts, gets and lists files", async () => {
+    const src = join(local, "in.txt");
+    writeFileSync(src, "line one\nline two\n");
+    expect((await stasis(["files", "put", id, src, "/root/in.txt"])).code).toBe(0);
+    const got = await stasis(["files", "get", id, "/root/in.txt"]);
+    expect(got.stdout).toBe("line one\nline two\n");
+    const dest = join(local, "out.txt");
+    expect((await stasis(["files", "get", id, "/root/in.txt", dest])).code).toBe(0);
+    expect(readFileSync(dest, "utf8")).toBe("line one\nline two\n");
+    const ls = await stasis(["--json", "files", "ls", id, "/root"]);
+    const listing = JSON.parse(ls.stdout) as { entries: { name: string }[] };
+    expect(listing.entries.map((e) => e.name)).toContain("in.txt");
+  });
+
+  it("lists and gets sandboxes as JSON, and reports errors with their code", async () => {
+    // --json prints every page as one array.
+    const list = JSON.parse((await stasis(["--json", "sandbox", "list", "--meta", "via=cli"])).stdout) as { id: string }[];
+    expect(list.map((s) => s.id)).toEqual([id]);
+    const get = JSON.parse((await stasis(["--json", "sandbox", "get", id])).stdout) as { state: string };
+    expect(get.state).toBe("running");
+    const missing = await stasis(["sandbox", "get", "sbx_0000000000000000"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("sandbox_not_found");
+  });
+
+  it("kills the sandbox", async () => {
+    expect((await stasis(["sandbox", "kill", id])).code).toBe(0);
+    expect((await stasis(["sandbox", "get", id])).code).toBe(1);
+  });
+});
