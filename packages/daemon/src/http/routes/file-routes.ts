@@ -27,9 +27,11 @@ export const fileHandlers = {
   },
   writeFile: async (c, s) => {
     const q = query(c, WriteQuerySchema);
+    // The body is the file, whatever it is labelled (curl --data-binary says form-urlencoded); only a
+    // multipart form would wrap the bytes in something else.
     const type = c.req.header("content-type") ?? "application/octet-stream";
-    if (type.startsWith("multipart/") || type.startsWith("application/x-www-form-urlencoded")) {
-      throw new ApiError("unsupported_media_type", "send the file as the raw request body (application/octet-stream)");
+    if (type.startsWith("multipart/")) {
+      throw new ApiError("unsupported_media_type", "send the file as the raw request body (application/octet-stream), not a multipart form");
     }
     const source = (c.req.raw.body as AsyncIterable<Uint8Array> | null) ?? emptyBody();
     const info = await s.files.write(c.req.param("id") ?? "", q.path, source, {

@@ -1,0 +1,3 @@
+module stasis.dev/agent
+
+go 1.22

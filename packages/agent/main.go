@@ -1,0 +1,44 @@
+// Command stasis-agent is the init process (PID 1) of every Stasis sandbox.
+// It serves the protocol of docs/agent-protocol.md over stdin and stdout.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const version = "0.1.0"
+
+func main() {
+	showVersion := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *showVersion {
+		fmt.Println(version)
+		return
+	}
+	log.SetFlags(0)
+	log.SetPrefix("stasis-agent: ")
+	tuneMemory()
+
+	// A broken stdout must return EPIPE rather than kill the agent. Go
+	// turns SIGPIPE on fd 1 into an exit unless SIGPIPE is handled; a handler
+	// (unlike signal.Ignore, whose SIG_IGN would be inherited across exec)
+	// leaves child processes with the default SIGPIPE behaviour. Signals
+	// arriving on the full, unread channel are simply dropped.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+
+	if os.Getpid() != 1 {
+		if err := becomeSubreaper(); err != nil {
+			log.Printf("cannot become a child subreaper: %v", err)
+		}
+	}
+
+	err := NewAgent(os.Stdout).Serve(os.Stdin)
+	// Exiting would kill the sandbox (PID 1) and every process in it.
+	log.Printf("stdin closed (%v); idling, processes keep running", err)
+	select {}
+}
