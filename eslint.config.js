@@ -11,6 +11,7 @@ export default tseslint.config(
   {
     // The daemon must never lose an error to an unawaited promise.
     files: ["packages/daemon/src/**/*.ts"],
+    ignores: ["**/*.test.ts"],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       "@typescript-eslint/no-floating-promises": "error",

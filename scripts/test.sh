@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
-step "lint"
+step "lint and type-check the tests"
 npx eslint .
+npx tsc -p tsconfig.tests.json
 step "OpenAPI document matches the schemas"
 node packages/protocol/dist/openapi/write-openapi.js spec/openapi.json --check
 step "guest agent (go test)"

@@ -8,7 +8,7 @@ export interface RecordedRequest {
   body: Buffer;
 }
 
-export type FakeHandler = (req: RecordedRequest, res: ServerResponse, raw: IncomingMessage) => void | Promise<void>;
+export type FakeHandler = (req: RecordedRequest, res: ServerResponse, raw: IncomingMessage) => unknown;
 
 export interface FakeDaemon {
   url: string;
