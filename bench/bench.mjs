@@ -67,10 +67,21 @@ async function benchStasis(conn, runtime) {
   }
   record(`${runtime}: create-to-ready (API)`, "ms", create);
   const s = sandboxes[0];
-  for (let i = 0; i < 5; i++) await s.commands.run(["echo", "hi"]);
+  // The usual API call: a shell command line. Then the same as argv, which always spawns /bin/echo.
   const echo = [];
-  for (let i = 0; i < N_ECHO; i++) echo.push(await time(() => s.commands.run(["echo", "hi"])));
-  const echoRow = record(`${runtime}: 'echo hi' round trip (API)`, "ms", echo);
+  for (let i = 0; i < 5; i++) await s.commands.run("echo hi");
+  for (let i = 0; i < N_ECHO; i++) {
+    echo.push(await time(() => s.commands.run("echo hi")));
+    await new Promise((r) => setTimeout(r, 50)); // an agent thinks between commands
+  }
+  const echoRow = record(`${runtime}: 'echo hi' round trip (API, shell string)`, "ms", echo);
+  const burst = [];
+  for (let i = 0; i < N_ECHO; i++) burst.push(await time(() => s.commands.run("echo hi")));
+  record(`${runtime}: 'echo hi' back to back (API, shell string)`, "ms", burst);
+  const argv = [];
+  for (let i = 0; i < 5; i++) await s.commands.run(["/bin/echo", "hi"]);
+  for (let i = 0; i < N_ECHO; i++) argv.push(await time(() => s.commands.run(["/bin/echo", "hi"])));
+  record(`${runtime}: '/bin/echo hi' round trip (API, argv: spawns)`, "ms", argv);
   await new Promise((r) => setTimeout(r, 2000));
   record(`${runtime}: idle memory per sandbox (cgroup)`, "MiB", sandboxes.map((x) => cgroupMemory(x.id)).filter(Number.isFinite));
   const rss = [];
@@ -160,3 +171,4 @@ mkdirSync("bench/results", { recursive: true });
 writeFileSync("bench/results/latest.md", md);
 console.log(md);
 rmSync(dataDir, { recursive: true, force: true });
+rmSync(runDir, { recursive: true, force: true });

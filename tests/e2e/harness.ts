@@ -98,6 +98,7 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
       const leftover = readFileSync("/proc/self/mounts", "utf8").split("\n").filter((l) => l.split(" ")[1]?.startsWith(dataDir));
       if (leftover.length > 0) throw new Error(`mounts left behind under ${dataDir}:\n${leftover.join("\n")}`);
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(runDir, { recursive: true, force: true });
     },
   };
   await launch();

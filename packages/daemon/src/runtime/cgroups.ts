@@ -6,8 +6,7 @@ export type CgroupMode = "v1" | "hybrid" | "v2";
  * cgroup v2 (unified) is what modern hosts run; Debian 12 images often run hybrid (all controllers on v1,
  * a cgroup2 mount at /sys/fs/cgroup/unified). Both must work.
  */
-export function detectCgroupMode(): CgroupMode {
-  const mounts = readFileSync("/proc/self/mounts", "utf8");
+export function detectCgroupMode(mounts = readFileSync("/proc/self/mounts", "utf8")): CgroupMode {
   if (/^\S+ \/sys\/fs\/cgroup cgroup2 /m.test(mounts)) return "v2";
   if (/^\S+ \/sys\/fs\/cgroup\/unified cgroup2 /m.test(mounts)) return "hybrid";
   return "v1";

@@ -206,6 +206,11 @@ export class SandboxService {
   /** `exited` is known only for sandboxes this daemon process started (not for reattached ones). */
   private attach(record: SandboxRecord, agent: AgentClient, exited?: Promise<string>): void {
     this.live.set(record.id, { record, agent });
+    // A spare shell for the commonest request (sh -c with the sandbox's env, as root): spawning a process
+    // inside gVisor costs milliseconds, so the agent keeps one started ahead of time.
+    agent
+      .request("prewarm", { env: record.env, user: "root" })
+      .catch((err: Error) => this.deps.log.debug({ sandbox: record.id, err: err.message }, "agent keeps no spare shell"));
     agent.once("closed", (reason: string) => {
       this.onAgentClosed(record, agent, reason, exited).catch((err: Error) => this.deps.log.error({ err, sandbox: record.id }, "handling a dead sandbox failed"));
     });

@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { buildOciSpec, cgroupPathOf } from "./oci-spec.js";
+import { defaultSeccompProfile } from "./seccomp-profile.js";
+
+const spec = { id: "sbx_0123456789abcdef", dir: "/d", rootfs: "/d/rootfs", agentPath: "/opt/agent", cpu: 1.5, memoryMiB: 256, pidsLimit: 100, hostname: "sandbox" };
+
+describe("buildOciSpec", () => {
+  it("runs the agent as init with the sandbox's limits in its own cgroup", () => {
+    const oci = buildOciSpec(spec, { namespaces: [{ type: "pid" }] }) as {
+      process: { args: string[]; noNewPrivileges: boolean };
+      mounts: { destination: string; source: string; options?: string[] }[];
+      linux: { cgroupsPath: string; resources: { memory: { limit: number; swap: number }; cpu: { quota: number; period: number }; pids: { limit: number } } };
+    };
+    expect(oci.process.args).toEqual(["/.stasis/agent"]);
+    expect(oci.process.noNewPrivileges).toBe(true);
+    const agent = oci.mounts.find((m) => m.destination === "/.stasis/agent");
+    expect(agent).toMatchObject({ source: "/opt/agent" });
+    expect(agent?.options).toContain("ro");
+    expect(oci.linux.cgroupsPath).toBe(cgroupPathOf(spec.id));
+    // swap equal to the limit: no swap beyond memory, so a hog is stopped, not paged out.
+    expect(oci.linux.resources).toEqual({ memory: { limit: 256 * 1048576, swap: 256 * 1048576 }, cpu: { quota: 150000, period: 100000 }, pids: { limit: 100 } });
+  });
+
+  it("binds the rootfs's own /tmp only when asked (gVisor would mount a tmpfs)", () => {
+    const withTmp = buildOciSpec(spec, { namespaces: [], bindTmp: true }) as { mounts: { destination: string; source: string }[] };
+    expect(withTmp.mounts.find((m) => m.destination === "/tmp")?.source).toBe("/d/rootfs/tmp");
+    const without = buildOciSpec(spec, { namespaces: [] }) as { mounts: { destination: string }[] };
+    expect(without.mounts.find((m) => m.destination === "/tmp")).toBeUndefined();
+  });
+});
+
+describe("default seccomp profile", () => {
+  it("denies namespace, mount, module, bpf and keyring syscalls and checks every clone namespace flag", () => {
+    const p = defaultSeccompProfile() as { defaultAction: string; syscalls: { names: string[]; action: string; args?: { value: number; valueTwo: number; op: string }[] }[] };
+    expect(p.defaultAction).toBe("SCMP_ACT_ALLOW");
+    const denied = p.syscalls.filter((r) => !r.args).flatMap((r) => r.names);
+    for (const name of ["mount", "unshare", "setns", "bpf", "init_module", "keyctl", "ptrace", "clone3"]) expect(denied).toContain(name);
+    const cloneRules = p.syscalls.filter((r) => r.names.includes("clone") && r.args);
+    expect(cloneRules.length).toBe(7);
+    for (const r of cloneRules) expect(r.args?.[0]?.value).toBe(r.args?.[0]?.valueTwo);
+  });
+});
