@@ -4,6 +4,7 @@ import type { LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec } 
 import type { CgroupMode } from "../cgroups.js";
 import { launchRuntimeProcess } from "../launch-process.js";
 import { buildOciSpec } from "../oci-spec.js";
+import { runningPidFromState } from "../oci-state.js";
 import { runCommand } from "../run-command.js";
 import { defaultSeccompProfile } from "../seccomp-profile.js";
 
@@ -68,12 +69,6 @@ export class CrunDriver implements RuntimeDriver {
   async hostPid(id: string): Promise<number | null> {
     const [cmd, args] = this.command(["state", id]);
     const out = await runCommand(cmd, args, { timeoutMs: 10_000 });
-    if (out.code !== 0) return null;
-    try {
-      const state = JSON.parse(out.stdout) as { pid?: number; status?: string };
-      return state.status === "running" && typeof state.pid === "number" ? state.pid : null;
-    } catch {
-      return null;
-    }
+    return out.code === 0 ? runningPidFromState(out.stdout) : null;
   }
 }

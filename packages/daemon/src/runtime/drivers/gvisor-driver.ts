@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec } from "../driver.js";
 import { launchRuntimeProcess } from "../launch-process.js";
 import { buildOciSpec } from "../oci-spec.js";
+import { runningPidFromState } from "../oci-state.js";
 import { runCommand } from "../run-command.js";
 
 export interface GvisorDriverOptions {
@@ -54,13 +55,7 @@ export class GvisorDriver implements RuntimeDriver {
 
   async hostPid(id: string): Promise<number | null> {
     const out = await runCommand(this.options.runscPath, ["--root", this.options.stateRoot, "state", id], { timeoutMs: 10_000 });
-    if (out.code !== 0) return null;
-    try {
-      const state = JSON.parse(out.stdout) as { pid?: number; status?: string };
-      return state.status === "running" && typeof state.pid === "number" ? state.pid : null;
-    } catch {
-      return null;
-    }
+    return out.code === 0 ? runningPidFromState(out.stdout) : null;
   }
 }
 
