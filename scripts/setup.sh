@@ -14,7 +14,9 @@ step "npm dependencies"
 stamp=node_modules/.stasis-lock-hash
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  npm ci --no-audit --no-fund
+  # `npm install` rather than `npm ci`: some npm 11 releases write lockfiles without other platforms'
+  # optional packages and then refuse their own lockfile in `npm ci`. The lockfile still pins versions.
+  npm install --no-audit --no-fund
   echo "$want" > "$stamp"
 else
   echo "up to date" >&2

@@ -19,6 +19,7 @@ import (
 type Agent struct {
 	out     *lineWriter
 	procs   *processTable
+	spares  *spareShells
 	writes  *writeHandles
 	serial  serializer
 	started time.Time
@@ -27,12 +28,14 @@ type Agent struct {
 // NewAgent returns an agent that writes replies and events to w.
 func NewAgent(w io.Writer) *Agent {
 	startReaper()
-	return &Agent{
+	a := &Agent{
 		out:     newLineWriter(w),
 		procs:   newProcessTable(),
 		writes:  newWriteHandles(),
 		started: time.Now(),
 	}
+	a.spares = &spareShells{a: a, wake: make(chan struct{}, 1)}
+	return a
 }
 
 // Serve sends the hello event, then handles the requests read from r until
@@ -68,6 +71,7 @@ func handleKey(req *request) string { return "write:" + req.Handle }
 
 var ops = map[string]opSpec{
 	"exec":        {handle: (*Agent).exec},
+	"prewarm":     {handle: (*Agent).prewarm},
 	"ack":         {handle: (*Agent).ack, key: subKey, noReply: true},
 	"attach":      {handle: (*Agent).attach, key: subKey},
 	"detach":      {handle: (*Agent).detach, key: subKey},

@@ -42,10 +42,7 @@ func (a *Agent) exec(c *call, req *request) (any, error) {
 	cwd := req.Cwd
 	switch {
 	case cwd == "":
-		cwd = "/"
-		if fi, err := os.Stat(acct.home); err == nil && fi.IsDir() {
-			cwd = acct.home
-		}
+		cwd = defaultCwd(acct)
 	case !filepath.IsAbs(cwd) || strings.IndexByte(cwd, 0) >= 0:
 		return nil, errorf(codeInvalidArgument, "cwd must be an absolute path")
 	default:
@@ -59,6 +56,10 @@ func (a *Agent) exec(c *call, req *request) (any, error) {
 	argv0, err := lookPath(req.Cmd[0], envValue(env, "PATH"))
 	if err != nil {
 		return nil, errorf(codeExecFailed, "%v", err)
+	}
+
+	if sp := a.spares.take(req, userSpec, env, cwd, acct); sp != nil && a.claim(c, req, sp, window) {
+		return nil, nil // replied by claim
 	}
 
 	p := newProcess(a.out)
@@ -78,10 +79,12 @@ func (a *Agent) exec(c *call, req *request) (any, error) {
 }
 
 // spawn starts the process described by p in its own process group, with
-// fresh pipes for its stdio, and sets p.pid.
-func spawn(p *process, argv0 string, env []string, cred *syscall.Credential, withStdin bool) (err error) {
+// fresh pipes for its stdio, and sets p.pid. The extra files become the
+// child's fds 3, 4, ...; spawn closes them in the parent in any case.
+func spawn(p *process, argv0 string, env []string, cred *syscall.Credential, withStdin bool, extra ...*os.File) (err error) {
 	var childEnds, parentEnds []*os.File
 	defer func() {
+		closeAll(extra)
 		closeAll(childEnds) // the child has its own copies
 		if err != nil {
 			closeAll(parentEnds)
@@ -114,6 +117,8 @@ func spawn(p *process, argv0 string, env []string, cred *syscall.Credential, wit
 		p.pipes[i] = r
 	}
 
+	childEnds = append(childEnds, extra...)
+	extra = nil // now closed with childEnds
 	files := make([]uintptr, len(childEnds))
 	for i, f := range childEnds {
 		files[i] = f.Fd()
@@ -128,6 +133,15 @@ func spawn(p *process, argv0 string, env []string, cred *syscall.Credential, wit
 		return syscall.ForkExec(argv0, p.cmd, attr)
 	}, p.status)
 	return err
+}
+
+// defaultCwd is where a process of acct starts when no cwd is given: its
+// home directory, or / when that is not a directory.
+func defaultCwd(acct *account) string {
+	if fi, err := os.Stat(acct.home); err == nil && fi.IsDir() {
+		return acct.home
+	}
+	return "/"
 }
 
 func closeAll(files []*os.File) {

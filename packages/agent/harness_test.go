@@ -46,6 +46,7 @@ type message struct {
 
 type harness struct {
 	t       *testing.T
+	agent   *Agent
 	in      io.Writer
 	events  chan message
 	mu      sync.Mutex
@@ -58,7 +59,8 @@ func newHarness(t *testing.T) *harness {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	h := &harness{t: t, in: inW, events: make(chan message, 10000), pending: make(map[int64]chan message)}
-	go NewAgent(outW).Serve(inR)
+	h.agent = NewAgent(outW)
+	go h.agent.Serve(inR)
 	go h.readLoop(outR)
 	t.Cleanup(func() { inW.Close() })
 	if ev := h.event(); ev.Ev != "hello" || ev.Version != version || ev.Protocol != protocolVersion {

@@ -249,10 +249,14 @@ type processTable struct {
 	mu       sync.Mutex
 	byPid    map[int]*process
 	finished []*process // oldest first, at most keepExited
+	// hidden holds the spare shell (spare.go) until it is claimed: it takes
+	// its pid's slot, so a finished process with a reused pid cannot route a
+	// signal to it, but get and list do not see it.
+	hidden map[*process]bool
 }
 
 func newProcessTable() *processTable {
-	return &processTable{byPid: make(map[int]*process)}
+	return &processTable{byPid: make(map[int]*process), hidden: make(map[*process]bool)}
 }
 
 // add registers p, replacing a finished process whose pid was reused.
@@ -262,10 +266,36 @@ func (t *processTable) add(p *process) {
 	t.byPid[p.pid] = p
 }
 
+// addHidden registers a spare shell, invisible until reveal.
+func (t *processTable) addHidden(p *process) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.byPid[p.pid] = p
+	t.hidden[p] = true
+}
+
+func (t *processTable) reveal(p *process) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.hidden, p)
+}
+
+// dropHidden forgets a spare shell that exited before being claimed.
+func (t *processTable) dropHidden(p *process) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.hidden[p] {
+		delete(t.hidden, p)
+		if t.byPid[p.pid] == p {
+			delete(t.byPid, p.pid)
+		}
+	}
+}
+
 func (t *processTable) get(pid int) (*process, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if p := t.byPid[pid]; p != nil {
+	if p := t.byPid[pid]; p != nil && !t.hidden[p] {
 		return p, nil
 	}
 	return nil, errorf(codeNoSuchProcess, "no process with pid %d", pid)
@@ -292,7 +322,9 @@ func (t *processTable) list() []*process {
 	t.mu.Lock()
 	procs := make([]*process, 0, len(t.byPid))
 	for _, p := range t.byPid {
-		procs = append(procs, p)
+		if !t.hidden[p] {
+			procs = append(procs, p)
+		}
 	}
 	t.mu.Unlock()
 	sort.Slice(procs, func(i, j int) bool {

@@ -50,6 +50,18 @@ func (r *reaper) start(fork func() (int, error), status chan<- syscall.WaitStatu
 	return pid, err
 }
 
+// killGroup sends sig to the process group led by pid, but only while pid is
+// an unreaped child: holding the registry lock keeps it from being reaped
+// meanwhile, so a reused pid can never be hit.
+func (r *reaper) killGroup(pid int, sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.waiters[pid]; !ok {
+		return syscall.ESRCH
+	}
+	return syscall.Kill(-pid, sig)
+}
+
 // reapAll collects every child that has terminated.
 func (r *reaper) reapAll() {
 	for {
