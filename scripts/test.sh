@@ -15,4 +15,10 @@ step "guest agent (go test)"
 GO=$(command -v go || ls -d /usr/lib/go-1.2*/bin/go | sort -V | tail -n 1)
 (cd packages/agent && "$GO" test ./...)
 step "unit and end-to-end tests"
-npx vitest run
+report=$(mktemp)
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile="$report" || status=$?
+node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);' "$report" || true
+rm -f "$report"
+exit "$status"

@@ -34,7 +34,7 @@ func NewAgent(w io.Writer) *Agent {
 		writes:  newWriteHandles(),
 		started: time.Now(),
 	}
-	a.spares = &spareShells{a: a, wake: make(chan struct{}, 1)}
+	a.spares = newSpareShells(a)
 	return a
 }
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,38 +17,45 @@ import (
 // sh is the whole cost. After `prewarm`, the agent keeps one spare shell
 // started ahead of time (the same way exec would start it, but hidden) that
 // waits for its command on fd 3. A matching exec claims it: the agent writes X
-// to fd 3 and the shell evals it, with no process created on the request's
-// critical path. A new spare is then started in the background.
+// to fd 3 and the shell runs it, with no process created on the request's
+// critical path. Another spare is then started in the background.
+//
+// The spare runs `. /dev/fd/3` rather than `eval "$(cat <&3)"`: the shell
+// reads the pipe itself, so no cat has to be forked (and then exit) per
+// command, which under gVisor costs about as much as the spawn saved.
 
 const (
 	warmShell = "/bin/sh"
-	// warmEnd follows the command on fd 3: a command that arrives without it
-	// was cut short (its cat was killed), and must fail loudly rather than
-	// run in part or, worse, silently succeed as an empty command.
-	warmEnd = "STASIS_WARM_END"
+	// warmPrefix goes before the command, on its first line so that line
+	// numbers in messages match `sh -c X`: the shell reads the command through
+	// a descriptor of its own, and X's processes must not inherit fd 3.
+	warmPrefix = "exec 3<&-; "
 	// A longer -c argument would fail to exec (E2BIG, MAX_ARG_STRLEN) on the
 	// normal path; such commands keep that behaviour.
 	maxWarmCommand = 128<<10 - 1
 	spareRetryMin  = 100 * time.Millisecond
 	spareRetryMax  = 30 * time.Second
+	// A spare that has lived this long has started properly. Until one has,
+	// after a prewarm or after a spare died young, a spare must reach this age
+	// before it is claimed, so that a shell that cannot start in this sandbox
+	// fails on its own rather than as the user's command.
+	spareSettle = 100 * time.Millisecond
 	// After a claim, the next spare is started once the claimed process has
-	// finished, or after refillDelay if it runs longer. Starting it at once
+	// exited, or after refillDelay if it runs longer. Starting it at once
 	// would delay the claimed command: a fork holds the reaper's lock (~15 ms
 	// under gVisor), so its exit could not be reaped meanwhile.
 	refillDelay = 100 * time.Millisecond
 )
 
-// warmScript is the spare's -c argument. The shell waits in cat (found by
-// the agent, so the profile's PATH does not matter) until the agent has
-// written the command and closed the pipe. The command goes through a
-// positional parameter (not a variable, which X could see or clobber), which
-// is shifted away before X runs, so X sees $0 = /bin/sh and no arguments as
-// with `sh -c X`; fd 3 is closed so X's processes do not inherit it. The
-// marker also keeps trailing newlines of X, which $(...) would strip.
-func warmScript(cat string) string {
-	return `set -- "$('` + cat + `' <&3)"; exec 3<&-; ` +
-		`case $1 in *` + warmEnd + `) ;; *) echo "stasis-agent: the warm shell lost its command" >&2; exit 126;; esac; ` +
-		`eval 'shift;' "${1%` + warmEnd + `}"`
+// warmScript is the spare's -c argument: source the command from fd 3, by
+// /dev/fd when the sandbox has it (shorter in the shell's messages).
+func warmScript() (string, error) {
+	for _, dir := range []string{"/dev/fd", "/proc/self/fd"} {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			return ". " + dir + "/3", nil
+		}
+	}
+	return "", errorf(codeExecFailed, "neither /dev/fd nor /proc/self/fd exists")
 }
 
 // spareProfile is what prewarm configured: exec requests with exactly this
@@ -59,12 +65,14 @@ type spareProfile struct {
 	user string
 }
 
-// spare is one started, parked shell. Its output pipes are not read and its
-// exit is watched by watch until it is claimed; then the process runs like
-// any exec'd one.
+// spare is one started, parked shell. Until it is claimed its output pipes
+// are not read; then it runs like any process that exec started.
 type spare struct {
 	p      *process
 	script *os.File // write end of the shell's fd 3
+	born   time.Time
+	// reaped receives its exit status from the reaper, for watch.
+	reaped chan syscall.WaitStatus
 	// What it was started with; a claim also requires that exec would start
 	// it the same way now (/etc/passwd or the home directory may change).
 	env  []string
@@ -73,8 +81,7 @@ type spare struct {
 
 	mu      sync.Mutex
 	claimed bool
-	dead    bool          // exited before being claimed
-	claimCh chan struct{} // closed when claimed, to stop watch
+	dead    bool // exited before being claimed
 }
 
 // spareShells keeps at most one ready spare for the current profile.
@@ -85,10 +92,20 @@ type spareShells struct {
 	profile  *spareProfile
 	gen      int // bumped by each new profile; a spare started for an older one is discarded
 	ready    *spare
-	filling  bool // a fill goroutine is running
-	failures int  // consecutive failed or prematurely dead spares, for backoff
+	healthy  bool      // a spare of this profile has lived spareSettle; young ones may be claimed
+	filling  bool      // a fill goroutine is running
+	started  sync.Cond // broadcast when fill has tried to start a spare
+	failures int       // spares in a row that failed to start or died young, for backoff
 	retryAt  time.Time
 	wake     chan struct{} // tells a waiting fill goroutine to look again
+
+	script func() (string, error) // warmScript; tests replace it
+}
+
+func newSpareShells(a *Agent) *spareShells {
+	s := &spareShells{a: a, wake: make(chan struct{}, 1), script: warmScript}
+	s.started.L = &s.mu
+	return s
 }
 
 func (a *Agent) prewarm(c *call, req *request) (any, error) {
@@ -115,12 +132,20 @@ func (s *spareShells) configure(prof *spareProfile) {
 	if s.profile == nil || s.profile.user != prof.user || !maps.Equal(s.profile.env, prof.env) {
 		s.profile = prof
 		s.gen++
+		s.healthy = false
 		if s.ready != nil {
 			s.ready.discard()
 			s.ready = nil
 		}
 	}
 	s.failures, s.retryAt = 0, time.Time{}
+	s.fillLocked()
+}
+
+// refill makes sure a spare is ready or on its way.
+func (s *spareShells) refill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.fillLocked()
 }
 
@@ -167,6 +192,7 @@ func (s *spareShells) fill() {
 		default:
 			s.ready = sp
 		}
+		s.started.Broadcast()
 	}
 	s.filling = false
 }
@@ -193,50 +219,54 @@ func (s *spareShells) start(prof *spareProfile) (*spare, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := lookPath("cat", defaultPath)
+	script, err := s.script()
 	if err != nil {
 		return nil, err
-	}
-	if strings.ContainsRune(cat, '\'') {
-		return nil, errorf(codeExecFailed, "unusable path %q", cat)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
+	// The shell reopens the pipe through /dev/fd, which checks the pipe's
+	// owner and mode (0600): it must belong to the user.
+	if cred := credentialFor(acct); cred != nil {
+		if err := r.Chown(int(cred.Uid), int(cred.Gid)); err != nil {
+			r.Close()
+			w.Close()
+			return nil, err
+		}
+	}
 	p := newProcess(s.a.out)
-	p.cmd = []string{warmShell, "-c", warmScript(cat)}
+	p.cmd = []string{warmShell, "-c", script}
 	p.cwd, p.user = defaultCwd(acct), prof.user
 	if err := spawn(p, warmShell, env, credentialFor(acct), false, r); err != nil {
 		w.Close()
 		return nil, err
 	}
-	sp := &spare{p: p, script: w, env: env, cwd: p.cwd, acct: acct, claimCh: make(chan struct{})}
+	sp := &spare{p: p, script: w, born: p.started, reaped: p.status, env: env, cwd: p.cwd, acct: acct}
+	// The reaper reports to sp.reaped; watch passes the status on to the
+	// process's own wait once the spare is claimed.
+	p.status = make(chan syscall.WaitStatus, 1)
 	s.a.procs.addHidden(p)
 	go s.watch(sp)
 	return sp, nil
 }
 
-// watch waits for the spare's exit until it is claimed. A spare that dies
-// hidden (killed from inside the sandbox, say) produces no event; it is
-// forgotten and, if it was the ready one, replaced after a backoff.
+// watch waits for the spare's exit. A spare that dies hidden (killed from
+// inside the sandbox, say) produces no event; it is forgotten and, if it was
+// the ready one, replaced after a backoff. A claimed one has its next spare
+// started now that the fork can no longer delay its exit.
 func (s *spareShells) watch(sp *spare) {
-	var ws syscall.WaitStatus
-	select {
-	case ws = <-sp.p.status:
-	case <-sp.claimCh:
-		return
-	}
+	ws := <-sp.reaped
 	sp.mu.Lock()
-	if sp.claimed {
-		// Claimed just as it died: its own wait reports the exit.
+	claimed := sp.claimed
+	sp.dead = !claimed
+	sp.mu.Unlock()
+	if claimed {
+		s.refill()
 		sp.p.status <- ws
-		sp.mu.Unlock()
 		return
 	}
-	sp.dead = true
-	sp.mu.Unlock()
-	// Closing fd 3's write end also ends a cat that outlived its shell.
 	sp.script.Close()
 	closeAll(sp.p.pipes[:])
 	s.a.procs.dropHidden(sp.p)
@@ -245,13 +275,26 @@ func (s *spareShells) watch(sp *spare) {
 	defer s.mu.Unlock()
 	if s.ready == sp {
 		s.ready = nil
+		s.diedLocked(sp)
 		how := "exit " + strconv.Itoa(ws.ExitStatus())
 		if ws.Signaled() {
 			how = signalName(ws.Signal())
 		}
-		log.Printf("warm shell %d ended while idle (%s); starting another in %v", sp.p.pid, how, s.failedLocked())
+		log.Printf("warm shell %d ended while idle (%s); starting another in %v",
+			sp.p.pid, how, time.Until(s.retryAt).Round(time.Millisecond))
 		s.fillLocked()
 	}
+}
+
+// diedLocked accounts for a spare that died unclaimed: one that died young
+// may not have been able to start at all.
+func (s *spareShells) diedLocked(sp *spare) {
+	if time.Since(sp.born) >= spareSettle {
+		s.failures = 0
+	} else {
+		s.healthy = false
+	}
+	s.failedLocked()
 }
 
 // discard kills a spare that is no longer wanted; watch cleans up after it.
@@ -263,10 +306,20 @@ func (sp *spare) discard() {
 	}()
 }
 
-// take hands out the ready spare if req may use it: req is exactly
+// claimableLocked says whether the ready spare may be claimed now.
+func (s *spareShells) claimableLocked() bool {
+	if s.ready != nil && !s.healthy && time.Since(s.ready.born) >= spareSettle {
+		s.healthy, s.failures = true, 0
+	}
+	return s.ready != nil && s.healthy
+}
+
+// take hands out the spare if req may use it: req is exactly
 // ["/bin/sh","-c",X] with the profile's env and user, no cwd and no stdin,
 // and exec would start it with the same env, cwd and credentials as the
-// spare. The caller must then claim it.
+// spare. The caller must then claim it. While a spare is being started, take
+// waits for it: the normal path would be slower, as its fork would first wait
+// for that one (the reaper's lock) and then take as long again.
 func (s *spareShells) take(req *request, userSpec string, env []string, cwd string, acct *account) *spare {
 	if len(req.Cmd) != 3 || req.Cmd[0] != warmShell || req.Cmd[1] != "-c" ||
 		len(req.Cmd[2]) > maxWarmCommand || req.Stdin || req.Cwd != "" {
@@ -274,10 +327,20 @@ func (s *spareShells) take(req *request, userSpec string, env []string, cwd stri
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sp := s.ready
-	if sp == nil || userSpec != s.profile.user || !maps.Equal(req.Env, s.profile.env) {
-		return nil
+	for {
+		if s.profile == nil || userSpec != s.profile.user || !maps.Equal(req.Env, s.profile.env) {
+			return nil
+		}
+		if s.claimableLocked() {
+			break
+		}
+		starting := s.filling && !time.Now().Before(s.retryAt)
+		if s.ready != nil || !starting || !s.healthy {
+			return nil
+		}
+		s.started.Wait()
 	}
+	sp := s.ready
 	s.ready = nil
 	if !slices.Equal(sp.env, env) || sp.cwd != cwd || sp.acct.uid != acct.uid ||
 		sp.acct.gid != acct.gid || !slices.Equal(sp.acct.groups, acct.groups) {
@@ -295,22 +358,15 @@ func (s *spareShells) take(req *request, userSpec string, env []string, cwd stri
 func (a *Agent) claim(c *call, req *request, sp *spare, window int64) bool {
 	sp.mu.Lock()
 	ok := !sp.dead
-	if ok {
-		sp.claimed = true
-		close(sp.claimCh)
-	}
+	sp.claimed = ok
 	sp.mu.Unlock()
-
-	s := a.spares
 	if !ok {
-		s.mu.Lock()
-		s.failedLocked() // died unnoticed; do not replace spares in a loop
-		s.fillLocked()
-		s.mu.Unlock()
+		a.spares.mu.Lock()
+		a.spares.diedLocked(sp)
+		a.spares.fillLocked()
+		a.spares.mu.Unlock()
 		return false
 	}
-	finished := make(chan struct{})
-	go s.refillAfter(finished)
 
 	p := sp.p
 	p.cmd, p.tag, p.started = req.Cmd, req.Tag, time.Now()
@@ -322,41 +378,27 @@ func (a *Agent) claim(c *call, req *request, sp *spare, window int64) bool {
 	p.run(func(p *process) {
 		sp.script.Close() // unblocks a delivery the shell never read
 		a.procs.retire(p)
-		close(finished)
 	})
 	go sp.deliver(req.Cmd[2])
+	time.AfterFunc(refillDelay, a.spares.refill) // unless watch does it sooner
 	return true
-}
-
-// refillAfter starts the next spare once finished is closed or refillDelay
-// has passed.
-func (s *spareShells) refillAfter(finished <-chan struct{}) {
-	t := time.NewTimer(refillDelay)
-	select {
-	case <-finished:
-	case <-t.C:
-	}
-	t.Stop()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures, s.retryAt = 0, time.Time{} // the claim shows spares work
-	s.fillLocked()
 }
 
 // deliver writes the command to the shell's fd 3 and closes it. It has a
 // goroutine of its own: a command larger than the pipe buffer blocks until
-// the shell's cat has read it.
+// the shell has read it.
 func (sp *spare) deliver(cmd string) {
 	// An error means the shell is gone; its exit event reports that.
-	io.WriteString(sp.script, cmd+warmEnd)
+	io.WriteString(sp.script, warmPrefix+cmd)
 	sp.script.Close()
 }
 
-// readyPid returns the pid of the ready spare, or 0 (for tests).
-func (s *spareShells) readyPid() int {
+// claimablePid returns the pid of the spare that a matching exec would
+// claim now, or 0 (for tests).
+func (s *spareShells) claimablePid() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ready == nil {
+	if !s.claimableLocked() {
 		return 0
 	}
 	return s.ready.p.pid
