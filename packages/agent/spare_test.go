@@ -19,8 +19,9 @@ func (h *harness) prewarm(env map[string]string) {
 	h.ok(map[string]any{"op": "prewarm", "env": env}, nil)
 }
 
-// spare waits until a spare other than not is ready and returns its pid.
-func (h *harness) spare(not int) int {
+// waitSpare waits until a spare other than not can be claimed and returns
+// its pid.
+func (h *harness) waitSpare(not int) int {
 	h.t.Helper()
 	pid := 0
 	eventually(h.t, "a spare shell is ready", func() bool {
@@ -41,7 +42,7 @@ func sh(script string, extra map[string]any) map[string]any {
 // warmExec runs script (with env) on the ready spare and returns its result.
 func (h *harness) warmExec(script string, env map[string]string) result {
 	h.t.Helper()
-	spare := h.spare(0)
+	spare := h.waitSpare(0)
 	pid := h.exec(sh(script, map[string]any{"env": env}))
 	if pid != spare {
 		h.t.Fatalf("exec got pid %d, not the spare %d", pid, spare)
@@ -52,7 +53,7 @@ func (h *harness) warmExec(script string, env map[string]string) result {
 // collectAll gathers the results of several processes whose events interleave.
 func (h *harness) collectAll(pids ...int) map[int]result {
 	h.t.Helper()
-	var out, errs = map[int]*strings.Builder{}, map[int]*strings.Builder{}
+	out, errs := map[int]*strings.Builder{}, map[int]*strings.Builder{}
 	results := map[int]result{}
 	for _, pid := range pids {
 		out[pid], errs[pid] = new(strings.Builder), new(strings.Builder)
@@ -81,7 +82,7 @@ func TestWarmShellClaim(t *testing.T) {
 	h := newHarness(t)
 	env := map[string]string{"FOO": "bar"}
 	h.prewarm(env)
-	spare := h.spare(0)
+	spare := h.waitSpare(0)
 
 	// Hidden until claimed.
 	for _, e := range h.ps() {
@@ -113,7 +114,7 @@ func TestWarmShellClaim(t *testing.T) {
 		*e.ExitCode != 0 || e.StartedAtMs < before {
 		t.Fatalf("ps entry = %+v (exec sent at %d)", e, before)
 	}
-	h.spare(spare) // replaced in the background
+	h.waitSpare(spare) // replaced in the background
 	h.quiet(100 * time.Millisecond)
 }
 
@@ -185,7 +186,7 @@ func TestWarmShellNonMatchingRequests(t *testing.T) {
 	h := newHarness(t)
 	env := map[string]string{"A": "1"}
 	h.prewarm(env)
-	spare := h.spare(0)
+	spare := h.waitSpare(0)
 	for _, req := range []map[string]any{
 		sh("echo ok", map[string]any{"env": map[string]string{"A": "2"}}),
 		sh("echo ok", nil), // no env
@@ -218,7 +219,7 @@ func TestWarmShellConcurrentExecs(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.prewarm(nil)
-	spare := h.spare(0)
+	spare := h.waitSpare(0)
 	var pending []<-chan message
 	for i := 0; i < 4; i++ {
 		req := sh("echo "+itoa(i), nil)
@@ -250,11 +251,11 @@ func TestWarmShellReplacedAfterDyingHidden(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.prewarm(nil)
-	first := h.spare(0)
+	first := h.waitSpare(0)
 	syscall.Kill(-first, syscall.SIGKILL)
-	second := h.spare(first)
+	second := h.waitSpare(first)
 	syscall.Kill(second, syscall.SIGKILL) // the shell only, not its group
-	third := h.spare(second)
+	third := h.waitSpare(second)
 	eventually(t, "the dead spares' groups are gone", func() bool { return groupGone(first) && groupGone(second) })
 	h.quiet(100 * time.Millisecond) // no exit events for hidden spares
 	for _, e := range h.ps() {
@@ -271,9 +272,9 @@ func TestWarmShellReprewarm(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.prewarm(map[string]string{"V": "1"})
-	first := h.spare(0)
+	first := h.waitSpare(0)
 	h.prewarm(map[string]string{"V": "2"})
-	second := h.spare(first)
+	second := h.waitSpare(first)
 	eventually(t, "the old spare is killed", func() bool { return groupGone(first) })
 	// The same profile again keeps the spare.
 	h.prewarm(map[string]string{"V": "2"})
@@ -284,7 +285,7 @@ func TestWarmShellReprewarm(t *testing.T) {
 	if r := h.warmExec(`echo "$V"`, map[string]string{"V": "2"}); r.stdout != "2\n" {
 		t.Fatalf("result = %+v", r)
 	}
-	third := h.spare(second)
+	third := h.waitSpare(second)
 	pid := h.exec(sh(`echo "$V"`, map[string]any{"env": map[string]string{"V": "1"}}))
 	if r := h.collect(pid); pid == third || r.stdout != "1\n" {
 		t.Fatalf("old profile: pid %d (spare %d), result %+v", pid, third, r)
@@ -295,7 +296,7 @@ func TestWarmShellSignal(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.prewarm(nil)
-	spare := h.spare(0)
+	spare := h.waitSpare(0)
 	pid := h.exec(sh("sleep 100; echo never", nil))
 	if pid != spare {
 		t.Fatalf("exec got pid %d, not the spare %d", pid, spare)
@@ -316,7 +317,7 @@ func TestWarmShellCredit(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.prewarm(nil)
-	spare := h.spare(0)
+	spare := h.waitSpare(0)
 	pid := h.exec(sh("head -c 100000 /dev/zero", map[string]any{"window": 0}))
 	if pid != spare {
 		t.Fatalf("exec got pid %d, not the spare %d", pid, spare)
@@ -341,7 +342,7 @@ func TestWarmShellUser(t *testing.T) {
 	}
 	h := newHarness(t)
 	h.ok(map[string]any{"op": "prewarm", "user": "nobody"}, nil)
-	spare := h.spare(0)
+	spare := h.waitSpare(0)
 	pid := h.exec(sh(`id -u; pwd; echo "$HOME $USER"`, map[string]any{"user": "nobody"}))
 	if r := h.collect(pid); pid != spare || r.stdout != "65534\n/\n/nonexistent nobody\n" {
 		t.Fatalf("pid %d (spare %d): %+v", pid, spare, r)
@@ -357,7 +358,7 @@ func TestWarmShellClaimedWhileStarting(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.prewarm(nil)
-	h.spare(0)
+	h.waitSpare(0)
 	claims := 0
 	for i := 0; i < 10; i++ {
 		pid := h.exec(sh(`tr '\0' ' ' </proc/$$/cmdline`, nil))
@@ -400,7 +401,7 @@ func TestWarmShellStale(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.prewarm(nil)
-	spare := h.spare(0)
+	spare := h.waitSpare(0)
 	acct, err := lookupUser("root")
 	if err != nil {
 		t.Fatal(err)
@@ -410,7 +411,7 @@ func TestWarmShellStale(t *testing.T) {
 	if sp := h.agent.spares.take(req, "root", env, "/elsewhere", acct); sp != nil {
 		t.Fatal("a stale spare was handed out")
 	}
-	h.spare(spare)
+	h.waitSpare(spare)
 	eventually(t, "the stale spare is killed", func() bool { return groupGone(spare) })
 }
 

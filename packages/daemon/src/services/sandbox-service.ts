@@ -40,7 +40,6 @@ export class SandboxService {
   private readonly live = new Map<string, LiveSandbox>();
   private readonly probes = new Map<Runtime, RuntimeProbe>();
   private sweeper: NodeJS.Timeout | null = null;
-  private creating = 0;
 
   constructor(private readonly deps: SandboxServiceDeps) {}
 
@@ -84,8 +83,9 @@ export class SandboxService {
     if (!this.deps.templates.manifest(params.template)) {
       throw new ApiError("template_not_found", `template '${params.template}' is not built: run \`stasis template build ${params.template}\``);
     }
+    // In-flight creates are counted through their `creating` records.
     const counts = this.deps.store.countByState();
-    const active = (counts.running ?? 0) + (counts.creating ?? 0) + this.creating;
+    const active = (counts.running ?? 0) + (counts.creating ?? 0);
     if (active >= this.deps.config.maxSandboxes) {
       throw new ApiError("capacity_exceeded", `the daemon runs its maximum of ${this.deps.config.maxSandboxes} sandboxes`);
     }
@@ -108,7 +108,6 @@ export class SandboxService {
     };
     const log = this.deps.log.child({ sandbox: record.id, runtime });
     this.deps.store.insert(record);
-    this.creating++;
     try {
       const owner = runtime === "crun" ? this.deps.config.usernsBase : 0;
       const lower = await this.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
@@ -144,7 +143,6 @@ export class SandboxService {
       if (err instanceof TemplateNotFoundError) throw new ApiError("template_not_found", err.message);
       throw new ApiError("sandbox_failed", `sandbox failed to start: ${(err as Error).message}`);
     } finally {
-      this.creating--;
       this.updateGauges();
     }
   }
@@ -247,9 +245,15 @@ export class SandboxService {
     for (const record of this.deps.store.live()) {
       const log = this.deps.log.child({ sandbox: record.id });
       const driver = this.deps.drivers.get(record.runtime);
+      if (record.state === "stopping") {
+        // A delete or expiry was under way: finish tearing down; a retried DELETE removes the record.
+        await this.teardown(record).catch((err: Error) => log.error({ err }, "teardown after restart failed"));
+        this.deps.store.setState(record.id, "stopped", "stopped while the daemon restarted");
+        continue;
+      }
       if (record.state !== "running" || !driver) {
         this.deps.store.setState(record.id, "failed", `daemon stopped while the sandbox was ${record.state}`);
-        await this.teardown(record).catch(() => {});
+        await this.teardown(record).catch((err: Error) => log.error({ err }, "teardown after restart failed"));
         continue;
       }
       const paths = this.deps.filesystem.paths(record.id);
