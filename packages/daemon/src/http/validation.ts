@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import type { z } from "zod";
 import { ApiError } from "../errors/api-error.js";
@@ -24,7 +25,7 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
   const type = c.req.header("content-type") ?? "";
   const length = Number(c.req.header("content-length") ?? "0");
   if (length > MAX_JSON_BODY_BYTES) throw new ApiError("payload_too_large", `JSON bodies are limited to ${MAX_JSON_BODY_BYTES} bytes`);
-  const text = await c.req.text();
+  const text = await readText(c, MAX_JSON_BODY_BYTES);
   if (text.length > MAX_JSON_BODY_BYTES) throw new ApiError("payload_too_large", `JSON bodies are limited to ${MAX_JSON_BODY_BYTES} bytes`);
   if (text.trim() !== "" && !type.includes("application/json")) {
     throw new ApiError("unsupported_media_type", "send JSON with content-type: application/json");
@@ -42,4 +43,21 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
 
 export function query<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
   return parseWith(schema, c.req.query(), "query");
+}
+
+/**
+ * Reads a small body straight from Node's request when served by @hono/node-server: converting it to a
+ * web stream first costs about a millisecond per request, a large share of a command's round trip.
+ */
+async function readText(c: Context, maxBytes: number): Promise<string> {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (!incoming) return c.req.text();
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of incoming as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > maxBytes) throw new ApiError("payload_too_large", `JSON bodies are limited to ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total).toString("utf8");
 }
