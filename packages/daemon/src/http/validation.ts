@@ -1,4 +1,4 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
 import type { z } from "zod";
 import { ApiError } from "../errors/api-error.js";
@@ -60,4 +60,18 @@ async function readText(c: Context, maxBytes: number): Promise<string> {
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total).toString("utf8");
+}
+
+/**
+ * Aborts when the client goes away before the response is complete. Served by @hono/node-server this
+ * listens on Node's response directly; `c.req.raw.signal` would first build a whole web Request.
+ */
+export function clientGone(c: Context): AbortSignal {
+  const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (!outgoing) return c.req.raw.signal;
+  const controller = new AbortController();
+  outgoing.once("close", () => {
+    if (!outgoing.writableFinished) controller.abort(new Error("client connection closed"));
+  });
+  return controller.signal;
 }

@@ -64,6 +64,8 @@ const MIGRATIONS = [
 /** Durable sandbox state (SQLite, WAL): the source of truth a restarted daemon reconciles from. */
 export class SandboxStore {
   private readonly db: Database.Database;
+  /** Prepared once: preparing a statement costs more than running these queries. */
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -83,9 +85,14 @@ export class SandboxStore {
     }
   }
 
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
+    return s;
+  }
+
   insert(r: SandboxRecord): void {
-    this.db
-      .prepare(
+    this.stmt(
         `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at)
          VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt)`,
       )
@@ -93,20 +100,20 @@ export class SandboxStore {
   }
 
   get(id: string): SandboxRecord | null {
-    const row = this.db.prepare("SELECT * FROM sandboxes WHERE id = ?").get(id) as Row | undefined;
+    const row = this.stmt("SELECT * FROM sandboxes WHERE id = ?").get(id) as Row | undefined;
     return row ? fromRow(row) : null;
   }
 
   setState(id: string, state: SandboxState, reason: string | null = null): void {
-    this.db.prepare("UPDATE sandboxes SET state = ?, state_reason = ? WHERE id = ?").run(state, reason, id);
+    this.stmt("UPDATE sandboxes SET state = ?, state_reason = ? WHERE id = ?").run(state, reason, id);
   }
 
   setExpiry(id: string, timeoutMs: number, expiresAt: number | null): void {
-    this.db.prepare("UPDATE sandboxes SET timeout_ms = ?, expires_at = ? WHERE id = ?").run(timeoutMs, expiresAt, id);
+    this.stmt("UPDATE sandboxes SET timeout_ms = ?, expires_at = ? WHERE id = ?").run(timeoutMs, expiresAt, id);
   }
 
   delete(id: string): void {
-    this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+    this.stmt("DELETE FROM sandboxes WHERE id = ?").run(id);
   }
 
   list(filter: ListFilter): SandboxRecord[] {
@@ -125,16 +132,16 @@ export class SandboxStore {
       params.push(filter.after.createdAt, filter.after.createdAt, filter.after.id);
     }
     const sql = `SELECT * FROM sandboxes ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
-    return (this.db.prepare(sql).all(...params, filter.limit) as Row[]).map(fromRow);
+    return (this.stmt(sql).all(...params, filter.limit) as Row[]).map(fromRow);
   }
 
   /** Sandboxes that should have a live runtime: what a restarted daemon must reattach or recover. */
   live(): SandboxRecord[] {
-    return (this.db.prepare("SELECT * FROM sandboxes WHERE state IN ('creating', 'running', 'stopping')").all() as Row[]).map(fromRow);
+    return (this.stmt("SELECT * FROM sandboxes WHERE state IN ('creating', 'running', 'stopping')").all() as Row[]).map(fromRow);
   }
 
   countByState(): Record<string, number> {
-    const rows = this.db.prepare("SELECT state, COUNT(*) AS n FROM sandboxes GROUP BY state").all() as { state: string; n: number }[];
+    const rows = this.stmt("SELECT state, COUNT(*) AS n FROM sandboxes GROUP BY state").all() as { state: string; n: number }[];
     return Object.fromEntries(rows.map((r) => [r.state, r.n]));
   }
 

@@ -2,7 +2,7 @@ import { AttachQuerySchema, CommandRequestSchema, PidParamSchema, SignalRequestS
 import type { Context } from "hono";
 import type { Handler } from "../app.js";
 import { ndjsonResponse } from "../ndjson.js";
-import { jsonBody, parseWith, query } from "../validation.js";
+import { clientGone, jsonBody, parseWith, query } from "../validation.js";
 
 function target(c: Context): { id: string; pid: number } {
   return parseWith(PidParamSchema, c.req.param(), "path");
@@ -11,11 +11,11 @@ function target(c: Context): { id: string; pid: number } {
 export const commandHandlers = {
   runCommand: async (c, s) => {
     const params = await jsonBody(c, CommandRequestSchema);
-    return c.json(await s.exec.run(c.req.param("id") ?? "", params, c.req.raw.signal));
+    return c.json(await s.exec.run(c.req.param("id") ?? "", params, clientGone(c)));
   },
   streamCommand: async (c, s) => {
     const params = await jsonBody(c, CommandRequestSchema);
-    return ndjsonResponse(s.exec.stream(c.req.param("id") ?? "", params, c.req.raw.signal), c.get("requestId") as string);
+    return ndjsonResponse(s.exec.stream(c.req.param("id") ?? "", params, clientGone(c)), c.get("requestId") as string);
   },
   startProcess: async (c, s) => {
     const params = await jsonBody(c, CommandRequestSchema);
@@ -29,7 +29,7 @@ export const commandHandlers = {
   attachProcess: async (c, s) => {
     const { id, pid } = target(c);
     const { replay } = query(c, AttachQuerySchema);
-    return ndjsonResponse(s.exec.attach(id, pid, replay, c.req.raw.signal), c.get("requestId") as string);
+    return ndjsonResponse(s.exec.attach(id, pid, replay, clientGone(c)), c.get("requestId") as string);
   },
   writeStdin: async (c, s) => {
     const { id, pid } = target(c);
