@@ -32,7 +32,7 @@ async function time(fn) {
 
 async function startDaemon() {
   mkdirSync(dataDir, { recursive: true });
-  const env = { ...process.env, STASIS_DATA_DIR: dataDir, STASIS_RUN_DIR: runDir, STASIS_TEMPLATES_DIR: TEMPLATES, STASIS_API_KEY: "bench", STASIS_PORT: "0", STASIS_LOG_LEVEL: "info" };
+  const env = { ...process.env, STASIS_DATA_DIR: dataDir, STASIS_RUN_DIR: runDir, STASIS_TEMPLATES_DIR: TEMPLATES, STASIS_API_KEY: "bench-key-0123456789", STASIS_PORT: "0", STASIS_LOG_LEVEL: "info" };
   const child = spawn(process.execPath, ["packages/cli/dist/main.js", "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
   const url = await new Promise((resolve, reject) => {
     const lines = [];
@@ -44,7 +44,7 @@ async function startDaemon() {
       });
     child.once("exit", () => reject(new Error(lines.join("\n"))));
   });
-  return { child, conn: { apiUrl: url, apiKey: "bench" } };
+  return { child, conn: { apiUrl: url, apiKey: "bench-key-0123456789" } };
 }
 
 function cgroupMemory(id) {

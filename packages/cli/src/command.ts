@@ -19,6 +19,8 @@ export type Command =
   | { kind: "sandbox.list"; state?: SandboxState; metadata: Record<string, string> }
   | { kind: "sandbox.get"; id: string }
   | { kind: "sandbox.kill"; ids: string[] }
+  | { kind: "sandbox.pause"; ids: string[] }
+  | { kind: "sandbox.resume"; ids: string[] }
   | { kind: "sandbox.timeout"; id: string; timeoutMs: number }
   | { kind: "exec"; id: string; cmd: string | string[]; cwd?: string; user?: string; env: Record<string, string>; timeoutMs?: number; stdin: boolean }
   | { kind: "files.put"; id: string; local: string; remote: string; mode?: string }

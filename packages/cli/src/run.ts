@@ -39,6 +39,9 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return sandboxes.get(command, ctx);
     case "sandbox.kill":
       return sandboxes.kill(command, ctx);
+    case "sandbox.pause":
+    case "sandbox.resume":
+      return sandboxes.setStandby(command, ctx);
     case "sandbox.timeout":
       return sandboxes.setTimeout(command, ctx);
     case "exec":

@@ -1,4 +1,4 @@
-import { signalNames, type CreateSandboxRequest } from "@stasis/protocol";
+import { SandboxStateSchema, signalNames, type CreateSandboxRequest } from "@stasis/protocol";
 import type { ParseArgsConfig } from "node:util";
 import type { Command } from "./command.js";
 import { UsageError } from "./usage-error.js";
@@ -31,7 +31,7 @@ const list = (v: Values, name: string): string[] => (Array.isArray(v[name]) ? (v
 const bool = (v: Values, name: string): boolean => v[name] === true;
 
 const runtimes = ["gvisor", "crun"] as const;
-const states = ["creating", "running", "stopping", "stopped", "failed"] as const;
+const states = SandboxStateSchema.options;
 const dataDirOption = { "data-dir": { type: "string" } } satisfies Options;
 const dataDirFlag: [string, string] = ["--data-dir D", "daemon data directory (default $STASIS_DATA_DIR or /var/lib/stasis)"];
 
@@ -155,6 +155,22 @@ export const specs: CommandSpec[] = [
     options: {},
     args: { min: 1, max: Infinity },
     build: ({ args }) => ({ kind: "sandbox.kill", ids: args }),
+  },
+  {
+    path: "sandbox pause",
+    usage: "stasis sandbox pause ID...",
+    summary: "Freeze sandboxes in RAM (no CPU); any later request wakes them",
+    options: {},
+    args: { min: 1, max: Infinity },
+    build: ({ args }) => ({ kind: "sandbox.pause", ids: args }),
+  },
+  {
+    path: "sandbox resume",
+    usage: "stasis sandbox resume ID...",
+    summary: "Thaw paused sandboxes ahead of their next request",
+    options: {},
+    args: { min: 1, max: Infinity },
+    build: ({ args }) => ({ kind: "sandbox.resume", ids: args }),
   },
   {
     path: "sandbox timeout",

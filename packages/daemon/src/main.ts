@@ -9,6 +9,7 @@ import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { detectCgroupMode } from "./runtime/cgroups.js";
 import type { RuntimeDriver } from "./runtime/driver.js";
+import { Freezer } from "./runtime/freezer.js";
 import { CrunDriver } from "./runtime/drivers/crun-driver.js";
 import { GvisorDriver } from "./runtime/drivers/gvisor-driver.js";
 import { ExecService } from "./services/exec-service.js";
@@ -39,7 +40,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   ]);
   const templates = new TemplateStore(config.templatesDir);
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"));
-  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log });
+  const freezer = new Freezer(cgroupMode);
+  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, freezer, metrics, log });
   await sandboxes.start();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);

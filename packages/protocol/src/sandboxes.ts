@@ -5,8 +5,11 @@ export const RuntimeSchema = z.enum(["gvisor", "crun"]).meta({
 });
 export type Runtime = z.infer<typeof RuntimeSchema>;
 
-/** Observed lifecycle states. `stopped` and `failed` are terminal; the record stays until deleted. */
-export const SandboxStateSchema = z.enum(["creating", "running", "stopping", "stopped", "failed"]);
+/**
+ * Observed lifecycle states. `paused`: frozen in RAM (no CPU, memory resident), woken by any request that
+ * touches the sandbox. `stopped` and `failed` are terminal; the record stays until deleted.
+ */
+export const SandboxStateSchema = z.enum(["creating", "running", "paused", "stopping", "stopped", "failed"]);
 export type SandboxState = z.infer<typeof SandboxStateSchema>;
 
 const envKey = z.string().min(1).max(256).regex(/^[^=\0]+$/, "env names cannot contain '=' or NUL");

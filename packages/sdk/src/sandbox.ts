@@ -89,6 +89,18 @@ export class Sandbox {
     return this.latest;
   }
 
+  /** Freezes the sandbox in RAM (no CPU; memory, processes and files kept). Any later call wakes it. */
+  async pause(): Promise<SandboxInfo> {
+    this.latest = await this.http.json("pauseSandbox", { params: { id: this.id } });
+    return this.latest;
+  }
+
+  /** Thaws a paused sandbox. Commands and file calls do this on their own; this wakes it ahead of time. */
+  async resume(): Promise<SandboxInfo> {
+    this.latest = await this.http.json("resumeSandbox", { params: { id: this.id } });
+    return this.latest;
+  }
+
   async kill(): Promise<void> {
     await this.http.empty("deleteSandbox", { params: { id: this.id } });
   }

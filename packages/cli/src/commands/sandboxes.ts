@@ -43,6 +43,18 @@ export async function kill(cmd: CommandOf<"sandbox.kill">, ctx: Context): Promis
   return failed ? 1 : 0;
 }
 
+/** pause / resume: prints each sandbox's new state (or the resources with --json). */
+export async function setStandby(cmd: CommandOf<"sandbox.pause"> | CommandOf<"sandbox.resume">, ctx: Context): Promise<number> {
+  const results: SandboxInfo[] = [];
+  for (const id of cmd.ids) {
+    const sandbox = await Sandbox.connect(id, ctx.conn);
+    results.push(cmd.kind === "sandbox.pause" ? await sandbox.pause() : await sandbox.resume());
+  }
+  if (ctx.json) await printJson(ctx, results);
+  else await write(ctx.io.stdout, results.map((s) => `${s.id} ${s.state}\n`).join(""));
+  return 0;
+}
+
 export async function setTimeout(cmd: CommandOf<"sandbox.timeout">, ctx: Context): Promise<number> {
   const sandbox = await Sandbox.connect(cmd.id, ctx.conn);
   const info = await sandbox.setTimeout(cmd.timeoutMs);

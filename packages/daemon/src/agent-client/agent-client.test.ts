@@ -64,6 +64,20 @@ describe("AgentClient", () => {
     expect(got[0]!.ev === "out" && got[0]!.data.toString()).toBe("early");
   });
 
+  it("bounds output kept for pids nobody listens to, but never drops an exit", async () => {
+    const { client, agentSays, tick } = setup();
+    const chunk = Buffer.alloc(3 * 1024 * 1024, "a").toString("base64");
+    for (let pid = 100; pid < 110; pid++) agentSays({ ev: "out", pid, fd: 1, data: chunk });
+    agentSays({ ev: "exit", pid: 109, code: 3, signal: null });
+    await tick();
+    await new Promise((r) => setTimeout(r, 50));
+    const kept: ProcessEvent[] = [];
+    for (let pid = 100; pid < 110; pid++) client.subscribe(pid, (e) => kept.push(e));
+    const bytes = kept.reduce((n, e) => n + (e.ev === "out" ? e.data.length : 0), 0);
+    expect(bytes).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect(kept.filter((e) => e.ev === "exit")).toHaveLength(1);
+  });
+
   it("survives garbage, wrong shapes and over-long lines from the sandbox", async () => {
     const { client, sent, agentSays, output, tick } = setup();
     agentSays("{not json");

@@ -29,7 +29,8 @@ const agentErrorCodes: Record<string, ErrorCode> = {
 
 /** How long events for a pid nobody listens to yet are kept (the exec reply can trail its first output). */
 const EARLY_EVENT_TTL_MS = 5_000;
-const EARLY_EVENT_MAX = 256;
+/** Bound on early output kept across all pids: the agent is untrusted and could invent pids. */
+const EARLY_BYTES_MAX = 8 * 1024 * 1024;
 
 /**
  * The daemon's end of one sandbox's agent channel: matches replies to requests by id, routes process
@@ -37,10 +38,12 @@ const EARLY_EVENT_MAX = 256;
  * defensively; a bad line is logged and dropped).
  */
 export class AgentClient extends EventEmitter {
-  private nextId = 1;
+  /** Random start: replies a previous daemon left unread in the pipe can never match our requests. */
+  private nextId = 1 + Math.floor(Math.random() * 2 ** 30);
   private readonly pending = new Map<number, Pending>();
   private readonly processListeners = new Map<number, Set<(e: ProcessEvent) => void>>();
   private readonly early = new Map<number, { at: number; events: ProcessEvent[] }>();
+  private earlyBytes = 0;
   private closedReason: string | null = null;
   private helloWaiters: ((version: string) => void)[] = [];
   version: string | null = null;
@@ -50,6 +53,8 @@ export class AgentClient extends EventEmitter {
     private readonly log: Logger,
   ) {
     super();
+    // One `closed` listener per open stream on this sandbox: there can be many.
+    this.setMaxListeners(0);
     const splitter = new LineSplitter(MAX_LINE_BYTES, (line) => this.onLine(line), (bytes) =>
       this.log.warn({ bytes }, "agent sent an over-long line; dropped"),
     );
@@ -104,7 +109,7 @@ export class AgentClient extends EventEmitter {
     set.add(listener);
     const early = this.early.get(pid);
     if (early) {
-      this.early.delete(pid);
+      this.dropEarly(pid);
       for (const e of early.events) listener(e);
     }
     return () => {
@@ -184,9 +189,25 @@ export class AgentClient extends EventEmitter {
       return;
     }
     const now = Date.now();
-    for (const [pid, e] of this.early) if (now - e.at > EARLY_EVENT_TTL_MS) this.early.delete(pid);
+    for (const [pid, e] of this.early) if (now - e.at > EARLY_EVENT_TTL_MS) this.dropEarly(pid);
+    const size = event.ev === "out" ? event.data.length : 0;
+    // Output beyond the bound is dropped; an exit is always kept, so no waiter is left hanging.
+    if (event.ev === "out" && this.earlyBytes + size > EARLY_BYTES_MAX) return;
     const entry = this.early.get(event.pid) ?? { at: now, events: [] };
-    if (entry.events.length < EARLY_EVENT_MAX) entry.events.push(event);
+    entry.events.push(event);
+    this.earlyBytes += size;
     this.early.set(event.pid, entry);
+  }
+
+  private dropEarly(pid: number): void {
+    const entry = this.early.get(pid);
+    if (!entry) return;
+    this.early.delete(pid);
+    for (const e of entry.events) if (e.ev === "out") this.earlyBytes -= e.data.length;
+  }
+
+  /** How many listeners a process has: attach and detach are sent to the agent for the first and last. */
+  subscriberCount(pid: number): number {
+    return this.processListeners.get(pid)?.size ?? 0;
   }
 }

@@ -50,13 +50,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   if (runtime !== "gvisor" && runtime !== "crun") throw new Error(`STASIS_DEFAULT_RUNTIME must be gvisor or crun, got '${runtime}'`);
   const platform = env.STASIS_RUNSC_PLATFORM ?? "";
   if (platform !== "" && platform !== "systrap" && platform !== "ptrace") throw new Error(`STASIS_RUNSC_PLATFORM must be systrap or ptrace`);
+  const apiKey = env.STASIS_API_KEY ?? loadOrCreateApiKey(dataDir);
+  if (apiKey.length < 16) throw new Error("the API key must be at least 16 characters (STASIS_API_KEY or <data dir>/api-key)");
   return {
     host: env.STASIS_HOST ?? "127.0.0.1",
     port: int(env.STASIS_PORT, 7070, "STASIS_PORT"),
     dataDir,
     templatesDir: env.STASIS_TEMPLATES_DIR ?? join(dataDir, "templates"),
     runDir: env.STASIS_RUN_DIR ?? "/run/stasis",
-    apiKey: env.STASIS_API_KEY ?? loadOrCreateApiKey(dataDir),
+    apiKey,
     defaultRuntime: runtime,
     maxSandboxes: int(env.STASIS_MAX_SANDBOXES, 200, "STASIS_MAX_SANDBOXES"),
     agentPath: env.STASIS_AGENT_PATH ?? defaultAgentPath(),
@@ -78,7 +80,7 @@ export function apiKeyPath(dataDir: string): string {
 function loadOrCreateApiKey(dataDir: string): string {
   const path = apiKeyPath(dataDir);
   if (existsSync(path)) return readFileSync(path, "utf8").trim();
-  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+  mkdirSync(dataDir, { recursive: true, mode: 0o711 });
   const key = `sk_stasis_${randomBytes(24).toString("hex")}`;
   writeFileSync(path, `${key}\n`, { mode: 0o600 });
   return key;

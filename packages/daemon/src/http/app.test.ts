@@ -9,6 +9,7 @@ import { Metrics } from "../observability/metrics.js";
 import { ExecService } from "../services/exec-service.js";
 import { FileService } from "../services/file-service.js";
 import { SandboxService } from "../services/sandbox-service.js";
+import { Freezer } from "../runtime/freezer.js";
 import { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
 import { SandboxStore } from "../store/sandbox-store.js";
 import { TemplateStore } from "../templates/template-store.js";
@@ -16,14 +17,14 @@ import { createApp } from "./app.js";
 
 // The HTTP layer in-process (no runtime): auth, validation and the error shape of every failure path.
 const dir = mkdtempSync(join(tmpdir(), "stasis-app-"));
-const config = loadConfig({ STASIS_DATA_DIR: dir, STASIS_API_KEY: "k" });
+const config = loadConfig({ STASIS_DATA_DIR: dir, STASIS_API_KEY: "k-0123456789abcdef" });
 const store = new SandboxStore(join(dir, "db.sqlite"));
 const metrics = new Metrics();
 const log = pino({ level: "silent" });
 const templates = new TemplateStore(join(dir, "templates"));
-const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
+const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, freezer: new Freezer("v1"), metrics, log });
 const app = createApp({
-  apiKey: "k",
+  apiKey: "k-0123456789abcdef",
   log,
   metrics,
   services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, metrics, version: "test", defaultRuntime: "gvisor" },
@@ -33,7 +34,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const auth = { authorization: "Bearer k" };
+const auth = { authorization: "Bearer k-0123456789abcdef" };
 async function error(res: Response, status: number, code: string) {
   expect(res.status).toBe(status);
   const body = ErrorResponseSchema.parse(await res.json());

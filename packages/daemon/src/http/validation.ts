@@ -70,6 +70,7 @@ export function clientGone(c: Context): AbortSignal {
   const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
   if (!outgoing) return c.req.raw.signal;
   const controller = new AbortController();
+  if (outgoing.destroyed && !outgoing.writableFinished) controller.abort(new Error("client connection closed"));
   outgoing.once("close", () => {
     if (!outgoing.writableFinished) controller.abort(new Error("client connection closed"));
   });

@@ -65,7 +65,7 @@ export class ExecService {
   }
 
   async startBackground(id: string, params: CommandParams): Promise<{ pid: number }> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     this.metrics.commands.inc({ kind: "background" });
     const { pid } = await live.agent.request<{ pid: number }>("exec", { ...this.execArgs(live, params), subscribe: false, window: 0 });
     if (params.timeoutMs) {
@@ -76,21 +76,24 @@ export class ExecService {
 
   /** Re-attaches to a process: its recent output (replay), then live output until it exits. */
   async *attach(id: string, pid: number, replay: boolean, signal?: AbortSignal): AsyncGenerator<CommandEvent> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     const info = await this.getProcess(id, pid);
     yield { type: "start", pid: info.pid };
+    // The agent keeps one subscription per process: the first listener opens it (with the replay), the
+    // last one closes it. A listener joining an open subscription sees live output only.
+    const first = live.agent.subscriberCount(pid) === 0;
     const events = this.subscribe(live, pid, signal);
     try {
-      await live.agent.request("attach", { pid, window: WINDOW_BYTES, replay });
+      if (first) await live.agent.request("attach", { pid, window: WINDOW_BYTES, replay });
       yield* toCommandEvents(events.iterate(), true);
     } finally {
       events.close();
-      if (!events.exited) await live.agent.request("detach", { pid }).catch(() => {});
+      if (!events.exited && live.agent.subscriberCount(pid) === 0) await live.agent.request("detach", { pid }).catch(() => {});
     }
   }
 
   async listProcesses(id: string): Promise<ProcessInfo[]> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     const { processes } = await live.agent.request<{ processes: AgentProcess[] }>("ps", {});
     return processes.map(toProcessInfo);
   }
@@ -102,12 +105,12 @@ export class ExecService {
   }
 
   async writeStdin(id: string, pid: number, data: string, eof: boolean): Promise<void> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     await live.agent.request("stdin", { pid, data: Buffer.from(data, "utf8").toString("base64"), eof });
   }
 
   async signal(id: string, pid: number, signal: SignalName): Promise<void> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     await live.agent.request("signal", { pid, signal });
   }
 
@@ -124,7 +127,7 @@ export class ExecService {
   }
 
   private async *streamRaw(id: string, params: CommandParams, kind: string, signal?: AbortSignal): AsyncGenerator<RawEvent> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     this.metrics.commands.inc({ kind });
     const started = performance.now();
     // Output that arrives before this reply is kept by the agent client until we subscribe.
@@ -170,8 +173,12 @@ type RawEvent =
  * Turns one process's agent events into an async iterator with flow control: credit goes back to the
  * agent only after the consumer has taken a chunk, so a slow client slows the process, never the daemon.
  */
+/** A well-behaved agent never sends more than its credit (1 MiB + one read); far beyond means it is not. */
+const MAX_QUEUED_BYTES = 4 * WINDOW_BYTES;
+
 class ProcessEventQueue {
   private queue: RawEvent[] = [];
+  private queuedBytes = 0;
   private wake: (() => void) | null = null;
   private done = false;
   private failure: Error | null = null;
@@ -188,12 +195,20 @@ class ProcessEventQueue {
     this.unsubscribe = live.agent.subscribe(pid, (e) => this.push(e));
     live.agent.once("closed", this.onClosed);
     signal?.addEventListener("abort", this.onAbort);
+    if (signal?.aborted) this.onAbort();
     if (live.agent.closed) this.onClosed("agent channel closed");
   }
 
   private push(e: ProcessEvent): void {
-    if (e.ev === "out") this.queue.push({ kind: "data", fd: e.fd, data: e.data });
-    else {
+    if (this.done) return;
+    if (e.ev === "out") {
+      this.queuedBytes += e.data.length;
+      if (this.queuedBytes > MAX_QUEUED_BYTES) {
+        this.fail(new ApiError("stream_overflow", "the sandbox sent more output than it was granted; stream closed"));
+        return;
+      }
+      this.queue.push({ kind: "data", fd: e.fd, data: e.data });
+    } else {
       this.exited = true;
       this.queue.push({
         kind: "exit",
@@ -216,7 +231,10 @@ class ProcessEventQueue {
       if (next) {
         yield next;
         // The consumer came back for more: it has taken this chunk, so return its credit.
-        if (next.kind === "data") this.live.agent.send("ack", { pid: this.pid, bytes: next.data.length });
+        if (next.kind === "data") {
+          this.queuedBytes -= next.data.length;
+          this.live.agent.send("ack", { pid: this.pid, bytes: next.data.length });
+        }
         if (next.kind === "exit") return;
         continue;
       }

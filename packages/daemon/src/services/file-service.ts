@@ -28,19 +28,19 @@ export class FileService {
   ) {}
 
   async stat(id: string, path: string): Promise<FileInfo> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     return toFileInfo(await live.agent.request<AgentStat>("stat", { path }));
   }
 
   async list(id: string, path: string, depth: number): Promise<FileList> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     const result = await live.agent.request<{ entries: AgentStat[]; truncated: boolean }>("list", { path, depth }, 60_000);
     return { entries: result.entries.map(toFileInfo), truncated: result.truncated };
   }
 
   /** Checks the file and returns its size and a byte stream read in chunks through the agent. */
   async read(id: string, path: string): Promise<{ size: number; body: AsyncGenerator<Buffer> }> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     const info = await live.agent.request<AgentStat>("stat", { path });
     if (info.type === "dir") throw new ApiError("is_a_directory", `${path} is a directory`);
     async function* body(): AsyncGenerator<Buffer> {
@@ -63,7 +63,7 @@ export class FileService {
     source: AsyncIterable<Uint8Array>,
     options: { mode?: number; user?: string },
   ): Promise<FileInfo> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     const { handle } = await live.agent.request<{ handle: string }>("write_open", {
       path,
       ...(options.mode !== undefined ? { mode: options.mode } : {}),
@@ -100,18 +100,18 @@ export class FileService {
   }
 
   async mkdir(id: string, path: string, user?: string): Promise<{ created: boolean }> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     return live.agent.request<{ created: boolean }>("mkdir", { path, parents: true, ...(user ? { user } : {}) });
   }
 
   async move(id: string, from: string, to: string): Promise<FileInfo> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     await live.agent.request("move", { from, to });
     return this.stat(id, to);
   }
 
   async remove(id: string, path: string, recursive: boolean): Promise<void> {
-    const live = this.sandboxes.running(id);
+    const live = await this.sandboxes.acquire(id);
     await live.agent.request("remove", { path, recursive }, 120_000);
   }
 }

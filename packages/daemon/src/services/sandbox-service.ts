@@ -9,6 +9,8 @@ import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { RuntimeDriver, RuntimeProbe } from "../runtime/driver.js";
 import { FifoPair } from "../runtime/fifo-channel.js";
+import type { Freezer } from "../runtime/freezer.js";
+import { cgroupPathOf } from "../runtime/oci-spec.js";
 import type { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
 import type { SandboxRecord, SandboxStore } from "../store/sandbox-store.js";
 import { TemplateNotFoundError, type TemplateStore } from "../templates/template-store.js";
@@ -28,6 +30,7 @@ export interface SandboxServiceDeps {
   drivers: Map<Runtime, RuntimeDriver>;
   filesystem: SandboxFilesystem;
   templates: TemplateStore;
+  freezer: Freezer;
   metrics: Metrics;
   log: Logger;
 }
@@ -39,6 +42,10 @@ export interface SandboxServiceDeps {
 export class SandboxService {
   private readonly live = new Map<string, LiveSandbox>();
   private readonly probes = new Map<Runtime, RuntimeProbe>();
+  /** Resumes in flight, so concurrent requests to a paused sandbox thaw it once. */
+  private readonly resuming = new Map<string, Promise<void>>();
+  /** Teardowns in flight: delete, expiry and death can race for the same sandbox. */
+  private readonly tearingDown = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: SandboxServiceDeps) {}
@@ -105,6 +112,7 @@ export class SandboxService {
       timeoutMs: params.timeoutMs,
       createdAt: now,
       expiresAt: now + params.timeoutMs,
+      standbySince: null,
     };
     const log = this.deps.log.child({ sandbox: record.id, runtime });
     this.deps.store.insert(record);
@@ -178,6 +186,9 @@ export class SandboxService {
 
   async delete(id: string): Promise<void> {
     const record = this.record(id);
+    if (record.state === "creating") {
+      throw new ApiError("sandbox_not_running", `sandbox ${id} is still being created; delete it once it is running`);
+    }
     this.deps.store.setState(id, "stopping");
     await this.teardown(record);
     this.deps.store.delete(id);
@@ -185,14 +196,57 @@ export class SandboxService {
     this.updateGauges();
   }
 
-  /** The live sandbox for a request that needs its agent; refuses sandboxes that are not running. */
-  running(id: string): LiveSandbox {
+  /**
+   * The live sandbox for a request that needs its agent. A paused sandbox is woken first, so clients never
+   * need to know it slept; sandboxes in other states are refused.
+   */
+  async acquire(id: string): Promise<LiveSandbox> {
+    if (this.record(id).state === "paused") await this.resume(id);
     const record = this.record(id);
     const live = this.live.get(id);
     if (record.state !== "running" || !live) {
       throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}${record.stateReason ? ` (${record.stateReason})` : ""}`);
     }
     return live;
+  }
+
+  /** Freezes a running sandbox in RAM. Its lifetime clock stops until it is resumed. */
+  async pause(id: string): Promise<Sandbox> {
+    const record = this.record(id);
+    if (record.state === "paused") return toSandbox(record);
+    if (record.state !== "running" || !this.live.has(id)) throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}`);
+    await this.deps.freezer.freeze(cgroupPathOf(id));
+    this.deps.store.setStandby(id, "paused", Date.now(), record.expiresAt);
+    this.deps.log.info({ sandbox: id }, "sandbox paused");
+    this.updateGauges();
+    return this.get(id);
+  }
+
+  /** Thaws a paused sandbox; concurrent callers share one thaw. */
+  async resume(id: string): Promise<Sandbox> {
+    const pending = this.resuming.get(id);
+    if (pending) await pending;
+    else {
+      const work = this.thaw(id).finally(() => this.resuming.delete(id));
+      this.resuming.set(id, work);
+      await work;
+    }
+    return this.get(id);
+  }
+
+  private async thaw(id: string): Promise<void> {
+    const record = this.record(id);
+    if (record.state === "running") return;
+    const live = this.live.get(id);
+    if (record.state !== "paused" || !live) throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}`);
+    await this.deps.freezer.thaw(cgroupPathOf(id));
+    const now = Date.now();
+    // Standby does not count against the lifetime: push the end back by the time spent paused.
+    const expiresAt = record.expiresAt === null ? null : record.expiresAt + (now - (record.standbySince ?? now));
+    this.deps.store.setStandby(id, "running", null, expiresAt);
+    this.updateGauges();
+    // An agent reattached while frozen has not been heard from yet.
+    if (!live.agent.version) await live.agent.waitReady(5_000);
   }
 
   private record(id: string): SandboxRecord {
@@ -217,7 +271,8 @@ export class SandboxService {
   private async onAgentClosed(record: SandboxRecord, agent: AgentClient, reason: string, exited?: Promise<string>): Promise<void> {
     if (this.live.get(record.id)?.agent !== agent) return;
     this.live.delete(record.id);
-    if (this.deps.store.get(record.id)?.state !== "running") return;
+    const state = this.deps.store.get(record.id)?.state;
+    if (state !== "running" && state !== "paused") return;
     // Failed at once (requests in flight were just rejected); the reason is refined once the runtime's
     // exit status is known.
     this.deps.store.setState(record.id, "failed", `sandbox died (${reason})`);
@@ -230,11 +285,23 @@ export class SandboxService {
     this.updateGauges();
   }
 
-  /** Kills the runtime and removes the sandbox's files. Safe to repeat. */
-  private async teardown(record: SandboxRecord): Promise<void> {
+  /** Kills the runtime and removes the sandbox's files. Safe to repeat; concurrent calls share one run. */
+  private teardown(record: SandboxRecord): Promise<void> {
+    const pending = this.tearingDown.get(record.id);
+    if (pending) return pending;
+    const work = this.destroy(record).finally(() => this.tearingDown.delete(record.id));
+    this.tearingDown.set(record.id, work);
+    return work;
+  }
+
+  private async destroy(record: SandboxRecord): Promise<void> {
     const live = this.live.get(record.id);
     this.live.delete(record.id);
     live?.agent.close("sandbox deleted");
+    // Frozen processes cannot die: thaw before killing.
+    if (await this.deps.freezer.isFrozen(cgroupPathOf(record.id))) {
+      await this.deps.freezer.thaw(cgroupPathOf(record.id)).catch((err: Error) => this.deps.log.warn({ err }, "thaw before teardown failed"));
+    }
     const driver = this.deps.drivers.get(record.runtime);
     if (driver) await driver.destroy(record.id, this.deps.filesystem.paths(record.id).runtimeDir);
     await this.deps.filesystem.remove(record.id);
@@ -251,13 +318,17 @@ export class SandboxService {
         this.deps.store.setState(record.id, "stopped", "stopped while the daemon restarted");
         continue;
       }
-      if (record.state !== "running" || !driver) {
+      if ((record.state !== "running" && record.state !== "paused") || !driver) {
         this.deps.store.setState(record.id, "failed", `daemon stopped while the sandbox was ${record.state}`);
         await this.teardown(record).catch((err: Error) => log.error({ err }, "teardown after restart failed"));
         continue;
       }
       const paths = this.deps.filesystem.paths(record.id);
-      const pid = await driver.hostPid(record.id, paths.runtimeDir);
+      // A frozen sandbox cannot answer the runtime's state query: look at its cgroup instead.
+      const pid =
+        record.state === "paused"
+          ? (await this.deps.freezer.hasProcesses(cgroupPathOf(record.id))) ? -1 : null
+          : await driver.hostPid(record.id, paths.runtimeDir);
       if (pid === null) {
         this.deps.store.setState(record.id, "failed", "the sandbox was not running when the daemon restarted (host reboot or runtime crash)");
         log.warn("sandbox lost while the daemon was down; marked failed");
@@ -266,9 +337,10 @@ export class SandboxService {
       }
       try {
         const agent = new AgentClient(new FifoPair(paths.runtimeDir).openForDaemon(), log);
-        await agent.waitReady(5_000);
+        // A paused sandbox stays frozen and cannot answer: its agent is checked when it is resumed.
+        if (record.state === "running") await agent.waitReady(5_000);
         this.attach(record, agent);
-        log.info({ hostPid: pid }, "reattached to sandbox");
+        log.info({ hostPid: pid, state: record.state }, "reattached to sandbox");
       } catch (err) {
         this.deps.store.setState(record.id, "failed", `could not reattach after a daemon restart: ${(err as Error).message}`);
         log.error({ err }, "reattach failed; marked failed");
@@ -284,8 +356,13 @@ export class SandboxService {
       if (!record || record.state !== "running" || record.expiresAt === null || record.expiresAt > now) continue;
       this.deps.log.info({ sandbox: record.id }, "sandbox lifetime reached; stopping");
       this.deps.store.setState(record.id, "stopping");
-      await this.teardown(record);
-      this.deps.store.setState(record.id, "stopped", `lifetime timeout of ${record.timeoutMs} ms reached`);
+      try {
+        await this.teardown(record);
+        this.deps.store.setState(record.id, "stopped", `lifetime timeout of ${record.timeoutMs} ms reached`);
+      } catch (err) {
+        this.deps.log.error({ err, sandbox: record.id }, "stopping an expired sandbox failed");
+        this.deps.store.setState(record.id, "failed", `lifetime reached, but stopping it failed: ${(err as Error).message}`);
+      }
       this.updateGauges();
     }
   }
@@ -311,7 +388,7 @@ export class SandboxService {
 
   updateGauges(): void {
     const counts = this.deps.store.countByState();
-    for (const state of ["creating", "running", "stopping", "stopped", "failed"]) this.deps.metrics.sandboxes.set({ state }, counts[state] ?? 0);
+    for (const state of ["creating", "running", "paused", "stopping", "stopped", "failed"]) this.deps.metrics.sandboxes.set({ state }, counts[state] ?? 0);
   }
 
   info(): { total: number; running: number; max: number } {
@@ -338,6 +415,7 @@ function toSandbox(r: SandboxRecord): Sandbox {
     metadata: r.metadata,
     timeoutMs: r.timeoutMs,
     createdAt: new Date(r.createdAt).toISOString(),
-    expiresAt: r.expiresAt === null ? null : new Date(r.expiresAt).toISOString(),
+    // In standby the lifetime clock stands still, so the sandbox has no expiry until it runs again.
+    expiresAt: r.expiresAt === null || r.standbySince !== null ? null : new Date(r.expiresAt).toISOString(),
   };
 }

@@ -1,4 +1,4 @@
-import { chownSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCommand } from "../runtime/run-command.js";
@@ -42,14 +42,17 @@ export class SandboxFilesystem {
   /** Creates the disk and mounts the overlay. `owner` is the host uid of the sandbox's root (user namespaces). */
   async create(id: string, lowerdir: string, diskMiB: number, owner: number): Promise<SandboxPaths> {
     const p = this.paths(id);
-    // The sandbox's root may be an unprivileged host uid (user namespaces): it must be able to traverse to
-    // its rootfs, but not list its neighbours or read the runtime directory.
+    // No other host user may reach a sandbox's files (a setuid file written by the sandbox would otherwise
+    // be runnable from the host). The one exception is a user-namespaced root, which must traverse to its
+    // own rootfs: it gets group search permission on its own directory only.
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
-    mkdirSync(p.dir, { mode: 0o711 });
+    mkdirSync(p.dir, { mode: owner === 0 ? 0o700 : 0o710 });
+    if (owner !== 0) chownSync(p.dir, 0, owner);
     mkdirSync(p.runtimeDir, { mode: 0o700 });
     mkdirSync(p.diskMount, { recursive: true });
     mkdirSync(p.rootfs, { recursive: true });
     await must("truncate", ["-s", `${diskMiB}M`, p.diskImage]);
+    chmodSync(p.diskImage, 0o600);
     await must("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", p.diskImage]);
     await this.mount(id, lowerdir, owner);
     return p;

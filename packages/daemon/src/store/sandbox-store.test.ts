@@ -14,7 +14,7 @@ function store(): { s: SandboxStore; path: string } {
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 function rec(id: string, createdAt: number, extra: Partial<SandboxRecord> = {}): SandboxRecord {
-  return { id, template: "base", runtime: "gvisor", state: "running", stateReason: null, cpu: 1, memoryMiB: 512, diskMiB: 1024, env: {}, metadata: {}, timeoutMs: 1000, createdAt, expiresAt: createdAt + 1000, ...extra };
+  return { id, template: "base", runtime: "gvisor", state: "running", stateReason: null, cpu: 1, memoryMiB: 512, diskMiB: 1024, env: {}, metadata: {}, timeoutMs: 1000, createdAt, expiresAt: createdAt + 1000, standbySince: null, ...extra };
 }
 
 describe("SandboxStore", () => {

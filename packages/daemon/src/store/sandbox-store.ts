@@ -1,3 +1,4 @@
+import { chmodSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { Env, Metadata, Runtime, SandboxState } from "@stasis/protocol";
 
@@ -15,6 +16,8 @@ export interface SandboxRecord {
   timeoutMs: number;
   createdAt: number;
   expiresAt: number | null;
+  /** When the sandbox entered standby: standby time does not count against its lifetime. */
+  standbySince: number | null;
 }
 
 export interface ListFilter {
@@ -39,6 +42,7 @@ type Row = {
   timeout_ms: number;
   created_at: number;
   expires_at: number | null;
+  standby_since: number | null;
 };
 
 const MIGRATIONS = [
@@ -59,6 +63,7 @@ const MIGRATIONS = [
    );
    CREATE INDEX sandboxes_created ON sandboxes (created_at DESC, id DESC);
    CREATE INDEX sandboxes_state ON sandboxes (state);`,
+  `ALTER TABLE sandboxes ADD COLUMN standby_since INTEGER;`,
 ];
 
 /** Durable sandbox state (SQLite, WAL): the source of truth a restarted daemon reconciles from. */
@@ -69,6 +74,8 @@ export class SandboxStore {
 
   constructor(path: string) {
     this.db = new Database(path);
+    // Records hold every sandbox's env, which often carries secrets.
+    chmodSync(path, 0o600);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
@@ -93,8 +100,8 @@ export class SandboxStore {
 
   insert(r: SandboxRecord): void {
     this.stmt(
-        `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at)
-         VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt)`,
+        `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at, standby_since)
+         VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt, @standbySince)`,
       )
       .run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata) });
   }
@@ -106,6 +113,11 @@ export class SandboxStore {
 
   setState(id: string, state: SandboxState, reason: string | null = null): void {
     this.stmt("UPDATE sandboxes SET state = ?, state_reason = ? WHERE id = ?").run(state, reason, id);
+  }
+
+  /** Enters standby (`since` = now) or leaves it (`since` = null), with the lifetime's new end. */
+  setStandby(id: string, state: SandboxState, since: number | null, expiresAt: number | null): void {
+    this.stmt("UPDATE sandboxes SET state = ?, state_reason = NULL, standby_since = ?, expires_at = ? WHERE id = ?").run(state, since, expiresAt, id);
   }
 
   setExpiry(id: string, timeoutMs: number, expiresAt: number | null): void {
@@ -137,7 +149,7 @@ export class SandboxStore {
 
   /** Sandboxes that should have a live runtime: what a restarted daemon must reattach or recover. */
   live(): SandboxRecord[] {
-    return (this.stmt("SELECT * FROM sandboxes WHERE state IN ('creating', 'running', 'stopping')").all() as Row[]).map(fromRow);
+    return (this.stmt("SELECT * FROM sandboxes WHERE state IN ('creating', 'running', 'paused', 'stopping')").all() as Row[]).map(fromRow);
   }
 
   countByState(): Record<string, number> {
@@ -165,5 +177,6 @@ function fromRow(row: Row): SandboxRecord {
     timeoutMs: row.timeout_ms,
     createdAt: row.created_at,
     expiresAt: row.expires_at,
+    standbySince: row.standby_since,
   };
 }

@@ -23,6 +23,9 @@ export class TemplateNotFoundError extends Error {}
  * every owner shifted into the namespace's host range: <root>/<name>/rootfs-uid<base>.
  */
 export class TemplateStore {
+  /** Shifted copies being made: concurrent creates of the first crun sandboxes share one copy. */
+  private readonly shifting = new Map<string, Promise<string>>();
+
   constructor(private readonly root: string) {}
 
   dir(name: string): string {
@@ -50,16 +53,23 @@ export class TemplateStore {
     const plain = join(this.dir(name), "rootfs");
     if (uidShift === 0) return plain;
     const shifted = join(this.dir(name), `rootfs-uid${uidShift}`);
-    const marker = `${shifted}.done`;
-    if (existsSync(marker)) return shifted;
-    progress?.(`copying template ${name} with owners shifted by ${uidShift} (once)`);
-    const tmp = `${shifted}.tmp`;
-    rmSync(tmp, { recursive: true, force: true });
+    if (existsSync(`${shifted}.done`)) return shifted;
+    let pending = this.shifting.get(shifted);
+    if (!pending) {
+      pending = this.makeShiftedCopy(plain, shifted, uidShift, progress).finally(() => this.shifting.delete(shifted));
+      this.shifting.set(shifted, pending);
+    }
+    return pending;
+  }
+
+  private async makeShiftedCopy(plain: string, shifted: string, uidShift: number, progress?: ProgressFn): Promise<string> {
+    progress?.(`copying ${plain} with owners shifted by ${uidShift} (once)`);
+    const tmp = `${shifted}.tmp-${process.pid}-${Date.now()}`;
     await run("cp", ["-a", "--reflink=auto", plain, tmp]);
     await shiftOwners(tmp, uidShift);
     rmSync(shifted, { recursive: true, force: true });
     renameSync(tmp, shifted);
-    writeFileSync(marker, new Date().toISOString());
+    writeFileSync(`${shifted}.done`, new Date().toISOString());
     return shifted;
   }
 
@@ -93,8 +103,10 @@ export class TemplateStore {
     const live = join(dir, "rootfs");
     if (existsSync(live)) renameSync(live, join(dir, `rootfs.old-${Date.now()}`));
     renameSync(staging, live);
+    // Shifted copies of the old rootfs may be lower layers of running sandboxes: move them aside too.
     for (const entry of readdirSync(dir)) {
-      if (entry.startsWith("rootfs-uid")) rmSync(join(dir, entry), { recursive: true, force: true });
+      if (entry.endsWith(".done") && entry.startsWith("rootfs-uid")) rmSync(join(dir, entry), { force: true });
+      else if (/^rootfs-uid\d+$/.test(entry)) renameSync(join(dir, entry), join(dir, `${entry}.old-${Date.now()}`));
     }
     const sizeBytes = Number((await capture("du", ["-sb", live])).split(/\s/)[0]);
     const manifest: TemplateManifest = { name, recipeHash: hash, builtAt: new Date().toISOString(), sizeBytes };

@@ -10,6 +10,8 @@ export const sandboxHandlers = {
     await s.sandboxes.delete(c.req.param("id") ?? "");
     return c.body(null, 204);
   },
+  pauseSandbox: async (c, s) => c.json(await s.sandboxes.pause(c.req.param("id") ?? "")),
+  resumeSandbox: async (c, s) => c.json(await s.sandboxes.resume(c.req.param("id") ?? "")),
   setSandboxTimeout: async (c, s) => {
     const body = await jsonBody(c, SetTimeoutRequestSchema);
     return c.json(s.sandboxes.setTimeout(c.req.param("id") ?? "", body.timeoutMs));
