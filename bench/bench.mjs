@@ -1,12 +1,13 @@
 // npm run bench: Stasis through its API beside the raw runtime CLIs, timed in the same run.
 // Prints median and p95; writes bench/results/latest.md. Needs root and a built base template.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { Sandbox } from "@stasis/sdk";
 
 const N_CREATE = Number(process.env.BENCH_CREATES ?? 8);
 const N_ECHO = Number(process.env.BENCH_ECHOES ?? 40);
+const N_RESUME = Number(process.env.BENCH_RESUMES ?? 20);
 const TEMPLATES = process.env.STASIS_TEMPLATES_DIR ?? "/var/lib/stasis/templates";
 const tag = `bench${process.pid}`;
 const dataDir = `/var/lib/stasis-bench/${tag}`;
@@ -45,6 +46,21 @@ async function startDaemon() {
     child.once("exit", () => reject(new Error(lines.join("\n"))));
   });
   return { child, conn: { apiUrl: url, apiKey: "bench-key-0123456789" } };
+}
+
+/** Freezes or thaws a sandbox's cgroup directly (v1 freezer or v2 cgroup.freeze) and waits for it. */
+function freezerWrite(id, frozen) {
+  const v2 = `/sys/fs/cgroup/stasis/${id}`;
+  const v1 = `/sys/fs/cgroup/freezer/stasis/${id}`;
+  const isV2 = existsSync(`${v2}/cgroup.freeze`);
+  if (isV2) writeFileSync(`${v2}/cgroup.freeze`, frozen ? "1" : "0");
+  else writeFileSync(`${v1}/freezer.state`, frozen ? "FROZEN" : "THAWED");
+  for (;;) {
+    const done = isV2
+      ? /^frozen 1$/m.test(readFileSync(`${v2}/cgroup.events`, "utf8")) === frozen
+      : readFileSync(`${v1}/freezer.state`, "utf8").trim() === (frozen ? "FROZEN" : "THAWED");
+    if (done) return;
+  }
 }
 
 function cgroupMemory(id) {
@@ -90,6 +106,23 @@ async function benchStasis(conn, runtime) {
     rss.push(Number(/(\d+)/.exec(r.stdout)?.[1] ?? NaN) * 1024);
   }
   record(`${runtime}: guest agent idle RSS`, "MiB", rss);
+
+  // Paused tier: the first command after a pause (thaw included), and the bare freezer thaw of the same
+  // sandbox's cgroup, in the same run.
+  const resume = [];
+  for (let i = 0; i < N_RESUME; i++) {
+    await s.pause();
+    await new Promise((r) => setTimeout(r, 20));
+    resume.push(await time(() => s.commands.run("echo hi")));
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  record(`${runtime}: first 'echo hi' after pause (API, thaw included)`, "ms", resume);
+  const thaw = [];
+  for (let i = 0; i < N_RESUME; i++) {
+    freezerWrite(s.id, true);
+    thaw.push(await time(async () => freezerWrite(s.id, false)));
+  }
+  record(`${runtime}: raw freezer thaw`, "ms", thaw);
   await Promise.all(sandboxes.map((x) => x.kill()));
   return echoRow;
 }
