@@ -27,13 +27,9 @@ func (a *Agent) exec(c *call, req *request) (any, error) {
 		}
 		window = *req.Window
 	}
-	userSpec := string(req.User)
-	if userSpec == "" {
-		userSpec = "root"
-	}
-	acct, err := lookupUser(userSpec)
+	userSpec, acct, err := requestUser(req.User)
 	if err != nil {
-		return nil, errorf(codeInvalidArgument, "%v", err)
+		return nil, err
 	}
 	env, err := buildEnv(req.Env, acct)
 	if err != nil {

@@ -109,13 +109,9 @@ func newSpareShells(a *Agent) *spareShells {
 }
 
 func (a *Agent) prewarm(c *call, req *request) (any, error) {
-	userSpec := string(req.User)
-	if userSpec == "" {
-		userSpec = "root"
-	}
-	acct, err := lookupUser(userSpec)
+	userSpec, acct, err := requestUser(req.User)
 	if err != nil {
-		return nil, errorf(codeInvalidArgument, "%v", err)
+		return nil, err
 	}
 	if _, err := buildEnv(req.Env, acct); err != nil {
 		return nil, err

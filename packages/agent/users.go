@@ -25,6 +25,20 @@ type account struct {
 // lookupUser resolves a user name or numeric uid.
 func lookupUser(spec string) (*account, error) { return lookupUserIn(etcDir, spec) }
 
+// requestUser resolves a request's user, root when none is given, and returns the name it resolved;
+// an unknown user is the client's error.
+func requestUser(spec flexString) (string, *account, error) {
+	s := string(spec)
+	if s == "" {
+		s = "root"
+	}
+	acct, err := lookupUser(s)
+	if err != nil {
+		return s, nil, errorf(codeInvalidArgument, "%v", err)
+	}
+	return s, acct, nil
+}
+
 func lookupUserIn(dir, spec string) (*account, error) {
 	if spec == "" {
 		return nil, fmt.Errorf("empty user")
