@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { ErrorBodySchema } from "./errors.js";
+import { AbsolutePathSchema, UserSchema } from "./files.js";
 import { EnvSchema } from "./sandboxes.js";
 
-const absolutePath = z.string().min(1).max(4096).startsWith("/", "must be an absolute path").regex(/^[^\0]*$/);
 
 export const CommandRequestSchema = z
   .object({
@@ -10,8 +10,8 @@ export const CommandRequestSchema = z
       .union([z.string().min(1).max(128 * 1024), z.array(z.string().max(128 * 1024)).min(1).max(4096)])
       .meta({ description: "A shell command line (run with /bin/sh -c) or an argv array." }),
     env: EnvSchema.default({}),
-    cwd: absolutePath.optional(),
-    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$|^[0-9]{1,10}$/).default("root"),
+    cwd: AbsolutePathSchema.optional(),
+    user: UserSchema.default("root"),
     stdin: z.boolean().default(false).meta({ description: "Keep stdin open for POST .../stdin; otherwise /dev/null." }),
     timeoutMs: z
       .number()

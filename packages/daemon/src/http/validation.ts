@@ -24,9 +24,8 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, where:
 export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
   const type = c.req.header("content-type") ?? "";
   const length = Number(c.req.header("content-length") ?? "0");
-  if (length > MAX_JSON_BODY_BYTES) throw new ApiError("payload_too_large", `JSON bodies are limited to ${MAX_JSON_BODY_BYTES} bytes`);
+  if (length > MAX_JSON_BODY_BYTES) throw tooLarge(MAX_JSON_BODY_BYTES);
   const text = await readText(c, MAX_JSON_BODY_BYTES);
-  if (text.length > MAX_JSON_BODY_BYTES) throw new ApiError("payload_too_large", `JSON bodies are limited to ${MAX_JSON_BODY_BYTES} bytes`);
   if (text.trim() !== "" && !type.includes("application/json")) {
     throw new ApiError("unsupported_media_type", "send JSON with content-type: application/json");
   }
@@ -51,15 +50,23 @@ export function query<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
  */
 async function readText(c: Context, maxBytes: number): Promise<string> {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (!incoming) return c.req.text();
+  if (!incoming) {
+    const text = await c.req.text();
+    if (Buffer.byteLength(text) > maxBytes) throw tooLarge(maxBytes);
+    return text;
+  }
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of incoming as AsyncIterable<Buffer>) {
     total += chunk.length;
-    if (total > maxBytes) throw new ApiError("payload_too_large", `JSON bodies are limited to ${maxBytes} bytes`);
+    if (total > maxBytes) throw tooLarge(maxBytes);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total).toString("utf8");
+}
+
+function tooLarge(maxBytes: number): ApiError {
+  return new ApiError("payload_too_large", `JSON bodies are limited to ${maxBytes} bytes`);
 }
 
 /**

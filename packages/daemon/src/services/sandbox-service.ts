@@ -311,40 +311,42 @@ export class SandboxService {
   private async reconcile(): Promise<void> {
     for (const record of this.deps.store.live()) {
       const log = this.deps.log.child({ sandbox: record.id });
+      const finish = async (state: "stopped" | "failed", reason: string) => {
+        this.deps.store.setState(record.id, state, reason);
+        await this.teardown(record).catch((err: Error) => log.error({ err }, "teardown after restart failed"));
+      };
       const driver = this.deps.drivers.get(record.runtime);
       if (record.state === "stopping") {
         // A delete or expiry was under way: finish tearing down; a retried DELETE removes the record.
-        await this.teardown(record).catch((err: Error) => log.error({ err }, "teardown after restart failed"));
-        this.deps.store.setState(record.id, "stopped", "stopped while the daemon restarted");
+        await finish("stopped", "stopped while the daemon restarted");
         continue;
       }
       if ((record.state !== "running" && record.state !== "paused") || !driver) {
-        this.deps.store.setState(record.id, "failed", `daemon stopped while the sandbox was ${record.state}`);
-        await this.teardown(record).catch((err: Error) => log.error({ err }, "teardown after restart failed"));
+        await finish("failed", `daemon stopped while the sandbox was ${record.state}`);
         continue;
       }
       const paths = this.deps.filesystem.paths(record.id);
       // A frozen sandbox cannot answer the runtime's state query: look at its cgroup instead.
-      const pid =
+      const alive =
         record.state === "paused"
-          ? (await this.deps.freezer.hasProcesses(cgroupPathOf(record.id))) ? -1 : null
-          : await driver.hostPid(record.id, paths.runtimeDir);
-      if (pid === null) {
-        this.deps.store.setState(record.id, "failed", "the sandbox was not running when the daemon restarted (host reboot or runtime crash)");
+          ? await this.deps.freezer.hasProcesses(cgroupPathOf(record.id))
+          : (await driver.hostPid(record.id, paths.runtimeDir)) !== null;
+      if (!alive) {
         log.warn("sandbox lost while the daemon was down; marked failed");
-        await this.teardown(record).catch(() => {});
+        await finish("failed", "the sandbox was not running when the daemon restarted (host reboot or runtime crash)");
         continue;
       }
+      let agent: AgentClient | null = null;
       try {
-        const agent = new AgentClient(new FifoPair(paths.runtimeDir).openForDaemon(), log);
+        agent = new AgentClient(new FifoPair(paths.runtimeDir).openForDaemon(), log);
         // A paused sandbox stays frozen and cannot answer: its agent is checked when it is resumed.
         if (record.state === "running") await agent.waitReady(5_000);
         this.attach(record, agent);
-        log.info({ hostPid: pid, state: record.state }, "reattached to sandbox");
+        log.info({ state: record.state }, "reattached to sandbox");
       } catch (err) {
-        this.deps.store.setState(record.id, "failed", `could not reattach after a daemon restart: ${(err as Error).message}`);
+        agent?.close("reattach failed");
         log.error({ err }, "reattach failed; marked failed");
-        await this.teardown(record).catch(() => {});
+        await finish("failed", `could not reattach after a daemon restart: ${(err as Error).message}`);
       }
     }
   }

@@ -4,6 +4,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { chmod, lchown } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { runCommand } from "../runtime/run-command.js";
 import { builtinRecipes, type TemplateRecipe } from "./template-recipes.js";
 
 export interface TemplateManifest {
@@ -108,7 +109,7 @@ export class TemplateStore {
       if (entry.endsWith(".done") && entry.startsWith("rootfs-uid")) rmSync(join(dir, entry), { force: true });
       else if (/^rootfs-uid\d+$/.test(entry)) renameSync(join(dir, entry), join(dir, `${entry}.old-${Date.now()}`));
     }
-    const sizeBytes = Number((await capture("du", ["-sb", live])).split(/\s/)[0]);
+    const sizeBytes = Number((await runCommand("du", ["-sb", live], { timeoutMs: 120_000 })).stdout.split(/\s/)[0]);
     const manifest: TemplateManifest = { name, recipeHash: hash, builtAt: new Date().toISOString(), sizeBytes };
     writeFileSync(join(dir, "template.json"), `${JSON.stringify(manifest, null, 2)}\n`);
     progress(`template ${name} built: ${(sizeBytes / 1024 / 1024).toFixed(0)} MiB`);
@@ -144,15 +145,5 @@ function run(cmd: string, args: string[], progress?: ProgressFn): Promise<void> 
     }
     child.on("error", reject);
     child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}:\n${tail.join("\n")}`))));
-  });
-}
-
-async function capture(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", reject);
-    child.on("close", () => resolve(out));
   });
 }
