@@ -11,8 +11,12 @@ describe("daemon restart", () => {
     await daemon?.destroy();
   });
 
-  it.each(["SIGTERM", "SIGKILL"] as const)("reattaches to running sandboxes after %s, processes and files intact", async (signal) => {
-    const sandbox = await Sandbox.create({ ...daemon.conn });
+  // A graceful stop hibernates gVisor sandboxes; a crash leaves them running to be reattached.
+  it.each([
+    ["SIGTERM", "hibernated"],
+    ["SIGKILL", "running"],
+  ] as const)("keeps sandboxes after %s (%s), processes and files intact", async (signal, stateAfter) => {
+    const sandbox = await Sandbox.create({ idleTimeoutMs: 0, ...daemon.conn });
     await sandbox.files.write("/root/kept.txt", "still here");
     const counter = await sandbox.commands.start("i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done");
 
@@ -20,8 +24,9 @@ describe("daemon restart", () => {
     await daemon.restart();
 
     const again = await Sandbox.connect(sandbox.id, daemon.conn);
-    expect(again.info.state).toBe("running");
+    expect(again.info.state).toBe(stateAfter);
     expect(await again.files.readText("/root/kept.txt")).toBe("still here");
+    expect((await again.refresh()).state).toBe("running");
     const processes = await again.commands.list();
     expect(processes.find((p) => p.pid === counter.pid)?.running).toBe(true);
     const first = Number((await again.files.readText("/tmp/counter")).trim());

@@ -133,8 +133,20 @@ describe.each(["gvisor", "crun"] as const)("sandbox on %s", (runtime) => {
     await expect(Sandbox.connect(second.id, daemon.conn)).rejects.toBeInstanceOf(SandboxNotFoundError);
   });
 
-  it("stops a sandbox when its lifetime runs out", async () => {
+  it("puts a sandbox into standby when its lifetime runs out, and wakes it with a fresh lifetime", async () => {
     const short = await Sandbox.create({ runtime, timeoutMs: 1500, ...daemon.conn });
+    extra.push(short);
+    await expect.poll(async () => (await short.refresh()).state, { timeout: 10_000, interval: 200 }).toBe("paused");
+    expect(short.info.stateReason).toMatch(/lifetime/);
+    expect(short.info.expiresAt).toBeNull();
+    expect((await short.commands.run("echo awake")).stdout).toBe("awake\n");
+    const woken = await short.refresh();
+    expect(woken.state).toBe("running");
+    expect(Date.parse(woken.expiresAt!)).toBeGreaterThan(Date.now() + 500);
+  });
+
+  it("stops a sandbox when its lifetime runs out with onTimeout kill", async () => {
+    const short = await Sandbox.create({ runtime, timeoutMs: 1500, onTimeout: "kill", ...daemon.conn });
     extra.push(short);
     await new Promise((r) => setTimeout(r, 4000));
     const info = await short.refresh();

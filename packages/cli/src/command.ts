@@ -1,4 +1,4 @@
-import type { CreateSandboxRequest, Runtime, SandboxState, SignalName } from "@stasis/protocol";
+import type { CreateSandboxRequest, Runtime, SandboxState, SignalName, StandbyPolicy } from "@stasis/protocol";
 
 /** Flags every command accepts. */
 export interface GlobalFlags {
@@ -20,7 +20,10 @@ export type Command =
   | { kind: "sandbox.get"; id: string }
   | { kind: "sandbox.kill"; ids: string[] }
   | { kind: "sandbox.pause"; ids: string[] }
+  | { kind: "sandbox.hibernate"; ids: string[] }
   | { kind: "sandbox.resume"; ids: string[] }
+  | { kind: "sandbox.fork"; id: string; count: number }
+  | { kind: "sandbox.standby"; id: string; policy: StandbyPolicy }
   | { kind: "sandbox.timeout"; id: string; timeoutMs: number }
   | { kind: "exec"; id: string; cmd: string | string[]; cwd?: string; user?: string; env: Record<string, string>; timeoutMs?: number; stdin: boolean }
   | { kind: "files.put"; id: string; local: string; remote: string; mode?: string }

@@ -59,6 +59,14 @@ export function time(iso: string | null): string {
   return iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "Z") : "-";
 }
 
+/** A standby timer as the flags take it: off, or the largest unit that divides it exactly. */
+export function timer(ms: number): string {
+  if (ms === 0) return "off";
+  const units: [string, number][] = [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000], ["ms", 1]];
+  const [unit, size] = units.find(([, n]) => ms % n === 0)!;
+  return `${ms / size}${unit}`;
+}
+
 export function errorLine(err: unknown): string {
   const code = errorCode(err);
   const message = err instanceof Error ? err.message : String(err);

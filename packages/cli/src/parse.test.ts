@@ -50,15 +50,47 @@ describe("parseCommandLine", () => {
     expect(usageError("sandbox create --timeout soon").topic).toEqual(["sandbox", "create"]);
   });
 
+  it("parses standby flags of sandbox create", () => {
+    expect(command("sandbox create --idle-timeout 30s --hibernate-after off --on-timeout kill")).toEqual({
+      kind: "sandbox.create",
+      request: { idleTimeoutMs: 30_000, hibernateAfterMs: 0, onTimeout: "kill" },
+    });
+    expect(command("sandbox create --idle-timeout 0")).toEqual({ kind: "sandbox.create", request: { idleTimeoutMs: 0 } });
+    expect(usageError("sandbox create --on-timeout stop").message).toMatch(/--on-timeout must be one of standby, kill/);
+    expect(usageError("sandbox create --hibernate-after later").topic).toEqual(["sandbox", "create"]);
+  });
+
   it("parses the other sandbox commands", () => {
     expect(command("sandbox list --state running --meta a=b --meta c=d")).toEqual({ kind: "sandbox.list", state: "running", metadata: { a: "b", c: "d" } });
     expect(command("sandbox get sbx_1")).toEqual({ kind: "sandbox.get", id: "sbx_1" });
     expect(command("sandbox kill sbx_1 sbx_2")).toEqual({ kind: "sandbox.kill", ids: ["sbx_1", "sbx_2"] });
     expect(command("sandbox timeout sbx_1 90s")).toEqual({ kind: "sandbox.timeout", id: "sbx_1", timeoutMs: 90_000 });
     expect(command("sandbox timeout sbx_1 1500")).toEqual({ kind: "sandbox.timeout", id: "sbx_1", timeoutMs: 1500 });
+    expect(command("sandbox list --state hibernated")).toMatchObject({ state: "hibernated" });
     expect(usageError("sandbox kill").message).toMatch(/missing arguments/);
     expect(usageError("sandbox get a b").message).toMatch(/too many arguments/);
     expect(usageError("sandbox list --state sleeping").message).toMatch(/--state/);
+  });
+
+  it("parses the standby and fork commands", () => {
+    expect(command("sandbox pause sbx_1 sbx_2")).toEqual({ kind: "sandbox.pause", ids: ["sbx_1", "sbx_2"] });
+    expect(command("sandbox hibernate sbx_1 sbx_2")).toEqual({ kind: "sandbox.hibernate", ids: ["sbx_1", "sbx_2"] });
+    expect(command("sandbox resume sbx_1")).toEqual({ kind: "sandbox.resume", ids: ["sbx_1"] });
+    expect(command("sandbox fork sbx_1")).toEqual({ kind: "sandbox.fork", id: "sbx_1", count: 1 });
+    expect(command("sandbox fork sbx_1 --count 3")).toEqual({ kind: "sandbox.fork", id: "sbx_1", count: 3 });
+    expect(command("sandbox standby sbx_1 --idle-timeout off --hibernate-after 1h --on-timeout standby")).toEqual({
+      kind: "sandbox.standby",
+      id: "sbx_1",
+      policy: { idleTimeoutMs: 0, hibernateAfterMs: 3_600_000, onTimeout: "standby" },
+    });
+    expect(command("sandbox standby sbx_1 --hibernate-after 0")).toEqual({ kind: "sandbox.standby", id: "sbx_1", policy: { hibernateAfterMs: 0 } });
+    expect(usageError("sandbox hibernate").message).toMatch(/missing arguments/);
+    expect(usageError("sandbox fork sbx_1 --count 0").message).toMatch(/--count/);
+    expect(usageError("sandbox fork sbx_1 sbx_2").message).toMatch(/too many arguments/);
+    const nothing = usageError("sandbox standby sbx_1");
+    expect(nothing.message).toMatch(/nothing to change/);
+    expect(nothing.topic).toEqual(["sandbox", "standby"]);
+    expect(usageError("sandbox standby sbx_1 --on-timeout pause").message).toMatch(/--on-timeout/);
   });
 
   describe("exec", () => {

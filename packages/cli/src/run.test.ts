@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { run } from "./run.js";
 
 const ID = "sbx_0123456789abcdef";
+const FORKS = ["sbx_aaaaaaaaaaaaaaaa", "sbx_bbbbbbbbbbbbbbbb"];
 const sandbox = {
   id: ID,
   template: "base",
@@ -15,8 +16,13 @@ const sandbox = {
   env: {},
   metadata: { team: "ml" },
   timeoutMs: 300000,
+  onTimeout: "standby",
+  idleTimeoutMs: 15000,
+  hibernateAfterMs: 600000,
   createdAt: "2025-01-01T00:00:00.000Z",
   expiresAt: "2025-01-01T00:05:00.000Z",
+  standbySince: null,
+  forkedFrom: null,
 };
 
 interface Call {
@@ -39,6 +45,12 @@ function fakeDaemon(calls: Call[]): typeof fetch {
     const path = url.pathname;
     if (path === `/v1/sandboxes/${ID}` && method === "GET") return json(200, sandbox);
     if (path === "/v1/sandboxes" && method === "GET") return json(200, { sandboxes: [sandbox], nextCursor: null });
+    if (path === `/v1/sandboxes/${ID}/hibernate`) return json(200, { ...sandbox, state: "hibernated", expiresAt: null, standbySince: "2025-01-01T00:01:00.000Z" });
+    if (path === `/v1/sandboxes/${ID}/fork`) {
+      const { count } = JSON.parse(body!) as { count: number };
+      return json(201, { sandboxes: FORKS.slice(0, count).map((id) => ({ ...sandbox, id, forkedFrom: ID })) });
+    }
+    if (path === `/v1/sandboxes/${ID}/standby`) return json(200, { ...sandbox, ...(JSON.parse(body!) as object) });
     if (path.endsWith("/commands/stream")) return ndjson([{ type: "start", pid: 5 }, { type: "stdout", data: "out\n" }, { type: "stderr", data: "err\n" }, exit(3)]);
     if (path.endsWith("/processes") && method === "POST") return json(201, { pid: 6 });
     if (path.endsWith("/processes/6/stdin")) return new Response(null, { status: 204 });
@@ -96,6 +108,37 @@ describe("run", () => {
     const machine = capture();
     expect(await runLine("sandbox list --json", machine)).toBe(0);
     expect(JSON.parse(machine.out())).toEqual([sandbox]);
+  });
+
+  it("shows one sandbox with its standby settings", async () => {
+    const c = capture();
+    expect(await runLine(`sandbox get ${ID}`, c)).toBe(0);
+    expect(c.out()).toContain("standby:   idle-timeout=15s hibernate-after=10m on-timeout=standby\n");
+    expect(c.out()).toContain("forked:    -\n");
+  });
+
+  it("hibernates each sandbox and prints its new state", async () => {
+    const c = capture();
+    expect(await runLine(`sandbox hibernate ${ID}`, c)).toBe(0);
+    expect(c.out()).toBe(`${ID} hibernated\n`);
+    expect(calls.at(-1)).toMatchObject({ method: "POST", url: new URL(`http://daemon.test/v1/sandboxes/${ID}/hibernate`) });
+  });
+
+  it("forks and prints the new ids, or their resources with --json", async () => {
+    const c = capture();
+    expect(await runLine(`sandbox fork ${ID} --count 2`, c)).toBe(0);
+    expect(c.out()).toBe(`${FORKS.join("\n")}\n`);
+    expect(JSON.parse(calls.at(-1)!.body!)).toEqual({ count: 2 });
+    const machine = capture();
+    expect(await runLine(`sandbox fork ${ID} --json`, machine)).toBe(0);
+    expect(JSON.parse(machine.out())).toEqual([{ ...sandbox, id: FORKS[0], forkedFrom: ID }]);
+  });
+
+  it("sends only the standby flags given and prints the resulting settings", async () => {
+    const c = capture();
+    expect(await runLine(`sandbox standby ${ID} --idle-timeout off --on-timeout kill`, c)).toBe(0);
+    expect(JSON.parse(calls.at(-1)!.body!)).toEqual({ idleTimeoutMs: 0, onTimeout: "kill" });
+    expect(c.out()).toBe("idle-timeout=off hibernate-after=10m on-timeout=kill\n");
   });
 
   it("prints API errors as `error [code]: message` and exits 1", async () => {

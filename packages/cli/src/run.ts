@@ -40,8 +40,13 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
     case "sandbox.kill":
       return sandboxes.kill(command, ctx);
     case "sandbox.pause":
+    case "sandbox.hibernate":
     case "sandbox.resume":
       return sandboxes.setStandby(command, ctx);
+    case "sandbox.fork":
+      return sandboxes.fork(command, ctx);
+    case "sandbox.standby":
+      return sandboxes.standby(command, ctx);
     case "sandbox.timeout":
       return sandboxes.setTimeout(command, ctx);
     case "exec":

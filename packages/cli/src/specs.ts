@@ -1,8 +1,8 @@
-import { SandboxStateSchema, signalNames, type CreateSandboxRequest } from "@stasis/protocol";
+import { OnTimeoutSchema, SandboxStateSchema, signalNames, type CreateSandboxRequest, type StandbyPolicy } from "@stasis/protocol";
 import type { ParseArgsConfig } from "node:util";
 import type { Command } from "./command.js";
 import { UsageError } from "./usage-error.js";
-import { commandFrom, duration, keyValues, number, oneOf } from "./values.js";
+import { commandFrom, duration, durationOrOff, keyValues, number, oneOf } from "./values.js";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 export type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -34,6 +34,25 @@ const runtimes = ["gvisor", "crun"] as const;
 const states = SandboxStateSchema.options;
 const dataDirOption = { "data-dir": { type: "string" } } satisfies Options;
 const dataDirFlag: [string, string] = ["--data-dir D", "daemon data directory (default $STASIS_DATA_DIR or /var/lib/stasis)"];
+const onTimeouts = OnTimeoutSchema.options;
+const standbyOptions = { "idle-timeout": { type: "string" }, "hibernate-after": { type: "string" }, "on-timeout": { type: "string" } } satisfies Options;
+const standbyFlags: [string, string][] = [
+  ["--idle-timeout D", "pause after this long without activity (0 or off: never; new sandboxes: 15s)"],
+  ["--hibernate-after D", "hibernate after this long paused (0 or off: never; new sandboxes: 10m)"],
+  ["--on-timeout A", "when the lifetime passes: standby (pause) or kill (new sandboxes: standby)"],
+];
+
+/** Only the standby flags given, so the others keep the sandbox's current values (or the defaults). */
+function standbyPolicy(v: Values): StandbyPolicy {
+  const idleTimeoutMs = durationOrOff(str(v, "idle-timeout"), "--idle-timeout");
+  const hibernateAfterMs = durationOrOff(str(v, "hibernate-after"), "--hibernate-after");
+  const onTimeout = oneOf(str(v, "on-timeout"), onTimeouts, "--on-timeout");
+  return {
+    ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
+    ...(hibernateAfterMs !== undefined ? { hibernateAfterMs } : {}),
+    ...(onTimeout ? { onTimeout } : {}),
+  };
+}
 
 function sandboxId(args: string[]): string {
   return args[0]!;
@@ -89,7 +108,8 @@ export const specs: CommandSpec[] = [
   },
   {
     path: "sandbox create",
-    usage: "stasis sandbox create [--template T] [--runtime R] [--cpu N] [--memory MiB] [--disk MiB] [--timeout D] [--env K=V]... [--meta K=V]...",
+    usage:
+      "stasis sandbox create [--template T] [--runtime R] [--cpu N] [--memory MiB] [--disk MiB] [--timeout D] [--idle-timeout D] [--hibernate-after D] [--on-timeout standby|kill] [--env K=V]... [--meta K=V]...",
     summary: "Create a sandbox and print its id",
     flags: [
       ["--template T", "template to start from (default base)"],
@@ -97,7 +117,8 @@ export const specs: CommandSpec[] = [
       ["--cpu N", "CPU cores, fractions allowed"],
       ["--memory MiB", "memory limit"],
       ["--disk MiB", "writable disk size"],
-      ["--timeout D", "lifetime: ms, or with a unit (30s, 10m, 2h)"],
+      ["--timeout D", "lifetime in running time: ms, or with a unit (30s, 10m, 2h)"],
+      ...standbyFlags,
       ["-e, --env K=V", "environment variable for every command (repeatable)"],
       ["--meta K=V", "metadata label (repeatable)"],
     ],
@@ -108,6 +129,7 @@ export const specs: CommandSpec[] = [
       memory: { type: "string" },
       disk: { type: "string" },
       timeout: { type: "string" },
+      ...standbyOptions,
       env: { type: "string", short: "e", multiple: true },
       meta: { type: "string", multiple: true },
     },
@@ -123,6 +145,7 @@ export const specs: CommandSpec[] = [
       set("memoryMiB", number(str(values, "memory"), "--memory", { integer: true }));
       set("diskMiB", number(str(values, "disk"), "--disk", { integer: true }));
       set("timeoutMs", duration(str(values, "timeout"), "--timeout"));
+      Object.assign(request, standbyPolicy(values));
       if (list(values, "env").length) request.env = keyValues(list(values, "env"), "--env");
       if (list(values, "meta").length) request.metadata = keyValues(list(values, "meta"), "--meta");
       return { kind: "sandbox.create", request };
@@ -165,12 +188,42 @@ export const specs: CommandSpec[] = [
     build: ({ args }) => ({ kind: "sandbox.pause", ids: args }),
   },
   {
+    path: "sandbox hibernate",
+    usage: "stasis sandbox hibernate ID...",
+    summary: "Checkpoint sandboxes to disk (no CPU, no memory); any later request restores them",
+    options: {},
+    args: { min: 1, max: Infinity },
+    build: ({ args }) => ({ kind: "sandbox.hibernate", ids: args }),
+  },
+  {
     path: "sandbox resume",
     usage: "stasis sandbox resume ID...",
-    summary: "Thaw paused sandboxes ahead of their next request",
+    summary: "Wake paused or hibernated sandboxes ahead of their next request",
     options: {},
     args: { min: 1, max: Infinity },
     build: ({ args }) => ({ kind: "sandbox.resume", ids: args }),
+  },
+  {
+    path: "sandbox fork",
+    usage: "stasis sandbox fork ID [--count N] [--json]",
+    summary: "Copy a sandbox's memory, processes and files into new sandboxes and print their ids",
+    flags: [["--count N", "how many copies (default 1)"]],
+    options: { count: { type: "string" } },
+    args: { min: 1, max: 1 },
+    build: ({ values, args }) => ({ kind: "sandbox.fork", id: sandboxId(args), count: number(str(values, "count"), "--count", { integer: true, min: 1 }) ?? 1 }),
+  },
+  {
+    path: "sandbox standby",
+    usage: "stasis sandbox standby ID [--idle-timeout D] [--hibernate-after D] [--on-timeout standby|kill]",
+    summary: "Change when a sandbox pauses and hibernates on its own, and what its lifetime's end does",
+    flags: standbyFlags,
+    options: { ...standbyOptions },
+    args: { min: 1, max: 1 },
+    build: ({ values, args }) => {
+      const policy = standbyPolicy(values);
+      if (Object.keys(policy).length === 0) throw new UsageError("nothing to change: give --idle-timeout, --hibernate-after or --on-timeout");
+      return { kind: "sandbox.standby", id: sandboxId(args), policy };
+    },
   },
   {
     path: "sandbox timeout",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { commandFrom, duration, keyValues, number } from "./values.js";
+import { commandFrom, duration, durationOrOff, keyValues, number } from "./values.js";
 
 describe("value parsers", () => {
   it("parses durations with and without units", () => {
@@ -11,6 +11,14 @@ describe("value parsers", () => {
     expect(duration("7d", "--t")).toBe(604_800_000);
     expect(duration(undefined, "--t")).toBeUndefined();
     expect(() => duration("-1", "--t")).toThrow(/--t/);
+  });
+
+  it("parses standby timers, where 0 and off turn them off", () => {
+    expect(durationOrOff("off", "--t")).toBe(0);
+    expect(durationOrOff("0", "--t")).toBe(0);
+    expect(durationOrOff("30s", "--t")).toBe(30_000);
+    expect(durationOrOff(undefined, "--t")).toBeUndefined();
+    expect(() => durationOrOff("never", "--t")).toThrow(/--t/);
   });
 
   it("parses numbers with bounds", () => {

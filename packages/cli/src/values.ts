@@ -30,6 +30,11 @@ export function duration(value: string | undefined, flag: string): number | unde
   return Math.round(Number(match[1]) * (UNITS[match[2] ?? "ms"] ?? 1));
 }
 
+/** A standby timer: a duration, or `0`/`off` to turn it off. */
+export function durationOrOff(value: string | undefined, flag: string): number | undefined {
+  return value?.trim() === "off" ? 0 : duration(value, flag);
+}
+
 export function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T | undefined {
   if (value === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${flag} must be one of ${allowed.join(", ")}, got '${value}'`);

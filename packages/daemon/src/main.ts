@@ -70,9 +70,10 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         // Streams in flight would hold close() open; sandboxes keep running and are reattached on restart.
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
-      sandboxes.stop();
+      if (config.hibernateOnStop) await sandboxes.shutdown();
+      else sandboxes.stop();
       store.close();
-      log.info("stasis daemon stopped; sandboxes keep running and are reattached on the next start");
+      log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
     },
   };
 }

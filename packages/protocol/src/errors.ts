@@ -19,6 +19,7 @@ export const errorRegistry = {
   is_a_directory: { status: 409, retryable: false, description: "The path is a directory." },
   directory_not_empty: { status: 409, retryable: false, description: "The directory is not empty; pass recursive." },
   sandbox_not_running: { status: 409, retryable: false, description: "The sandbox is not in a state that accepts this request." },
+  not_supported_by_runtime: { status: 409, retryable: false, description: "The sandbox's runtime cannot do this (crun cannot hibernate or fork: it has no checkpoint)." },
   payload_too_large: { status: 413, retryable: false, description: "The request body exceeds the configured limit." },
   unsupported_media_type: { status: 415, retryable: false, description: "The request body has the wrong content type." },
   capacity_exceeded: { status: 429, retryable: true, description: "The daemon runs its maximum number of sandboxes." },

@@ -24,10 +24,13 @@ import {
 } from "./files.js";
 import {
   CreateSandboxRequestSchema,
+  ForkRequestSchema,
+  ForkResultSchema,
   ListSandboxesQuerySchema,
   SandboxListSchema,
   SandboxSchema,
   SetTimeoutRequestSchema,
+  StandbyPolicySchema,
 } from "./sandboxes.js";
 import { DaemonInfoSchema, HealthSchema } from "./system.js";
 
@@ -69,7 +72,10 @@ export const routes = {
   setSandboxTimeout: { method: "post", path: "/v1/sandboxes/{id}/timeout", summary: "Set the sandbox to expire timeoutMs from now", tag: "sandboxes", auth: true, body: { kind: "json", schema: SetTimeoutRequestSchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "sandbox_not_running"] },
 
   pauseSandbox: { method: "post", path: "/v1/sandboxes/{id}/pause", summary: "Freeze the sandbox in RAM: no CPU, memory and processes kept; any later request wakes it", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "sandbox_not_running"] },
-  resumeSandbox: { method: "post", path: "/v1/sandboxes/{id}/resume", summary: "Thaw a paused sandbox (requests also do this on their own)", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "sandbox_not_running", "sandbox_failed"] },
+  hibernateSandbox: { method: "post", path: "/v1/sandboxes/{id}/hibernate", summary: "Checkpoint the sandbox to disk: no CPU, no memory; memory, processes and files come back on the next request", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "sandbox_not_running", "sandbox_failed", "not_supported_by_runtime"] },
+  resumeSandbox: { method: "post", path: "/v1/sandboxes/{id}/resume", summary: "Wake a paused or hibernated sandbox (requests also do this on their own)", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "sandbox_not_running", "sandbox_failed"] },
+  forkSandbox: { method: "post", path: "/v1/sandboxes/{id}/fork", summary: "Make count independent sandboxes from this one's current memory, processes and files; the source goes on unchanged", tag: "sandboxes", auth: true, body: { kind: "json", schema: ForkRequestSchema }, response: { kind: "json", status: 201, schema: ForkResultSchema }, errors: ["sandbox_not_found", "sandbox_not_running", "sandbox_failed", "capacity_exceeded", "not_supported_by_runtime"] },
+  setStandbyPolicy: { method: "post", path: "/v1/sandboxes/{id}/standby", summary: "Change when the sandbox pauses and hibernates on its own, and what its lifetime's end does", tag: "sandboxes", auth: true, body: { kind: "json", schema: StandbyPolicySchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found"] },
 
   runCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/run", summary: "Run a command to completion and return its buffered output", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "json", status: 200, schema: CommandResultSchema }, errors: [...sandboxErrors, "exec_failed"] },
   streamCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/stream", summary: "Run a command, streaming NDJSON events until its exit; closing the stream kills it", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "ndjson", schema: CommandEventSchema }, errors: [...sandboxErrors, "exec_failed"] },

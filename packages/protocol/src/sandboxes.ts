@@ -6,10 +6,12 @@ export const RuntimeSchema = z.enum(["gvisor", "crun"]).meta({
 export type Runtime = z.infer<typeof RuntimeSchema>;
 
 /**
- * Observed lifecycle states. `paused`: frozen in RAM (no CPU, memory resident), woken by any request that
- * touches the sandbox. `stopped` and `failed` are terminal; the record stays until deleted.
+ * Observed lifecycle states. Standby tiers: `paused` is frozen in RAM (no CPU, memory resident);
+ * `hibernated` is checkpointed to disk (no CPU, no RAM). Any request that touches a sandbox in standby
+ * wakes it first. `hibernating` and `resuming` are the transitions to and from disk. `stopped` and
+ * `failed` are terminal; the record stays until deleted.
  */
-export const SandboxStateSchema = z.enum(["creating", "running", "paused", "stopping", "stopped", "failed"]);
+export const SandboxStateSchema = z.enum(["creating", "running", "paused", "hibernating", "hibernated", "resuming", "stopping", "stopped", "failed"]);
 export type SandboxState = z.infer<typeof SandboxStateSchema>;
 
 const envKey = z.string().min(1).max(256).regex(/^[^=\0]+$/, "env names cannot contain '=' or NUL");
@@ -27,6 +29,31 @@ export type Metadata = z.infer<typeof MetadataSchema>;
 export const SandboxIdSchema = z.string().regex(/^sbx_[a-z0-9]{16}$/, "not a sandbox id");
 
 export const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
+
+export const OnTimeoutSchema = z.enum(["standby", "kill"]).meta({
+  description: "What happens when the lifetime passes: `standby` pauses the sandbox (and hibernates it later), `kill` stops it.",
+});
+export type OnTimeout = z.infer<typeof OnTimeoutSchema>;
+
+const idleTimeoutMs = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_TIMEOUT_MS)
+  .meta({ description: "Pause the sandbox after this long without activity (API calls, attached streams, running commands); 0 turns automatic pause off." });
+const hibernateAfterMs = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_TIMEOUT_MS)
+  .meta({ description: "Hibernate a sandbox (checkpoint to disk, freeing its memory) once it has been paused this long; 0 turns automatic hibernation off." });
+
+/** Automatic standby, per sandbox. */
+export const StandbyPolicySchema = z
+  .object({ idleTimeoutMs: idleTimeoutMs.optional(), hibernateAfterMs: hibernateAfterMs.optional(), onTimeout: OnTimeoutSchema.optional() })
+  .strict()
+  .meta({ id: "StandbyPolicy" });
+export type StandbyPolicy = z.infer<typeof StandbyPolicySchema>;
 
 export const CreateSandboxRequestSchema = z
   .object({
@@ -49,7 +76,10 @@ export const CreateSandboxRequestSchema = z
       .min(1000)
       .max(MAX_TIMEOUT_MS)
       .default(300_000)
-      .meta({ description: "Lifetime; when it passes the sandbox is stopped. Extend with POST /timeout." }),
+      .meta({ description: "Lifetime of running time (standby does not count); what happens then is onTimeout. Extend with POST /timeout." }),
+    onTimeout: OnTimeoutSchema.default("standby"),
+    idleTimeoutMs: idleTimeoutMs.default(15_000),
+    hibernateAfterMs: hibernateAfterMs.default(600_000),
   })
   .strict()
   .meta({ id: "CreateSandboxRequest" });
@@ -69,8 +99,13 @@ export const SandboxSchema = z
     env: EnvSchema,
     metadata: MetadataSchema,
     timeoutMs: z.number().int(),
+    onTimeout: OnTimeoutSchema,
+    idleTimeoutMs: z.number().int(),
+    hibernateAfterMs: z.number().int(),
     createdAt: z.iso.datetime(),
-    expiresAt: z.iso.datetime().nullable(),
+    expiresAt: z.iso.datetime().nullable().meta({ description: "End of the lifetime; null while in standby (the clock stands still)." }),
+    standbySince: z.iso.datetime().nullable().meta({ description: "When the sandbox went into standby (paused or hibernated)." }),
+    forkedFrom: SandboxIdSchema.nullable().meta({ description: "The sandbox this one was forked from." }),
   })
   .meta({ id: "Sandbox" });
 export type Sandbox = z.infer<typeof SandboxSchema>;
@@ -97,3 +132,12 @@ export const SetTimeoutRequestSchema = z
   .object({ timeoutMs: z.number().int().min(1000).max(MAX_TIMEOUT_MS) })
   .strict()
   .meta({ description: "The sandbox now expires timeoutMs from this request." });
+
+export const ForkRequestSchema = z
+  .object({ count: z.number().int().min(1).max(16).default(1) })
+  .strict()
+  .meta({ id: "ForkRequest", description: "How many independent copies of the sandbox's memory, processes and files to make." });
+export type ForkRequest = z.input<typeof ForkRequestSchema>;
+
+export const ForkResultSchema = z.object({ sandboxes: z.array(SandboxSchema) }).meta({ id: "ForkResult" });
+export type ForkResult = z.infer<typeof ForkResultSchema>;

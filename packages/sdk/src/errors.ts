@@ -54,6 +54,8 @@ export class NotADirectoryError extends ConflictError {}
 export class IsADirectoryError extends ConflictError {}
 export class DirectoryNotEmptyError extends ConflictError {}
 export class SandboxNotRunningError extends ConflictError {}
+/** The sandbox's runtime cannot do this (crun cannot hibernate or fork). */
+export class NotSupportedByRuntimeError extends ConflictError {}
 
 export class CapacityError extends StasisError {}
 export class ExecFailedError extends StasisError {}
@@ -78,6 +80,7 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   permission_denied: PermissionDeniedError,
   route_not_found: RouteNotFoundError,
   sandbox_not_found: SandboxNotFoundError,
+  not_supported_by_runtime: NotSupportedByRuntimeError,
   process_not_found: ProcessNotFoundError,
   file_not_found: FileNotFoundError,
   template_not_found: TemplateNotFoundError,

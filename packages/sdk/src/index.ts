@@ -15,8 +15,10 @@ export type {
   ErrorCode,
   FileInfo,
   FileList,
+  OnTimeout,
   ProcessInfo,
   Runtime,
   SandboxState,
   SignalName,
+  StandbyPolicy,
 } from "@stasis/protocol";

@@ -1,4 +1,4 @@
-import type { CreateSandboxRequest, Sandbox as SandboxInfo, SandboxState } from "@stasis/protocol";
+import type { CreateSandboxRequest, Sandbox as SandboxInfo, SandboxState, StandbyPolicy } from "@stasis/protocol";
 import { Commands } from "./commands.js";
 import { splitConnection, type ConnectionOptions } from "./connection.js";
 import { Files } from "./files.js";
@@ -95,9 +95,33 @@ export class Sandbox {
     return this.latest;
   }
 
-  /** Thaws a paused sandbox. Commands and file calls do this on their own; this wakes it ahead of time. */
+  /**
+   * Checkpoints the sandbox to disk (no CPU, no memory); any later call restores memory, processes and files.
+   * Throws NotSupportedByRuntimeError on crun, which cannot checkpoint.
+   */
+  async hibernate(): Promise<SandboxInfo> {
+    this.latest = await this.http.json("hibernateSandbox", { params: { id: this.id } });
+    return this.latest;
+  }
+
+  /** Wakes a paused or hibernated sandbox. Commands and file calls do this on their own; this wakes it ahead of time. */
   async resume(): Promise<SandboxInfo> {
     this.latest = await this.http.json("resumeSandbox", { params: { id: this.id } });
+    return this.latest;
+  }
+
+  /**
+   * Makes `count` independent sandboxes from this one's current memory, processes and files; this one goes on
+   * unchanged. Throws NotSupportedByRuntimeError on crun, which cannot checkpoint.
+   */
+  async fork(count = 1): Promise<Sandbox[]> {
+    const { sandboxes } = await this.http.json("forkSandbox", { params: { id: this.id }, json: { count } });
+    return sandboxes.map((info) => new Sandbox(this.http, info));
+  }
+
+  /** Changes when the sandbox pauses and hibernates on its own and what its lifetime's end does; omitted fields stay. */
+  async setStandbyPolicy(policy: StandbyPolicy): Promise<SandboxInfo> {
+    this.latest = await this.http.json("setStandbyPolicy", { params: { id: this.id }, json: policy });
     return this.latest;
   }
 

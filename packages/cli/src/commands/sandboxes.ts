@@ -1,6 +1,6 @@
 import { Sandbox, type SandboxInfo } from "@stasis/sdk";
 import type { CommandOf } from "../command.js";
-import { errorLine, note, printJson, table, time, write, type Context } from "../output.js";
+import { errorLine, note, printJson, table, time, timer, write, type Context } from "../output.js";
 
 export async function create(cmd: CommandOf<"sandbox.create">, ctx: Context): Promise<number> {
   const sandbox = await Sandbox.create({ ...cmd.request, ...ctx.conn });
@@ -43,15 +43,34 @@ export async function kill(cmd: CommandOf<"sandbox.kill">, ctx: Context): Promis
   return failed ? 1 : 0;
 }
 
-/** pause / resume: prints each sandbox's new state (or the resources with --json). */
-export async function setStandby(cmd: CommandOf<"sandbox.pause"> | CommandOf<"sandbox.resume">, ctx: Context): Promise<number> {
+const standbyCalls = {
+  "sandbox.pause": (s: Sandbox) => s.pause(),
+  "sandbox.hibernate": (s: Sandbox) => s.hibernate(),
+  "sandbox.resume": (s: Sandbox) => s.resume(),
+};
+
+/** pause / hibernate / resume: prints each sandbox's new state (or the resources with --json). */
+export async function setStandby(cmd: CommandOf<keyof typeof standbyCalls>, ctx: Context): Promise<number> {
   const results: SandboxInfo[] = [];
-  for (const id of cmd.ids) {
-    const sandbox = await Sandbox.connect(id, ctx.conn);
-    results.push(cmd.kind === "sandbox.pause" ? await sandbox.pause() : await sandbox.resume());
-  }
+  for (const id of cmd.ids) results.push(await standbyCalls[cmd.kind](await Sandbox.connect(id, ctx.conn)));
   if (ctx.json) await printJson(ctx, results);
   else await write(ctx.io.stdout, results.map((s) => `${s.id} ${s.state}\n`).join(""));
+  return 0;
+}
+
+export async function fork(cmd: CommandOf<"sandbox.fork">, ctx: Context): Promise<number> {
+  const sandbox = await Sandbox.connect(cmd.id, ctx.conn);
+  const forks = await sandbox.fork(cmd.count);
+  if (ctx.json) await printJson(ctx, forks.map((f) => f.info));
+  else await write(ctx.io.stdout, forks.map((f) => `${f.id}\n`).join(""));
+  return 0;
+}
+
+export async function standby(cmd: CommandOf<"sandbox.standby">, ctx: Context): Promise<number> {
+  const sandbox = await Sandbox.connect(cmd.id, ctx.conn);
+  const info = await sandbox.setStandbyPolicy(cmd.policy);
+  if (ctx.json) await printJson(ctx, info);
+  else await write(ctx.io.stdout, `${policy(info)}\n`);
   return 0;
 }
 
@@ -63,6 +82,11 @@ export async function setTimeout(cmd: CommandOf<"sandbox.timeout">, ctx: Context
   return 0;
 }
 
+/** The standby settings, spelled as the flags that set them. */
+function policy(s: SandboxInfo): string {
+  return `idle-timeout=${timer(s.idleTimeoutMs)} hibernate-after=${timer(s.hibernateAfterMs)} on-timeout=${s.onTimeout}`;
+}
+
 function describe(s: SandboxInfo): string {
   const pairs = (record: Record<string, string>) =>
     Object.entries(record)
@@ -70,7 +94,7 @@ function describe(s: SandboxInfo): string {
       .join(" ") || "-";
   const fields: [string, string][] = [
     ["id", s.id],
-    ["state", s.stateReason ? `${s.state} (${s.stateReason})` : s.state],
+    ["state", [s.state, s.stateReason && `(${s.stateReason})`, s.standbySince && `since ${time(s.standbySince)}`].filter(Boolean).join(" ")],
     ["runtime", s.runtime],
     ["template", s.template],
     ["cpu", String(s.cpu)],
@@ -80,6 +104,8 @@ function describe(s: SandboxInfo): string {
     ["metadata", pairs(s.metadata)],
     ["created", time(s.createdAt)],
     ["expires", time(s.expiresAt)],
+    ["standby", policy(s)],
+    ["forked", s.forkedFrom ?? "-"],
   ];
   return fields.map(([k, v]) => `${`${k}:`.padEnd(10)} ${v}`).join("\n") + "\n";
 }

@@ -118,6 +118,24 @@ export class AgentClient extends EventEmitter {
     };
   }
 
+  /** Resolves once no request is awaiting a reply, or after timeoutMs (a checkpoint is best taken between requests). */
+  async settled(timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (this.pending.size > 0 && !this.closed && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** Resolves once the channel has closed (its writer gone and everything it wrote read), or after timeoutMs. */
+  async drained(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.once("closed", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   close(reason: string): void {
     if (this.closedReason) return;
     this.closedReason = reason;

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Runtime } from "@stasis/protocol";
 
@@ -26,6 +27,10 @@ export interface DaemonConfig {
   /** Upper bound on what /commands/run buffers per stream. */
   maxBufferedOutputBytes: number;
   logLevel: string;
+  /** A graceful stop hibernates running sandboxes (gVisor) instead of leaving them running. */
+  hibernateOnStop: boolean;
+  /** Hibernations at once (on stop and automatic): each checkpoint keeps a core busy. */
+  hibernateParallelism: number;
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -70,6 +75,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     maxUploadBytes: int(env.STASIS_MAX_UPLOAD_BYTES, 1024 * 1024 * 1024, "STASIS_MAX_UPLOAD_BYTES"),
     maxBufferedOutputBytes: int(env.STASIS_MAX_BUFFERED_OUTPUT_BYTES, 16 * 1024 * 1024, "STASIS_MAX_BUFFERED_OUTPUT_BYTES"),
     logLevel: env.STASIS_LOG_LEVEL ?? "info",
+    hibernateOnStop: (env.STASIS_HIBERNATE_ON_STOP ?? "1") !== "0",
+    hibernateParallelism: Math.max(1, int(env.STASIS_HIBERNATE_PARALLELISM, Math.min(4, availableParallelism()), "STASIS_HIBERNATE_PARALLELISM")),
   };
 }
 

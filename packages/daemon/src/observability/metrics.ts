@@ -23,6 +23,13 @@ export class Metrics {
     buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10],
     registers: [this.registry],
   });
+  readonly standbyTransition = new Histogram({
+    name: "stasis_standby_transition_seconds",
+    help: "Standby transitions: pause, thaw, hibernate, restore (wake from disk), restore_clone and fork",
+    labelNames: ["op"] as const,
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
   readonly sandboxes = new Gauge({
     name: "stasis_sandboxes",
     help: "Sandboxes by state",

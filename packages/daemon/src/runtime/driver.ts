@@ -44,4 +44,14 @@ export interface RuntimeDriver {
   destroy(id: string, dir: string): Promise<void>;
   /** Host pid of the sandbox's init process (for diagnostics and memory accounting), if running. */
   hostPid(id: string, dir: string): Promise<number | null>;
+  /**
+   * Saves the sandbox's memory, processes and open files to `imageDir` and stops it (its runtime process
+   * exits and the runtime forgets it). Absent where the runtime has no checkpoint (crun here).
+   */
+  checkpoint?(id: string, dir: string, imageDir: string): Promise<void>;
+  /**
+   * Starts a sandbox from a checkpoint image, with the agent channel on the sandbox's pipes. `spec.id`
+   * may differ from the checkpointed sandbox's: one image restored under several ids is a fork.
+   */
+  restore?(spec: SandboxLaunchSpec, imageDir: string): Promise<LaunchedSandbox>;
 }

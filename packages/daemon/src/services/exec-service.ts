@@ -77,6 +77,16 @@ export class ExecService {
   /** Re-attaches to a process: its recent output (replay), then live output until it exits. */
   async *attach(id: string, pid: number, replay: boolean, signal?: AbortSignal): AsyncGenerator<CommandEvent> {
     const live = await this.sandboxes.acquire(id);
+    // An attached stream keeps its sandbox awake.
+    const release = this.sandboxes.hold(id);
+    try {
+      yield* this.attachTo(live, id, pid, replay, signal);
+    } finally {
+      release();
+    }
+  }
+
+  private async *attachTo(live: LiveSandbox, id: string, pid: number, replay: boolean, signal?: AbortSignal): AsyncGenerator<CommandEvent> {
     const info = await this.getProcess(id, pid);
     yield { type: "start", pid: info.pid };
     // The agent keeps one subscription per process: the first listener opens it (with the replay), the
@@ -128,6 +138,16 @@ export class ExecService {
 
   private async *streamRaw(id: string, params: CommandParams, kind: string, signal?: AbortSignal): AsyncGenerator<RawEvent> {
     const live = await this.sandboxes.acquire(id);
+    // A foreground command keeps its sandbox awake (no automatic pause) until it ends.
+    const release = this.sandboxes.hold(id);
+    try {
+      yield* this.runForeground(live, params, kind, signal);
+    } finally {
+      release();
+    }
+  }
+
+  private async *runForeground(live: LiveSandbox, params: CommandParams, kind: string, signal?: AbortSignal): AsyncGenerator<RawEvent> {
     this.metrics.commands.inc({ kind });
     const started = performance.now();
     // Output that arrives before this reply is kept by the agent client until we subscribe.

@@ -1,13 +1,21 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { CreateSandboxParams, ListSandboxesQuery, Runtime, Sandbox, SandboxList } from "@stasis/protocol";
+import {
+  SandboxStateSchema,
+  type CreateSandboxParams,
+  type ListSandboxesQuery,
+  type Runtime,
+  type Sandbox,
+  type SandboxList,
+  type StandbyPolicy,
+} from "@stasis/protocol";
 import { AgentClient } from "../agent-client/agent-client.js";
 import type { DaemonConfig } from "../config/config.js";
 import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { RuntimeDriver, RuntimeProbe } from "../runtime/driver.js";
+import type { LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec } from "../runtime/driver.js";
 import { FifoPair } from "../runtime/fifo-channel.js";
 import type { Freezer } from "../runtime/freezer.js";
 import { cgroupPathOf } from "../runtime/oci-spec.js";
@@ -16,7 +24,9 @@ import type { SandboxRecord, SandboxStore } from "../store/sandbox-store.js";
 import { TemplateNotFoundError, type TemplateStore } from "../templates/template-store.js";
 
 const AGENT_READY_TIMEOUT_MS = 15_000;
-const EXPIRY_SWEEP_MS = 1_000;
+const SWEEP_MS = 1_000;
+/** States that hold a sandbox's memory (or are on their way to or from it): they count against capacity. */
+const RESIDENT_STATES = ["creating", "running", "paused", "hibernating", "resuming"] as const;
 
 /** A sandbox whose runtime is up and whose agent channel is open. */
 export interface LiveSandbox {
@@ -35,22 +45,32 @@ export interface SandboxServiceDeps {
   log: Logger;
 }
 
+/** What keeps a sandbox awake: recent API calls and open streams or foreground commands. */
+interface Activity {
+  lastAt: number;
+  holds: number;
+}
+
 /**
- * Sandbox lifecycle: create, reattach after a restart, expire, delete. The store holds the requested and
- * observed state; this service holds the live agent channels.
+ * Sandbox lifecycle: create, standby (pause in RAM, hibernate to disk, wake), fork, reattach after a
+ * restart, expire, delete. The store holds the requested and observed state; this service holds the live
+ * agent channels. Every transition of one sandbox runs under that sandbox's lock, so a request that
+ * arrives mid-hibernation waits for it and then wakes the sandbox.
  */
 export class SandboxService {
   private readonly live = new Map<string, LiveSandbox>();
   private readonly probes = new Map<Runtime, RuntimeProbe>();
-  /** Resumes in flight, so concurrent requests to a paused sandbox thaw it once. */
-  private readonly resuming = new Map<string, Promise<void>>();
+  /** The tail of each sandbox's chain of lifecycle transitions. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly activity = new Map<string, Activity>();
   /** Teardowns in flight: delete, expiry and death can race for the same sandbox. */
   private readonly tearingDown = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout | null = null;
+  private sweeping = false;
 
   constructor(private readonly deps: SandboxServiceDeps) {}
 
-  /** Probes runtimes, reattaches to sandboxes that survived a daemon restart, starts the expiry sweeper. */
+  /** Probes runtimes, reconciles sandboxes left by a previous daemon, starts the standby and expiry sweeper. */
   async start(): Promise<void> {
     for (const [name, driver] of this.deps.drivers) {
       const probe = await driver.probe();
@@ -58,7 +78,7 @@ export class SandboxService {
       this.deps.log.info({ runtime: name, ...probe }, probe.available ? "runtime available" : "runtime unavailable");
     }
     await this.reconcile();
-    this.sweeper = setInterval(() => void this.expire().catch((err: Error) => this.deps.log.error({ err }, "expiry sweep failed")), EXPIRY_SWEEP_MS);
+    this.sweeper = setInterval(() => void this.sweep(), SWEEP_MS);
     this.sweeper.unref();
     this.updateGauges();
   }
@@ -66,11 +86,42 @@ export class SandboxService {
   /** Stops the sweeper and closes channels. Sandboxes keep running and are reattached on the next start. */
   stop(): void {
     if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
     for (const live of this.live.values()) {
       live.agent.removeAllListeners("closed");
       live.agent.close("daemon stopping");
     }
     this.live.clear();
+  }
+
+  /**
+   * Graceful stop: hibernates every running or paused sandbox whose runtime can checkpoint, a few at a
+   * time, reporting progress; the others keep running and are reattached on the next start.
+   */
+  async shutdown(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    const targets = this.deps.store
+      .live()
+      .filter((r) => (r.state === "running" || r.state === "paused") && this.deps.drivers.get(r.runtime)?.checkpoint);
+    if (targets.length > 0) {
+      const started = performance.now();
+      let done = 0;
+      let failed = 0;
+      this.deps.log.info({ sandboxes: targets.length, parallelism: this.deps.config.hibernateParallelism }, "hibernating sandboxes before stopping");
+      await forEachLimited(targets, this.deps.config.hibernateParallelism, async (record) => {
+        try {
+          await this.hibernate(record.id);
+        } catch (err) {
+          failed++;
+          this.deps.log.error({ sandbox: record.id, err: (err as Error).message }, "could not hibernate; it is left running");
+        }
+        done++;
+        this.deps.log.info({ sandbox: record.id, progress: `${done}/${targets.length}` }, "hibernated before stopping");
+      });
+      this.deps.log.info({ sandboxes: targets.length, failed, ms: Math.round(performance.now() - started) }, "hibernation before stop finished");
+    }
+    this.stop();
   }
 
   runtimes(): { name: Runtime; available: boolean; reason: string | null }[] {
@@ -82,24 +133,15 @@ export class SandboxService {
 
   async create(params: CreateSandboxParams): Promise<Sandbox> {
     const runtime = params.runtime ?? this.deps.config.defaultRuntime;
-    const driver = this.deps.drivers.get(runtime);
-    const probe = this.probes.get(runtime);
-    if (!driver || !probe?.available) {
-      throw new ApiError("runtime_unavailable", `runtime '${runtime}' is not usable here: ${probe?.reason ?? "not configured"}; run \`stasis doctor\``);
-    }
+    const driver = this.usableDriver(runtime);
     if (!this.deps.templates.manifest(params.template)) {
       throw new ApiError("template_not_found", `template '${params.template}' is not built: run \`stasis template build ${params.template}\``);
     }
-    // In-flight creates are counted through their `creating` records.
-    const counts = this.deps.store.countByState();
-    const active = (counts.running ?? 0) + (counts.creating ?? 0);
-    if (active >= this.deps.config.maxSandboxes) {
-      throw new ApiError("capacity_exceeded", `the daemon runs its maximum of ${this.deps.config.maxSandboxes} sandboxes`);
-    }
+    this.checkCapacity(1);
     const started = performance.now();
     const now = Date.now();
     const record: SandboxRecord = {
-      id: `sbx_${randomBytes(10).toString("hex").slice(0, 16)}`,
+      id: newSandboxId(),
       template: params.template,
       runtime,
       state: "creating",
@@ -113,29 +155,19 @@ export class SandboxService {
       createdAt: now,
       expiresAt: now + params.timeoutMs,
       standbySince: null,
+      onTimeout: params.onTimeout,
+      idleTimeoutMs: params.idleTimeoutMs,
+      hibernateAfterMs: params.hibernateAfterMs,
+      forkedFrom: null,
     };
     const log = this.deps.log.child({ sandbox: record.id, runtime });
     this.deps.store.insert(record);
     try {
-      const owner = runtime === "crun" ? this.deps.config.usernsBase : 0;
+      const owner = this.ownerOf(record);
       const lower = await this.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
       const paths = await this.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
-      const launched = await driver.launch({
-        id: record.id,
-        dir: paths.runtimeDir,
-        rootfs: paths.rootfs,
-        agentPath: this.deps.config.agentPath,
-        cpu: record.cpu,
-        memoryMiB: record.memoryMiB,
-        pidsLimit: this.deps.config.pidsLimit,
-        hostname: "sandbox",
-      });
-      const agent = new AgentClient(launched.channel, log);
-      const exitedEarly = launched.exited.then((reason) => {
-        throw new ApiError("sandbox_failed", `sandbox exited during start (${reason}): ${this.runtimeLogTail(record.id)}`);
-      });
-      await Promise.race([agent.waitReady(AGENT_READY_TIMEOUT_MS), exitedEarly]);
-      exitedEarly.catch(() => {});
+      const launched = await driver.launch(this.launchSpec(record, paths.runtimeDir, paths.rootfs));
+      const agent = await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start");
       record.state = "running";
       this.deps.store.setState(record.id, "running");
       this.attach(record, agent, launched.exited);
@@ -147,9 +179,7 @@ export class SandboxService {
       log.error({ err }, "sandbox create failed");
       await this.teardown(record).catch((e: Error) => log.error({ err: e }, "cleanup after failed create failed"));
       this.deps.store.delete(record.id);
-      if (err instanceof ApiError) throw err;
-      if (err instanceof TemplateNotFoundError) throw new ApiError("template_not_found", err.message);
-      throw new ApiError("sandbox_failed", `sandbox failed to start: ${(err as Error).message}`);
+      throw asApiError(err, "sandbox failed to start");
     } finally {
       this.updateGauges();
     }
@@ -177,10 +207,23 @@ export class SandboxService {
     return { sandboxes: page.map(toSandbox), nextCursor };
   }
 
+  /** New lifetime, counted from now (or, in standby, from the moment the sandbox wakes). */
   setTimeout(id: string, timeoutMs: number): Sandbox {
     const record = this.record(id);
-    if (record.state !== "running") throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}`);
-    this.deps.store.setExpiry(id, timeoutMs, Date.now() + timeoutMs);
+    if (!isAwakeOrAsleep(record.state)) throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}`);
+    this.touch(id);
+    this.deps.store.setExpiry(id, timeoutMs, (record.standbySince ?? Date.now()) + timeoutMs);
+    return this.get(id);
+  }
+
+  setStandbyPolicy(id: string, policy: StandbyPolicy): Sandbox {
+    const record = this.record(id);
+    this.deps.store.setPolicy(id, {
+      onTimeout: policy.onTimeout ?? record.onTimeout,
+      idleTimeoutMs: policy.idleTimeoutMs ?? record.idleTimeoutMs,
+      hibernateAfterMs: policy.hibernateAfterMs ?? record.hibernateAfterMs,
+    });
+    this.touch(id);
     return this.get(id);
   }
 
@@ -189,64 +232,317 @@ export class SandboxService {
     if (record.state === "creating") {
       throw new ApiError("sandbox_not_running", `sandbox ${id} is still being created; delete it once it is running`);
     }
-    this.deps.store.setState(id, "stopping");
-    await this.teardown(record);
-    this.deps.store.delete(id);
-    this.deps.log.info({ sandbox: id }, "sandbox deleted");
+    // After any transition in flight (a hibernation is not torn down halfway).
+    await this.exclusive(id, async () => {
+      const current = this.deps.store.get(id);
+      if (!current) return;
+      this.deps.store.setState(id, "stopping");
+      await this.teardown(current);
+      this.deps.store.delete(id);
+      this.activity.delete(id);
+      this.deps.log.info({ sandbox: id }, "sandbox deleted");
+    });
     this.updateGauges();
   }
 
   /**
-   * The live sandbox for a request that needs its agent. A paused sandbox is woken first, so clients never
-   * need to know it slept; sandboxes in other states are refused.
+   * The live sandbox for a request that needs its agent. A sandbox in standby (paused or hibernated, or
+   * on its way there) is woken first, so clients never need to know it slept; other states are refused.
    */
   async acquire(id: string): Promise<LiveSandbox> {
-    if (this.record(id).state === "paused") await this.resume(id);
     const record = this.record(id);
+    this.touch(id);
     const live = this.live.get(id);
-    if (record.state !== "running" || !live) {
-      throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}${record.stateReason ? ` (${record.stateReason})` : ""}`);
+    // Fast path: running, and no transition (such as an automatic pause) queued behind this request.
+    if (record.state === "running" && live && !this.locks.has(id)) return live;
+    if (isAwakeOrAsleep(record.state) || record.state === "hibernating" || record.state === "resuming") {
+      await this.exclusive(id, () => this.wake(id));
     }
-    return live;
+    const now = this.record(id);
+    const woken = this.live.get(id);
+    if (now.state !== "running" || !woken) {
+      throw new ApiError("sandbox_not_running", `sandbox ${id} is ${now.state}${now.stateReason ? ` (${now.stateReason})` : ""}`);
+    }
+    this.touch(id);
+    return woken;
   }
 
-  /** Freezes a running sandbox in RAM. Its lifetime clock stops until it is resumed. */
-  async pause(id: string): Promise<Sandbox> {
-    const record = this.record(id);
-    if (record.state === "paused") return toSandbox(record);
-    if (record.state !== "running" || !this.live.has(id)) throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}`);
-    await this.deps.freezer.freeze(cgroupPathOf(id));
-    this.deps.store.setStandby(id, "paused", Date.now(), record.expiresAt);
-    this.deps.log.info({ sandbox: id }, "sandbox paused");
-    this.updateGauges();
-    return this.get(id);
+  /** Marks the sandbox busy (an open stream or a running foreground command) until the returned release. */
+  hold(id: string): () => void {
+    const a = this.touch(id);
+    a.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      a.holds--;
+      a.lastAt = Date.now();
+    };
   }
 
-  /** Thaws a paused sandbox; concurrent callers share one thaw. */
+  /** Freezes a running sandbox in RAM. Its lifetime clock stops until it wakes. */
+  pause(id: string): Promise<Sandbox> {
+    return this.exclusive(id, async () => {
+      await this.freeze(id, null);
+      return this.get(id);
+    });
+  }
+
+  /** Checkpoints a running or paused sandbox to disk: it then holds no CPU and no memory. */
+  hibernate(id: string): Promise<Sandbox> {
+    return this.exclusive(id, async () => {
+      await this.checkpoint(id, null);
+      return this.get(id);
+    });
+  }
+
+  /** Wakes a paused or hibernated sandbox; concurrent callers share one wake. */
   async resume(id: string): Promise<Sandbox> {
-    const pending = this.resuming.get(id);
-    if (pending) await pending;
-    else {
-      const work = this.thaw(id).finally(() => this.resuming.delete(id));
-      this.resuming.set(id, work);
-      await work;
-    }
+    this.record(id);
+    this.touch(id);
+    await this.exclusive(id, () => this.wake(id));
     return this.get(id);
   }
 
-  private async thaw(id: string): Promise<void> {
+  /**
+   * Makes `count` independent sandboxes from the source's current memory, processes and files. The source
+   * is checkpointed, its disk copied while frozen, and the source and every clone restored from the one
+   * image; the source carries on from exactly where it was (a pause of one restore's length).
+   */
+  fork(id: string, count: number): Promise<Sandbox[]> {
+    return this.exclusive(id, async () => {
+      const source = this.record(id);
+      const driver = this.usableDriver(source.runtime);
+      if (!driver.checkpoint || !driver.restore) {
+        throw new ApiError("not_supported_by_runtime", `${source.runtime} sandboxes cannot be forked: the runtime has no checkpoint; use gvisor`);
+      }
+      if (!isAwakeOrAsleep(source.state)) throw new ApiError("sandbox_not_running", `sandbox ${id} is ${source.state}`);
+      this.checkCapacity(count);
+      const started = performance.now();
+      const wasState = source.state;
+      if (wasState !== "hibernated") await this.checkpoint(id, null);
+      const image = this.deps.filesystem.paths(id).checkpointDir;
+      const now = Date.now();
+      const clones: SandboxRecord[] = Array.from({ length: count }, () => ({
+        ...source,
+        id: newSandboxId(),
+        state: "creating" as const,
+        stateReason: null,
+        metadata: { ...source.metadata },
+        createdAt: now,
+        expiresAt: now + source.timeoutMs,
+        standbySince: null,
+        forkedFrom: id,
+      }));
+      for (const clone of clones) this.deps.store.insert(clone);
+      this.updateGauges();
+      const log = this.deps.log.child({ sandbox: id });
+      const owner = this.ownerOf(source);
+      let copied = false;
+      try {
+        await this.deps.filesystem.clone(id, clones.map((c) => c.id), await this.deps.templates.rootfs(source.template, owner), owner);
+        copied = true;
+      } finally {
+        // Without disks there is nothing to restore the clones onto; the source goes back at once.
+        if (!copied) {
+          await Promise.all(clones.map((c) => this.discard(c)));
+          await this.returnSource(id, wasState, image).finally(() => this.dropSharedImage(id, wasState, image));
+        }
+      }
+      // The source and its clones come back from the one image side by side.
+      const [sourceBack, ...results] = await Promise.allSettled([
+        this.returnSource(id, wasState, image),
+        ...clones.map((clone) => this.restoreFrom(clone, image, "fork")),
+      ]);
+      this.dropSharedImage(id, wasState, image);
+      if (sourceBack?.status === "rejected") log.error({ err: (sourceBack.reason as Error).message }, "the source did not come back after the fork; it stays hibernated");
+      const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failure) {
+        await Promise.all(clones.map((c) => this.discard(c)));
+        throw asApiError(failure.reason, "fork failed");
+      }
+      const ms = performance.now() - started;
+      log.info({ clones: clones.map((c) => c.id), ms: Math.round(ms) }, "sandbox forked");
+      this.deps.metrics.standbyTransition.observe({ op: "fork" }, ms / 1000);
+      return clones.map((c) => this.get(c.id));
+    });
+  }
+
+  /** After a fork: the source goes back to the state it was in, and the shared image is dropped once unused. */
+  private async returnSource(id: string, wasState: SandboxRecord["state"], image: string): Promise<void> {
+    if (wasState === "hibernated") return;
+    await this.restoreFrom(this.record(id), image, "resume", { keepImage: true });
+    if (wasState === "paused") await this.freeze(id, null);
+  }
+
+  /** The image taken for a fork is the source's own only while the source is hibernated. */
+  private dropSharedImage(id: string, wasState: SandboxRecord["state"], image: string): void {
+    if (wasState !== "hibernated" && this.deps.store.get(id)?.state !== "hibernated") rmSync(image, { recursive: true, force: true });
+  }
+
+  /** Removes a clone that did not come up. */
+  private async discard(clone: SandboxRecord): Promise<void> {
+    await this.teardown(clone).catch((err: Error) => this.deps.log.error({ sandbox: clone.id, err: err.message }, "cleanup after a failed fork failed"));
+    this.deps.store.delete(clone.id);
+    this.updateGauges();
+  }
+
+  /** Runs `fn` after every transition already queued for this sandbox. */
+  private exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.locks.set(id, tail);
+    void tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    });
+    return run;
+  }
+
+  private touch(id: string): Activity {
+    let a = this.activity.get(id);
+    if (!a) this.activity.set(id, (a = { lastAt: Date.now(), holds: 0 }));
+    else a.lastAt = Date.now();
+    return a;
+  }
+
+  /** Under the lock. `reason` is set for automatic standby (idle, lifetime), null when asked for. */
+  private async freeze(id: string, reason: string | null): Promise<void> {
+    const record = this.record(id);
+    if (record.state === "paused" || record.state === "hibernated") return;
+    if (record.state !== "running" || !this.live.has(id)) throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}`);
+    const started = performance.now();
+    await this.deps.freezer.freeze(cgroupPathOf(id));
+    this.deps.store.setStandby(id, "paused", Date.now(), record.expiresAt, reason);
+    this.deps.metrics.standbyTransition.observe({ op: "pause" }, (performance.now() - started) / 1000);
+    this.deps.log.info({ sandbox: id, reason }, "sandbox paused");
+    this.updateGauges();
+  }
+
+  /** Under the lock: writes the sandbox's memory image and stops its runtime. */
+  private async checkpoint(id: string, reason: string | null): Promise<void> {
+    const record = this.record(id);
+    if (record.state === "hibernated") return;
+    const driver = this.deps.drivers.get(record.runtime);
+    if (!driver?.checkpoint) {
+      throw new ApiError("not_supported_by_runtime", `${record.runtime} sandboxes cannot hibernate (the runtime has no checkpoint); pause keeps them in RAM instead`);
+    }
+    const live = this.live.get(id);
+    if ((record.state !== "running" && record.state !== "paused") || !live) throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}`);
+    const log = this.deps.log.child({ sandbox: id });
+    const started = performance.now();
+    const paths = this.deps.filesystem.paths(id);
+    const wasPaused = record.state === "paused";
+    // The checkpoint runs inside the sandbox's kernel: a frozen sandbox must thaw for it.
+    if (wasPaused) await this.deps.freezer.thaw(cgroupPathOf(id));
+    const since = record.standbySince ?? Date.now();
+    this.deps.store.setStandby(id, "hibernating", since, record.expiresAt);
+    this.updateGauges();
+    // Replies are matched by id only within one channel: let requests in flight finish first.
+    await live.agent.settled(2_000);
+    this.live.delete(id);
+    const partial = `${paths.checkpointDir}.partial`;
+    rmSync(partial, { recursive: true, force: true });
+    try {
+      await driver.checkpoint(id, paths.runtimeDir, partial);
+    } catch (err) {
+      const alive = (await driver.hostPid(id, paths.runtimeDir).catch(() => null)) !== null;
+      log.error({ err: (err as Error).message, alive }, "checkpoint failed");
+      rmSync(partial, { recursive: true, force: true });
+      if (alive && !live.agent.closed) {
+        this.live.set(id, live);
+        this.deps.store.setStandby(id, "running", null, record.expiresAt, `hibernation failed: ${(err as Error).message}`.slice(0, 4000));
+        if (wasPaused) await this.freeze(id, record.stateReason);
+        throw new ApiError("sandbox_failed", `hibernation failed; the sandbox is still ${wasPaused ? "paused" : "running"}: ${(err as Error).message}`);
+      }
+      this.deps.store.setState(id, "failed", `hibernation failed and the sandbox did not survive it: ${(err as Error).message}`.slice(0, 4000));
+      await this.teardown(record).catch((e: Error) => log.error({ err: e }, "cleanup after a failed hibernation failed"));
+      throw new ApiError("sandbox_failed", `hibernation failed: ${(err as Error).message}`);
+    } finally {
+      this.updateGauges();
+    }
+    // The runtime is gone: read what the agent wrote before the checkpoint, then let the channel go.
+    await live.agent.drained(500);
+    live.agent.removeAllListeners("closed");
+    live.agent.close("sandbox hibernated");
+    await this.deps.filesystem.sync(id);
+    renameSync(partial, paths.checkpointDir);
+    this.deps.store.setStandby(id, "hibernated", since, record.expiresAt, reason ?? (wasPaused ? record.stateReason : null));
+    const ms = performance.now() - started;
+    this.deps.metrics.standbyTransition.observe({ op: "hibernate" }, ms / 1000);
+    log.info({ ms: Math.round(ms), reason }, "sandbox hibernated");
+    this.updateGauges();
+  }
+
+  /** Under the lock: brings a sandbox in standby back to running. */
+  private async wake(id: string): Promise<void> {
     const record = this.record(id);
     if (record.state === "running") return;
-    const live = this.live.get(id);
-    if (record.state !== "paused" || !live) throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}`);
-    await this.deps.freezer.thaw(cgroupPathOf(id));
-    const now = Date.now();
-    // Standby does not count against the lifetime: push the end back by the time spent paused.
-    const expiresAt = record.expiresAt === null ? null : record.expiresAt + (now - (record.standbySince ?? now));
-    this.deps.store.setStandby(id, "running", null, expiresAt);
+    if (record.state === "paused") return this.thaw(record);
+    if (record.state === "hibernated") return this.restoreFrom(record, this.deps.filesystem.paths(id).checkpointDir, "resume");
+    throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}${record.stateReason ? ` (${record.stateReason})` : ""}`);
+  }
+
+  private async thaw(record: SandboxRecord): Promise<void> {
+    const live = this.live.get(record.id);
+    if (!live) throw new ApiError("sandbox_not_running", `sandbox ${record.id} is ${record.state}`);
+    const started = performance.now();
+    await this.deps.freezer.thaw(cgroupPathOf(record.id));
+    this.deps.store.setStandby(record.id, "running", null, wokenExpiry(record, Date.now()));
+    this.touch(record.id);
     this.updateGauges();
     // An agent reattached while frozen has not been heard from yet.
     if (!live.agent.version) await live.agent.waitReady(5_000);
+    this.deps.metrics.standbyTransition.observe({ op: "thaw" }, (performance.now() - started) / 1000);
+  }
+
+  /**
+   * Starts `record` from a checkpoint image: its own (resume) or its source's (fork). A failed resume
+   * keeps the image and the hibernated state, so nothing is lost and the next request retries.
+   */
+  private async restoreFrom(record: SandboxRecord, image: string, why: "resume" | "fork", options: { keepImage?: boolean } = {}): Promise<void> {
+    const driver = this.deps.drivers.get(record.runtime);
+    if (!driver?.restore) throw new ApiError("not_supported_by_runtime", `${record.runtime} sandboxes cannot be restored`);
+    if (!existsSync(image)) {
+      this.deps.store.setState(record.id, "failed", `its checkpoint image ${image} is missing`);
+      throw new ApiError("sandbox_failed", `sandbox ${record.id} cannot wake: its checkpoint image is missing`);
+    }
+    const log = this.deps.log.child({ sandbox: record.id });
+    const started = performance.now();
+    const paths = this.deps.filesystem.paths(record.id);
+    if (why === "resume") this.deps.store.setState(record.id, "resuming");
+    this.updateGauges();
+    let launched: LaunchedSandbox | null = null;
+    try {
+      // After a host reboot the disk and overlay are no longer mounted.
+      if (!(await this.deps.filesystem.isMounted(record.id))) {
+        const owner = this.ownerOf(record);
+        await this.deps.filesystem.mount(record.id, await this.deps.templates.rootfs(record.template, owner), owner);
+      }
+      launched = await driver.restore(this.launchSpec(record, paths.runtimeDir, paths.rootfs), image);
+      const agent = await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "fork" ? "fork" : "wake");
+      const now = Date.now();
+      if (why === "resume") {
+        if (!options.keepImage) rmSync(image, { recursive: true, force: true });
+        this.deps.store.setStandby(record.id, "running", null, wokenExpiry(record, now));
+      } else {
+        this.deps.store.setState(record.id, "running");
+      }
+      const current = this.record(record.id);
+      this.attach(current, agent, launched.exited);
+      this.touch(record.id);
+      const ms = performance.now() - started;
+      this.deps.metrics.standbyTransition.observe({ op: why === "fork" ? "restore_clone" : "restore" }, ms / 1000);
+      log.info({ ms: Math.round(ms), why }, "sandbox restored from checkpoint");
+    } catch (err) {
+      this.deps.metrics.sandboxFailures.inc({ runtime: record.runtime, phase: why });
+      log.error({ err }, "restore from checkpoint failed");
+      if (launched) await driver.destroy(record.id, paths.runtimeDir).catch(() => {});
+      if (why === "resume") this.deps.store.setState(record.id, "hibernated", `the last wake failed: ${(err as Error).message}`.slice(0, 4000));
+      throw asApiError(err, "restore from checkpoint failed");
+    } finally {
+      this.updateGauges();
+    }
   }
 
   private record(id: string): SandboxRecord {
@@ -255,9 +551,63 @@ export class SandboxService {
     return record;
   }
 
+  private usableDriver(runtime: Runtime): RuntimeDriver {
+    const driver = this.deps.drivers.get(runtime);
+    const probe = this.probes.get(runtime);
+    if (!driver || !probe?.available) {
+      throw new ApiError("runtime_unavailable", `runtime '${runtime}' is not usable here: ${probe?.reason ?? "not configured"}; run \`stasis doctor\``);
+    }
+    return driver;
+  }
+
+  private checkCapacity(adding: number): void {
+    // In-flight creates are counted through their `creating` records; hibernated sandboxes hold no memory.
+    const counts = this.deps.store.countByState();
+    const active = RESIDENT_STATES.reduce((n, state) => n + (counts[state] ?? 0), 0);
+    if (active + adding > this.deps.config.maxSandboxes) {
+      throw new ApiError("capacity_exceeded", `the daemon runs its maximum of ${this.deps.config.maxSandboxes} sandboxes (hibernated ones do not count)`);
+    }
+  }
+
+  /** Host uid of the sandbox's root: crun sandboxes run in a user namespace. */
+  private ownerOf(record: SandboxRecord): number {
+    return record.runtime === "crun" ? this.deps.config.usernsBase : 0;
+  }
+
+  private launchSpec(record: SandboxRecord, runtimeDir: string, rootfs: string): SandboxLaunchSpec {
+    return {
+      id: record.id,
+      dir: runtimeDir,
+      rootfs,
+      agentPath: this.deps.config.agentPath,
+      cpu: record.cpu,
+      memoryMiB: record.memoryMiB,
+      pidsLimit: this.deps.config.pidsLimit,
+      hostname: "sandbox",
+    };
+  }
+
+  /** Opens the agent channel of a freshly started runtime and waits until the agent answers. */
+  private async connect(record: SandboxRecord, launched: LaunchedSandbox, timeoutMs: number, phase: string): Promise<AgentClient> {
+    const agent = new AgentClient(launched.channel, this.deps.log.child({ sandbox: record.id }));
+    const exitedEarly = launched.exited.then((reason) => {
+      throw new ApiError("sandbox_failed", `sandbox exited during ${phase} (${reason}): ${this.runtimeLogTail(record.id)}`);
+    });
+    try {
+      await Promise.race([agent.waitReady(timeoutMs), exitedEarly]);
+      return agent;
+    } catch (err) {
+      agent.close(`${phase} failed`);
+      throw err;
+    } finally {
+      exitedEarly.catch(() => {});
+    }
+  }
+
   /** `exited` is known only for sandboxes this daemon process started (not for reattached ones). */
   private attach(record: SandboxRecord, agent: AgentClient, exited?: Promise<string>): void {
     this.live.set(record.id, { record, agent });
+    this.touch(record.id);
     // A spare shell for the commonest request (sh -c with the sandbox's env, as root): spawning a process
     // inside gVisor costs milliseconds, so the agent keeps one started ahead of time.
     agent
@@ -307,66 +657,154 @@ export class SandboxService {
     await this.deps.filesystem.remove(record.id);
   }
 
-  /** After a restart: reattach to every sandbox whose runtime still runs; mark the others failed. */
+  /**
+   * After a restart (or a crash): brings every sandbox the store knows to an honest state. Running and
+   * paused ones are reattached; hibernated ones stay on disk; a transition the previous daemon did not
+   * finish is settled from what is actually there; anything lost is marked failed with the reason.
+   */
   private async reconcile(): Promise<void> {
     for (const record of this.deps.store.live()) {
       const log = this.deps.log.child({ sandbox: record.id });
       const finish = async (state: "stopped" | "failed", reason: string) => {
+        log.warn({ reason }, `marked ${state} after a restart`);
         this.deps.store.setState(record.id, state, reason);
         await this.teardown(record).catch((err: Error) => log.error({ err }, "teardown after restart failed"));
       };
       const driver = this.deps.drivers.get(record.runtime);
+      const paths = this.deps.filesystem.paths(record.id);
+      const imageComplete = existsSync(paths.checkpointDir);
       if (record.state === "stopping") {
         // A delete or expiry was under way: finish tearing down; a retried DELETE removes the record.
         await finish("stopped", "stopped while the daemon restarted");
         continue;
       }
-      if ((record.state !== "running" && record.state !== "paused") || !driver) {
+      if (record.state === "creating" || !driver) {
         await finish("failed", `daemon stopped while the sandbox was ${record.state}`);
         continue;
       }
-      const paths = this.deps.filesystem.paths(record.id);
+      if (record.state === "hibernated") {
+        if (imageComplete) continue;
+        await finish("failed", `hibernated, but its checkpoint image ${paths.checkpointDir} is gone`);
+        continue;
+      }
       // A frozen sandbox cannot answer the runtime's state query: look at its cgroup instead.
       const alive =
         record.state === "paused"
           ? await this.deps.freezer.hasProcesses(cgroupPathOf(record.id))
           : (await driver.hostPid(record.id, paths.runtimeDir)) !== null;
-      if (!alive) {
-        log.warn("sandbox lost while the daemon was down; marked failed");
+      if (record.state === "hibernating" || record.state === "resuming") {
+        if (alive && !(record.state === "hibernating" && imageComplete)) {
+          // The transition did not happen (checkpoint aborted) or completed (restore finished): it runs.
+          rmSync(`${paths.checkpointDir}.partial`, { recursive: true, force: true });
+          if (record.state === "resuming") rmSync(paths.checkpointDir, { recursive: true, force: true });
+          this.deps.store.setStandby(record.id, "running", null, wokenExpiry(record, Date.now()), `the daemon restarted while it was ${record.state}`);
+        } else if (imageComplete) {
+          await driver.destroy(record.id, paths.runtimeDir).catch(() => {});
+          this.deps.store.setStandby(record.id, "hibernated", record.standbySince ?? Date.now(), record.expiresAt, `the daemon restarted while it was ${record.state}`);
+          log.info("settled as hibernated after a restart");
+          continue;
+        } else {
+          await finish("failed", `the daemon stopped while the sandbox was ${record.state}, and no complete checkpoint was left`);
+          continue;
+        }
+      } else if (!alive) {
         await finish("failed", "the sandbox was not running when the daemon restarted (host reboot or runtime crash)");
         continue;
       }
+      const state = this.record(record.id).state;
       let agent: AgentClient | null = null;
       try {
         agent = new AgentClient(new FifoPair(paths.runtimeDir).openForDaemon(), log);
         // A paused sandbox stays frozen and cannot answer: its agent is checked when it is resumed.
-        if (record.state === "running") await agent.waitReady(5_000);
-        this.attach(record, agent);
-        log.info({ state: record.state }, "reattached to sandbox");
+        if (state === "running") await agent.waitReady(5_000);
+        this.attach(this.record(record.id), agent);
+        log.info({ state }, "reattached to sandbox");
       } catch (err) {
         agent?.close("reattach failed");
-        log.error({ err }, "reattach failed; marked failed");
         await finish("failed", `could not reattach after a daemon restart: ${(err as Error).message}`);
       }
     }
   }
 
-  private async expire(): Promise<void> {
+  /** Each second: lifetimes that ended, idle sandboxes to pause, long-paused ones to hibernate. */
+  private async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const now = Date.now();
+      const toHibernate: SandboxRecord[] = [];
+      for (const record of this.deps.store.live()) {
+        if (this.locks.has(record.id)) continue;
+        if (record.state === "running" && this.live.has(record.id)) {
+          if (record.expiresAt !== null && record.expiresAt <= now) {
+            await this.lifetimeReached(record);
+            continue;
+          }
+          const a = this.activity.get(record.id) ?? this.touch(record.id);
+          if (record.idleTimeoutMs > 0 && a.holds === 0 && now - a.lastAt >= record.idleTimeoutMs) {
+            await this.exclusive(record.id, () => this.autoStandby(record.id, "idle")).catch((err: Error) =>
+              this.deps.log.error({ sandbox: record.id, err: err.message }, "automatic pause failed"),
+            );
+          }
+        } else if (
+          record.state === "paused" &&
+          record.hibernateAfterMs > 0 &&
+          record.standbySince !== null &&
+          now - record.standbySince >= record.hibernateAfterMs &&
+          this.deps.drivers.get(record.runtime)?.checkpoint
+        ) {
+          toHibernate.push(record);
+        }
+      }
+      await forEachLimited(toHibernate, this.deps.config.hibernateParallelism, (record) =>
+        this.exclusive(record.id, () => this.autoStandby(record.id, "hibernate")).catch((err: Error) =>
+          this.deps.log.error({ sandbox: record.id, err: err.message }, "automatic hibernation failed"),
+        ),
+      );
+    } catch (err) {
+      this.deps.log.error({ err }, "standby sweep failed");
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /** Under the lock, re-checking what the sweep saw: a request may have arrived since. */
+  private async autoStandby(id: string, step: "idle" | "hibernate"): Promise<void> {
+    const record = this.deps.store.get(id);
+    const a = this.activity.get(id);
+    if (!record) return;
     const now = Date.now();
-    for (const live of [...this.live.values()]) {
-      const record = this.deps.store.get(live.record.id);
-      if (!record || record.state !== "running" || record.expiresAt === null || record.expiresAt > now) continue;
-      this.deps.log.info({ sandbox: record.id }, "sandbox lifetime reached; stopping");
+    if (step === "idle") {
+      if (record.state !== "running" || record.idleTimeoutMs <= 0 || (a && (a.holds > 0 || now - a.lastAt < record.idleTimeoutMs))) return;
+      await this.freeze(id, `idle for ${Math.round((now - (a?.lastAt ?? now)) / 1000)} s`);
+    } else {
+      if (record.state !== "paused" || record.standbySince === null || now - record.standbySince < record.hibernateAfterMs) return;
+      await this.checkpoint(id, `paused for ${Math.round((now - record.standbySince) / 1000)} s`);
+    }
+  }
+
+  private async lifetimeReached(record: SandboxRecord): Promise<void> {
+    const log = this.deps.log.child({ sandbox: record.id });
+    const why = `lifetime of ${record.timeoutMs} ms reached`;
+    await this.exclusive(record.id, async () => {
+      const current = this.deps.store.get(record.id);
+      if (!current || current.state !== "running" || current.expiresAt === null || current.expiresAt > Date.now()) return;
+      if (current.onTimeout === "standby") {
+        log.info(`${why}; going into standby`);
+        await this.freeze(record.id, why);
+        return;
+      }
+      log.info(`${why}; stopping`);
       this.deps.store.setState(record.id, "stopping");
       try {
-        await this.teardown(record);
-        this.deps.store.setState(record.id, "stopped", `lifetime timeout of ${record.timeoutMs} ms reached`);
+        await this.teardown(current);
+        this.deps.store.setState(record.id, "stopped", why);
       } catch (err) {
-        this.deps.log.error({ err, sandbox: record.id }, "stopping an expired sandbox failed");
+        log.error({ err }, "stopping an expired sandbox failed");
         this.deps.store.setState(record.id, "failed", `lifetime reached, but stopping it failed: ${(err as Error).message}`);
       }
-      this.updateGauges();
-    }
+    }).catch((err: Error) => log.error({ err: err.message }, "handling the end of a lifetime failed"));
+    this.updateGauges();
   }
 
   private runtimeLogTail(id: string): string {
@@ -390,7 +828,7 @@ export class SandboxService {
 
   updateGauges(): void {
     const counts = this.deps.store.countByState();
-    for (const state of ["creating", "running", "paused", "stopping", "stopped", "failed"]) this.deps.metrics.sandboxes.set({ state }, counts[state] ?? 0);
+    for (const state of SandboxStateSchema.options) this.deps.metrics.sandboxes.set({ state }, counts[state] ?? 0);
   }
 
   info(): { total: number; running: number; max: number } {
@@ -403,7 +841,46 @@ export class SandboxService {
   }
 }
 
+function newSandboxId(): string {
+  return `sbx_${randomBytes(10).toString("hex").slice(0, 16)}`;
+}
+
+/** States from which a sandbox can be woken, paused, hibernated or forked. */
+function isAwakeOrAsleep(state: SandboxRecord["state"]): boolean {
+  return state === "running" || state === "paused" || state === "hibernated";
+}
+
+/**
+ * The lifetime's end after standby: standby does not count, so the end moves back by the time spent
+ * asleep; a sandbox put to sleep by its lifetime's end wakes with a fresh lifetime.
+ */
+export function wokenExpiry(record: Pick<SandboxRecord, "expiresAt" | "standbySince" | "timeoutMs">, now: number): number | null {
+  if (record.expiresAt === null) return null;
+  const since = record.standbySince ?? now;
+  const remaining = record.expiresAt - since;
+  return remaining > 0 ? now + remaining : now + record.timeoutMs;
+}
+
+function asApiError(err: unknown, what: string): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof TemplateNotFoundError) return new ApiError("template_not_found", err.message);
+  return new ApiError("sandbox_failed", `${what}: ${(err as Error).message}`);
+}
+
+/** Runs `fn` over items with at most `limit` in flight. */
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
 function toSandbox(r: SandboxRecord): Sandbox {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
     id: r.id,
     template: r.template,
@@ -416,8 +893,13 @@ function toSandbox(r: SandboxRecord): Sandbox {
     env: r.env,
     metadata: r.metadata,
     timeoutMs: r.timeoutMs,
+    onTimeout: r.onTimeout,
+    idleTimeoutMs: r.idleTimeoutMs,
+    hibernateAfterMs: r.hibernateAfterMs,
     createdAt: new Date(r.createdAt).toISOString(),
     // In standby the lifetime clock stands still, so the sandbox has no expiry until it runs again.
-    expiresAt: r.expiresAt === null || r.standbySince !== null ? null : new Date(r.expiresAt).toISOString(),
+    expiresAt: r.standbySince !== null ? null : iso(r.expiresAt),
+    standbySince: iso(r.standbySince),
+    forkedFrom: r.forkedFrom,
   };
 }

@@ -14,10 +14,21 @@ function store(): { s: SandboxStore; path: string } {
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 function rec(id: string, createdAt: number, extra: Partial<SandboxRecord> = {}): SandboxRecord {
-  return { id, template: "base", runtime: "gvisor", state: "running", stateReason: null, cpu: 1, memoryMiB: 512, diskMiB: 1024, env: {}, metadata: {}, timeoutMs: 1000, createdAt, expiresAt: createdAt + 1000, standbySince: null, ...extra };
+  return { id, template: "base", runtime: "gvisor", state: "running", stateReason: null, cpu: 1, memoryMiB: 512, diskMiB: 1024, env: {}, metadata: {}, timeoutMs: 1000, createdAt, expiresAt: createdAt + 1000, standbySince: null, onTimeout: "standby", idleTimeoutMs: 15_000, hibernateAfterMs: 600_000, forkedFrom: null, ...extra };
 }
 
 describe("SandboxStore", () => {
+  it("keeps the standby policy and can change it", () => {
+    const { s } = store();
+    s.insert(rec("sbx_p", 1, { forkedFrom: "sbx_src" }));
+    expect(s.get("sbx_p")).toMatchObject({ onTimeout: "standby", idleTimeoutMs: 15_000, hibernateAfterMs: 600_000, forkedFrom: "sbx_src" });
+    s.setPolicy("sbx_p", { onTimeout: "kill", idleTimeoutMs: 0, hibernateAfterMs: 5000 });
+    expect(s.get("sbx_p")).toMatchObject({ onTimeout: "kill", idleTimeoutMs: 0, hibernateAfterMs: 5000 });
+    s.setStandby("sbx_p", "hibernated", 42, null);
+    expect(s.live().map((r) => r.id)).toContain("sbx_p");
+    s.close();
+  });
+
   it("round-trips records and survives reopening", () => {
     const { s, path } = store();
     s.insert(rec("sbx_a", 1, { env: { A: "1" }, metadata: { team: "ml" } }));

@@ -1,6 +1,6 @@
 import { chmodSync } from "node:fs";
 import Database from "better-sqlite3";
-import type { Env, Metadata, Runtime, SandboxState } from "@stasis/protocol";
+import type { Env, Metadata, OnTimeout, Runtime, SandboxState } from "@stasis/protocol";
 
 export interface SandboxRecord {
   id: string;
@@ -18,6 +18,12 @@ export interface SandboxRecord {
   expiresAt: number | null;
   /** When the sandbox entered standby: standby time does not count against its lifetime. */
   standbySince: number | null;
+  onTimeout: OnTimeout;
+  /** 0 = never pause on idle. */
+  idleTimeoutMs: number;
+  /** 0 = never hibernate a paused sandbox on its own. */
+  hibernateAfterMs: number;
+  forkedFrom: string | null;
 }
 
 export interface ListFilter {
@@ -43,6 +49,10 @@ type Row = {
   created_at: number;
   expires_at: number | null;
   standby_since: number | null;
+  on_timeout: string;
+  idle_timeout_ms: number;
+  hibernate_after_ms: number;
+  forked_from: string | null;
 };
 
 const MIGRATIONS = [
@@ -64,6 +74,12 @@ const MIGRATIONS = [
    CREATE INDEX sandboxes_created ON sandboxes (created_at DESC, id DESC);
    CREATE INDEX sandboxes_state ON sandboxes (state);`,
   `ALTER TABLE sandboxes ADD COLUMN standby_since INTEGER;`,
+  // Sandboxes created before automatic standby existed keep their old behaviour: killed at the end of
+  // their lifetime, never paused on their own.
+  `ALTER TABLE sandboxes ADD COLUMN on_timeout TEXT NOT NULL DEFAULT 'kill';
+   ALTER TABLE sandboxes ADD COLUMN idle_timeout_ms INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE sandboxes ADD COLUMN hibernate_after_ms INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE sandboxes ADD COLUMN forked_from TEXT;`,
 ];
 
 /** Durable sandbox state (SQLite, WAL): the source of truth a restarted daemon reconciles from. */
@@ -100,8 +116,10 @@ export class SandboxStore {
 
   insert(r: SandboxRecord): void {
     this.stmt(
-        `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at, standby_since)
-         VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt, @standbySince)`,
+        `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at, standby_since,
+                                on_timeout, idle_timeout_ms, hibernate_after_ms, forked_from)
+         VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt, @standbySince,
+                 @onTimeout, @idleTimeoutMs, @hibernateAfterMs, @forkedFrom)`,
       )
       .run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata) });
   }
@@ -116,8 +134,17 @@ export class SandboxStore {
   }
 
   /** Enters standby (`since` = now) or leaves it (`since` = null), with the lifetime's new end. */
-  setStandby(id: string, state: SandboxState, since: number | null, expiresAt: number | null): void {
-    this.stmt("UPDATE sandboxes SET state = ?, state_reason = NULL, standby_since = ?, expires_at = ? WHERE id = ?").run(state, since, expiresAt, id);
+  setStandby(id: string, state: SandboxState, since: number | null, expiresAt: number | null, reason: string | null = null): void {
+    this.stmt("UPDATE sandboxes SET state = ?, state_reason = ?, standby_since = ?, expires_at = ? WHERE id = ?").run(state, reason, since, expiresAt, id);
+  }
+
+  setPolicy(id: string, policy: { onTimeout: OnTimeout; idleTimeoutMs: number; hibernateAfterMs: number }): void {
+    this.stmt("UPDATE sandboxes SET on_timeout = ?, idle_timeout_ms = ?, hibernate_after_ms = ? WHERE id = ?").run(
+      policy.onTimeout,
+      policy.idleTimeoutMs,
+      policy.hibernateAfterMs,
+      id,
+    );
   }
 
   setExpiry(id: string, timeoutMs: number, expiresAt: number | null): void {
@@ -149,7 +176,7 @@ export class SandboxStore {
 
   /** Sandboxes that should have a live runtime: what a restarted daemon must reattach or recover. */
   live(): SandboxRecord[] {
-    return (this.stmt("SELECT * FROM sandboxes WHERE state IN ('creating', 'running', 'paused', 'stopping')").all() as Row[]).map(fromRow);
+    return (this.stmt("SELECT * FROM sandboxes WHERE state IN ('creating', 'running', 'paused', 'hibernating', 'hibernated', 'resuming', 'stopping')").all() as Row[]).map(fromRow);
   }
 
   countByState(): Record<string, number> {
@@ -178,5 +205,9 @@ function fromRow(row: Row): SandboxRecord {
     createdAt: row.created_at,
     expiresAt: row.expires_at,
     standbySince: row.standby_since,
+    onTimeout: row.on_timeout as OnTimeout,
+    idleTimeoutMs: row.idle_timeout_ms,
+    hibernateAfterMs: row.hibernate_after_ms,
+    forkedFrom: row.forked_from,
   };
 }

@@ -62,8 +62,13 @@ export function sandboxResource(id = "sbx_0123456789abcdef", overrides: Record<s
     env: {},
     metadata: {},
     timeoutMs: 300000,
+    onTimeout: "standby",
+    idleTimeoutMs: 15000,
+    hibernateAfterMs: 600000,
     createdAt: "2025-01-01T00:00:00.000Z",
     expiresAt: "2025-01-01T00:05:00.000Z",
+    standbySince: null,
+    forkedFrom: null,
     ...overrides,
   };
 }

@@ -1,4 +1,4 @@
-import { CreateSandboxRequestSchema, ListSandboxesQuerySchema, SetTimeoutRequestSchema } from "@stasis/protocol";
+import { CreateSandboxRequestSchema, ForkRequestSchema, ListSandboxesQuerySchema, SetTimeoutRequestSchema, StandbyPolicySchema } from "@stasis/protocol";
 import type { Handler } from "../app.js";
 import { jsonBody, query } from "../validation.js";
 
@@ -12,6 +12,12 @@ export const sandboxHandlers = {
   },
   pauseSandbox: async (c, s) => c.json(await s.sandboxes.pause(c.req.param("id") ?? "")),
   resumeSandbox: async (c, s) => c.json(await s.sandboxes.resume(c.req.param("id") ?? "")),
+  hibernateSandbox: async (c, s) => c.json(await s.sandboxes.hibernate(c.req.param("id") ?? "")),
+  forkSandbox: async (c, s) => {
+    const body = await jsonBody(c, ForkRequestSchema);
+    return c.json({ sandboxes: await s.sandboxes.fork(c.req.param("id") ?? "", body.count) }, 201);
+  },
+  setStandbyPolicy: async (c, s) => c.json(s.sandboxes.setStandbyPolicy(c.req.param("id") ?? "", await jsonBody(c, StandbyPolicySchema))),
   setSandboxTimeout: async (c, s) => {
     const body = await jsonBody(c, SetTimeoutRequestSchema);
     return c.json(s.sandboxes.setTimeout(c.req.param("id") ?? "", body.timeoutMs));

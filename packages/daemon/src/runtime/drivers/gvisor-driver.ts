@@ -18,6 +18,7 @@ export interface GvisorDriverOptions {
 export class GvisorDriver implements RuntimeDriver {
   readonly name = "gvisor" as const;
   private platform: "systrap" | "ptrace" | null;
+  private readonly exits = new Map<string, Promise<string>>();
 
   constructor(private readonly options: GvisorDriverOptions) {
     this.platform = options.platform;
@@ -38,13 +39,52 @@ export class GvisorDriver implements RuntimeDriver {
   }
 
   async launch(spec: SandboxLaunchSpec): Promise<LaunchedSandbox> {
+    const bundle = await this.writeBundle(spec);
+    return this.track(spec.id, launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "run", "--bundle", bundle, spec.id], spec.dir));
+  }
+
+  /** Remembers when each runtime process this daemon started exits: a checkpoint is final only then. */
+  private track(id: string, launched: LaunchedSandbox): LaunchedSandbox {
+    this.exits.set(id, launched.exited);
+    void launched.exited.then(() => {
+      if (this.exits.get(id) === launched.exited) this.exits.delete(id);
+    });
+    return launched;
+  }
+
+  async checkpoint(id: string, _dir: string, imageDir: string): Promise<void> {
+    mkdirSync(imageDir, { recursive: true, mode: 0o700 });
+    // Uncompressed: restoring 200 MB takes ~0.5 s instead of ~0.8 s, at the price of a larger image.
+    const out = await runCommand(this.options.runscPath, [...this.runsc(), "checkpoint", "--compression=none", "--image-path", imageDir, id], { timeoutMs: 300_000 });
+    if (out.code !== 0) throw new Error(`runsc checkpoint failed: ${out.stderr.trim().slice(-2000) || `exit ${out.code}`}`);
+    // The sandbox winds down after the checkpoint; deleting it meanwhile times out (after 5 s). Wait for
+    // its `runsc run` to exit (known for sandboxes this daemon started), then delete it: a checkpointed
+    // container stays listed until deleted, and would block a restore under its id.
+    const exited = this.exits.get(id);
+    if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    let failure = "";
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const del = await runCommand(this.options.runscPath, ["--root", this.options.stateRoot, "delete", "-force", id], { timeoutMs: 20_000 });
+      if (del.code === 0) return;
+      failure = del.stderr.trim();
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
+    throw new Error(`runsc delete after checkpoint failed: ${failure}`);
+  }
+
+  async restore(spec: SandboxLaunchSpec, imageDir: string): Promise<LaunchedSandbox> {
+    const bundle = await this.writeBundle(spec);
+    return this.track(spec.id, launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "restore", "--image-path", imageDir, "--bundle", bundle, spec.id], spec.dir));
+  }
+
+  private async writeBundle(spec: SandboxLaunchSpec): Promise<string> {
     if (!this.platform) await this.probe();
     mkdirSync(this.options.stateRoot, { recursive: true });
     const bundle = join(spec.dir, "bundle");
     mkdirSync(bundle, { recursive: true });
     const config = buildOciSpec(spec, { namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "network" }], bindTmp: true });
     writeFileSync(join(bundle, "config.json"), JSON.stringify(config, null, 2));
-    return launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "run", "--bundle", bundle, spec.id], spec.dir);
+    return bundle;
   }
 
   async destroy(id: string): Promise<void> {
