@@ -1,13 +1,20 @@
 // npm run bench: Stasis through its API beside the raw runtime CLIs, timed in the same run.
 // Prints median and p95; writes bench/results/latest.md. Needs root and a built base template.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { Sandbox } from "@stasis/sdk";
 
 const N_CREATE = Number(process.env.BENCH_CREATES ?? 8);
 const N_ECHO = Number(process.env.BENCH_ECHOES ?? 40);
 const N_RESUME = Number(process.env.BENCH_RESUMES ?? 20);
+const N_HIBERNATE = Number(process.env.BENCH_HIBERNATES ?? 5);
+/** How long a hibernated sandbox sleeps before it is woken (runsc cleans up a checkpointed container meanwhile). */
+const SLEEP_MS = Number(process.env.BENCH_SLEEP_MS ?? 3000);
+const N_FORK = Number(process.env.BENCH_FORKS ?? 4);
+/** Which parts to run: exec (create, commands, pause) and hibernation (checkpoint, restore, fork). */
+const SECTIONS = (process.env.BENCH_SECTIONS ?? "exec,hibernation").split(",");
+const WORKING_SETS_MB = (process.env.BENCH_WORKING_SETS ?? "50,200").split(",").map(Number);
 const TEMPLATES = process.env.STASIS_TEMPLATES_DIR ?? "/var/lib/stasis/templates";
 const tag = `bench${process.pid}`;
 const dataDir = `/var/lib/stasis-bench/${tag}`;
@@ -116,7 +123,15 @@ async function benchStasis(conn, runtime) {
     resume.push(await time(() => s.commands.run("echo hi")));
     await new Promise((r) => setTimeout(r, 30));
   }
-  record(`${runtime}: first 'echo hi' after pause (API, thaw included)`, "ms", resume);
+  const pausedRow = record(`${runtime}: first 'echo hi' after pause (API, thaw included)`, "ms", resume);
+  if (runtime === "gvisor") targets.push({ what: "gvisor: first command after resuming a paused sandbox", value: pausedRow.median, unit: "ms", target: "< 5 ms median", met: pausedRow.median < 5 });
+  const resumeCall = [];
+  for (let i = 0; i < N_RESUME; i++) {
+    await s.pause();
+    await new Promise((r) => setTimeout(r, 20));
+    resumeCall.push(await time(() => s.resume()));
+  }
+  record(`${runtime}: resume call from paused (API)`, "ms", resumeCall);
   const thaw = [];
   for (let i = 0; i < N_RESUME; i++) {
     freezerWrite(s.id, true);
@@ -125,6 +140,116 @@ async function benchStasis(conn, runtime) {
   record(`${runtime}: raw freezer thaw`, "ms", thaw);
   await Promise.all(sandboxes.map((x) => x.kill()));
   return echoRow;
+}
+
+/** A Python process holding `mb` MB of random (incompressible, non-zero) bytes; prints "ready" once they are in memory. */
+const holder = (mb) => `import os,sys,time\nb=bytearray(os.urandom(${mb}*1024*1024))\nprint("ready",flush=True)\nwhile True: time.sleep(3600)`;
+
+function du(path) {
+  try {
+    return Number(execFileSync("du", ["-sb", path]).toString().split("\t")[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Hibernated tier: hibernate, wake (resume call, and first command), image size and fork, per working set. */
+async function benchHibernation(conn, mb) {
+  console.error(`\n# stasis hibernation, gvisor, ${mb} MB working set`);
+  const s = await Sandbox.create({ memoryMiB: Math.max(512, mb * 3), idleTimeoutMs: 0, ...conn });
+  await s.files.write("/root/holder.py", holder(mb));
+  const proc = await s.commands.start("exec python3 -u /root/holder.py");
+  await waitForOutput(s, proc.pid, "ready");
+  const hibernate = [];
+  const image = [];
+  const wakeCall = [];
+  const wakeCommand = [];
+  for (let i = 0; i < N_HIBERNATE; i++) {
+    hibernate.push(await time(() => s.hibernate()));
+    image.push(du(`${dataDir}/sandboxes/${s.id}/checkpoint`));
+    await new Promise((r) => setTimeout(r, SLEEP_MS));
+    wakeCall.push(await time(() => s.resume()));
+    await s.hibernate();
+    await new Promise((r) => setTimeout(r, SLEEP_MS));
+    wakeCommand.push(await time(() => s.commands.run("echo hi")));
+  }
+  record(`gvisor ${mb} MB: hibernate (API)`, "ms", hibernate);
+  record(`gvisor ${mb} MB: checkpoint image size`, "MiB", image);
+  const wake = record(`gvisor ${mb} MB: resume call from hibernated (API)`, "ms", wakeCall);
+  record(`gvisor ${mb} MB: first 'echo hi' after hibernation (API, restore included)`, "ms", wakeCommand);
+  const fork = [];
+  for (let i = 0; i < N_FORK; i++) {
+    let clones = [];
+    fork.push(await time(async () => (clones = await s.fork(1))));
+    await Promise.all(clones.map((c) => c.kill()));
+  }
+  record(`gvisor ${mb} MB: fork, 1 copy (API, source restored too)`, "ms", fork);
+  await s.kill();
+  return wake;
+}
+
+/** Waits until a background process has printed `text` (replayed output of the process). */
+async function waitForOutput(s, pid, text) {
+  const stream = (await s.commands.connect(pid)).stream();
+  let seen = "";
+  const deadline = Date.now() + 120_000;
+  try {
+    for await (const ev of stream) {
+      if (ev.type === "stdout") seen += ev.data;
+      if (seen.includes(text) || Date.now() > deadline) break;
+    }
+  } finally {
+    stream.close();
+  }
+}
+
+/** Raw runsc: checkpoint the same working set once, then restore it repeatedly (`runsc restore --detach`). */
+async function benchRawRestore(mb) {
+  console.error(`\n# raw runsc checkpoint/restore, ${mb} MB working set`);
+  const root = `${runDir}/raw-restore`;
+  const bin = ["runsc", "--root", root, "--platform=systrap", "--network=none"];
+  const dir = `${dataDir}/raw-restore-${mb}`;
+  rmSync(dir, { recursive: true, force: true });
+  rawBundle(dir, ["python3", "-u", "-c", holder(mb)], "runsc");
+  const cfg = JSON.parse(readFileSync(`${dir}/config.json`, "utf8"));
+  cfg.linux.resources = { memory: { limit: Math.max(512, mb * 3) * 1048576 } };
+  writeFileSync(`${dir}/config.json`, JSON.stringify(cfg));
+  const id = `${tag}-hold-${mb}`;
+  // Real pipes for stdio, as the daemon uses (node's "pipe" is a socketpair, and gVisor refuses to restore
+  // a checkpointed socket onto anything else). Nobody reads: "ready" fits in the pipe's buffer.
+  const fifo = `${dir}/stdout.fifo`;
+  execFileSync("mkfifo", [fifo]);
+  const out = openSync(fifo, constants.O_RDWR);
+  const run = spawn(bin[0], [...bin.slice(1), "run", "--bundle", dir, id], { stdio: ["ignore", out, "ignore"], detached: true });
+  // Ready once the holder's memory is resident.
+  const want = mb * 1024;
+  for (let i = 0; i < 600; i++) {
+    const status = await new Promise((resolve) => {
+      const p = spawn(bin[0], [...bin.slice(1), "exec", id, "cat", "/proc/1/status"], { stdio: ["ignore", "pipe", "ignore"] });
+      let text = "";
+      p.stdout.on("data", (d) => (text += d));
+      p.on("exit", () => resolve(text));
+    });
+    if (Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) >= want) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const img = `${dir}/image`;
+  const ckpt = await time(() => runQuiet([...bin, "checkpoint", "--compression=none", "--image-path", img, id]));
+  record(`gvisor ${mb} MB: raw 'runsc checkpoint' (uncompressed)`, "ms", [ckpt]);
+  await new Promise((r) => setTimeout(r, 300));
+  await runQuiet([...bin, "delete", "-force", id]).catch(() => {});
+  const restore = [];
+  for (let i = 0; i < N_HIBERNATE; i++) {
+    const rid = `${id}-r${i}`;
+    restore.push(await time(() => runQuiet([...bin, "restore", "--detach", "--image-path", img, "--bundle", dir, rid], out)));
+    await runQuiet([...bin, "kill", rid, "KILL"]).catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    await runQuiet([...bin, "delete", "-force", rid]).catch(() => {});
+  }
+  run.kill("SIGKILL");
+  closeSync(out);
+  rmSync(dir, { recursive: true, force: true });
+  return record(`gvisor ${mb} MB: raw 'runsc restore --detach'`, "ms", restore);
 }
 
 function rawBundle(dir, args, style) {
@@ -144,9 +269,9 @@ function hybridWrap(cmd) {
   return ["unshare", "-m", "--propagation", "private", "sh", "-c", 'umount -l /sys/fs/cgroup/unified 2>/dev/null || mount -t tmpfs none /sys/fs/cgroup/unified; exec "$@"', "x", ...cmd];
 }
 
-async function runQuiet(cmd) {
+async function runQuiet(cmd, stdout = "pipe") {
   await new Promise((resolve, reject) => {
-    const p = spawn(cmd[0], cmd.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(cmd[0], cmd.slice(1), { stdio: ["ignore", stdout, "pipe"] });
     let err = "";
     p.stderr.on("data", (d) => (err += d));
     p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd.join(" ")}: ${code} ${err}`))));
@@ -179,11 +304,25 @@ async function benchRaw(runtime) {
 
 const { child, conn } = await startDaemon();
 const ratios = [];
+const targets = [];
 try {
-  for (const runtime of ["gvisor", "crun"]) {
+  for (const runtime of SECTIONS.includes("exec") ? ["gvisor", "crun"] : []) {
     const api = await benchStasis(conn, runtime);
     const raw = await benchRaw(runtime);
     ratios.push({ runtime, ratio: raw.median / api.median });
+  }
+  for (const mb of SECTIONS.includes("hibernation") ? WORKING_SETS_MB : []) {
+    const wake = await benchHibernation(conn, mb);
+    const raw = await benchRawRestore(mb);
+    const ratio = wake.median / raw.median;
+    targets.push({
+      what: `gvisor ${mb} MB: resume from hibernation vs raw 'runsc restore'`,
+      value: ratio,
+      unit: "x",
+      target: `<= 1.2x${mb >= 200 ? ", and < 1000 ms" : ""}`,
+      met: ratio <= 1.2 && (mb < 200 || wake.median < 1000),
+      detail: `${wake.median.toFixed(0)} ms vs ${raw.median.toFixed(0)} ms`,
+    });
   }
 } finally {
   child.kill("SIGTERM");
@@ -198,6 +337,7 @@ const md = [
   ...rows.map((r) => `| ${r.name} | ${r.n} | ${fmt(r.median, r.unit)} ${r.unit} | ${fmt(r.p95, r.unit)} ${r.unit} |`),
   "",
   ...ratios.map((r) => `- ${r.runtime}: API \`echo hi\` round trip is **${r.ratio.toFixed(1)}x** faster than raw \`exec\` (medians, same run)`),
+  ...targets.map((t) => `- ${t.what}: **${t.unit === "x" ? `${t.value.toFixed(2)}x` : `${t.value.toFixed(2)} ${t.unit}`}**${t.detail ? ` (${t.detail})` : ""}; target ${t.target}: ${t.met ? "met" : "**not met**"}`),
   "",
 ].join("\n");
 mkdirSync("bench/results", { recursive: true });

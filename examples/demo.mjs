@@ -1,4 +1,5 @@
-// The agent-style tour: create a gVisor sandbox, run Python in it, read and write its files, destroy it.
+// The agent-style tour: create a gVisor sandbox, run Python in it, read and write its files, hibernate
+// it with a process running and wake it, destroy it.
 // Run after `sudo ./scripts/up.sh` (which runs this too): node examples/demo.mjs
 import { Sandbox } from "@stasis/sdk";
 
@@ -28,6 +29,23 @@ try {
 
   const listing = await sandbox.files.list("/home/user");
   say(`files in /home/user: ${listing.entries.map((e) => e.name).join(", ")}`);
+  // Standby: a background counter keeps its memory across a trip to disk and back.
+  const counter = await sandbox.commands.start(`python3 -c "import time
+n = 0
+while True:
+    n += 1
+    open('/tmp/n', 'w').write(str(n))
+    time.sleep(0.1)"`);
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = (await sandbox.files.readText("/tmp/n")).trim();
+  const h0 = performance.now();
+  await sandbox.hibernate();
+  say(`hibernated (memory on disk, no CPU, no RAM) in ${Math.round(performance.now() - h0)} ms; counter was at ${before}`);
+  const w0 = performance.now();
+  const after = (await sandbox.files.readText("/tmp/n")).trim();
+  say(`a file read woke it in ${Math.round(performance.now() - w0)} ms; the same process (pid ${counter.pid}) counts on: ${after}`);
+  await counter.kill();
+
   const hostCheck = await sandbox.commands.run("cat /etc/hostname /var/lib/stasis/api-key 2>&1 | head -2");
   say(`the sandbox cannot see the host: ${hostCheck.stdout.trim().split("\n").pop()}`);
 } finally {

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
@@ -377,7 +378,7 @@ export class SandboxService {
 
   /** The image taken for a fork is the source's own only while the source is hibernated. */
   private dropSharedImage(id: string, wasState: SandboxRecord["state"], image: string): void {
-    if (wasState !== "hibernated" && this.deps.store.get(id)?.state !== "hibernated") rmSync(image, { recursive: true, force: true });
+    if (wasState !== "hibernated" && this.deps.store.get(id)?.state !== "hibernated") discardImage(image);
   }
 
   /** Removes a clone that did not come up. */
@@ -512,32 +513,42 @@ export class SandboxService {
     const paths = this.deps.filesystem.paths(record.id);
     if (why === "resume") this.deps.store.setState(record.id, "resuming");
     this.updateGauges();
-    let launched: LaunchedSandbox | null = null;
     try {
       // After a host reboot the disk and overlay are no longer mounted.
       if (!(await this.deps.filesystem.isMounted(record.id))) {
         const owner = this.ownerOf(record);
         await this.deps.filesystem.mount(record.id, await this.deps.templates.rootfs(record.template, owner), owner);
       }
-      launched = await driver.restore(this.launchSpec(record, paths.runtimeDir, paths.rootfs), image);
-      const agent = await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "fork" ? "fork" : "wake");
+      const prepared = performance.now() - started;
+      let restored: { agent: AgentClient; exited: Promise<string> } | null = null;
+      for (let attempt = 1; !restored; attempt++) {
+        const launched = await driver.restore(this.launchSpec(record, paths.runtimeDir, paths.rootfs), image);
+        try {
+          restored = { agent: await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "fork" ? "fork" : "wake"), exited: launched.exited };
+        } catch (err) {
+          // Once more after clearing the runtime's state: a previous daemon may have stopped before it
+          // finished deleting the checkpointed container.
+          await driver.destroy(record.id, paths.runtimeDir).catch(() => {});
+          if (attempt >= 2) throw err;
+          log.warn({ err: (err as Error).message }, "restore failed; retrying once with the runtime's state cleared");
+        }
+      }
       const now = Date.now();
       if (why === "resume") {
-        if (!options.keepImage) rmSync(image, { recursive: true, force: true });
+        if (!options.keepImage) discardImage(image);
         this.deps.store.setStandby(record.id, "running", null, wokenExpiry(record, now));
       } else {
         this.deps.store.setState(record.id, "running");
       }
       const current = this.record(record.id);
-      this.attach(current, agent, launched.exited);
+      this.attach(current, restored.agent, restored.exited);
       this.touch(record.id);
       const ms = performance.now() - started;
       this.deps.metrics.standbyTransition.observe({ op: why === "fork" ? "restore_clone" : "restore" }, ms / 1000);
-      log.info({ ms: Math.round(ms), why }, "sandbox restored from checkpoint");
+      log.info({ ms: Math.round(ms), preparedMs: Math.round(prepared), why }, "sandbox restored from checkpoint");
     } catch (err) {
       this.deps.metrics.sandboxFailures.inc({ runtime: record.runtime, phase: why });
       log.error({ err }, "restore from checkpoint failed");
-      if (launched) await driver.destroy(record.id, paths.runtimeDir).catch(() => {});
       if (why === "resume") this.deps.store.setState(record.id, "hibernated", `the last wake failed: ${(err as Error).message}`.slice(0, 4000));
       throw asApiError(err, "restore from checkpoint failed");
     } finally {
@@ -839,6 +850,17 @@ export class SandboxService {
       max: this.deps.config.maxSandboxes,
     };
   }
+}
+
+/** Moves a used image aside at once and deletes it off the request path (unlinking 200 MB takes a while). */
+function discardImage(image: string): void {
+  const aside = `${image}.old-${Date.now()}`;
+  try {
+    renameSync(image, aside);
+  } catch {
+    return;
+  }
+  void rm(aside, { recursive: true, force: true }).catch(() => {});
 }
 
 function newSandboxId(): string {

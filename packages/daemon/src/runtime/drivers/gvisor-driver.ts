@@ -19,6 +19,7 @@ export class GvisorDriver implements RuntimeDriver {
   readonly name = "gvisor" as const;
   private platform: "systrap" | "ptrace" | null;
   private readonly exits = new Map<string, Promise<string>>();
+  private readonly deleting = new Map<string, Promise<void>>();
 
   constructor(private readonly options: GvisorDriverOptions) {
     this.platform = options.platform;
@@ -57,22 +58,28 @@ export class GvisorDriver implements RuntimeDriver {
     // Uncompressed: restoring 200 MB takes ~0.5 s instead of ~0.8 s, at the price of a larger image.
     const out = await runCommand(this.options.runscPath, [...this.runsc(), "checkpoint", "--compression=none", "--image-path", imageDir, id], { timeoutMs: 300_000 });
     if (out.code !== 0) throw new Error(`runsc checkpoint failed: ${out.stderr.trim().slice(-2000) || `exit ${out.code}`}`);
-    // The sandbox winds down after the checkpoint; deleting it meanwhile times out (after 5 s). Wait for
-    // its `runsc run` to exit (known for sandboxes this daemon started), then delete it: a checkpointed
-    // container stays listed until deleted, and would block a restore under its id.
+    // A checkpointed container stays listed until deleted and would block a restore under its id. The
+    // delete takes over a second for a sandbox that was itself restored, so it runs in the background;
+    // a restore under the same id waits for it.
+    const deleting = this.forget(id).finally(() => {
+      if (this.deleting.get(id) === deleting) this.deleting.delete(id);
+    });
+    this.deleting.set(id, deleting);
+  }
+
+  /** Deletes a checkpointed container once its `runsc run` has exited (deleting earlier times out). */
+  private async forget(id: string): Promise<void> {
     const exited = this.exits.get(id);
     if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-    let failure = "";
     for (let attempt = 0; attempt < 3; attempt++) {
       const del = await runCommand(this.options.runscPath, ["--root", this.options.stateRoot, "delete", "-force", id], { timeoutMs: 20_000 });
       if (del.code === 0) return;
-      failure = del.stderr.trim();
       await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
     }
-    throw new Error(`runsc delete after checkpoint failed: ${failure}`);
   }
 
   async restore(spec: SandboxLaunchSpec, imageDir: string): Promise<LaunchedSandbox> {
+    await this.deleting.get(spec.id);
     const bundle = await this.writeBundle(spec);
     return this.track(spec.id, launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "restore", "--image-path", imageDir, "--bundle", bundle, spec.id], spec.dir));
   }
