@@ -35,18 +35,10 @@ export const OnTimeoutSchema = z.enum(["standby", "kill"]).meta({
 });
 export type OnTimeout = z.infer<typeof OnTimeoutSchema>;
 
-const idleTimeoutMs = z
-  .number()
-  .int()
-  .min(0)
-  .max(MAX_TIMEOUT_MS)
-  .meta({ description: "Pause the sandbox after this long without activity (API calls, attached streams, running commands); 0 turns automatic pause off." });
-const hibernateAfterMs = z
-  .number()
-  .int()
-  .min(0)
-  .max(MAX_TIMEOUT_MS)
-  .meta({ description: "Hibernate a sandbox (checkpoint to disk, freeing its memory) once it has been paused this long; 0 turns automatic hibernation off." });
+/** A delay of automatic standby in ms; 0 turns that step off. */
+const standbyDelay = (description: string) => z.number().int().min(0).max(MAX_TIMEOUT_MS).meta({ description });
+const idleTimeoutMs = standbyDelay("Pause the sandbox after this long without activity (API calls, attached streams, running commands); 0 turns automatic pause off.");
+const hibernateAfterMs = standbyDelay("Hibernate a sandbox (checkpoint to disk, freeing its memory) once it has been paused this long; 0 turns automatic hibernation off.");
 
 /** Automatic standby, per sandbox. */
 export const StandbyPolicySchema = z
