@@ -32,7 +32,10 @@ export type Command =
   | { kind: "files.rm"; id: string; path: string; recursive: boolean }
   | { kind: "files.mkdir"; id: string; path: string }
   | { kind: "ps"; id: string }
-  | { kind: "kill-process"; id: string; pid: number; signal: SignalName };
+  | { kind: "kill-process"; id: string; pid: number; signal: SignalName }
+  | { kind: "e2b.key.create"; name?: string }
+  | { kind: "e2b.key.list" }
+  | { kind: "e2b.key.revoke"; ids: string[] };
 
 export interface CommandLine {
   global: GlobalFlags;

@@ -55,11 +55,11 @@ function rootHelp(): string {
   ].join("\n");
 }
 
-/** The help page for a topic: [] for the overview, ["sandbox"] for a group, ["sandbox", "create"] for a command. */
+/** The help page for a topic: [] for the overview, ["sandbox"] or ["e2b", "key"] for a group, ["sandbox", "create"] for a command. */
 export function helpText(topic: readonly string[]): string {
   if (topic.length === 0) return rootHelp();
   const spec = specs.find((s) => s.path === topic.join(" "));
   if (spec) return commandHelp(spec);
-  if (topic.length === 1 && topic[0]! in groups) return groupHelp(topic[0]!);
+  if (Object.hasOwn(groups, topic.join(" "))) return groupHelp(topic.join(" "));
   throw new UsageError(`no help for '${topic.join(" ")}'`);
 }

@@ -153,6 +153,16 @@ describe("parseCommandLine", () => {
     expect(usageError("kill-process sbx_1 1 --signal SIGSEGV").message).toMatch(/--signal/);
   });
 
+  it("parses the e2b key commands", () => {
+    expect(command("e2b key create")).toEqual({ kind: "e2b.key.create", name: undefined });
+    expect(command("e2b key create --name ci --json")).toEqual({ kind: "e2b.key.create", name: "ci" });
+    expect(parse("--json e2b key list").command).toEqual({ kind: "e2b.key.list" });
+    expect(command("e2b key revoke ek_000000000001 ek_000000000002")).toEqual({ kind: "e2b.key.revoke", ids: ["ek_000000000001", "ek_000000000002"] });
+    expect(usageError("e2b key revoke").topic).toEqual(["e2b", "key", "revoke"]);
+    expect(usageError("e2b key list extra").message).toMatch(/too many arguments/);
+    expect(usageError("e2b key create --name").topic).toEqual(["e2b", "key", "create"]);
+  });
+
   it("turns --help anywhere before -- into a help request for that topic", () => {
     expect(command("--help")).toEqual({ kind: "help", topic: [] });
     expect(command("help")).toEqual({ kind: "help", topic: [] });
@@ -161,6 +171,10 @@ describe("parseCommandLine", () => {
     expect(command("sandbox create -h")).toEqual({ kind: "help", topic: ["sandbox", "create"] });
     expect(command("exec --help")).toEqual({ kind: "help", topic: ["exec"] });
     expect(command("--version")).toEqual({ kind: "version" });
+    expect(command("e2b --help")).toEqual({ kind: "help", topic: ["e2b"] });
+    expect(command("e2b key -h")).toEqual({ kind: "help", topic: ["e2b", "key"] });
+    expect(command("e2b key create --help")).toEqual({ kind: "help", topic: ["e2b", "key", "create"] });
+    expect(command("help e2b key")).toEqual({ kind: "help", topic: ["e2b", "key"] });
   });
 
   it("reports unknown commands and options with the help topic to read", () => {
@@ -168,6 +182,11 @@ describe("parseCommandLine", () => {
     expect(usageError("launch").message).toMatch(/unknown command 'launch'/);
     expect(usageError("sandbox").topic).toEqual(["sandbox"]);
     expect(usageError("sandbox explode").topic).toEqual(["sandbox"]);
+    expect(usageError("e2b").message).toBe("missing subcommand for 'e2b'");
+    expect(usageError("e2b key").topic).toEqual(["e2b", "key"]);
+    expect(usageError("e2b key rotate").topic).toEqual(["e2b", "key"]);
+    expect(usageError("e2b keys").topic).toEqual(["e2b"]);
+    expect(usageError("constructor").topic).toEqual([]);
     const err = usageError("sandbox list --colour");
     expect(err.message).toMatch(/--colour/);
     expect(err.topic).toEqual(["sandbox", "list"]);

@@ -31,12 +31,12 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
 
   const spec = specs.find((s) => s.path === path.join(" "));
   if (!spec) {
-    const group = path[0]!;
-    if (group in groups && (path.length === 1 || wantsHelp)) {
-      if (wantsHelp) return { global: parseLoosely(rest).global, command: { kind: "help", topic: [group] } };
-      throw new UsageError(`missing subcommand for '${group}'`, [group]);
+    const group = innermostGroup(path);
+    if (group && (path.length === group.length || wantsHelp)) {
+      if (wantsHelp) return { global: parseLoosely(rest).global, command: { kind: "help", topic: group } };
+      throw new UsageError(`missing subcommand for '${group.join(" ")}'`, group);
     }
-    throw new UsageError(`unknown command '${path.join(" ")}'`, group in groups ? [group] : []);
+    throw new UsageError(`unknown command '${path.join(" ")}'`, group ?? []);
   }
   const topic = spec.path.split(" ");
   if (wantsHelp) return { global: parseLoosely(rest).global, command: { kind: "help", topic } };
@@ -54,12 +54,18 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   }
 }
 
-/** Leading words name the command (one word, or two for a group); global flags may come before them. */
+/** The longest leading run of words that names a group ("e2b key" rather than "e2b"), if any. */
+function innermostGroup(path: readonly string[]): string[] | undefined {
+  for (let n = path.length; n > 0; n--) if (Object.hasOwn(groups, path.slice(0, n).join(" "))) return path.slice(0, n);
+  return undefined;
+}
+
+/** Leading words name the command (one word, or more after group words); global flags may come before them. */
 function splitPath(argv: readonly string[]): { path: string[]; rest: string[] } {
   const path: string[] = [];
   const rest: string[] = [];
   let i = 0;
-  const wantsWord = () => path.length === 0 || (path.length === 1 && path[0]! in groups);
+  const wantsWord = () => path.length === 0 || Object.hasOwn(groups, path.join(" "));
   while (i < argv.length && wantsWord()) {
     const token = argv[i]!;
     if (token === "--") break;

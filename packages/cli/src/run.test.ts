@@ -22,8 +22,12 @@ const sandbox = {
   createdAt: "2025-01-01T00:00:00.000Z",
   expiresAt: "2025-01-01T00:05:00.000Z",
   standbySince: null,
+  standbyReason: null,
   forkedFrom: null,
 };
+const IDLE = "sbx_1d1e1d1e1d1e1d1e";
+const KEY = `e2b_${"0123456789abcdef".repeat(2)}01234567`;
+const keyResource = { id: "ek_000000000001", name: "ci", prefix: KEY.slice(0, 10), createdAt: "2025-01-02T03:04:05.678Z", lastUsedAt: null };
 
 interface Call {
   method: string;
@@ -45,7 +49,12 @@ function fakeDaemon(calls: Call[]): typeof fetch {
     const path = url.pathname;
     if (path === `/v1/sandboxes/${ID}` && method === "GET") return json(200, sandbox);
     if (path === "/v1/sandboxes" && method === "GET") return json(200, { sandboxes: [sandbox], nextCursor: null });
-    if (path === `/v1/sandboxes/${ID}/hibernate`) return json(200, { ...sandbox, state: "hibernated", expiresAt: null, standbySince: "2025-01-01T00:01:00.000Z" });
+    if (path === `/v1/sandboxes/${IDLE}` && method === "GET") return json(200, { ...sandbox, id: IDLE, state: "paused", expiresAt: null, standbySince: "2025-01-01T00:01:00.000Z", standbyReason: "idle" });
+    if (path === `/v1/sandboxes/${ID}/hibernate`) return json(200, { ...sandbox, state: "hibernated", expiresAt: null, standbySince: "2025-01-01T00:01:00.000Z", standbyReason: "requested" });
+    if (path === "/v1/e2b/keys" && method === "POST") return json(201, { ...keyResource, name: (JSON.parse(body!) as { name?: string }).name ?? "default", key: KEY });
+    if (path === "/v1/e2b/keys" && method === "GET") return json(200, { keys: [keyResource, { ...keyResource, id: "ek_000000000002", name: "old", lastUsedAt: "2025-01-03T00:00:00.000Z" }] });
+    if (path === `/v1/e2b/keys/${keyResource.id}` && method === "DELETE") return new Response(null, { status: 204 });
+    if (path.startsWith("/v1/e2b/keys/")) return json(404, { error: { code: "key_not_found", message: `no E2B key ${path.split("/").pop()}`, retryable: false } });
     if (path === `/v1/sandboxes/${ID}/fork`) {
       const { count } = JSON.parse(body!) as { count: number };
       return json(201, { sandboxes: FORKS.slice(0, count).map((id) => ({ ...sandbox, id, forkedFrom: ID })) });
@@ -117,6 +126,15 @@ describe("run", () => {
     expect(c.out()).toContain("forked:    -\n");
   });
 
+  it("shows why a sandbox is in standby and since when", async () => {
+    const c = capture();
+    expect(await runLine(`sandbox get ${IDLE}`, c)).toBe(0);
+    expect(c.out()).toContain("state:     paused (idle) since 2025-01-01 00:01:00Z\n");
+    const awake = capture();
+    expect(await runLine(`sandbox get ${ID}`, awake)).toBe(0);
+    expect(awake.out()).toContain("state:     running\n");
+  });
+
   it("hibernates each sandbox and prints its new state", async () => {
     const c = capture();
     expect(await runLine(`sandbox hibernate ${ID}`, c)).toBe(0);
@@ -139,6 +157,75 @@ describe("run", () => {
     expect(await runLine(`sandbox standby ${ID} --idle-timeout off --on-timeout kill`, c)).toBe(0);
     expect(JSON.parse(calls.at(-1)!.body!)).toEqual({ idleTimeoutMs: 0, onTimeout: "kill" });
     expect(c.out()).toBe("idle-timeout=off hibernate-after=10m on-timeout=kill\n");
+  });
+
+  describe("e2b keys", () => {
+    it("creates a key: the key alone on stdout, how to use it on stderr", async () => {
+      const c = capture();
+      expect(await run(["--api-url", "http://daemon.test:7070/", "e2b", "key", "create", "--name", "ci"], c.io, { STASIS_API_KEY: "k" })).toBe(0);
+      expect(c.out()).toBe(`${KEY}\n`);
+      expect(calls.at(-1)).toMatchObject({ method: "POST", url: new URL("http://daemon.test:7070/v1/e2b/keys") });
+      expect(JSON.parse(calls.at(-1)!.body!)).toEqual({ name: "ci" });
+      expect(c.err()).toMatch(/shown only this once/);
+      expect(c.err()).toContain(`  export E2B_API_KEY=${KEY} E2B_API_URL=http://daemon.test:7070 E2B_SANDBOX_URL=http://daemon.test:7070\n`);
+    });
+
+    it("creates a key without a name, with the daemon URL from the environment", async () => {
+      const c = capture();
+      expect(await runLine("e2b key create", c)).toBe(0);
+      expect(JSON.parse(calls.at(-1)!.body!)).toEqual({});
+      expect(c.err()).toContain("E2B_API_URL=http://daemon.test E2B_SANDBOX_URL=http://daemon.test\n");
+    });
+
+    it("creates a key and prints the whole reply with --json", async () => {
+      const c = capture();
+      expect(await runLine("e2b key create --name ci --json", c)).toBe(0);
+      expect(JSON.parse(c.out())).toEqual({ ...keyResource, key: KEY });
+    });
+
+    it("lists keys as a table, or JSON with --json", async () => {
+      const c = capture();
+      expect(await runLine("e2b key list", c)).toBe(0);
+      expect(c.out()).toBe(
+        [
+          "ID               NAME  PREFIX      CREATED               LAST USED",
+          "ek_000000000001  ci    e2b_012345  2025-01-02 03:04:05Z  never",
+          "ek_000000000002  old   e2b_012345  2025-01-02 03:04:05Z  2025-01-03 00:00:00Z",
+          "",
+        ].join("\n"),
+      );
+      expect(calls.at(-1)).toMatchObject({ method: "GET" });
+      const machine = capture();
+      expect(await runLine("e2b key list --json", machine)).toBe(0);
+      expect(JSON.parse(machine.out())).toEqual([keyResource, { ...keyResource, id: "ek_000000000002", name: "old", lastUsedAt: "2025-01-03T00:00:00.000Z" }]);
+    });
+
+    it("revokes each key, reports each failure and exits 1 if any failed", async () => {
+      const ok = capture();
+      expect(await runLine(`e2b key revoke ${keyResource.id}`, ok)).toBe(0);
+      expect(ok.err()).toBe(`revoked ${keyResource.id}\n`);
+      const c = capture();
+      expect(await runLine(`e2b key revoke ek_ffffffffffff ${keyResource.id}`, c)).toBe(1);
+      expect(calls.filter((x) => x.method === "DELETE").map((x) => x.url.pathname)).toEqual([
+        `/v1/e2b/keys/${keyResource.id}`,
+        "/v1/e2b/keys/ek_ffffffffffff",
+        `/v1/e2b/keys/${keyResource.id}`,
+      ]);
+      expect(c.err()).toBe(`error [key_not_found]: no E2B key ek_ffffffffffff\nrevoked ${keyResource.id}\n`);
+    });
+
+    it("has help for both group levels", async () => {
+      const group = capture();
+      expect(await runLine("e2b key --help", group)).toBe(0);
+      expect(group.out()).toContain("Usage: stasis e2b key <command>");
+      expect(group.out()).toMatch(/ {2}revoke {2}Revoke E2B API keys by id/);
+      const outer = capture();
+      expect(await runLine("e2b --help", outer)).toBe(0);
+      expect(outer.out()).toContain("key create");
+      const missing = capture();
+      expect(await runLine("e2b key", missing)).toBe(1);
+      expect(missing.err()).toBe("error [usage]: missing subcommand for 'e2b key'\nsee 'stasis e2b key --help'\n");
+    });
   });
 
   it("prints API errors as `error [code]: message` and exits 1", async () => {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "./command.js";
+import * as e2b from "./commands/e2b.js";
 import * as execCommands from "./commands/exec.js";
 import * as files from "./commands/files.js";
 import * as local from "./commands/local.js";
@@ -65,6 +66,12 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return processes.ps(command, ctx);
     case "kill-process":
       return processes.killProcess(command, ctx);
+    case "e2b.key.create":
+      return e2b.keyCreate(command, ctx);
+    case "e2b.key.list":
+      return e2b.keyList(command, ctx);
+    case "e2b.key.revoke":
+      return e2b.keyRevoke(command, ctx);
   }
 }
 

@@ -335,11 +335,38 @@ export const specs: CommandSpec[] = [
       signal: oneOf(str(values, "signal")?.toUpperCase().replace(/^(?!SIG)/, "SIG"), signalNames, "--signal") ?? "SIGKILL",
     }),
   },
+  {
+    path: "e2b key create",
+    usage: "stasis e2b key create [--name N] [--json]",
+    summary: "Issue an API key for the E2B-compatible API and print it (shown only this once)",
+    flags: [["--name N", "label to recognise the key by (default: default)"]],
+    options: { name: { type: "string" } },
+    args: { min: 0, max: 0 },
+    build: ({ values }) => ({ kind: "e2b.key.create", name: str(values, "name") }),
+  },
+  {
+    path: "e2b key list",
+    usage: "stasis e2b key list [--json]",
+    summary: "List the E2B API keys (ids and prefixes, not the keys)",
+    options: {},
+    args: { min: 0, max: 0 },
+    build: () => ({ kind: "e2b.key.list" }),
+  },
+  {
+    path: "e2b key revoke",
+    usage: "stasis e2b key revoke ID...",
+    summary: "Revoke E2B API keys by id",
+    options: {},
+    args: { min: 1, max: Infinity },
+    build: ({ args }) => ({ kind: "e2b.key.revoke", ids: args }),
+  },
 ];
 
-/** Words that only group subcommands. */
+/** Words that only group subcommands; a group may sit inside another ("e2b key" in "e2b"). */
 export const groups: Record<string, string> = {
   template: "Build and list sandbox templates (local, needs the data directory)",
   sandbox: "Create, list, inspect and kill sandboxes",
   files: "Move files in and out of a sandbox",
+  e2b: "Manage the daemon's E2B-compatible API, used by the unmodified e2b SDK",
+  "e2b key": "Issue, list and revoke API keys for the E2B-compatible API",
 };

@@ -4,6 +4,8 @@ import { serve, type ServerType } from "@hono/node-server";
 import type { Logger } from "pino";
 import type { Runtime } from "@stasis/protocol";
 import type { DaemonConfig } from "./config/config.js";
+import { E2bAuth } from "./e2b/e2b-auth.js";
+import { E2bStore } from "./e2b/e2b-store.js";
 import { createApp } from "./http/app.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
@@ -32,6 +34,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   mkdirSync(config.dataDir, { recursive: true });
   mkdirSync(config.runDir, { recursive: true, mode: 0o700 });
   const store = new SandboxStore(join(config.dataDir, "stasis.db"));
+  const e2bStore = new E2bStore(join(config.dataDir, "stasis.db"));
   const metrics = new Metrics();
   const cgroupMode = detectCgroupMode();
   const drivers = new Map<Runtime, RuntimeDriver>([
@@ -49,7 +52,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     apiKey: config.apiKey,
     log,
     metrics,
-    services: { sandboxes, exec, files, templates, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    services: { sandboxes, exec, files, templates, e2bKeys: e2bStore, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    e2b: { auth: new E2bAuth(config.apiKey, e2bStore) },
   });
 
   const server = await new Promise<ServerType>((resolve, reject) => {
@@ -73,6 +77,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       if (config.hibernateOnStop) await sandboxes.shutdown();
       else sandboxes.stop();
       store.close();
+      e2bStore.close();
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
     },
   };

@@ -12,6 +12,7 @@ export const errorRegistry = {
   sandbox_not_found: { status: 404, retryable: false, description: "No sandbox with this id." },
   process_not_found: { status: 404, retryable: false, description: "No process with this pid in the sandbox." },
   file_not_found: { status: 404, retryable: false, description: "No such file or directory in the sandbox." },
+  key_not_found: { status: 404, retryable: false, description: "No API key with this id." },
   template_not_found: { status: 404, retryable: false, description: "No template with this name is built." },
   method_not_allowed: { status: 405, retryable: false, description: "The route does not accept this method." },
   file_exists: { status: 409, retryable: false, description: "The path already exists." },

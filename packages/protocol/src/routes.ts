@@ -32,6 +32,7 @@ import {
   SetTimeoutRequestSchema,
   StandbyPolicySchema,
 } from "./sandboxes.js";
+import { CreatedE2bKeySchema, CreateE2bKeyRequestSchema, E2bKeyListSchema } from "./e2b-keys.js";
 import { DaemonInfoSchema, HealthSchema } from "./system.js";
 
 export type RouteBody = { kind: "json"; schema: z.ZodType } | { kind: "raw" };
@@ -94,6 +95,10 @@ export const routes = {
   listFiles: { method: "get", path: "/v1/sandboxes/{id}/files/list", summary: "List a directory to a depth", tag: "files", auth: true, query: ListQuerySchema, response: { kind: "json", status: 200, schema: FileListSchema }, errors: fileErrors },
   makeDir: { method: "post", path: "/v1/sandboxes/{id}/files/mkdir", summary: "Create a directory and its parents", tag: "files", auth: true, body: { kind: "json", schema: MkdirRequestSchema }, response: { kind: "json", status: 200, schema: MkdirResultSchema }, errors: [...fileErrors, "file_exists"] },
   moveFile: { method: "post", path: "/v1/sandboxes/{id}/files/move", summary: "Move (rename) a path", tag: "files", auth: true, body: { kind: "json", schema: MoveRequestSchema }, response: { kind: "json", status: 200, schema: FileInfoSchema }, errors: fileErrors },
+
+  createE2bKey: { method: "post", path: "/v1/e2b/keys", summary: "Issue an API key for the E2B-compatible surface (`e2b_` + 40 hex); the key is in this reply only", tag: "e2b", auth: true, body: { kind: "json", schema: CreateE2bKeyRequestSchema }, response: { kind: "json", status: 201, schema: CreatedE2bKeySchema }, errors: [] },
+  listE2bKeys: { method: "get", path: "/v1/e2b/keys", summary: "List the E2B API keys (without the keys themselves)", tag: "e2b", auth: true, response: { kind: "json", status: 200, schema: E2bKeyListSchema }, errors: [] },
+  deleteE2bKey: { method: "delete", path: "/v1/e2b/keys/{keyId}", summary: "Revoke an E2B API key", tag: "e2b", auth: true, response: { kind: "empty" }, errors: ["key_not_found"] },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteId = keyof typeof routes;

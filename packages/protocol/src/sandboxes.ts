@@ -28,6 +28,13 @@ export type Metadata = z.infer<typeof MetadataSchema>;
 
 export const SandboxIdSchema = z.string().regex(/^sbx_[a-z0-9]{16}$/, "not a sandbox id");
 
+/**
+ * Why a sandbox is in standby: `requested` (a pause or hibernate call), `idle` (automatic standby after
+ * idleTimeoutMs without activity) or `lifetime` (its lifetime ended with onTimeout: standby).
+ */
+export const StandbyReasonSchema = z.enum(["requested", "idle", "lifetime"]);
+export type StandbyReason = z.infer<typeof StandbyReasonSchema>;
+
 export const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
 
 export const OnTimeoutSchema = z.enum(["standby", "kill"]).meta({
@@ -97,6 +104,7 @@ export const SandboxSchema = z
     createdAt: z.iso.datetime(),
     expiresAt: z.iso.datetime().nullable().meta({ description: "End of the lifetime; null while in standby (the clock stands still)." }),
     standbySince: z.iso.datetime().nullable().meta({ description: "When the sandbox went into standby (paused or hibernated)." }),
+    standbyReason: StandbyReasonSchema.nullable().meta({ description: "Why the sandbox is in standby; null when awake." }),
     forkedFrom: SandboxIdSchema.nullable().meta({ description: "The sandbox this one was forked from." }),
   })
   .meta({ id: "Sandbox" });

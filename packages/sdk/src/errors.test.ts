@@ -7,6 +7,7 @@ import {
   FileNotFoundError,
   InternalError,
   InvalidRequestError,
+  KeyNotFoundError,
   NotFoundError,
   ProcessNotFoundError,
   ProtocolError,
@@ -36,7 +37,7 @@ describe("errorClasses", () => {
   });
 
   it("groups codes by meaning", () => {
-    for (const cls of [SandboxNotFoundError, ProcessNotFoundError, FileNotFoundError]) expect(cls.prototype).toBeInstanceOf(NotFoundError);
+    for (const cls of [SandboxNotFoundError, ProcessNotFoundError, FileNotFoundError, KeyNotFoundError]) expect(cls.prototype).toBeInstanceOf(NotFoundError);
     expect(errorFromBody({ code: "sandbox_not_running", message: "", retryable: false })).toBeInstanceOf(ConflictError);
     expect(errorFromBody({ code: "sandbox_not_running", message: "", retryable: false })).toBeInstanceOf(SandboxNotRunningError);
     expect(errorFromBody({ code: "payload_too_large", message: "", retryable: false })).toBeInstanceOf(InvalidRequestError);

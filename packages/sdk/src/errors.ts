@@ -47,6 +47,8 @@ export class SandboxNotFoundError extends NotFoundError {}
 export class ProcessNotFoundError extends NotFoundError {}
 export class FileNotFoundError extends NotFoundError {}
 export class TemplateNotFoundError extends NotFoundError {}
+/** No E2B API key with this id (never issued, or already revoked). */
+export class KeyNotFoundError extends NotFoundError {}
 
 export class ConflictError extends StasisError {}
 export class FileExistsError extends ConflictError {}
@@ -83,6 +85,7 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   not_supported_by_runtime: NotSupportedByRuntimeError,
   process_not_found: ProcessNotFoundError,
   file_not_found: FileNotFoundError,
+  key_not_found: KeyNotFoundError,
   template_not_found: TemplateNotFoundError,
   method_not_allowed: MethodNotAllowedError,
   file_exists: FileExistsError,

@@ -2,6 +2,7 @@ export { Sandbox, type SandboxInfo, type ListSandboxesOptions, type SandboxPage 
 export { Commands, type Cmd, type RunCommandOptions, type StreamCommandOptions, type StartCommandOptions } from "./commands.js";
 export { CommandHandle, type AttachOptions } from "./command-handle.js";
 export { CommandStream } from "./command-stream.js";
+export { E2bKeys, type CreateE2bKeyOptions } from "./e2b-keys.js";
 export { Files, type WriteData, type WriteOptions, type TransferOptions } from "./files.js";
 export type { OutputCallbacks, ProcessResult } from "./results.js";
 export { resolveConnection, DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS, type ConnectionOptions, type ResolvedConnection } from "./connection.js";
@@ -10,7 +11,9 @@ export * from "./errors.js";
 export type {
   CommandEvent,
   CommandResult,
+  CreatedE2bKey,
   CreateSandboxRequest,
+  E2bKey,
   ErrorBody,
   ErrorCode,
   FileInfo,
@@ -21,4 +24,5 @@ export type {
   SandboxState,
   SignalName,
   StandbyPolicy,
+  StandbyReason,
 } from "@stasis/protocol";

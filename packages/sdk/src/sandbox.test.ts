@@ -15,6 +15,7 @@ describe("standby and fork", () => {
       const [, , , id, action] = req.url.pathname.split("/");
       const body = req.body.length ? (JSON.parse(req.body.toString()) as Record<string, unknown>) : {};
       if (id === CRUN && action) return sendJson(res, 409, { error: { code: "not_supported_by_runtime", message: "crun cannot checkpoint", retryable: false } });
+      if (action === "pause") return sendJson(res, 200, sandboxResource(id, { state: "paused", expiresAt: null, standbySince: "2025-01-01T00:01:00.000Z" }));
       if (action === "hibernate") return sendJson(res, 200, sandboxResource(id, { state: "hibernated", expiresAt: null, standbySince: "2025-01-01T00:01:00.000Z" }));
       if (action === "fork") {
         const sandboxes = FORKS.slice(0, body.count as number).map((fork) => sandboxResource(fork, { forkedFrom: id }));
@@ -27,9 +28,16 @@ describe("standby and fork", () => {
   });
   afterAll(() => daemon.close());
 
+  it("reports no standby reason while awake, and `requested` after a pause", async () => {
+    expect(sandbox.info).toMatchObject({ state: "running", standbySince: null, standbyReason: null });
+    const info = await sandbox.pause();
+    expect(info).toMatchObject({ state: "paused", standbyReason: "requested" });
+    expect(daemon.requests.at(-1)!.url.pathname).toBe(`/v1/sandboxes/${ID}/pause`);
+  });
+
   it("hibernates and keeps the returned resource as info", async () => {
     const info = await sandbox.hibernate();
-    expect(info).toMatchObject({ id: ID, state: "hibernated", expiresAt: null, standbySince: "2025-01-01T00:01:00.000Z" });
+    expect(info).toMatchObject({ id: ID, state: "hibernated", expiresAt: null, standbySince: "2025-01-01T00:01:00.000Z", standbyReason: "requested" });
     expect(sandbox.info).toBe(info);
     const req = daemon.requests.at(-1)!;
     expect(req.method).toBe("POST");

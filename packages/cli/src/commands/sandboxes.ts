@@ -1,4 +1,4 @@
-import { Sandbox, type SandboxInfo } from "@stasis/sdk";
+import { Sandbox, type SandboxInfo, type StandbyReason } from "@stasis/sdk";
 import type { CommandOf } from "../command.js";
 import { errorLine, note, printJson, table, time, timer, write, type Context } from "../output.js";
 
@@ -87,6 +87,13 @@ function policy(s: SandboxInfo): string {
   return `idle-timeout=${timer(s.idleTimeoutMs)} hibernate-after=${timer(s.hibernateAfterMs)} on-timeout=${s.onTimeout}`;
 }
 
+/** Why a sandbox is in standby, as the state line of `sandbox get` says it: "paused (idle) since ...". */
+const standbyReasons: Record<StandbyReason, string> = {
+  requested: "on request",
+  idle: "idle",
+  lifetime: "lifetime ended",
+};
+
 function describe(s: SandboxInfo): string {
   const pairs = (record: Record<string, string>) =>
     Object.entries(record)
@@ -94,7 +101,7 @@ function describe(s: SandboxInfo): string {
       .join(" ") || "-";
   const fields: [string, string][] = [
     ["id", s.id],
-    ["state", [s.state, s.stateReason && `(${s.stateReason})`, s.standbySince && `since ${time(s.standbySince)}`].filter(Boolean).join(" ")],
+    ["state", [s.state, s.stateReason && `(${s.stateReason})`, s.standbyReason && `(${standbyReasons[s.standbyReason]})`, s.standbySince && `since ${time(s.standbySince)}`].filter(Boolean).join(" ")],
     ["runtime", s.runtime],
     ["template", s.template],
     ["cpu", String(s.cpu)],

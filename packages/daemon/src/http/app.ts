@@ -5,7 +5,10 @@ import { buildOpenApi, routes, type RouteId, type RouteSpec } from "@stasis/prot
 import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
 import { sendError, toApiError } from "./http-errors.js";
+import type { E2bAuth } from "../e2b/e2b-auth.js";
+import { mountE2b } from "../e2b/mount.js";
 import { commandHandlers } from "./routes/command-routes.js";
+import { e2bKeyHandlers } from "./routes/e2b-key-routes.js";
 import { fileHandlers } from "./routes/file-routes.js";
 import { sandboxHandlers } from "./routes/sandbox-routes.js";
 import { systemHandlers } from "./routes/system-routes.js";
@@ -21,12 +24,14 @@ export interface AppOptions {
   log: Logger;
   metrics: Metrics;
   services: Services;
+  /** The E2B-compatible surface; left out, only Stasis's own API is served. */
+  e2b?: { auth: E2bAuth };
 }
 
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
 export function createApp(options: AppOptions): Hono<Env> {
   const { apiKey, log, metrics, services } = options;
-  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers };
+  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...e2bKeyHandlers };
   const expected = Buffer.from(`Bearer ${apiKey}`);
   const openapi = buildOpenApi();
   const app = new Hono<Env>();
@@ -37,6 +42,11 @@ export function createApp(options: AppOptions): Hono<Env> {
     c.header("x-request-id", requestId);
     await next();
   });
+
+  if (options.e2b) {
+    const { sandboxes, exec, files, templates, e2bKeys } = services;
+    mountE2b(app, { sandboxes, exec, files, templates, store: e2bKeys, auth: options.e2b.auth, log, metrics });
+  }
 
   for (const [id, spec] of Object.entries(routes) as [RouteId, RouteSpec][]) {
     const path = spec.path.replace(/\{(\w+)\}/g, ":$1");

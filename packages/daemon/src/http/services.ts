@@ -1,3 +1,4 @@
+import type { E2bStore } from "../e2b/e2b-store.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ExecService } from "../services/exec-service.js";
 import type { FileService } from "../services/file-service.js";
@@ -10,6 +11,8 @@ export interface Services {
   exec: ExecService;
   files: FileService;
   templates: TemplateStore;
+  /** API keys of the E2B-compatible surface. */
+  e2bKeys: E2bStore;
   metrics: Metrics;
   version: string;
   defaultRuntime: "gvisor" | "crun";

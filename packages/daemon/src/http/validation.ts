@@ -49,24 +49,25 @@ export function query<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
  * web stream first costs about a millisecond per request, a large share of a command's round trip.
  */
 async function readText(c: Context, maxBytes: number): Promise<string> {
+  return (await readBody(c, maxBytes)).toString("utf8");
+}
+
+/** The whole request body, refused once it passes maxBytes. */
+export async function readBody(c: Context, maxBytes: number): Promise<Buffer> {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (!incoming) {
-    const text = await c.req.text();
-    if (Buffer.byteLength(text) > maxBytes) throw tooLarge(maxBytes);
-    return text;
-  }
+  const source = incoming ? (incoming as AsyncIterable<Buffer>) : ((c.req.raw.body ?? []) as AsyncIterable<Uint8Array>);
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of incoming as AsyncIterable<Buffer>) {
+  for await (const chunk of source) {
     total += chunk.length;
     if (total > maxBytes) throw tooLarge(maxBytes);
-    chunks.push(chunk);
+    chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
   }
-  return Buffer.concat(chunks, total).toString("utf8");
+  return Buffer.concat(chunks, total);
 }
 
 function tooLarge(maxBytes: number): ApiError {
-  return new ApiError("payload_too_large", `JSON bodies are limited to ${maxBytes} bytes`);
+  return new ApiError("payload_too_large", `request bodies here are limited to ${maxBytes} bytes`);
 }
 
 /**

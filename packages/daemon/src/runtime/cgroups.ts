@@ -36,3 +36,16 @@ export function sandboxMemoryBytes(mode: CgroupMode, cgroupPath: string): number
     return null;
   }
 }
+
+/** CPU time a sandbox's cgroup has used, in microseconds, or null when it cannot be read. */
+export function sandboxCpuUsageUsec(mode: CgroupMode, cgroupPath: string): number | null {
+  try {
+    if (mode === "v2") {
+      const m = /^usage_usec (\d+)$/m.exec(readFileSync(`/sys/fs/cgroup${cgroupPath}/cpu.stat`, "utf8"));
+      return m ? Number(m[1]) : null;
+    }
+    return Math.round(Number(readFileSync(`/sys/fs/cgroup/cpuacct${cgroupPath}/cpuacct.usage`, "utf8").trim()) / 1000);
+  } catch {
+    return null;
+  }
+}

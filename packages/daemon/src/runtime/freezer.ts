@@ -10,7 +10,7 @@ const TIMEOUT_MS = 10_000;
  * takes ~0.5 ms and the sandbox keeps its memory, processes and agent channel.
  */
 export class Freezer {
-  constructor(private readonly mode: CgroupMode) {}
+  constructor(readonly mode: CgroupMode) {}
 
   freeze(cgroupPath: string): Promise<void> {
     return this.set(cgroupPath, true);

@@ -64,6 +64,14 @@ export class ExecService {
     yield* toCommandEvents(this.streamRaw(id, params, "stream", signal));
   }
 
+  /**
+   * Runs a command and yields its output as the bytes it wrote. With `leaveRunning`, a consumer that stops
+   * early only detaches: the process goes on and can be attached to later (E2B's semantics).
+   */
+  async *streamBytes(id: string, params: CommandParams, options: { signal?: AbortSignal; leaveRunning?: boolean } = {}): AsyncGenerator<OutputEvent> {
+    yield* this.streamRaw(id, params, "stream", options.signal, options.leaveRunning);
+  }
+
   async startBackground(id: string, params: CommandParams): Promise<{ pid: number }> {
     const live = await this.sandboxes.acquire(id);
     this.metrics.commands.inc({ kind: "background" });
@@ -76,6 +84,11 @@ export class ExecService {
 
   /** Re-attaches to a process: its recent output (replay), then live output until it exits. */
   async *attach(id: string, pid: number, replay: boolean, signal?: AbortSignal): AsyncGenerator<CommandEvent> {
+    yield* toCommandEvents(this.attachBytes(id, pid, replay, signal));
+  }
+
+  /** `attach`, with output as the bytes the process wrote. */
+  async *attachBytes(id: string, pid: number, replay: boolean, signal?: AbortSignal): AsyncGenerator<OutputEvent> {
     const live = await this.sandboxes.acquire(id);
     // An attached stream keeps its sandbox awake.
     const release = this.sandboxes.hold(id);
@@ -86,16 +99,16 @@ export class ExecService {
     }
   }
 
-  private async *attachTo(live: LiveSandbox, id: string, pid: number, replay: boolean, signal?: AbortSignal): AsyncGenerator<CommandEvent> {
+  private async *attachTo(live: LiveSandbox, id: string, pid: number, replay: boolean, signal?: AbortSignal): AsyncGenerator<OutputEvent> {
     const info = await this.getProcess(id, pid);
-    yield { type: "start", pid: info.pid };
+    yield { kind: "start", pid: info.pid };
     // The agent keeps one subscription per process: the first listener opens it (with the replay), the
     // last one closes it. A listener joining an open subscription sees live output only.
     const first = live.agent.subscriberCount(pid) === 0;
     const events = this.subscribe(live, pid, signal);
     try {
       if (first) await live.agent.request("attach", { pid, window: WINDOW_BYTES, replay });
-      yield* toCommandEvents(events.iterate(), true);
+      yield* events.iterate();
     } finally {
       events.close();
       if (!events.exited && live.agent.subscriberCount(pid) === 0) await live.agent.request("detach", { pid }).catch(() => {});
@@ -114,9 +127,9 @@ export class ExecService {
     return found;
   }
 
-  async writeStdin(id: string, pid: number, data: string, eof: boolean): Promise<void> {
+  async writeStdin(id: string, pid: number, data: string | Buffer, eof: boolean): Promise<void> {
     const live = await this.sandboxes.acquire(id);
-    await live.agent.request("stdin", { pid, data: Buffer.from(data, "utf8").toString("base64"), eof });
+    await live.agent.request("stdin", { pid, data: (typeof data === "string" ? Buffer.from(data, "utf8") : data).toString("base64"), eof });
   }
 
   async signal(id: string, pid: number, signal: SignalName): Promise<void> {
@@ -136,18 +149,18 @@ export class ExecService {
     };
   }
 
-  private async *streamRaw(id: string, params: CommandParams, kind: string, signal?: AbortSignal): AsyncGenerator<RawEvent> {
+  private async *streamRaw(id: string, params: CommandParams, kind: string, signal?: AbortSignal, leaveRunning = false): AsyncGenerator<OutputEvent> {
     const live = await this.sandboxes.acquire(id);
     // A foreground command keeps its sandbox awake (no automatic pause) until it ends.
     const release = this.sandboxes.hold(id);
     try {
-      yield* this.runForeground(live, params, kind, signal);
+      yield* this.runForeground(live, params, kind, signal, leaveRunning);
     } finally {
       release();
     }
   }
 
-  private async *runForeground(live: LiveSandbox, params: CommandParams, kind: string, signal?: AbortSignal): AsyncGenerator<RawEvent> {
+  private async *runForeground(live: LiveSandbox, params: CommandParams, kind: string, signal: AbortSignal | undefined, leaveRunning: boolean): AsyncGenerator<OutputEvent> {
     this.metrics.commands.inc({ kind });
     const started = performance.now();
     // Output that arrives before this reply is kept by the agent client until we subscribe.
@@ -174,8 +187,12 @@ export class ExecService {
     } finally {
       if (timer) clearTimeout(timer);
       events.close();
-      // The consumer left before the exit (client disconnected): a foreground command dies with its stream.
-      if (!events.exited) await live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+      // The consumer left before the exit (client disconnected): a foreground command dies with its
+      // stream, unless it is to be left running (then it only stops sending output).
+      if (!events.exited) {
+        if (leaveRunning && !timedOut) await live.agent.request("detach", { pid }).catch(() => {});
+        else await live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+      }
     }
   }
 
@@ -184,7 +201,8 @@ export class ExecService {
   }
 }
 
-type RawEvent =
+/** A process's events with its output as raw bytes. */
+export type OutputEvent =
   | { kind: "start"; pid: number }
   | { kind: "data"; fd: 1 | 2; data: Buffer }
   | { kind: "exit"; exit: Extract<CommandEvent, { type: "exit" }> };
@@ -197,7 +215,7 @@ type RawEvent =
 const MAX_QUEUED_BYTES = 4 * WINDOW_BYTES;
 
 class ProcessEventQueue {
-  private queue: RawEvent[] = [];
+  private queue: OutputEvent[] = [];
   private queuedBytes = 0;
   private wake: (() => void) | null = null;
   private done = false;
@@ -245,7 +263,7 @@ class ProcessEventQueue {
     this.wake?.();
   }
 
-  async *iterate(): AsyncGenerator<RawEvent> {
+  async *iterate(): AsyncGenerator<OutputEvent> {
     for (;;) {
       const next = this.queue.shift();
       if (next) {
@@ -272,12 +290,12 @@ class ProcessEventQueue {
   }
 }
 
-async function* toCommandEvents(raw: AsyncIterable<RawEvent>, skipStart = false): AsyncGenerator<CommandEvent> {
+async function* toCommandEvents(raw: AsyncIterable<OutputEvent>): AsyncGenerator<CommandEvent> {
   // Decoders carry partial UTF-8 sequences across chunk boundaries.
   const decoders = { 1: new TextDecoder("utf-8"), 2: new TextDecoder("utf-8") };
   for await (const e of raw) {
     if (e.kind === "start") {
-      if (!skipStart) yield { type: "start", pid: e.pid };
+      yield { type: "start", pid: e.pid };
     } else if (e.kind === "data") {
       const text = decoders[e.fd].decode(e.data, { stream: true });
       if (text) yield { type: e.fd === 1 ? "stdout" : "stderr", data: text };

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, statfsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -11,11 +11,13 @@ import {
   type Sandbox,
   type SandboxList,
   type StandbyPolicy,
+  type StandbyReason,
 } from "@stasis/protocol";
 import { AgentClient } from "../agent-client/agent-client.js";
 import type { DaemonConfig } from "../config/config.js";
 import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
+import { sandboxCpuUsageUsec, sandboxMemoryBytes } from "../runtime/cgroups.js";
 import type { LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec } from "../runtime/driver.js";
 import { FifoPair } from "../runtime/fifo-channel.js";
 import type { Freezer } from "../runtime/freezer.js";
@@ -44,6 +46,16 @@ export interface SandboxServiceDeps {
   freezer: Freezer;
   metrics: Metrics;
   log: Logger;
+}
+
+export interface SandboxUsage {
+  cpuCount: number;
+  /** Total CPU time since the sandbox (or its current incarnation, after a restore) started. */
+  cpuUsageUsec: number | null;
+  memoryBytes: number | null;
+  memoryLimitBytes: number;
+  diskUsedBytes: number | null;
+  diskTotalBytes: number;
 }
 
 /** What keeps a sandbox awake: recent API calls and open streams or foreground commands. */
@@ -156,6 +168,7 @@ export class SandboxService {
       createdAt: now,
       expiresAt: now + params.timeoutMs,
       standbySince: null,
+      standbyReason: null,
       onTimeout: params.onTimeout,
       idleTimeoutMs: params.idleTimeoutMs,
       hibernateAfterMs: params.hibernateAfterMs,
@@ -204,8 +217,36 @@ export class SandboxService {
     const rows = this.deps.store.list({ state: query.state, metadata, limit: query.limit + 1, after });
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
-    const nextCursor = rows.length > query.limit && last ? Buffer.from(`${last.createdAt}:${last.id}`).toString("base64url") : null;
+    const nextCursor = rows.length > query.limit && last ? listCursor(toSandbox(last)) : null;
     return { sandboxes: page.map(toSandbox), nextCursor };
+  }
+
+  /** When the lifetime would end if the sandbox woke now (standby does not count); null without a lifetime. */
+  expiryIfWoken(id: string): number | null {
+    const record = this.record(id);
+    return record.standbySince === null ? record.expiresAt : wokenExpiry(record, Date.now());
+  }
+
+  /** What the sandbox uses now, read from its cgroup and its disk; a figure that cannot be read is null. */
+  usage(id: string): SandboxUsage {
+    const record = this.record(id);
+    const cgroup = cgroupPathOf(id);
+    let diskUsedBytes: number | null = null;
+    try {
+      const fs = statfsSync(this.deps.filesystem.paths(id).diskMount);
+      diskUsedBytes = (fs.blocks - fs.bfree) * fs.bsize;
+    } catch {
+      // Not mounted (stopped, or after a reboot until the next wake).
+    }
+    const resident = (RESIDENT_STATES as readonly string[]).includes(record.state);
+    return {
+      cpuCount: record.cpu,
+      cpuUsageUsec: resident ? sandboxCpuUsageUsec(this.deps.freezer.mode, cgroup) : null,
+      memoryBytes: resident ? sandboxMemoryBytes(this.deps.freezer.mode, cgroup) : 0,
+      memoryLimitBytes: record.memoryMiB * 1024 * 1024,
+      diskUsedBytes,
+      diskTotalBytes: record.diskMiB * 1024 * 1024,
+    };
   }
 
   /** New lifetime, counted from now (or, in standby, from the moment the sandbox wakes). */
@@ -284,7 +325,7 @@ export class SandboxService {
   /** Freezes a running sandbox in RAM. Its lifetime clock stops until it wakes. */
   pause(id: string): Promise<Sandbox> {
     return this.exclusive(id, async () => {
-      await this.freeze(id, null);
+      await this.freeze(id, "requested");
       return this.get(id);
     });
   }
@@ -292,7 +333,7 @@ export class SandboxService {
   /** Checkpoints a running or paused sandbox to disk: it then holds no CPU and no memory. */
   hibernate(id: string): Promise<Sandbox> {
     return this.exclusive(id, async () => {
-      await this.checkpoint(id, null);
+      await this.checkpoint(id, "requested");
       return this.get(id);
     });
   }
@@ -321,7 +362,8 @@ export class SandboxService {
       this.checkCapacity(count);
       const started = performance.now();
       const wasState = source.state;
-      if (wasState !== "hibernated") await this.checkpoint(id, null);
+      const wasReason = source.standbyReason;
+      if (wasState !== "hibernated") await this.checkpoint(id, "requested");
       const image = this.deps.filesystem.paths(id).checkpointDir;
       const now = Date.now();
       const clones: SandboxRecord[] = Array.from({ length: count }, () => ({
@@ -333,6 +375,7 @@ export class SandboxService {
         createdAt: now,
         expiresAt: now + source.timeoutMs,
         standbySince: null,
+        standbyReason: null,
         forkedFrom: id,
       }));
       for (const clone of clones) this.deps.store.insert(clone);
@@ -347,12 +390,12 @@ export class SandboxService {
         // Without disks there is nothing to restore the clones onto; the source goes back at once.
         if (!copied) {
           await Promise.all(clones.map((c) => this.discard(c)));
-          await this.returnSource(id, wasState, image).finally(() => this.dropSharedImage(id, wasState, image));
+          await this.returnSource(id, wasState, wasReason, image).finally(() => this.dropSharedImage(id, wasState, image));
         }
       }
       // The source and its clones come back from the one image side by side.
       const [sourceBack, ...results] = await Promise.allSettled([
-        this.returnSource(id, wasState, image),
+        this.returnSource(id, wasState, wasReason, image),
         ...clones.map((clone) => this.restoreFrom(clone, image, "fork")),
       ]);
       this.dropSharedImage(id, wasState, image);
@@ -370,10 +413,10 @@ export class SandboxService {
   }
 
   /** After a fork: the source goes back to the state it was in, and the shared image is dropped once unused. */
-  private async returnSource(id: string, wasState: SandboxRecord["state"], image: string): Promise<void> {
+  private async returnSource(id: string, wasState: SandboxRecord["state"], wasReason: StandbyReason | null, image: string): Promise<void> {
     if (wasState === "hibernated") return;
     await this.restoreFrom(this.record(id), image, "resume", { keepImage: true });
-    if (wasState === "paused") await this.freeze(id, null);
+    if (wasState === "paused") await this.freeze(id, wasReason ?? "requested");
   }
 
   /** The image taken for a fork is the source's own only while the source is hibernated. */
@@ -407,21 +450,27 @@ export class SandboxService {
     return a;
   }
 
-  /** Under the lock. `reason` is set for automatic standby (idle, lifetime), null when asked for. */
-  private async freeze(id: string, reason: string | null): Promise<void> {
+  /** Under the lock. `note` says more about an automatic standby (idle for how long, which lifetime). */
+  private async freeze(id: string, reason: StandbyReason, note: string | null = null): Promise<void> {
     const record = this.record(id);
-    if (record.state === "paused" || record.state === "hibernated") return;
+    if (record.state === "paused" || record.state === "hibernated") {
+      // Asked for while already asleep on its own: it now sleeps because it was asked to.
+      if (reason === "requested" && record.standbyReason !== "requested") {
+        this.deps.store.setStandby(id, record.state, { since: record.standbySince ?? Date.now(), reason }, record.expiresAt, record.stateReason);
+      }
+      return;
+    }
     if (record.state !== "running" || !this.live.has(id)) throw new ApiError("sandbox_not_running", `sandbox ${id} is ${record.state}`);
     const started = performance.now();
     await this.deps.freezer.freeze(cgroupPathOf(id));
-    this.deps.store.setStandby(id, "paused", Date.now(), record.expiresAt, reason);
+    this.deps.store.setStandby(id, "paused", { since: Date.now(), reason }, record.expiresAt, note);
     this.deps.metrics.standbyTransition.observe({ op: "pause" }, (performance.now() - started) / 1000);
-    this.deps.log.info({ sandbox: id, reason }, "sandbox paused");
+    this.deps.log.info({ sandbox: id, reason, note }, "sandbox paused");
     this.updateGauges();
   }
 
   /** Under the lock: writes the sandbox's memory image and stops its runtime. */
-  private async checkpoint(id: string, reason: string | null): Promise<void> {
+  private async checkpoint(id: string, reason: StandbyReason, note: string | null = null): Promise<void> {
     const record = this.record(id);
     if (record.state === "hibernated") return;
     const driver = this.deps.drivers.get(record.runtime);
@@ -437,7 +486,7 @@ export class SandboxService {
     // The checkpoint runs inside the sandbox's kernel: a frozen sandbox must thaw for it.
     if (wasPaused) await this.deps.freezer.thaw(cgroupPathOf(id));
     const since = record.standbySince ?? Date.now();
-    this.deps.store.setStandby(id, "hibernating", since, record.expiresAt);
+    this.deps.store.setStandby(id, "hibernating", { since, reason }, record.expiresAt);
     this.updateGauges();
     // Replies are matched by id only within one channel: let requests in flight finish first.
     await live.agent.settled(2_000);
@@ -453,7 +502,7 @@ export class SandboxService {
       if (alive && !live.agent.closed) {
         this.live.set(id, live);
         this.deps.store.setStandby(id, "running", null, record.expiresAt, `hibernation failed: ${(err as Error).message}`.slice(0, 4000));
-        if (wasPaused) await this.freeze(id, record.stateReason);
+        if (wasPaused) await this.freeze(id, record.standbyReason ?? reason, record.stateReason);
         throw new ApiError("sandbox_failed", `hibernation failed; the sandbox is still ${wasPaused ? "paused" : "running"}: ${(err as Error).message}`);
       }
       this.deps.store.setState(id, "failed", `hibernation failed and the sandbox did not survive it: ${(err as Error).message}`.slice(0, 4000));
@@ -468,10 +517,10 @@ export class SandboxService {
     live.agent.close("sandbox hibernated");
     await this.deps.filesystem.sync(id);
     renameSync(partial, paths.checkpointDir);
-    this.deps.store.setStandby(id, "hibernated", since, record.expiresAt, reason ?? (wasPaused ? record.stateReason : null));
+    this.deps.store.setStandby(id, "hibernated", { since, reason }, record.expiresAt, note ?? (wasPaused ? record.stateReason : null));
     const ms = performance.now() - started;
     this.deps.metrics.standbyTransition.observe({ op: "hibernate" }, ms / 1000);
-    log.info({ ms: Math.round(ms), reason }, "sandbox hibernated");
+    log.info({ ms: Math.round(ms), reason, note }, "sandbox hibernated");
     this.updateGauges();
   }
 
@@ -711,7 +760,13 @@ export class SandboxService {
           this.deps.store.setStandby(record.id, "running", null, wokenExpiry(record, Date.now()), `the daemon restarted while it was ${record.state}`);
         } else if (imageComplete) {
           await driver.destroy(record.id, paths.runtimeDir).catch(() => {});
-          this.deps.store.setStandby(record.id, "hibernated", record.standbySince ?? Date.now(), record.expiresAt, `the daemon restarted while it was ${record.state}`);
+          this.deps.store.setStandby(
+            record.id,
+            "hibernated",
+            { since: record.standbySince ?? Date.now(), reason: record.standbyReason ?? "requested" },
+            record.expiresAt,
+            `the daemon restarted while it was ${record.state}`,
+          );
           log.info("settled as hibernated after a restart");
           continue;
         } else {
@@ -787,10 +842,11 @@ export class SandboxService {
     const now = Date.now();
     if (step === "idle") {
       if (record.state !== "running" || record.idleTimeoutMs <= 0 || (a && (a.holds > 0 || now - a.lastAt < record.idleTimeoutMs))) return;
-      await this.freeze(id, `idle for ${Math.round((now - (a?.lastAt ?? now)) / 1000)} s`);
+      await this.freeze(id, "idle", `idle for ${Math.round((now - (a?.lastAt ?? now)) / 1000)} s`);
     } else {
       if (record.state !== "paused" || record.standbySince === null || now - record.standbySince < record.hibernateAfterMs) return;
-      await this.checkpoint(id, `paused for ${Math.round((now - record.standbySince) / 1000)} s`);
+      // Hibernating keeps the reason it went to sleep for.
+      await this.checkpoint(id, record.standbyReason ?? "idle", `paused for ${Math.round((now - record.standbySince) / 1000)} s`);
     }
   }
 
@@ -802,7 +858,7 @@ export class SandboxService {
       if (!current || current.state !== "running" || current.expiresAt === null || current.expiresAt > Date.now()) return;
       if (current.onTimeout === "standby") {
         log.info(`${why}; going into standby`);
-        await this.freeze(record.id, why);
+        await this.freeze(record.id, "lifetime", why);
         return;
       }
       log.info(`${why}; stopping`);
@@ -861,6 +917,11 @@ function discardImage(image: string): void {
     return;
   }
   void rm(aside, { recursive: true, force: true }).catch(() => {});
+}
+
+/** The list cursor that continues right after this sandbox (lists are newest first). */
+export function listCursor(sandbox: Pick<Sandbox, "createdAt" | "id">): string {
+  return Buffer.from(`${Date.parse(sandbox.createdAt)}:${sandbox.id}`).toString("base64url");
 }
 
 function newSandboxId(): string {
@@ -922,6 +983,7 @@ function toSandbox(r: SandboxRecord): Sandbox {
     // In standby the lifetime clock stands still, so the sandbox has no expiry until it runs again.
     expiresAt: r.standbySince !== null ? null : iso(r.expiresAt),
     standbySince: iso(r.standbySince),
+    standbyReason: r.standbyReason,
     forkedFrom: r.forkedFrom,
   };
 }

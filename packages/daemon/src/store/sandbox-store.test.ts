@@ -14,7 +14,7 @@ function store(): { s: SandboxStore; path: string } {
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 function rec(id: string, createdAt: number, extra: Partial<SandboxRecord> = {}): SandboxRecord {
-  return { id, template: "base", runtime: "gvisor", state: "running", stateReason: null, cpu: 1, memoryMiB: 512, diskMiB: 1024, env: {}, metadata: {}, timeoutMs: 1000, createdAt, expiresAt: createdAt + 1000, standbySince: null, onTimeout: "standby", idleTimeoutMs: 15_000, hibernateAfterMs: 600_000, forkedFrom: null, ...extra };
+  return { id, template: "base", runtime: "gvisor", state: "running", stateReason: null, cpu: 1, memoryMiB: 512, diskMiB: 1024, env: {}, metadata: {}, timeoutMs: 1000, createdAt, expiresAt: createdAt + 1000, standbySince: null, standbyReason: null, onTimeout: "standby", idleTimeoutMs: 15_000, hibernateAfterMs: 600_000, forkedFrom: null, ...extra };
 }
 
 describe("SandboxStore", () => {
@@ -24,7 +24,8 @@ describe("SandboxStore", () => {
     expect(s.get("sbx_p")).toMatchObject({ onTimeout: "standby", idleTimeoutMs: 15_000, hibernateAfterMs: 600_000, forkedFrom: "sbx_src" });
     s.setPolicy("sbx_p", { onTimeout: "kill", idleTimeoutMs: 0, hibernateAfterMs: 5000 });
     expect(s.get("sbx_p")).toMatchObject({ onTimeout: "kill", idleTimeoutMs: 0, hibernateAfterMs: 5000 });
-    s.setStandby("sbx_p", "hibernated", 42, null);
+    s.setStandby("sbx_p", "hibernated", { since: 42, reason: "idle" }, null);
+    expect(s.get("sbx_p")).toMatchObject({ state: "hibernated", standbySince: 42, standbyReason: "idle" });
     expect(s.live().map((r) => r.id)).toContain("sbx_p");
     s.close();
   });

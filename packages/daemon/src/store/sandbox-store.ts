@@ -1,6 +1,6 @@
 import { chmodSync } from "node:fs";
 import Database from "better-sqlite3";
-import type { Env, Metadata, OnTimeout, Runtime, SandboxState } from "@stasis/protocol";
+import type { Env, Metadata, OnTimeout, Runtime, SandboxState, StandbyReason } from "@stasis/protocol";
 
 export interface SandboxRecord {
   id: string;
@@ -18,6 +18,8 @@ export interface SandboxRecord {
   expiresAt: number | null;
   /** When the sandbox entered standby: standby time does not count against its lifetime. */
   standbySince: number | null;
+  /** Why it is in standby (null when awake): decides, for example, what the E2B surface calls paused. */
+  standbyReason: StandbyReason | null;
   onTimeout: OnTimeout;
   /** 0 = never pause on idle. */
   idleTimeoutMs: number;
@@ -49,6 +51,7 @@ type Row = {
   created_at: number;
   expires_at: number | null;
   standby_since: number | null;
+  standby_reason: string | null;
   on_timeout: string;
   idle_timeout_ms: number;
   hibernate_after_ms: number;
@@ -80,6 +83,13 @@ const MIGRATIONS = [
    ALTER TABLE sandboxes ADD COLUMN idle_timeout_ms INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE sandboxes ADD COLUMN hibernate_after_ms INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE sandboxes ADD COLUMN forked_from TEXT;`,
+  // Why a sandbox sleeps, kept apart from the free-text state_reason; rows in standby get it from that text.
+  `ALTER TABLE sandboxes ADD COLUMN standby_reason TEXT;
+   UPDATE sandboxes SET standby_reason = CASE
+     WHEN standby_since IS NULL THEN NULL
+     WHEN state_reason LIKE 'idle%' OR state_reason LIKE 'paused for%' THEN 'idle'
+     WHEN state_reason LIKE 'lifetime%' THEN 'lifetime'
+     ELSE 'requested' END;`,
 ];
 
 /** Durable sandbox state (SQLite, WAL): the source of truth a restarted daemon reconciles from. */
@@ -116,9 +126,9 @@ export class SandboxStore {
 
   insert(r: SandboxRecord): void {
     this.stmt(
-        `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at, standby_since,
+        `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at, standby_since, standby_reason,
                                 on_timeout, idle_timeout_ms, hibernate_after_ms, forked_from)
-         VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt, @standbySince,
+         VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt, @standbySince, @standbyReason,
                  @onTimeout, @idleTimeoutMs, @hibernateAfterMs, @forkedFrom)`,
       )
       .run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata) });
@@ -133,9 +143,25 @@ export class SandboxStore {
     this.stmt("UPDATE sandboxes SET state = ?, state_reason = ? WHERE id = ?").run(state, reason, id);
   }
 
-  /** Enters standby (`since` = now) or leaves it (`since` = null), with the lifetime's new end. */
-  setStandby(id: string, state: SandboxState, since: number | null, expiresAt: number | null, reason: string | null = null): void {
-    this.stmt("UPDATE sandboxes SET state = ?, state_reason = ?, standby_since = ?, expires_at = ? WHERE id = ?").run(state, reason, since, expiresAt, id);
+  /**
+   * Enters standby (`standby` given, `since` = when it began) or leaves it (null), with the lifetime's new
+   * end. `note` is the free-text state reason.
+   */
+  setStandby(
+    id: string,
+    state: SandboxState,
+    standby: { since: number; reason: StandbyReason } | null,
+    expiresAt: number | null,
+    note: string | null = null,
+  ): void {
+    this.stmt("UPDATE sandboxes SET state = ?, state_reason = ?, standby_since = ?, standby_reason = ?, expires_at = ? WHERE id = ?").run(
+      state,
+      note,
+      standby?.since ?? null,
+      standby?.reason ?? null,
+      expiresAt,
+      id,
+    );
   }
 
   setPolicy(id: string, policy: { onTimeout: OnTimeout; idleTimeoutMs: number; hibernateAfterMs: number }): void {
@@ -205,6 +231,7 @@ function fromRow(row: Row): SandboxRecord {
     createdAt: row.created_at,
     expiresAt: row.expires_at,
     standbySince: row.standby_since,
+    standbyReason: row.standby_reason as StandbyReason | null,
     onTimeout: row.on_timeout as OnTimeout,
     idleTimeoutMs: row.idle_timeout_ms,
     hibernateAfterMs: row.hibernate_after_ms,

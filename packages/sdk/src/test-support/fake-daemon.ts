@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -49,7 +50,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(JSON.stringify(body));
 }
 
+const STANDBY_STATES = new Set(["paused", "hibernating", "hibernated"]);
+
+/** A sandbox resource; in a standby state it is there by request unless `standbyReason` says otherwise. */
 export function sandboxResource(id = "sbx_0123456789abcdef", overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const standbyReason = STANDBY_STATES.has(String(overrides.state)) ? "requested" : null;
   return {
     id,
     template: "base",
@@ -68,8 +73,69 @@ export function sandboxResource(id = "sbx_0123456789abcdef", overrides: Record<s
     createdAt: "2025-01-01T00:00:00.000Z",
     expiresAt: "2025-01-01T00:05:00.000Z",
     standbySince: null,
+    standbyReason,
     forkedFrom: null,
     ...overrides,
+  };
+}
+
+export interface FakeE2bKey {
+  id: string;
+  name: string;
+  prefix: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  /** Kept here only so tests can compare it with what create returned. */
+  key: string;
+}
+
+export interface FakeE2bKeyRoutes {
+  keys: FakeE2bKey[];
+  /** Answers POST/GET /v1/e2b/keys and DELETE /v1/e2b/keys/{keyId}; returns false for any other route. */
+  handle(req: RecordedRequest, res: ServerResponse): boolean;
+}
+
+/** The daemon's E2B key routes over an in-memory list, with ids ek_000000000001, ek_000000000002, ... */
+export function e2bKeyRoutes(): FakeE2bKeyRoutes {
+  const keys: FakeE2bKey[] = [];
+  let issued = 0;
+  const publicKey = ({ key: _key, ...rest }: FakeE2bKey) => rest;
+  return {
+    keys,
+    handle(req, res) {
+      const [, v1, e2b, what, keyId, ...more] = req.url.pathname.split("/");
+      if (v1 !== "v1" || e2b !== "e2b" || what !== "keys" || more.length > 0) return false;
+      if (keyId === undefined && req.method === "POST") {
+        const body = req.body.length ? (JSON.parse(req.body.toString()) as { name?: string }) : {};
+        const key = `e2b_${randomBytes(20).toString("hex")}`;
+        const record: FakeE2bKey = {
+          id: `ek_${String(++issued).padStart(12, "0")}`,
+          name: body.name ?? "default",
+          prefix: key.slice(0, 10),
+          createdAt: new Date(Date.UTC(2025, 0, 1, 0, 0, issued)).toISOString(),
+          lastUsedAt: null,
+          key,
+        };
+        keys.push(record);
+        sendJson(res, 201, record);
+        return true;
+      }
+      if (keyId === undefined && req.method === "GET") {
+        sendJson(res, 200, { keys: keys.map(publicKey) });
+        return true;
+      }
+      if (keyId !== undefined && req.method === "DELETE") {
+        const index = keys.findIndex((k) => k.id === keyId);
+        if (index < 0) {
+          sendJson(res, 404, { error: { code: "key_not_found", message: `no E2B key ${keyId}`, retryable: false } });
+          return true;
+        }
+        keys.splice(index, 1);
+        res.writeHead(204).end();
+        return true;
+      }
+      return false;
+    },
   };
 }
 

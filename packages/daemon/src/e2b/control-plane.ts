@@ -1,0 +1,324 @@
+import type { Context } from "hono";
+import { z } from "zod";
+import { CreateSandboxRequestSchema, MAX_TIMEOUT_MS, type Sandbox } from "@stasis/protocol";
+import { ApiError } from "../errors/api-error.js";
+import { readBody } from "../http/validation.js";
+import { listCursor, type SandboxService } from "../services/sandbox-service.js";
+import type { TemplateStore } from "../templates/template-store.js";
+import type { E2bAuth } from "./e2b-auth.js";
+import { CLIENT_ID, e2bState, isE2bPaused, isE2bVisible } from "./e2b-sandbox.js";
+import type { E2bStore } from "./e2b-store.js";
+import { ENVD_VERSION } from "./envd.js";
+
+export interface ControlPlaneDeps {
+  sandboxes: SandboxService;
+  templates: TemplateStore;
+  store: E2bStore;
+  auth: E2bAuth;
+}
+
+/** An E2B API error: `{code, message}` with code the HTTP status, as the SDK reads it. */
+export class E2bHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_TIMEOUT_S = MAX_TIMEOUT_MS / 1000;
+const timeoutSeconds = z.number().int().min(1).max(MAX_TIMEOUT_S);
+
+const CreateBody = z.looseObject({
+  templateID: z.string().min(1).max(256),
+  timeout: timeoutSeconds.optional(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  envVars: z.record(z.string(), z.string()).nullish(),
+  autoPause: z.boolean().nullish(),
+  autoPauseMemory: z.boolean().nullish(),
+  autoResume: z.union([z.boolean(), z.looseObject({ enabled: z.boolean() })]).nullish(),
+  secure: z.boolean().nullish(),
+  allow_internet_access: z.boolean().nullish(),
+  network: z.unknown().optional(),
+  mcp: z.unknown().optional(),
+  iam: z.unknown().optional(),
+  volumeMounts: z.array(z.unknown()).nullish(),
+});
+const ConnectBody = z.looseObject({ timeout: timeoutSeconds.nullish(), memory: z.boolean().nullish(), autoPause: z.boolean().nullish() });
+const TimeoutBody = z.looseObject({ timeout: timeoutSeconds });
+const RefreshBody = z.looseObject({ duration: z.number().int().min(0).max(MAX_TIMEOUT_S).nullish() });
+const PauseBody = z.looseObject({ memory: z.boolean().nullish() });
+const ForkBody = z.looseObject({ timeout: timeoutSeconds.nullish(), count: z.number().int().min(1).max(16).nullish() });
+const ListQuery = z.object({
+  metadata: z.string().max(8192).optional(),
+  state: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  nextToken: z.string().max(256).optional(),
+  template: z.string().max(256).optional(),
+  startedAfter: z.iso.datetime({ offset: true }).optional(),
+  order: z.enum(["asc", "desc"]).optional(),
+});
+
+function unsupported(what: string): E2bHttpError {
+  return new E2bHttpError(400, `${what} is not supported by Stasis yet (see "Coming from E2B" in the README)`);
+}
+
+async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  const text = (await readBody(c, 1024 * 1024)).toString("utf8");
+  let value: unknown = {};
+  if (text.trim() !== "") {
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new E2bHttpError(400, `malformed JSON body: ${(err as Error).message}`);
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new E2bHttpError(400, `invalid body: ${issue ? `${issue.path.join(".") || "(body)"}: ${issue.message}` : "rejected"}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * E2B's control plane (api.e2b.app) translated onto Stasis's sandbox service: one implementation of
+ * sandboxes, two surfaces. Each handler answers what the published SDK expects, status codes included.
+ */
+export class ControlPlane {
+  constructor(private readonly deps: ControlPlaneDeps) {}
+
+  /** POST /sandboxes (SDK <= 2.50) and POST /v2/sandboxes (2.51 on). */
+  async create(c: Context): Promise<Response> {
+    const req = await body(c, CreateBody);
+    // allow_internet_access is not refused: SDKs up to 2.50 send `true` unless told otherwise, and a refusal
+    // would break every create. Sandboxes have no network either way (README, "Coming from E2B").
+    if (req.network !== undefined && req.network !== null && Object.keys(req.network as object).length > 0) throw unsupported("network configuration");
+    if (req.mcp !== undefined && req.mcp !== null) throw unsupported("MCP gateways");
+    if (req.iam !== undefined && req.iam !== null) throw unsupported("IAM tokens");
+    if (req.volumeMounts && req.volumeMounts.length > 0) throw unsupported("volumes");
+    if (req.autoPauseMemory === false) throw unsupported("pausing without memory (keepMemory: false); Stasis always keeps memory");
+    const autoResume = typeof req.autoResume === "object" && req.autoResume !== null ? req.autoResume.enabled : req.autoResume === true;
+    const template = this.template(req.templateID);
+    const params = CreateSandboxRequestSchema.safeParse({
+      template,
+      ...(req.timeout ? { timeoutMs: req.timeout * 1000 } : {}),
+      env: req.envVars ?? {},
+      metadata: req.metadata ?? {},
+      // E2B kills a sandbox at its timeout unless asked to pause it; idle standby stays on (requests wake it).
+      onTimeout: req.autoPause ? "standby" : "kill",
+    });
+    if (!params.success) {
+      const issue = params.error.issues[0];
+      throw new E2bHttpError(400, `invalid sandbox: ${issue ? `${issue.path.join(".")}: ${issue.message}` : "rejected"}`);
+    }
+    const sandbox = await this.deps.sandboxes.create(params.data);
+    if (autoResume) this.deps.store.setAutoResume(sandbox.id, true);
+    return c.json(this.created(sandbox, req.templateID), 201);
+  }
+
+  /** POST /sandboxes/{id}/connect and /v2/...: resumes a paused sandbox; a timeout only ever extends. */
+  async connect(c: Context): Promise<Response> {
+    const id = c.req.param("id") ?? "";
+    const req = await body(c, ConnectBody);
+    if (req.memory === false) throw unsupported("resuming with a reboot (onResume: 'reboot')");
+    const before = this.visible(id);
+    const asleep = isE2bPaused(before);
+    if (asleep) await this.deps.sandboxes.resume(id);
+    if (req.timeout) this.extendTimeout(id, req.timeout * 1000);
+    return c.json(this.created(this.deps.sandboxes.get(id)), asleep ? 201 : 200);
+  }
+
+  /** POST /sandboxes/{id}/resume (older SDKs): like connect, but only for a paused sandbox. */
+  async resume(c: Context): Promise<Response> {
+    const id = c.req.param("id") ?? "";
+    const req = await body(c, ConnectBody);
+    if (!isE2bPaused(this.visible(id))) throw new E2bHttpError(409, `sandbox ${id} is already running`);
+    await this.deps.sandboxes.resume(id);
+    if (req.timeout) this.deps.sandboxes.setTimeout(id, req.timeout * 1000);
+    return c.json(this.created(this.deps.sandboxes.get(id)), 201);
+  }
+
+  async kill(c: Context): Promise<Response> {
+    const id = c.req.param("id") ?? "";
+    await this.deps.sandboxes.delete(id).catch((err: unknown) => {
+      if (err instanceof ApiError && err.code === "sandbox_not_found") throw new E2bHttpError(404, `sandbox ${id} not found`);
+      throw err;
+    });
+    this.deps.store.forgetSandbox(id);
+    return c.body(null, 204);
+  }
+
+  async get(c: Context): Promise<Response> {
+    const sandbox = this.visible(c.req.param("id") ?? "");
+    return c.json({ ...this.listed(sandbox), envdAccessToken: this.deps.auth.envdToken(sandbox.id), domain: null });
+  }
+
+  /** GET /sandboxes (v1): running sandboxes. */
+  async listV1(c: Context): Promise<Response> {
+    const q = this.listQuery(c);
+    const { items } = this.page({ ...q, state: "running", limit: 1000 });
+    return c.json(items.map((s) => this.listed(s)));
+  }
+
+  /** GET /v2/sandboxes: filtered by metadata and state, paginated with the X-Next-Token header. */
+  async listV2(c: Context): Promise<Response> {
+    const q = this.listQuery(c);
+    const { items, nextToken } = this.page(q);
+    if (nextToken) c.header("X-Next-Token", nextToken);
+    return c.json(items.map((s) => this.listed(s)));
+  }
+
+  async setTimeout(c: Context): Promise<Response> {
+    const id = c.req.param("id") ?? "";
+    const { timeout } = await body(c, TimeoutBody);
+    this.visible(id);
+    this.deps.sandboxes.setTimeout(id, timeout * 1000);
+    return c.body(null, 204);
+  }
+
+  /** POST /sandboxes/{id}/refreshes (older SDKs' keep-alive): the sandbox lives `duration` s more. */
+  async refresh(c: Context): Promise<Response> {
+    const id = c.req.param("id") ?? "";
+    const { duration } = await body(c, RefreshBody);
+    this.visible(id);
+    this.extendTimeout(id, (duration || 60) * 1000);
+    return c.body(null, 204);
+  }
+
+  /** POST /sandboxes/{id}/pause: frozen in RAM (hibernated later by the standby policy), processes intact. */
+  async pause(c: Context): Promise<Response> {
+    const id = c.req.param("id") ?? "";
+    const req = await body(c, PauseBody);
+    if (req.memory === false) throw unsupported("pausing without memory (keepMemory: false); Stasis always keeps memory");
+    const sandbox = this.visible(id);
+    if (isE2bPaused(sandbox)) throw new E2bHttpError(409, `sandbox ${id} is already paused`);
+    await this.deps.sandboxes.pause(id);
+    return c.body(null, 204);
+  }
+
+  /** GET /sandboxes/{id}/metrics: one sample, taken now (Stasis keeps no history). */
+  async metrics(c: Context): Promise<Response> {
+    const id = c.req.param("id") ?? "";
+    const sandbox = this.visible(id);
+    const u = this.deps.sandboxes.usage(id);
+    const now = new Date();
+    const upSeconds = Math.max(1, (now.getTime() - Date.parse(sandbox.createdAt)) / 1000);
+    // Without an earlier sample, CPU use is averaged over the sandbox's life.
+    const cpuUsedPct = u.cpuUsageUsec === null ? 0 : Math.min(100, (u.cpuUsageUsec / 1e6 / upSeconds / Math.max(u.cpuCount, 0.01)) * 100);
+    return c.json([
+      {
+        timestamp: now.toISOString(),
+        timestampUnix: Math.floor(now.getTime() / 1000),
+        cpuCount: Math.max(1, Math.round(u.cpuCount)),
+        cpuUsedPct: Math.round(cpuUsedPct * 100) / 100,
+        memUsed: u.memoryBytes ?? 0,
+        memTotal: u.memoryLimitBytes,
+        memCache: 0,
+        diskUsed: u.diskUsedBytes ?? 0,
+        diskTotal: u.diskTotalBytes,
+      },
+    ]);
+  }
+
+  /** POST /sandboxes/{id}/fork (2.51): Stasis's fork, memory and processes included. */
+  async fork(c: Context): Promise<Response> {
+    const id = c.req.param("id") ?? "";
+    const req = await body(c, ForkBody);
+    this.visible(id);
+    const clones = await this.deps.sandboxes.fork(id, req.count ?? 1);
+    const out = clones.map((clone) => {
+      if (req.timeout) this.deps.sandboxes.setTimeout(clone.id, req.timeout * 1000);
+      return { sandbox: this.created(this.deps.sandboxes.get(clone.id)) };
+    });
+    return c.json(out, 201);
+  }
+
+  /** E2B names its default template `base`; any other name is a Stasis template of that name. */
+  private template(templateID: string): string {
+    const name = templateID.replace(/:default$/, "");
+    if (/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) && this.deps.templates.manifest(name)) return name;
+    throw new E2bHttpError(404, `template '${templateID}' not found: Stasis has ${this.deps.templates.list().map((t) => `'${t.name}'`).join(", ") || "no templates"} (build one with \`stasis template build\`)`);
+  }
+
+  private visible(id: string): Sandbox {
+    let sandbox: Sandbox;
+    try {
+      sandbox = this.deps.sandboxes.get(id);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "sandbox_not_found") throw new E2bHttpError(404, `sandbox ${id} not found`);
+      throw err;
+    }
+    if (!isE2bVisible(sandbox)) throw new E2bHttpError(404, `sandbox ${id} not found (${sandbox.state}${sandbox.stateReason ? `: ${sandbox.stateReason}` : ""})`);
+    return sandbox;
+  }
+
+  private extendTimeout(id: string, timeoutMs: number): void {
+    const end = this.deps.sandboxes.expiryIfWoken(id);
+    if (end === null || end < Date.now() + timeoutMs) this.deps.sandboxes.setTimeout(id, timeoutMs);
+  }
+
+  /** The create/connect reply. */
+  private created(s: Sandbox, templateID = s.template): object {
+    return {
+      templateID,
+      sandboxID: s.id,
+      alias: s.template,
+      clientID: CLIENT_ID,
+      envdVersion: ENVD_VERSION,
+      envdAccessToken: this.deps.auth.envdToken(s.id),
+      trafficAccessToken: null,
+      domain: null,
+    };
+  }
+
+  /** A sandbox as E2B lists and describes it. */
+  private listed(s: Sandbox): object {
+    const end = this.deps.sandboxes.expiryIfWoken(s.id) ?? Date.parse(s.createdAt) + s.timeoutMs;
+    return {
+      templateID: s.template,
+      alias: s.template,
+      sandboxID: s.id,
+      clientID: CLIENT_ID,
+      startedAt: s.createdAt,
+      endAt: new Date(end).toISOString(),
+      cpuCount: Math.max(1, Math.round(s.cpu)),
+      memoryMB: s.memoryMiB,
+      diskSizeMB: s.diskMiB,
+      metadata: s.metadata,
+      state: e2bState(s),
+      envdVersion: ENVD_VERSION,
+      lifecycle: { onTimeout: s.onTimeout === "standby" ? "pause" : "kill", autoResume: this.deps.store.autoResume(s.id) },
+      volumeMounts: [],
+    };
+  }
+
+  private listQuery(c: Context): z.output<typeof ListQuery> {
+    const parsed = ListQuery.safeParse(c.req.query());
+    if (!parsed.success) throw new E2bHttpError(400, `invalid query: ${parsed.error.issues[0]?.message ?? "rejected"}`);
+    if (parsed.data.order === "asc") throw unsupported("order=asc (lists are newest first)");
+    return parsed.data;
+  }
+
+  /** One page of E2B-visible sandboxes, walking Stasis's own list (newest first) as far as needed. */
+  private page(q: z.output<typeof ListQuery>): { items: Sandbox[]; nextToken: string | null } {
+    const states = new Set((q.state ?? "running,paused").split(",").map((s) => s.trim()).filter(Boolean));
+    for (const s of states) if (s !== "running" && s !== "paused") throw new E2bHttpError(400, `unknown state '${s}': use running, paused`);
+    const startedAfter = q.startedAfter ? Date.parse(q.startedAfter) : null;
+    const items: Sandbox[] = [];
+    let cursor = q.nextToken;
+    for (;;) {
+      const page = this.deps.sandboxes.list({ limit: 200, ...(q.metadata ? { metadata: q.metadata } : {}), ...(cursor ? { cursor } : {}) });
+      for (const s of page.sandboxes) {
+        if (!isE2bVisible(s) || !states.has(e2bState(s))) continue;
+        if (q.template && s.template !== q.template.replace(/:default$/, "")) continue;
+        if (startedAfter !== null && Date.parse(s.createdAt) <= startedAfter) continue;
+        items.push(s);
+        if (items.length === q.limit) return { items, nextToken: listCursor(s) };
+      }
+      if (!page.nextCursor) return { items, nextToken: null };
+      cursor = page.nextCursor;
+    }
+  }
+}
