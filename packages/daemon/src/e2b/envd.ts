@@ -201,7 +201,11 @@ export class Envd {
       ...(req.tag ? { tag: req.tag } : {}),
     };
     const gone = new AbortController();
-    const events = this.deps.exec.streamBytes(id, params, { signal: gone.signal, leaveRunning: true });
+    // A client leaving keeps the process, unless it leaves because its deadline passed (the SDK aborts
+    // on its own clock, racing ours): then the process dies, as on E2B.
+    const deadlineAt = deadline ? Date.now() + deadline : Infinity;
+    const leaveRunning = () => Date.now() < deadlineAt - 100;
+    const events = this.deps.exec.streamBytes(id, params, { signal: gone.signal, leaveRunning });
     yield* withKeepalive(toProcessEvents(events, "the command ran past its timeoutMs and was killed"), keepaliveMs(c), () => gone.abort());
   }
 
@@ -446,7 +450,8 @@ function forEachFilePart(
   return new Promise<void>((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
-      parser = busboy({ headers: { "content-type": contentType }, limits: { fields: 16, parts: 1024 } });
+      // preservePath: the SDK names each part by its full destination path.
+      parser = busboy({ headers: { "content-type": contentType }, preservePath: true, limits: { fields: 16, parts: 1024 } });
     } catch (err) {
       reject(new ApiError("invalid_request", `malformed multipart form: ${(err as Error).message}`));
       return;

@@ -5,6 +5,7 @@ import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { ErrorResponseSchema, routes } from "@stasis/protocol";
 import { loadConfig } from "../config/config.js";
+import { E2bStore } from "../e2b/e2b-store.js";
 import { Metrics } from "../observability/metrics.js";
 import { ExecService } from "../services/exec-service.js";
 import { FileService } from "../services/file-service.js";
@@ -27,7 +28,16 @@ const app = createApp({
   apiKey: "k-0123456789abcdef",
   log,
   metrics,
-  services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, metrics, version: "test", defaultRuntime: "gvisor" },
+  services: {
+    sandboxes,
+    exec: new ExecService(sandboxes, metrics, 1024),
+    files: new FileService(sandboxes, 1024),
+    templates,
+    e2bKeys: new E2bStore(join(dir, "db.sqlite")),
+    metrics,
+    version: "test",
+    defaultRuntime: "gvisor",
+  },
 });
 afterAll(() => {
   store.close();
@@ -75,6 +85,21 @@ describe("http app", () => {
     await error(await app.request("/v1/sandboxes/sbx_0000000000000000", { headers: auth }), 404, "sandbox_not_found");
     await error(await app.request("/v1/sandboxes/sbx_0000000000000000/commands/run", { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: '{"cmd":"true"}' }), 404, "sandbox_not_found");
     await error(await app.request("/v1/nope", { headers: auth }), 404, "route_not_found");
+  });
+
+  it("issues, lists and revokes E2B keys; the key itself is shown once", async () => {
+    const json = { ...auth, "content-type": "application/json" };
+    const created = await app.request("/v1/e2b/keys", { method: "POST", headers: json, body: '{"name":"ci"}' });
+    expect(created.status).toBe(201);
+    const key = (await created.json()) as { id: string; key: string; prefix: string };
+    expect(key.key).toMatch(/^e2b_[0-9a-f]{40}$/);
+    expect(key.key.startsWith(key.prefix)).toBe(true);
+    const listed = (await (await app.request("/v1/e2b/keys", { headers: auth })).json()) as { keys: Record<string, unknown>[] };
+    expect(listed.keys).toEqual([expect.objectContaining({ id: key.id, name: "ci", lastUsedAt: null })]);
+    expect(JSON.stringify(listed)).not.toContain(key.key);
+    expect((await app.request(`/v1/e2b/keys/${key.id}`, { method: "DELETE", headers: auth })).status).toBe(204);
+    await error(await app.request(`/v1/e2b/keys/${key.id}`, { method: "DELETE", headers: auth }), 404, "key_not_found");
+    await error(await app.request("/v1/e2b/keys", { method: "POST", headers: json, body: '{"name":""}' }), 400, "invalid_request");
   });
 
   it("lists an empty store and exposes metrics", async () => {

@@ -65,10 +65,11 @@ export class ExecService {
   }
 
   /**
-   * Runs a command and yields its output as the bytes it wrote. With `leaveRunning`, a consumer that stops
-   * early only detaches: the process goes on and can be attached to later (E2B's semantics).
+   * Runs a command and yields its output as the bytes it wrote. When `leaveRunning` says so at the time, a
+   * consumer that stops early only detaches: the process goes on and can be attached to later (E2B's
+   * semantics).
    */
-  async *streamBytes(id: string, params: CommandParams, options: { signal?: AbortSignal; leaveRunning?: boolean } = {}): AsyncGenerator<OutputEvent> {
+  async *streamBytes(id: string, params: CommandParams, options: { signal?: AbortSignal; leaveRunning?: () => boolean } = {}): AsyncGenerator<OutputEvent> {
     yield* this.streamRaw(id, params, "stream", options.signal, options.leaveRunning);
   }
 
@@ -149,7 +150,7 @@ export class ExecService {
     };
   }
 
-  private async *streamRaw(id: string, params: CommandParams, kind: string, signal?: AbortSignal, leaveRunning = false): AsyncGenerator<OutputEvent> {
+  private async *streamRaw(id: string, params: CommandParams, kind: string, signal?: AbortSignal, leaveRunning = () => false): AsyncGenerator<OutputEvent> {
     const live = await this.sandboxes.acquire(id);
     // A foreground command keeps its sandbox awake (no automatic pause) until it ends.
     const release = this.sandboxes.hold(id);
@@ -160,7 +161,7 @@ export class ExecService {
     }
   }
 
-  private async *runForeground(live: LiveSandbox, params: CommandParams, kind: string, signal: AbortSignal | undefined, leaveRunning: boolean): AsyncGenerator<OutputEvent> {
+  private async *runForeground(live: LiveSandbox, params: CommandParams, kind: string, signal: AbortSignal | undefined, leaveRunning: () => boolean): AsyncGenerator<OutputEvent> {
     this.metrics.commands.inc({ kind });
     const started = performance.now();
     // Output that arrives before this reply is kept by the agent client until we subscribe.
@@ -190,7 +191,7 @@ export class ExecService {
       // The consumer left before the exit (client disconnected): a foreground command dies with its
       // stream, unless it is to be left running (then it only stops sending output).
       if (!events.exited) {
-        if (leaveRunning && !timedOut) await live.agent.request("detach", { pid }).catch(() => {});
+        if (!timedOut && leaveRunning()) await live.agent.request("detach", { pid }).catch(() => {});
         else await live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
       }
     }
