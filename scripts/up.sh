@@ -27,3 +27,5 @@ echo "stasis daemon: http://127.0.0.1:$STASIS_PORT (pid $(cat "$PIDFILE"), logs 
 
 printf '\n\033[1m==> demo\033[0m\n' >&2
 STASIS_API_URL="http://127.0.0.1:$STASIS_PORT" node examples/demo.mjs
+printf '\n\033[1m==> the same daemon through the unmodified e2b SDK\033[0m\n' >&2
+STASIS_API_URL="http://127.0.0.1:$STASIS_PORT" node examples/e2b-demo.mjs
