@@ -86,4 +86,20 @@ describe("stasis CLI against a real daemon", () => {
     expect((await stasis(["sandbox", "kill", id])).code).toBe(0);
     expect((await stasis(["sandbox", "get", id])).code).toBe(1);
   });
+
+  it("issues an E2B key that opens the E2B surface, lists it, and revokes it", async () => {
+    const created = await stasis(["e2b", "key", "create", "--name", "cli-test"]);
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^e2b_[0-9a-f]{40}$/);
+    expect(created.stderr).toMatch(/E2B_API_URL=/);
+    const e2bList = () => fetch(`${daemon.url}/v2/sandboxes`, { headers: { "X-API-KEY": key } });
+    expect((await e2bList()).status).toBe(200);
+    const listed = JSON.parse((await stasis(["e2b", "key", "list", "--json"])).stdout) as { id: string; name: string; lastUsedAt: string | null }[];
+    const entry = listed.find((k) => k.name === "cli-test");
+    expect(entry?.lastUsedAt).not.toBeNull();
+    expect(JSON.stringify(listed)).not.toContain(key);
+    expect((await stasis(["e2b", "key", "revoke", entry!.id])).code).toBe(0);
+    expect((await e2bList()).status).toBe(401);
+  });
 });

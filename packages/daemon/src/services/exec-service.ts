@@ -191,8 +191,9 @@ export class ExecService {
       // The consumer left before the exit (client disconnected): a foreground command dies with its
       // stream, unless it is to be left running (then it only stops sending output).
       if (!events.exited) {
-        if (!timedOut && leaveRunning()) await live.agent.request("detach", { pid }).catch(() => {});
-        else await live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+        if (timedOut || !leaveRunning()) await live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+        // Detach only when nobody else listens: a client may re-attach before this one's cleanup ran.
+        else if (live.agent.subscriberCount(pid) === 0) await live.agent.request("detach", { pid }).catch(() => {});
       }
     }
   }
@@ -288,6 +289,12 @@ class ProcessEventQueue {
     this.unsubscribe();
     this.live.agent.off("closed", this.onClosed);
     this.signal?.removeEventListener("abort", this.onAbort);
+    // Output this consumer will never take: its credit goes back, or another listener of the same
+    // process (a re-attach) would find the agent's window used up and wait forever.
+    if (this.queuedBytes > 0 && !this.live.agent.closed) {
+      this.live.agent.send("ack", { pid: this.pid, bytes: this.queuedBytes });
+      this.queuedBytes = 0;
+    }
   }
 }
 
