@@ -31,6 +31,8 @@ export interface DaemonConfig {
   hibernateOnStop: boolean;
   /** Hibernations at once (on stop and automatic): each checkpoint keeps a core busy. */
   hibernateParallelism: number;
+  /** Sandbox boots at once; more creates wait their turn (a boot is CPU-bound). */
+  createParallelism: number;
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -77,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     logLevel: env.STASIS_LOG_LEVEL ?? "info",
     hibernateOnStop: (env.STASIS_HIBERNATE_ON_STOP ?? "1") !== "0",
     hibernateParallelism: Math.max(1, int(env.STASIS_HIBERNATE_PARALLELISM, Math.min(4, availableParallelism()), "STASIS_HIBERNATE_PARALLELISM")),
+    createParallelism: Math.max(1, int(env.STASIS_CREATE_PARALLELISM, Math.max(2, 2 * availableParallelism()), "STASIS_CREATE_PARALLELISM")),
   };
 }
 

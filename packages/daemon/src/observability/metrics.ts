@@ -23,6 +23,11 @@ export class Metrics {
     buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10],
     registers: [this.registry],
   });
+  readonly createsWaiting = new Gauge({
+    name: "stasis_sandbox_creates_waiting",
+    help: "Creates queued for a boot slot (STASIS_CREATE_PARALLELISM)",
+    registers: [this.registry],
+  });
   readonly standbyTransition = new Histogram({
     name: "stasis_standby_transition_seconds",
     help: "Standby transitions: pause, thaw, hibernate, restore (wake from disk), restore_clone and fork",

@@ -23,6 +23,7 @@ import { FifoPair } from "../runtime/fifo-channel.js";
 import type { Freezer } from "../runtime/freezer.js";
 import { cgroupPathOf } from "../runtime/oci-spec.js";
 import type { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
+import { Limiter } from "./limiter.js";
 import type { SandboxRecord, SandboxStore } from "../store/sandbox-store.js";
 import { TemplateNotFoundError, type TemplateStore } from "../templates/template-store.js";
 
@@ -79,9 +80,12 @@ export class SandboxService {
   /** Teardowns in flight: delete, expiry and death can race for the same sandbox. */
   private readonly tearingDown = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout | null = null;
+  private readonly boots: Limiter;
   private sweeping = false;
 
-  constructor(private readonly deps: SandboxServiceDeps) {}
+  constructor(private readonly deps: SandboxServiceDeps) {
+    this.boots = new Limiter(deps.config.createParallelism);
+  }
 
   /** Probes runtimes, reconciles sandboxes left by a previous daemon, starts the standby and expiry sweeper. */
   async start(): Promise<void> {
@@ -177,11 +181,17 @@ export class SandboxService {
     const log = this.deps.log.child({ sandbox: record.id, runtime });
     this.deps.store.insert(record);
     try {
-      const owner = this.ownerOf(record);
-      const lower = await this.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
-      const paths = await this.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
-      const launched = await driver.launch(this.launchSpec(record, paths.runtimeDir, paths.rootfs));
-      const agent = await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start");
+      // Boots are CPU-bound: a burst queues here (counted as `creating` against capacity) and each boot
+      // gets the CPU its agent-ready timeout assumes.
+      this.deps.metrics.createsWaiting.inc();
+      const { agent, launched } = await this.boots.run(async () => {
+        this.deps.metrics.createsWaiting.dec();
+        const owner = this.ownerOf(record);
+        const lower = await this.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
+        const paths = await this.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
+        const launched = await driver.launch(this.launchSpec(record, paths.runtimeDir, paths.rootfs));
+        return { agent: await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start"), launched };
+      });
       record.state = "running";
       this.deps.store.setState(record.id, "running");
       this.attach(record, agent, launched.exited);
