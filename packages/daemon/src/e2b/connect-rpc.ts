@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import type { z } from "zod";
 import type { ErrorCode } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
-import { readBody } from "../http/validation.js";
+import { describeIssues, readBody } from "../http/validation.js";
 
 /**
  * The slice of the Connect protocol (connectrpc.com/docs/protocol) that envd's clients speak: JSON
@@ -89,13 +89,6 @@ export function toConnectError(err: unknown): ConnectError {
 
 const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
 
-function describe(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.length ? i.path.join(".") : "(message)"}: ${i.message}`)
-    .join("; ");
-}
-
 function decode<S extends z.ZodType>(schema: S, text: string): z.output<S> {
   let value: unknown;
   try {
@@ -104,7 +97,7 @@ function decode<S extends z.ZodType>(schema: S, text: string): z.output<S> {
     throw new ConnectError("invalid_argument", `malformed JSON message: ${(err as Error).message}`);
   }
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new ConnectError("invalid_argument", `invalid message: ${describe(parsed.error)}`);
+  if (!parsed.success) throw new ConnectError("invalid_argument", `invalid message: ${describeIssues(parsed.error)}`);
   return parsed.data;
 }
 

@@ -12,6 +12,7 @@ import { FileService } from "../services/file-service.js";
 import { SandboxService } from "../services/sandbox-service.js";
 import { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
 import { SandboxStore, type SandboxRecord } from "../store/sandbox-store.js";
+import { testRecord } from "../store/test-records.js";
 import { TemplateStore } from "../templates/template-store.js";
 import { E2bAuth } from "./e2b-auth.js";
 import { E2bStore } from "./e2b-store.js";
@@ -47,29 +48,7 @@ const key = e2bStore.createKey("test").key;
 const api = { "x-api-key": key, "content-type": "application/json" };
 
 function record(id: string, extra: Partial<SandboxRecord> = {}): SandboxRecord {
-  const now = Date.now();
-  return {
-    id,
-    template: "base",
-    runtime: "gvisor",
-    state: "running",
-    stateReason: null,
-    cpu: 1,
-    memoryMiB: 512,
-    diskMiB: 1024,
-    env: {},
-    metadata: {},
-    timeoutMs: 300_000,
-    createdAt: now,
-    expiresAt: now + 300_000,
-    standbySince: null,
-    standbyReason: null,
-    onTimeout: "kill",
-    idleTimeoutMs: 15_000,
-    hibernateAfterMs: 600_000,
-    forkedFrom: null,
-    ...extra,
-  };
+  return testRecord(id, { onTimeout: "kill", ...extra });
 }
 
 const running = "sbx_e2b0running000a";

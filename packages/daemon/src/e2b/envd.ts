@@ -6,6 +6,7 @@ import type { Context } from "hono";
 import { z } from "zod";
 import type { CommandParams, FileInfo, Sandbox, SignalName } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
+import { byteStream } from "../http/byte-stream.js";
 import type { ExecService, OutputEvent } from "../services/exec-service.js";
 import type { FileService } from "../services/file-service.js";
 import type { SandboxService } from "../services/sandbox-service.js";
@@ -256,21 +257,7 @@ export class Envd {
     if (!q.success || !q.data.path) return c.json({ code: 400, message: "give the file as ?path=" }, 400);
     const path = resolvePath(q.data.path, q.data.username ?? userOf(c));
     const { size, body } = await this.deps.files.read(id, path);
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          const next = await body.next();
-          if (next.done) controller.close();
-          else controller.enqueue(next.value);
-        } catch (err) {
-          controller.error(err);
-        }
-      },
-      async cancel() {
-        await body.return(undefined);
-      },
-    });
-    return new Response(stream, {
+    return new Response(byteStream(body), {
       headers: {
         "content-type": "application/octet-stream",
         "content-length": String(size),

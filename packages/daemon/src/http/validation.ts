@@ -5,7 +5,8 @@ import { ApiError } from "../errors/api-error.js";
 
 const MAX_JSON_BODY_BYTES = 2 * 1024 * 1024;
 
-function describe(error: z.ZodError): string {
+/** The first few issues of a failed validation, as one line. */
+export function describeIssues(error: z.ZodError): string {
   return error.issues
     .slice(0, 5)
     .map((i) => `${i.path.length ? i.path.join(".") : "(body)"}: ${i.message}`)
@@ -15,7 +16,7 @@ function describe(error: z.ZodError): string {
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
   const result = schema.safeParse(value);
   if (!result.success) {
-    throw new ApiError("invalid_request", `invalid ${where}: ${describe(result.error)}`, { issues: result.error.issues.slice(0, 20) });
+    throw new ApiError("invalid_request", `invalid ${where}: ${describeIssues(result.error)}`, { issues: result.error.issues.slice(0, 20) });
   }
   return result.data;
 }

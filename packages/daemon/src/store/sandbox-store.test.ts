@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SandboxStore, type SandboxRecord } from "./sandbox-store.js";
+import { testRecord } from "./test-records.js";
 
 const dirs: string[] = [];
 function store(): { s: SandboxStore; path: string } {
@@ -14,7 +15,7 @@ function store(): { s: SandboxStore; path: string } {
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 function rec(id: string, createdAt: number, extra: Partial<SandboxRecord> = {}): SandboxRecord {
-  return { id, template: "base", runtime: "gvisor", state: "running", stateReason: null, cpu: 1, memoryMiB: 512, diskMiB: 1024, env: {}, metadata: {}, timeoutMs: 1000, createdAt, expiresAt: createdAt + 1000, standbySince: null, standbyReason: null, onTimeout: "standby", idleTimeoutMs: 15_000, hibernateAfterMs: 600_000, forkedFrom: null, ...extra };
+  return testRecord(id, { createdAt, timeoutMs: 1000, ...extra });
 }
 
 describe("SandboxStore", () => {

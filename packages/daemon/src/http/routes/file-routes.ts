@@ -1,6 +1,7 @@
 import { ListQuerySchema, MkdirRequestSchema, MoveRequestSchema, PathQuerySchema, RemoveQuerySchema, WriteQuerySchema } from "@stasis/protocol";
 import type { Handler } from "../app.js";
 import { ApiError } from "../../errors/api-error.js";
+import { byteStream } from "../byte-stream.js";
 import { jsonBody, query } from "../validation.js";
 
 async function* emptyBody(): AsyncGenerator<Uint8Array> {}
@@ -9,21 +10,7 @@ export const fileHandlers = {
   readFile: async (c, s) => {
     const { path } = query(c, PathQuerySchema);
     const { size, body } = await s.files.read(c.req.param("id") ?? "", path);
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          const next = await body.next();
-          if (next.done) controller.close();
-          else controller.enqueue(next.value);
-        } catch (err) {
-          controller.error(err);
-        }
-      },
-      async cancel() {
-        await body.return(undefined);
-      },
-    });
-    return new Response(stream, { headers: { "content-type": "application/octet-stream", "x-file-size": String(size) } });
+    return new Response(byteStream(body), { headers: { "content-type": "application/octet-stream", "x-file-size": String(size) } });
   },
   writeFile: async (c, s) => {
     const q = query(c, WriteQuerySchema);
