@@ -302,6 +302,27 @@ describe("the e2b SDK against Stasis", () => {
     );
 
     it(
+      "serves signed upload and download URLs, and refuses a forged or expired signature",
+      async () => {
+        const up = await sbx.uploadUrl("signed/upload.txt", { useSignatureExpiration: 60 });
+        const form = new FormData();
+        form.append("file", new Blob([`signed ${version}`]), "upload.txt");
+        const uploaded = await fetch(up, { method: "POST", body: form });
+        expect(uploaded.status).toBe(200);
+        expect(await uploaded.json()).toEqual([expect.objectContaining({ path: "/home/user/signed/upload.txt" })]);
+        const down = await sbx.downloadUrl("signed/upload.txt");
+        const downloaded = await fetch(down);
+        expect(await downloaded.text()).toBe(`signed ${version}`);
+        // The signature covers the path: the same signature for another file opens nothing.
+        expect((await fetch(down.replace("upload.txt", "other.txt"))).status).toBe(401);
+        const expired = new URL(await sbx.downloadUrl("signed/upload.txt", { useSignatureExpiration: 60 }));
+        expired.searchParams.set("signature_expiration", String(Math.floor(Date.now() / 1000) - 10));
+        expect((await fetch(expired)).status).toBe(401);
+      },
+      TEST_TIMEOUT,
+    );
+
+    it(
       "answers what Stasis does not support with a clear error",
       async () => {
         const pty = await rejection(sbx.pty.create({ cols: 80, rows: 24, onData: () => {} }));

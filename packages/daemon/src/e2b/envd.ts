@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
@@ -62,7 +63,12 @@ const CloseStdinRequest = z.object({ process: ProcessSelectorSchema });
 const PathRequest = z.object({ path: z.string().min(1).max(MAX_PATH) });
 const ListDirRequest = z.object({ path: z.string().min(1).max(MAX_PATH), depth: z.number().int().min(0).max(32).default(1) });
 const MoveRequest = z.object({ source: z.string().min(1).max(MAX_PATH), destination: z.string().min(1).max(MAX_PATH) });
-const FilesQuery = z.object({ path: z.string().max(MAX_PATH).optional(), username: UserSchema.optional() });
+const FilesQuery = z.object({
+  path: z.string().max(MAX_PATH).optional(),
+  username: UserSchema.optional(),
+  signature: z.string().max(256).optional(),
+  signature_expiration: z.string().max(32).optional(),
+});
 
 /** What Stasis does not do (yet): each answers with a clear error instead of a silent difference. */
 const unsupported: Record<string, string> = {
@@ -91,23 +97,60 @@ export class Envd {
     if (port !== ENVD_PORT) {
       return c.json({ code: 501, message: `Stasis does not forward traffic to port ${port} inside sandboxes yet; only envd (port ${ENVD_PORT}) is served` }, 501);
     }
-    const sandbox = this.lookup(sandboxId);
+    if (!this.awake(sandboxId)) return sandboxNotFound(c, sandboxId);
     const path = c.req.path;
-    // A sandbox sleeping on its own (idle) is running as far as E2B knows: requests wake it. One paused
-    // through E2B (or at its lifetime's end) is paused until connect, unless it was created with autoResume.
-    if (!sandbox || (isE2bPaused(sandbox) && !this.deps.store.autoResume(sandboxId))) return sandboxNotFound(c, sandboxId);
     if (path === "/health" && c.req.method === "GET") return c.body(null, 204);
-    if (path === "/files") {
-      try {
-        if (c.req.method === "GET") return await this.download(c, sandboxId);
-        if (c.req.method === "POST") return await this.upload(c, sandboxId);
-      } catch (err) {
-        return filesError(c, err);
-      }
-    }
+    if (path === "/files" && (c.req.method === "GET" || c.req.method === "POST")) return this.files(c, sandboxId);
     const rpc = /^\/((?:process\.Process|filesystem\.Filesystem)\/\w+)$/.exec(path)?.[1];
     if (rpc && c.req.method === "POST") return this.rpc(c, sandboxId, rpc);
     return c.json({ code: 404, message: `envd has no ${c.req.method} ${path}` }, 404);
+  }
+
+  /**
+   * A signed file URL (`files.downloadUrl` / `uploadUrl`): fetched without routing headers, so the
+   * sandbox is the one whose access token produced the signature. The signature covers the path, the
+   * operation, the user and the expiry.
+   */
+  async handleSigned(c: Context): Promise<Response> {
+    const q = c.req.query();
+    const operation = c.req.method === "GET" ? "read" : c.req.method === "POST" ? "write" : null;
+    if (!operation) return c.json({ code: 405, message: "signed file URLs take GET (read) or POST (write)" }, 405);
+    const expiration = q.signature_expiration;
+    if (expiration !== undefined && !(Number(expiration) * 1000 > Date.now())) return c.json({ code: 401, message: "the signed URL has expired" }, 401);
+    const raw = `${q.path ?? ""}:${operation}:${q.username ?? ""}`;
+    const given = Buffer.from(q.signature ?? "");
+    const signs = (id: string) => {
+      const token = this.deps.auth.envdToken(id);
+      const digest = createHash("sha256").update(expiration !== undefined ? `${raw}:${token}:${expiration}` : `${raw}:${token}`).digest("base64").replace(/=+$/, "");
+      const expected = Buffer.from(`v1_${digest}`);
+      return expected.length === given.length && timingSafeEqual(expected, given);
+    };
+    for (let cursor: string | undefined; ; ) {
+      const page = this.deps.sandboxes.list({ limit: 500, ...(cursor ? { cursor } : {}) });
+      const match = page.sandboxes.find((s) => signs(s.id));
+      if (match) return this.awake(match.id) ? this.files(c, match.id) : sandboxNotFound(c, match.id);
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    return c.json({ code: 401, message: "the signature matches no sandbox" }, 401);
+  }
+
+  /**
+   * Whether the sandbox takes traffic. A sandbox sleeping on its own (idle) is running as far as E2B knows:
+   * requests wake it. One paused through E2B (or at its lifetime's end) is paused until connect, unless
+   * it was created with autoResume.
+   */
+  private awake(id: string): boolean {
+    const sandbox = this.lookup(id);
+    return sandbox !== null && (!isE2bPaused(sandbox) || this.deps.store.autoResume(id));
+  }
+
+  private async files(c: Context, id: string): Promise<Response> {
+    try {
+      return c.req.method === "GET" ? await this.download(c, id) : await this.upload(c, id);
+    } catch (err) {
+      return filesError(c, err);
+    }
   }
 
   private lookup(id: string): Sandbox | null {

@@ -14,7 +14,7 @@ const UNSUPPORTED_PREFIXES = ["/templates", "/v2/templates", "/v3/templates", "/
 
 /**
  * Mounts the E2B-compatible surface on the daemon's app, on the same port as Stasis's own API:
- * requests carrying E2b-Sandbox-Id go to envd; E2B's control-plane paths (/sandboxes, /v2/sandboxes)
+ * requests carrying E2b-Sandbox-Id (or a signed /files URL) go to envd; E2B's control-plane paths (/sandboxes, /v2/sandboxes)
  * go to the control plane. Neither overlaps Stasis's own routes (/v1/..., /healthz, /metrics).
  */
 export function mountE2b(app: Hono<{ Variables: { requestId: string } }>, deps: E2bDeps): void {
@@ -29,11 +29,12 @@ export function mountE2b(app: Hono<{ Variables: { requestId: string } }>, deps: 
 
   app.use("*", async function e2bSandboxTraffic(c, next) {
     const sandboxId = c.req.header("e2b-sandbox-id");
-    if (sandboxId === undefined) return next();
+    const signed = sandboxId === undefined && c.req.path === "/files" && c.req.query("signature") !== undefined;
+    if (sandboxId === undefined && !signed) return next();
     const started = performance.now();
     let status = 500;
     try {
-      const response = await envd.handle(c, sandboxId, c.req.header("e2b-sandbox-port") ?? "");
+      const response = sandboxId === undefined ? await envd.handleSigned(c) : await envd.handle(c, sandboxId, c.req.header("e2b-sandbox-port") ?? "");
       status = response.status;
       return response;
     } catch (err) {
