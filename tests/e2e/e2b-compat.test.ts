@@ -357,6 +357,28 @@ describe("the e2b SDK against Stasis", () => {
         expect(Math.abs(after.endAt.getTime() - (Date.now() + 900_000))).toBeLessThan(30_000);
         // The static form answers the same.
         expect((await sdk.Sandbox.getInfo(sbx.sandboxId, conn)).sandboxId).toBe(sbx.sandboxId);
+
+        const [metrics] = await sbx.getMetrics();
+        expect(metrics).toMatchObject({ cpuCount: 1, memTotal: 512 * 1024 * 1024, diskTotal: 4096 * 1024 * 1024 });
+        expect(metrics!.memUsed).toBeGreaterThan(1024 * 1024);
+        expect(metrics!.diskUsed).toBeGreaterThan(0);
+        expect(metrics!.timestamp).toBeInstanceOf(Date);
+      },
+      TEST_TIMEOUT,
+    );
+
+    it.runIf(version === "2.51.0")(
+      "forks a sandbox: the copy has its files and goes its own way",
+      async () => {
+        await sbx.files.write("fork-me.txt", "before the fork");
+        const [copy] = await sdk.Sandbox.fork(sbx.sandboxId, { ...conn, count: 1 });
+        if (!(copy instanceof sdk.Sandbox)) throw copy ?? new Error("no fork");
+        made.push(copy.sandboxId);
+        expect(copy.sandboxId).not.toBe(sbx.sandboxId);
+        expect(await copy.files.read("fork-me.txt")).toBe("before the fork");
+        await copy.files.write("fork-me.txt", "changed in the copy");
+        expect(await sbx.files.read("fork-me.txt")).toBe("before the fork");
+        await copy.kill();
       },
       TEST_TIMEOUT,
     );
