@@ -24,6 +24,7 @@ const sandbox = {
   standbySince: null,
   standbyReason: null,
   forkedFrom: null,
+  createdVia: "cold",
 };
 const IDLE = "sbx_1d1e1d1e1d1e1d1e";
 const KEY = `e2b_${"0123456789abcdef".repeat(2)}01234567`;

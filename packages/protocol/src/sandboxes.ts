@@ -35,6 +35,10 @@ export const SandboxIdSchema = z.string().regex(/^sbx_[a-z0-9]{16}$/, "not a san
 export const StandbyReasonSchema = z.enum(["requested", "idle", "lifetime"]);
 export type StandbyReason = z.infer<typeof StandbyReasonSchema>;
 
+/** How a sandbox came to be: booted for the request, taken from a warm pool, or forked. */
+export const CreatedViaSchema = z.enum(["cold", "warm_pool", "fork"]);
+export type CreatedVia = z.infer<typeof CreatedViaSchema>;
+
 export const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
 
 export const OnTimeoutSchema = z.enum(["standby", "kill"]).meta({
@@ -106,6 +110,7 @@ export const SandboxSchema = z
     standbySince: z.iso.datetime().nullable().meta({ description: "When the sandbox went into standby (paused or hibernated)." }),
     standbyReason: StandbyReasonSchema.nullable().meta({ description: "Why the sandbox is in standby; null when awake." }),
     forkedFrom: SandboxIdSchema.nullable().meta({ description: "The sandbox this one was forked from." }),
+    createdVia: CreatedViaSchema.meta({ description: "`cold`: booted for its create request; `warm_pool`: taken, already booted, from the template's warm pool; `fork`: a fork." }),
   })
   .meta({ id: "Sandbox" });
 export type Sandbox = z.infer<typeof SandboxSchema>;

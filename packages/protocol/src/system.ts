@@ -10,6 +10,9 @@ export const DaemonInfoSchema = z
     runtimes: z.array(z.object({ name: RuntimeSchema, available: z.boolean(), reason: z.string().nullable() })),
     templates: z.array(z.object({ name: z.string(), builtAt: z.iso.datetime(), sizeBytes: z.number() })),
     sandboxes: z.object({ total: z.number().int(), running: z.number().int(), max: z.number().int() }),
+    warmPools: z
+      .array(z.object({ template: z.string(), size: z.number().int(), ready: z.number().int(), booting: z.number().int() }))
+      .meta({ description: "Per template: frozen sandboxes kept booted for instant creates (STASIS_WARM_POOL)." }),
   })
   .meta({ id: "DaemonInfo" });
 export type DaemonInfo = z.infer<typeof DaemonInfoSchema>;

@@ -109,7 +109,7 @@ function describe(s: SandboxInfo): string {
     ["disk", `${s.diskMiB} MiB`],
     ["env", pairs(s.env)],
     ["metadata", pairs(s.metadata)],
-    ["created", time(s.createdAt)],
+    ["created", `${time(s.createdAt)} (${s.createdVia === "warm_pool" ? "from the warm pool" : s.createdVia === "fork" ? "forked" : "booted"})`],
     ["expires", time(s.expiresAt)],
     ["standby", policy(s)],
     ["forked", s.forkedFrom ?? "-"],

@@ -33,6 +33,8 @@ export interface DaemonConfig {
   hibernateParallelism: number;
   /** Sandbox boots at once; more creates wait their turn (a boot is CPU-bound). */
   createParallelism: number;
+  /** Frozen, already booted sandboxes kept per template for instant creates (STASIS_WARM_POOL=base=2). */
+  warmPools: Record<string, number>;
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -79,8 +81,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     logLevel: env.STASIS_LOG_LEVEL ?? "info",
     hibernateOnStop: (env.STASIS_HIBERNATE_ON_STOP ?? "1") !== "0",
     hibernateParallelism: Math.max(1, int(env.STASIS_HIBERNATE_PARALLELISM, Math.min(4, availableParallelism()), "STASIS_HIBERNATE_PARALLELISM")),
+    warmPools: parseWarmPools(env.STASIS_WARM_POOL ?? ""),
     createParallelism: Math.max(1, int(env.STASIS_CREATE_PARALLELISM, Math.max(2, 2 * availableParallelism()), "STASIS_CREATE_PARALLELISM")),
   };
+}
+
+/** `base=2,python=1` → { base: 2, python: 1 }. */
+export function parseWarmPools(value: string): Record<string, number> {
+  const pools: Record<string, number> = {};
+  for (const item of value.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([a-z0-9][a-z0-9._-]{0,62})=(\d{1,3})$/.exec(item);
+    if (!m) throw new Error(`STASIS_WARM_POOL entries are template=size (e.g. base=2), got '${item}'`);
+    if (Number(m[2]) > 0) pools[m[1]!] = Number(m[2]);
+  }
+  return pools;
 }
 
 export function apiKeyPath(dataDir: string): string {

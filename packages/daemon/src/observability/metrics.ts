@@ -18,14 +18,20 @@ export class Metrics {
   });
   readonly sandboxCreate = new Histogram({
     name: "stasis_sandbox_create_seconds",
-    help: "Time from create request to a ready agent",
-    labelNames: ["runtime"] as const,
+    help: "Time from create request to a ready agent, by how the sandbox came (cold boot or warm pool)",
+    labelNames: ["runtime", "via"] as const,
     buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10],
     registers: [this.registry],
   });
   readonly createsWaiting = new Gauge({
     name: "stasis_sandbox_creates_waiting",
     help: "Creates queued for a boot slot (STASIS_CREATE_PARALLELISM)",
+    registers: [this.registry],
+  });
+  readonly warmPool = new Gauge({
+    name: "stasis_warm_pool_sandboxes",
+    help: "Warm-pool members booted or booting, by template (STASIS_WARM_POOL)",
+    labelNames: ["template"] as const,
     registers: [this.registry],
   });
   readonly standbyTransition = new Histogram({

@@ -4,6 +4,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
+  CreateSandboxRequestSchema,
   SandboxStateSchema,
   type CreateSandboxParams,
   type ListSandboxesQuery,
@@ -82,6 +83,9 @@ export class SandboxService {
   private sweeper: NodeJS.Timeout | null = null;
   private readonly boots: Limiter;
   private sweeping = false;
+  /** Warm-pool members being claimed, so two creates never take the same one. */
+  private readonly claiming = new Set<string>();
+  private filling = false;
 
   constructor(private readonly deps: SandboxServiceDeps) {
     this.boots = new Limiter(deps.config.createParallelism);
@@ -118,9 +122,12 @@ export class SandboxService {
   async shutdown(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
+    // Warm-pool members belong to nobody and are rebuilt on the next start: not worth a checkpoint.
+    await Promise.all(this.deps.store.pooled().map((member) => this.discardMember(member)));
     const targets = this.deps.store
       .live()
-      .filter((r) => (r.state === "running" || r.state === "paused") && this.deps.drivers.get(r.runtime)?.checkpoint);
+      // Warm-pool members stay frozen: they are reattached as they are on the next start.
+      .filter((r) => !r.pooled && (r.state === "running" || r.state === "paused") && this.deps.drivers.get(r.runtime)?.checkpoint);
     if (targets.length > 0) {
       const started = performance.now();
       let done = 0;
@@ -156,8 +163,33 @@ export class SandboxService {
     }
     this.checkCapacity(1);
     const started = performance.now();
-    const now = Date.now();
-    const record: SandboxRecord = {
+    const warm = await this.claimFromPool(params, runtime);
+    if (warm) {
+      this.deps.metrics.sandboxCreate.observe({ runtime, via: "warm_pool" }, (performance.now() - started) / 1000);
+      this.deps.log.info({ sandbox: warm.id, ms: Math.round((performance.now() - started) * 10) / 10 }, "sandbox created from the warm pool");
+      return warm;
+    }
+    const record = this.newRecord(params, runtime, Date.now());
+    const log = this.deps.log.child({ sandbox: record.id, runtime });
+    this.deps.store.insert(record);
+    try {
+      const agent = await this.boot(record, driver, log);
+      this.deps.metrics.sandboxCreate.observe({ runtime, via: "cold" }, (performance.now() - started) / 1000);
+      log.info({ ms: Math.round(performance.now() - started), agent: agent.version }, "sandbox created");
+      return toSandbox(record);
+    } catch (err) {
+      this.deps.metrics.sandboxFailures.inc({ runtime, phase: "create" });
+      log.error({ err }, "sandbox create failed");
+      await this.teardown(record).catch((e: Error) => log.error({ err: e }, "cleanup after failed create failed"));
+      this.deps.store.delete(record.id);
+      throw asApiError(err, "sandbox failed to start");
+    } finally {
+      this.updateGauges();
+    }
+  }
+
+  private newRecord(params: CreateSandboxParams, runtime: Runtime, now: number, pooled = false): SandboxRecord {
+    return {
       id: newSandboxId(),
       template: params.template,
       runtime,
@@ -170,42 +202,151 @@ export class SandboxService {
       metadata: params.metadata,
       timeoutMs: params.timeoutMs,
       createdAt: now,
+      // A pool member has no lifetime until it is claimed.
+      expiresAt: pooled ? null : now + params.timeoutMs,
+      standbySince: null,
+      standbyReason: null,
+      onTimeout: params.onTimeout,
+      idleTimeoutMs: pooled ? 0 : params.idleTimeoutMs,
+      hibernateAfterMs: pooled ? 0 : params.hibernateAfterMs,
+      forkedFrom: null,
+      pooled,
+      createdVia: "cold",
+    };
+  }
+
+  /** Boots an inserted `creating` record until its agent answers; the record is then `running`. */
+  private async boot(record: SandboxRecord, driver: RuntimeDriver, log: Logger): Promise<AgentClient> {
+    // Boots are CPU-bound: a burst queues here (counted as `creating` against capacity) and each boot
+    // gets the CPU its agent-ready timeout assumes.
+    this.deps.metrics.createsWaiting.inc();
+    const { agent, launched } = await this.boots.run(async () => {
+      this.deps.metrics.createsWaiting.dec();
+      const owner = this.ownerOf(record);
+      const lower = await this.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
+      const paths = await this.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
+      const launched = await driver.launch(this.launchSpec(record, paths.runtimeDir, paths.rootfs));
+      return { agent: await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start"), launched };
+    });
+    record.state = "running";
+    this.deps.store.setState(record.id, "running");
+    this.attach(record, agent, launched.exited);
+    return agent;
+  }
+
+  /**
+   * Takes a frozen member of the template's warm pool whose shape (runtime, cpu, memory, disk) matches
+   * the request and makes it the requester's: thaw, its settings, a fresh lifetime. Null when none.
+   */
+  private async claimFromPool(params: CreateSandboxParams, runtime: Runtime): Promise<Sandbox | null> {
+    const fits = (r: SandboxRecord) =>
+      r.state === "paused" && r.template === params.template && r.runtime === runtime && r.cpu === params.cpu && r.memoryMiB === params.memoryMiB && r.diskMiB === params.diskMiB;
+    for (const member of this.deps.store.pooled().filter(fits)) {
+      if (this.claiming.has(member.id)) continue;
+      this.claiming.add(member.id);
+      try {
+        const claimed = await this.exclusive(member.id, () => this.claim(member.id, params));
+        if (claimed) return claimed;
+      } catch (err) {
+        this.deps.log.warn({ sandbox: member.id, err: (err as Error).message }, "a warm-pool member could not be claimed; discarded, trying the next");
+        await this.discardMember(member);
+      } finally {
+        this.claiming.delete(member.id);
+      }
+    }
+    return null;
+  }
+
+  /** Under the lock. */
+  private async claim(id: string, params: CreateSandboxParams): Promise<Sandbox | null> {
+    const member = this.deps.store.get(id);
+    const live = this.live.get(id);
+    if (!member?.pooled || member.state !== "paused" || !live) return null;
+    await this.deps.freezer.thaw(cgroupPathOf(id));
+    // A member reattached (frozen) by a restarted daemon has not been heard from yet.
+    if (!live.agent.version) await live.agent.waitReady(5_000);
+    const now = Date.now();
+    const claimed: SandboxRecord = {
+      ...member,
+      state: "running",
+      stateReason: null,
+      env: params.env,
+      metadata: params.metadata,
+      timeoutMs: params.timeoutMs,
+      createdAt: now,
       expiresAt: now + params.timeoutMs,
       standbySince: null,
       standbyReason: null,
       onTimeout: params.onTimeout,
       idleTimeoutMs: params.idleTimeoutMs,
       hibernateAfterMs: params.hibernateAfterMs,
-      forkedFrom: null,
+      pooled: false,
+      createdVia: "warm_pool",
     };
-    const log = this.deps.log.child({ sandbox: record.id, runtime });
+    this.deps.store.claim(claimed);
+    this.live.set(id, { record: claimed, agent: live.agent });
+    this.touch(id);
+    // The spare shell follows the sandbox's env (kept as is when the env is the pool's, which is empty).
+    live.agent.request("prewarm", { env: claimed.env, user: "root" }).catch(() => {});
+    this.updateGauges();
+    return toSandbox(claimed);
+  }
+
+  /**
+   * Keeps each configured warm pool (STASIS_WARM_POOL) at its size: one member booted at a time, frozen
+   * once ready, only while the host keeps enough memory free. Dead members are cleared away.
+   */
+  private async fillPools(): Promise<void> {
+    if (this.filling || Object.keys(this.deps.config.warmPools).length === 0) return;
+    this.filling = true;
+    try {
+      let members = this.deps.store.pooled();
+      // Dead members, and members of pools no longer configured (or now smaller), are discarded.
+      const kept = new Map<string, number>();
+      for (const member of members) {
+        const n = (kept.get(member.template) ?? 0) + 1;
+        const alive = member.state === "paused" || member.state === "creating" || member.state === "running";
+        if (alive && n <= (this.deps.config.warmPools[member.template] ?? 0)) kept.set(member.template, n);
+        else if (!this.claiming.has(member.id) && !this.locks.has(member.id) && member.state !== "creating") await this.discardMember(member);
+      }
+      members = this.deps.store.pooled();
+      for (const [template, size] of Object.entries(this.deps.config.warmPools)) {
+        const params = CreateSandboxRequestSchema.parse({ template });
+        const runtime = this.deps.config.defaultRuntime;
+        const have = members.filter((r) => r.template === template && (r.state === "creating" || r.state === "paused" || r.state === "running")).length;
+        this.deps.metrics.warmPool.set({ template }, have);
+        if (have >= size || !this.deps.templates.manifest(template) || !this.probes.get(runtime)?.available) continue;
+        if (!hasMemoryFor(params.memoryMiB)) {
+          this.deps.log.debug({ template }, "warm pool not refilled: the host is short of memory");
+          continue;
+        }
+        await this.bootPoolMember(params, runtime);
+      }
+    } catch (err) {
+      this.deps.log.error({ err }, "refilling the warm pools failed");
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  private async discardMember(member: SandboxRecord): Promise<void> {
+    await this.teardown(member).catch((err: Error) => this.deps.log.warn({ sandbox: member.id, err: err.message }, "discarding a warm-pool member failed"));
+    this.deps.store.delete(member.id);
+    this.activity.delete(member.id);
+  }
+
+  private async bootPoolMember(params: CreateSandboxParams, runtime: Runtime): Promise<void> {
+    const record = this.newRecord(params, runtime, Date.now(), true);
+    const log = this.deps.log.child({ sandbox: record.id, runtime, pool: params.template });
     this.deps.store.insert(record);
     try {
-      // Boots are CPU-bound: a burst queues here (counted as `creating` against capacity) and each boot
-      // gets the CPU its agent-ready timeout assumes.
-      this.deps.metrics.createsWaiting.inc();
-      const { agent, launched } = await this.boots.run(async () => {
-        this.deps.metrics.createsWaiting.dec();
-        const owner = this.ownerOf(record);
-        const lower = await this.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
-        const paths = await this.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
-        const launched = await driver.launch(this.launchSpec(record, paths.runtimeDir, paths.rootfs));
-        return { agent: await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start"), launched };
-      });
-      record.state = "running";
-      this.deps.store.setState(record.id, "running");
-      this.attach(record, agent, launched.exited);
-      this.deps.metrics.sandboxCreate.observe({ runtime }, (performance.now() - started) / 1000);
-      log.info({ ms: Math.round(performance.now() - started), agent: agent.version }, "sandbox created");
-      return toSandbox(record);
+      await this.boot(record, this.usableDriver(runtime), log);
+      // Frozen until claimed: no CPU while it waits, memory and the agent's spare shell kept.
+      await this.exclusive(record.id, () => this.freeze(record.id, "requested"));
+      log.info("warm-pool member ready");
     } catch (err) {
-      this.deps.metrics.sandboxFailures.inc({ runtime, phase: "create" });
-      log.error({ err }, "sandbox create failed");
-      await this.teardown(record).catch((e: Error) => log.error({ err: e }, "cleanup after failed create failed"));
-      this.deps.store.delete(record.id);
-      throw asApiError(err, "sandbox failed to start");
-    } finally {
-      this.updateGauges();
+      log.warn({ err: (err as Error).message }, "warm-pool member failed to boot");
+      await this.discardMember(record);
     }
   }
 
@@ -387,6 +528,8 @@ export class SandboxService {
         standbySince: null,
         standbyReason: null,
         forkedFrom: id,
+        pooled: false,
+        createdVia: "fork" as const,
       }));
       for (const clone of clones) this.deps.store.insert(clone);
       this.updateGauges();
@@ -832,6 +975,7 @@ export class SandboxService {
           toHibernate.push(record);
         }
       }
+      void this.fillPools();
       await forEachLimited(toHibernate, this.deps.config.hibernateParallelism, (record) =>
         this.exclusive(record.id, () => this.autoStandby(record.id, "hibernate")).catch((err: Error) =>
           this.deps.log.error({ sandbox: record.id, err: err.message }, "automatic hibernation failed"),
@@ -908,6 +1052,17 @@ export class SandboxService {
     for (const state of SandboxStateSchema.options) this.deps.metrics.sandboxes.set({ state }, counts[state] ?? 0);
   }
 
+  /** Each configured warm pool: its size, members ready (frozen) and booting. */
+  warmPools(): { template: string; size: number; ready: number; booting: number }[] {
+    const members = this.deps.store.pooled();
+    return Object.entries(this.deps.config.warmPools).map(([template, size]) => ({
+      template,
+      size,
+      ready: members.filter((r) => r.template === template && r.state === "paused").length,
+      booting: members.filter((r) => r.template === template && (r.state === "creating" || r.state === "running")).length,
+    }));
+  }
+
   info(): { total: number; running: number; max: number } {
     const counts = this.deps.store.countByState();
     return {
@@ -932,6 +1087,17 @@ function discardImage(image: string): void {
 /** The list cursor that continues right after this sandbox (lists are newest first). */
 export function listCursor(sandbox: Pick<Sandbox, "createdAt" | "id">): string {
   return Buffer.from(`${Date.parse(sandbox.createdAt)}:${sandbox.id}`).toString("base64url");
+}
+
+/** Whether the host can give `memoryMiB` more and still keep a tenth of its memory free. */
+function hasMemoryFor(memoryMiB: number): boolean {
+  try {
+    const info = readFileSync("/proc/meminfo", "utf8");
+    const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(info)?.[1] ?? NaN);
+    return kib("MemAvailable") - memoryMiB * 1024 > kib("MemTotal") / 10;
+  } catch {
+    return false;
+  }
 }
 
 function newSandboxId(): string {
@@ -995,5 +1161,6 @@ function toSandbox(r: SandboxRecord): Sandbox {
     standbySince: iso(r.standbySince),
     standbyReason: r.standbyReason,
     forkedFrom: r.forkedFrom,
+    createdVia: r.createdVia,
   };
 }

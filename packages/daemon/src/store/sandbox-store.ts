@@ -1,6 +1,6 @@
 import { chmodSync } from "node:fs";
 import Database from "better-sqlite3";
-import type { Env, Metadata, OnTimeout, Runtime, SandboxState, StandbyReason } from "@stasis/protocol";
+import type { CreatedVia, Env, Metadata, OnTimeout, Runtime, SandboxState, StandbyReason } from "@stasis/protocol";
 
 export interface SandboxRecord {
   id: string;
@@ -26,6 +26,9 @@ export interface SandboxRecord {
   /** 0 = never hibernate a paused sandbox on its own. */
   hibernateAfterMs: number;
   forkedFrom: string | null;
+  /** A member of a warm pool: booted ahead of any request, frozen, hidden from lists until claimed. */
+  pooled: boolean;
+  createdVia: CreatedVia;
 }
 
 export interface ListFilter {
@@ -56,6 +59,8 @@ type Row = {
   idle_timeout_ms: number;
   hibernate_after_ms: number;
   forked_from: string | null;
+  pooled: number;
+  created_via: string;
 };
 
 const MIGRATIONS = [
@@ -90,6 +95,9 @@ const MIGRATIONS = [
      WHEN state_reason LIKE 'idle%' OR state_reason LIKE 'paused for%' THEN 'idle'
      WHEN state_reason LIKE 'lifetime%' THEN 'lifetime'
      ELSE 'requested' END;`,
+  `ALTER TABLE sandboxes ADD COLUMN pooled INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE sandboxes ADD COLUMN created_via TEXT NOT NULL DEFAULT 'cold';
+   UPDATE sandboxes SET created_via = 'fork' WHERE forked_from IS NOT NULL;`,
 ];
 
 /** Durable sandbox state (SQLite, WAL): the source of truth a restarted daemon reconciles from. */
@@ -127,11 +135,21 @@ export class SandboxStore {
   insert(r: SandboxRecord): void {
     this.stmt(
         `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at, standby_since, standby_reason,
-                                on_timeout, idle_timeout_ms, hibernate_after_ms, forked_from)
+                                on_timeout, idle_timeout_ms, hibernate_after_ms, forked_from, pooled, created_via)
          VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt, @standbySince, @standbyReason,
-                 @onTimeout, @idleTimeoutMs, @hibernateAfterMs, @forkedFrom)`,
+                 @onTimeout, @idleTimeoutMs, @hibernateAfterMs, @forkedFrom, @pooled, @createdVia)`,
       )
-      .run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata) });
+      .run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata), pooled: r.pooled ? 1 : 0 });
+  }
+
+  /** A warm pool's member becomes the requester's sandbox: its settings, a fresh lifetime, visible from now. */
+  claim(r: SandboxRecord): void {
+    this.stmt(
+      `UPDATE sandboxes SET state = @state, state_reason = NULL, env = @env, metadata = @metadata, timeout_ms = @timeoutMs, created_at = @createdAt,
+              expires_at = @expiresAt, standby_since = NULL, standby_reason = NULL, on_timeout = @onTimeout, idle_timeout_ms = @idleTimeoutMs,
+              hibernate_after_ms = @hibernateAfterMs, pooled = 0, created_via = @createdVia
+       WHERE id = @id AND pooled = 1`,
+    ).run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata) });
   }
 
   get(id: string): SandboxRecord | null {
@@ -182,7 +200,8 @@ export class SandboxStore {
   }
 
   list(filter: ListFilter): SandboxRecord[] {
-    const where: string[] = [];
+    // Warm-pool members belong to nobody yet.
+    const where: string[] = ["pooled = 0"];
     const params: unknown[] = [];
     if (filter.state) {
       where.push("state = ?");
@@ -196,7 +215,7 @@ export class SandboxStore {
       where.push("(created_at < ? OR (created_at = ? AND id < ?))");
       params.push(filter.after.createdAt, filter.after.createdAt, filter.after.id);
     }
-    const sql = `SELECT * FROM sandboxes ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    const sql = `SELECT * FROM sandboxes WHERE ${where.join(" AND ")} ORDER BY created_at DESC, id DESC LIMIT ?`;
     return (this.stmt(sql).all(...params, filter.limit) as Row[]).map(fromRow);
   }
 
@@ -205,9 +224,15 @@ export class SandboxStore {
     return (this.stmt("SELECT * FROM sandboxes WHERE state IN ('creating', 'running', 'paused', 'hibernating', 'hibernated', 'resuming', 'stopping')").all() as Row[]).map(fromRow);
   }
 
+  /** Sandboxes by state, warm-pool members apart (they hold memory but belong to nobody). */
   countByState(): Record<string, number> {
-    const rows = this.stmt("SELECT state, COUNT(*) AS n FROM sandboxes GROUP BY state").all() as { state: string; n: number }[];
+    const rows = this.stmt("SELECT state, COUNT(*) AS n FROM sandboxes WHERE pooled = 0 GROUP BY state").all() as { state: string; n: number }[];
     return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  /** Warm-pool members, oldest first, in any state (a restart may find one failed). */
+  pooled(): SandboxRecord[] {
+    return (this.stmt("SELECT * FROM sandboxes WHERE pooled = 1 ORDER BY created_at, id").all() as Row[]).map(fromRow);
   }
 
   close(): void {
@@ -236,5 +261,7 @@ function fromRow(row: Row): SandboxRecord {
     idleTimeoutMs: row.idle_timeout_ms,
     hibernateAfterMs: row.hibernate_after_ms,
     forkedFrom: row.forked_from,
+    pooled: row.pooled === 1,
+    createdVia: row.created_via as CreatedVia,
   };
 }

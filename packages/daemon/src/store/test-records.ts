@@ -24,6 +24,8 @@ export function testRecord(id: string, extra: Partial<SandboxRecord> = {}): Sand
     idleTimeoutMs: 15_000,
     hibernateAfterMs: 600_000,
     forkedFrom: null,
+    pooled: false,
+    createdVia: "cold",
     ...extra,
   };
 }

@@ -75,6 +75,7 @@ export function sandboxResource(id = "sbx_0123456789abcdef", overrides: Record<s
     standbySince: null,
     standbyReason,
     forkedFrom: null,
+    createdVia: "cold",
     ...overrides,
   };
 }

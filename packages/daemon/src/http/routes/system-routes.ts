@@ -15,6 +15,7 @@ export const systemHandlers = {
       runtimes: s.sandboxes.runtimes(),
       templates: s.templates.list().map((t) => ({ name: t.name, builtAt: t.builtAt, sizeBytes: t.sizeBytes })),
       sandboxes: s.sandboxes.info(),
+      warmPools: s.sandboxes.warmPools(),
     };
     return c.json(info);
   },
