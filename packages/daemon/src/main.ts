@@ -75,7 +75,10 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       if (config.hibernateOnStop) await sandboxes.shutdown();
-      else sandboxes.stop();
+      else {
+        await sandboxes.discardPools();
+        sandboxes.stop();
+      }
       store.close();
       e2bStore.close();
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");

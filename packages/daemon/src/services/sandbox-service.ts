@@ -122,8 +122,7 @@ export class SandboxService {
   async shutdown(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
-    // Warm-pool members belong to nobody and are rebuilt on the next start: not worth a checkpoint.
-    await Promise.all(this.deps.store.pooled().map((member) => this.discardMember(member)));
+    await this.discardPools();
     const targets = this.deps.store
       .live()
       // Warm-pool members stay frozen: they are reattached as they are on the next start.
@@ -327,6 +326,11 @@ export class SandboxService {
     } finally {
       this.filling = false;
     }
+  }
+
+  /** On a stop: warm-pool members belong to nobody and are rebuilt on the next start, not kept or hibernated. */
+  async discardPools(): Promise<void> {
+    await Promise.all(this.deps.store.pooled().map((member) => this.discardMember(member)));
   }
 
   private async discardMember(member: SandboxRecord): Promise<void> {
