@@ -86,6 +86,8 @@ export class SandboxService {
   /** Warm-pool members being claimed, so two creates never take the same one. */
   private readonly claiming = new Set<string>();
   private filling = false;
+  /** Set on a stop: no more refills. */
+  private poolsClosed = false;
 
   constructor(private readonly deps: SandboxServiceDeps) {
     this.boots = new Limiter(deps.config.createParallelism);
@@ -296,7 +298,7 @@ export class SandboxService {
    * once ready, only while the host keeps enough memory free. Dead members are cleared away.
    */
   private async fillPools(): Promise<void> {
-    if (this.filling || Object.keys(this.deps.config.warmPools).length === 0) return;
+    if (this.filling || this.poolsClosed || Object.keys(this.deps.config.warmPools).length === 0) return;
     this.filling = true;
     try {
       let members = this.deps.store.pooled();
@@ -330,6 +332,7 @@ export class SandboxService {
 
   /** On a stop: warm-pool members belong to nobody and are rebuilt on the next start, not kept or hibernated. */
   async discardPools(): Promise<void> {
+    this.poolsClosed = true;
     await Promise.all(this.deps.store.pooled().map((member) => this.discardMember(member)));
   }
 
