@@ -15,10 +15,10 @@ export interface FigureInput {
 
 export function makeFigure(input: FigureInput): Figure {
   const better = input.better ?? "lower";
-  const stasis = { label: input.label, stats: summarize(input.samples), samples: input.samples };
+  const stasis = { label: input.label, stats: summarize(input.samples, better), samples: input.samples };
   const figure: Figure = { id: input.id, section: input.section, scenario: input.scenario, label: input.label, unit: input.unit, better, stasis };
   if (input.baseline) {
-    figure.baseline = { label: input.baseline.label, stats: summarize(input.baseline.samples), samples: input.baseline.samples };
+    figure.baseline = { label: input.baseline.label, stats: summarize(input.baseline.samples, better), samples: input.baseline.samples };
     figure.ratio = slowdown(stasis.stats.median, figure.baseline.stats.median, better);
   }
   return figure;

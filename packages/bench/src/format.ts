@@ -21,3 +21,5 @@ export function formatValue(value: number, unit: Unit): string {
 export function mib(bytes: number): number {
   return bytes / 1048576;
 }
+
+export const formatMs = (ms: number) => formatValue(ms, "ms");

@@ -1,5 +1,5 @@
 import { spawn, type StdioOptions } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -34,14 +34,24 @@ export function runProcess(cmd: readonly string[], options: RunOptions = {}): Pr
     child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     const timer = options.timeoutMs ? setTimeout(() => child.kill("SIGKILL"), options.timeoutMs) : undefined;
+    let done = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      resolve({ code, signal, stdout, stderr });
+    };
     child.once("error", (err) => {
       clearTimeout(timer);
+      done = true;
       reject(err);
     });
-    child.once("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
+    child.once("close", finish);
+    // A detaching command (`runsc restore --detach`) leaves the sandbox holding our stderr pipe open, so
+    // "close" may never come: once the command itself exited, take what its pipes delivered shortly after.
+    child.once("exit", (code, signal) => setTimeout(() => finish(code, signal), 50));
   });
 }
 
@@ -155,4 +165,37 @@ export function errorText(err: unknown): string {
     return `${code}${err.message}`;
   }
   return String(err);
+}
+
+/** Pids in a cgroup (v2, or the v1 memory hierarchy); empty when it does not exist. */
+export function cgroupPids(path: string): Set<number> {
+  for (const f of [`/sys/fs/cgroup${path}/cgroup.procs`, `/sys/fs/cgroup/memory${path}/cgroup.procs`]) {
+    try {
+      return new Set(readFileSync(f, "utf8").split("\n").filter(Boolean).map(Number));
+    } catch {
+      // try the other hierarchy
+    }
+  }
+  return new Set();
+}
+
+/**
+ * Anonymous memory (proportional set size) of the processes whose command line names `id` but that live
+ * outside the cgroup `cgroupPath`: for a gVisor sandbox the `runsc run` parent that waits for it. Shared
+ * text of the runtime binary is left out (it is paid once, not per sandbox). Bytes.
+ */
+export function outsideAnonPss(id: string, cgroupPath: string): number {
+  const inside = cgroupPids(cgroupPath);
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || inside.has(Number(entry))) continue;
+    try {
+      if (!readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(id)) continue;
+      const m = /^Pss_Anon:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${entry}/smaps_rollup`, "utf8"));
+      total += m ? Number(m[1]) * 1024 : 0;
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
 }

@@ -4,7 +4,7 @@ import type { Stats } from "./stats.js";
 export const SECTIONS = ["create", "exec", "python", "paused", "hibernation", "files", "concurrency", "density"] as const;
 export type Section = (typeof SECTIONS)[number];
 
-export type Unit = "ms" | "s" | "MiB" | "MB/s" | "%" | "count" | "/s";
+export type Unit = "ms" | "s" | "MiB" | "MiB/s" | "%" | "count" | "/s";
 
 export interface Series {
   label: string;
@@ -54,10 +54,14 @@ export interface ConcurrencyLevel {
 }
 
 export interface DensityState {
-  /** (MemAvailable before - MemAvailable now) / n: what each sandbox costs the host. */
+  /** Host memory each sandbox costs, as projected from: the larger of the MemAvailable drop and cgroup + outside. */
   hostMiBPerSandbox: number;
+  /** (MemAvailable before - MemAvailable now) / n: noisy on a shared machine. */
+  memAvailableDropMiBPerSandbox: number;
   /** Mean of the sandboxes' memory cgroups. */
   cgroupMiBPerSandbox: number;
+  /** Anonymous memory of the sandbox's runtime processes outside its cgroup (gVisor: the `runsc run` parent). */
+  outsideMiBPerSandbox: number;
   /** Mean CPU per sandbox over the idle window, in % of one core (cgroup accounting). */
   idleCpuPercentPerSandbox: number;
   /** Host disk per sandbox (hibernated: checkpoint image plus written disk blocks). */
@@ -82,6 +86,8 @@ export interface DensityResult {
 }
 
 export interface Target {
+  /** Names the static explanation shown when the target is not met (report/notes.ts). */
+  key?: string;
   what: string;
   target: string;
   measured: string;

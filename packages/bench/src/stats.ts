@@ -24,18 +24,23 @@ export function quantile(sorted: readonly number[], p: number): number {
   return a + (h - lo) * (b - a);
 }
 
-/** Stats of the finite values among `samples` (NaN everywhere when there are none). */
-export function summarize(samples: readonly number[]): Stats {
+/**
+ * Stats of the finite values among `samples` (NaN everywhere when there are none). p95 and p99 are the
+ * tail on the bad side: for latencies (lower is better) the 95th and 99th percentiles; for throughputs
+ * (higher is better) the 5th and 1st, the value that 95% and 99% of the samples did better than.
+ */
+export function summarize(samples: readonly number[], better: "lower" | "higher" = "lower"): Stats {
   const s = samples.filter(Number.isFinite).sort((a, b) => a - b);
   if (s.length === 0) return { n: 0, min: NaN, max: NaN, mean: NaN, median: NaN, p95: NaN, p99: NaN };
+  const tail = (p: number) => quantile(s, better === "lower" ? p : 1 - p);
   return {
     n: s.length,
     min: s[0]!,
     max: s[s.length - 1]!,
     mean: s.reduce((a, b) => a + b, 0) / s.length,
     median: quantile(s, 0.5),
-    p95: quantile(s, 0.95),
-    p99: quantile(s, 0.99),
+    p95: tail(0.95),
+    p99: tail(0.99),
   };
 }
 

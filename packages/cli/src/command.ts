@@ -1,3 +1,4 @@
+import type { Section } from "@stasis/bench/sections";
 import type { CreateSandboxRequest, Runtime, SandboxState, SignalName, StandbyPolicy } from "@stasis/protocol";
 
 /** Flags every command accepts. */
@@ -15,6 +16,7 @@ export type Command =
   | { kind: "doctor"; dataDir?: string }
   | { kind: "template.build"; name: string; force: boolean; dataDir?: string }
   | { kind: "template.list"; dataDir?: string }
+  | { kind: "bench"; quick: boolean; sections?: Section[]; out?: string; compare?: string; compareTo?: string }
   | { kind: "sandbox.create"; request: CreateSandboxRequest }
   | { kind: "sandbox.list"; state?: SandboxState; metadata: Record<string, string> }
   | { kind: "sandbox.get"; id: string }

@@ -163,6 +163,22 @@ describe("parseCommandLine", () => {
     expect(usageError("e2b key create --name").topic).toEqual(["e2b", "key", "create"]);
   });
 
+  it("parses bench flags", () => {
+    expect(command("bench")).toEqual({ kind: "bench", quick: false });
+    expect(command("bench --quick --sections exec,paused --out /tmp/r --compare old.json")).toEqual({
+      kind: "bench",
+      quick: true,
+      sections: ["exec", "paused"],
+      out: "/tmp/r",
+      compare: "old.json",
+    });
+    expect(command("bench --compare a.json --to b.json")).toEqual({ kind: "bench", quick: false, compare: "a.json", compareTo: "b.json" });
+    expect(usageError("bench --sections exec,warp").message).toMatch(/--sections must be one of create, exec/);
+    expect(usageError("bench --sections ,").message).toMatch(/at least one section/);
+    expect(usageError("bench --to b.json").message).toMatch(/--to needs --compare/);
+    expect(usageError("bench extra").topic).toEqual(["bench"]);
+  });
+
   it("turns --help anywhere before -- into a help request for that topic", () => {
     expect(command("--help")).toEqual({ kind: "help", topic: [] });
     expect(command("help")).toEqual({ kind: "help", topic: [] });

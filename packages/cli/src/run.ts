@@ -32,6 +32,8 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return local.templateBuild(command, ctx);
     case "template.list":
       return local.templateList(command, ctx);
+    case "bench":
+      return local.bench(command, ctx);
     case "sandbox.create":
       return sandboxes.create(command, ctx);
     case "sandbox.list":

@@ -1,3 +1,4 @@
+import { SECTIONS, type Section } from "@stasis/bench/sections";
 import { OnTimeoutSchema, SandboxStateSchema, signalNames, type CreateSandboxRequest, type StandbyPolicy } from "@stasis/protocol";
 import type { ParseArgsConfig } from "node:util";
 import type { Command } from "./command.js";
@@ -105,6 +106,40 @@ export const specs: CommandSpec[] = [
     options: { ...dataDirOption },
     args: { min: 0, max: 0 },
     build: ({ values }) => ({ kind: "template.list", dataDir: str(values, "data-dir") }),
+  },
+  {
+    path: "bench",
+    usage: "stasis bench [--quick] [--sections S,...] [--out DIR] [--compare FILE [--to FILE]]",
+    summary: "Benchmark Stasis beside the raw runtimes and write docs/benchmarks.md with charts (as root)",
+    flags: [
+      ["--quick", "fewer samples, 50 MiB working set, 1/10/50 clients: under 3 minutes (full: under 20)"],
+      ["--sections S,...", `only these parts: ${SECTIONS.join(", ")}`],
+      ["--out DIR", "write DIR/benchmarks.md and DIR/bench/ (charts, results.json); default: the repository's docs/"],
+      ["--compare FILE", "after the run, print FILE's figures (an earlier results.json) against this run's"],
+      ["--to FILE", "with --compare: compare FILE against it instead of running (no root needed)"],
+      ["", "Starts its own daemon and cleans up after itself, also on Ctrl-C. --json prints the result as JSON."],
+    ],
+    options: { quick: { type: "boolean" }, sections: { type: "string" }, out: { type: "string" }, compare: { type: "string" }, to: { type: "string" } },
+    args: { min: 0, max: 0 },
+    build: ({ values }) => {
+      const sections = str(values, "sections")
+        ?.split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map((s): Section => oneOf(s, SECTIONS, "--sections")!);
+      if (sections !== undefined && sections.length === 0) throw new UsageError("--sections needs at least one section");
+      const compareTo = str(values, "to");
+      const compare = str(values, "compare");
+      if (compareTo !== undefined && compare === undefined) throw new UsageError("--to needs --compare: stasis bench --compare OLD.json --to NEW.json");
+      return {
+        kind: "bench",
+        quick: bool(values, "quick"),
+        ...(sections ? { sections } : {}),
+        ...(str(values, "out") !== undefined ? { out: str(values, "out") } : {}),
+        ...(compare !== undefined ? { compare } : {}),
+        ...(compareTo !== undefined ? { compareTo } : {}),
+      };
+    },
   },
   {
     path: "sandbox create",

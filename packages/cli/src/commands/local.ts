@@ -1,8 +1,12 @@
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { CommandOf } from "../command.js";
 import { bytes, note, printJson, table, time, write, type Context } from "../output.js";
 
 // The daemon package (native SQLite, HTTP server) loads only for the commands that run on the host itself.
 const daemon = () => import("@stasis/daemon");
+// So does the benchmark, which runs its own daemon through this very CLI.
+const benchmark = () => import("@stasis/bench");
 
 /** Flags of the local commands become the STASIS_* variables the daemon's config reads. */
 function applyEnv(ctx: Context, vars: Record<string, string | number | undefined>): void {
@@ -85,4 +89,41 @@ export async function templateList(cmd: CommandOf<"template.list">, ctx: Context
   const cells = rows.map((r) => [r.name, r.built ? "built" : "not built", r.built ? time(r.built.builtAt) : "-", r.built ? bytes(r.built.sizeBytes) : "-"]);
   await write(ctx.io.stdout, table(["NAME", "STATUS", "BUILT", "SIZE"], cells));
   return 0;
+}
+
+/** The command line as a user would type it again (the report names it). */
+function benchCommandLine(cmd: CommandOf<"bench">, env: NodeJS.ProcessEnv): string {
+  const args = [
+    ...(cmd.quick ? ["--quick"] : []),
+    ...(cmd.sections ? ["--sections", cmd.sections.join(",")] : []),
+    ...(cmd.out ? ["--out", cmd.out] : []),
+    ...(cmd.compare ? ["--compare", cmd.compare] : []),
+  ].join(" ");
+  // scripts/bench.sh runs this CLI for `npm run bench`; npm marks its child processes so.
+  if (env.npm_lifecycle_event === "bench") return `sudo npm run bench${args ? ` -- ${args}` : ""}`;
+  return `sudo stasis bench${args ? ` ${args}` : ""}`;
+}
+
+export async function bench(cmd: CommandOf<"bench">, ctx: Context): Promise<number> {
+  const b = await benchmark();
+  if (cmd.compare && cmd.compareTo) {
+    const rows = b.compareResults(b.readResult(cmd.compare), b.readResult(cmd.compareTo));
+    if (ctx.json) await printJson(ctx, rows);
+    else await write(ctx.io.stdout, b.renderComparison(rows, cmd.compare, cmd.compareTo));
+    return 0;
+  }
+  const { result, exitCode } = await b.runBench({
+    quick: cmd.quick,
+    ...(cmd.sections ? { sections: cmd.sections } : {}),
+    ...(cmd.out ? { outDir: cmd.out } : {}),
+    ...(cmd.compare ? { compare: cmd.compare } : {}),
+    // The bench's daemon is `stasis serve` of this same CLI.
+    cliPath: fileURLToPath(new URL("../main.js", import.meta.url)),
+    templatesDir: ctx.env.STASIS_TEMPLATES_DIR ?? join(ctx.env.STASIS_DATA_DIR ?? "/var/lib/stasis", "templates"),
+    command: benchCommandLine(cmd, ctx.env),
+    log: (line) => note(ctx, line),
+    print: (text) => (ctx.json ? undefined : void ctx.io.stdout.write(text)),
+  });
+  if (ctx.json) await printJson(ctx, result);
+  return exitCode;
 }

@@ -1,0 +1,98 @@
+/**
+ * The report's static text, keyed by scenario: what each row measures, and, shown wherever Stasis is slower
+ * than its baseline in a run, why. The explanations come from measurements taken while building Stasis
+ * (see the git history of docs/benchmarks.md); keep them honest when the code changes.
+ */
+export interface ScenarioNotes {
+  title: string;
+  /** What the rows measure and what the baseline is. */
+  measures: string;
+  /** Why Stasis is slower than the baseline where it is. */
+  slower: string;
+}
+
+export const NOTES: Record<string, ScenarioNotes> = {
+  create: {
+    title: "Create to first command",
+    measures:
+      "`Sandbox.create()` until the reply (a sparse ext4 disk image and its loop mount, an overlay over the template, the OCI bundle, the runtime's start and the guest agent's hello), then `commands.run(\"echo hi\")`, against a raw cold `runsc run` / `crun run` of `/bin/echo hi` on the same template rootfs. Samples of the two alternate. " +
+      "**Warm pool**: a second private daemon with `STASIS_WARM_POOL=base=1` (the main one has no pool, so its creates stay cold); each sample waits until the pool holds a booted, frozen member again, then times create → first `echo hi`; beside it, the same by hand: a raw container started ahead and frozen through its cgroup, then thawed and `runsc exec echo hi`. " +
+      "**Snapshot**: fork, `sandbox.fork(1)` of an idle running sandbox until the copy has answered its first `echo hi`, against a raw `runsc restore --detach` of an idle container's checkpoint followed by `runsc exec echo hi`.",
+    slower:
+      "A Stasis sandbox is more than a container: each create makes and mounts its own disk (truncate, `mkfs.ext4`, loop mount, overlay), writes a bundle with a seccomp profile and cgroup limits, waits for the guest agent's hello over its FIFO channel, and records the sandbox in SQLite; the raw run uses the read-only rootfs and keeps nothing. " +
+      "On gVisor that fixed part is ~100-150 ms on top of runsc's own start (~1.3-1.6x). crun starts in ~25-40 ms, so the same fixed costs make a Stasis crun sandbox several times its raw run. " +
+      "A create from the warm pool is a thaw of a frozen member, a row update and the HTTP round trip, then the first command after the thaw, which costs what any command after a pause costs (see below); by hand, a thaw and a raw `exec` cost about the same, so the two are close, and the pool only holds sandboxes of its exact shape (template, runtime, cpu, memory, disk): any other create boots cold. " +
+      "Fork is slower than a cold create: it checkpoints the source, copies its disk (with the source's filesystem frozen), and restores both the source and the copy; a container that was itself restored takes ~1.5 s to `runsc delete` after its checkpoint (runsc waits on its gofer), and the source's restore under the same id waits for that delete. Restoring under a fresh runsc id per incarnation would remove that wait.",
+  },
+  exec: {
+    title: "Commands in a running sandbox",
+    measures:
+      "`echo hi` in a running sandbox through the HTTP API (plain `fetch` of `POST /v1/sandboxes/{id}/commands/run`) and through the SDK (`sandbox.commands.run`), 50 ms apart (an agent thinks between commands); then back to back, and as argv (`[\"/bin/echo\", \"hi\"]`, which always creates a process). The daemon runs a shell string as `sh -c`; the agent serves it with a warm spare shell when one is ready. " +
+      "Baseline: `runsc exec` / `crun exec` of `/bin/echo hi` in a running raw container of the same rootfs, also 50 ms apart (and back to back for the back-to-back rows).",
+    slower:
+      "On gVisor the API beats raw `runsc exec` (which starts a runsc process, connects to the sandbox and creates a process in it). Where a row is slower: inside gVisor, creating a process costs 14-16 ms on this host with systrap; the warm spare shell removes that cost for spaced-out shell commands, but back-to-back commands find the next spare not yet started and argv commands never use it, so both pay a process creation each. " +
+      "On crun a raw `crun exec` is cheap (it includes the ~3 ms unshare wrapper that crun needs on hybrid cgroups), and the API's own cost (HTTP, JSON, the per-sandbox lock, the agent's channel: ~2-3 ms) plus this VM's CPU wake-up latency after 50 ms idle (every spaced round trip pays it, raw or API) can put the two close; the ratio moves from run to run on a shared 2-core machine.",
+  },
+  python: {
+    title: "A short Python program",
+    measures:
+      "`python3 -c 'print(sum(range(10**6)))'` (output checked): in a running sandbox through the SDK against raw `exec` in a running raw container; and end to end (create, run, delete) against one cold raw `run` of the same program.",
+    slower:
+      "In a running sandbox the interpreter's start and the loop dominate, and both sides pay them alike; on gVisor Stasis adds its own path (HTTP, the daemon, the agent's channel, and the shell that runs a command string and then starts python3 as a new process inside gVisor, ~15 ms each there), where raw `runsc exec` starts python3 directly. On crun the API is faster than raw `crun exec`, which pays the runtime's own start and the hybrid-cgroup wrapper. End to end, Stasis pays the create costs described above and a delete (stopping the runtime, unmounting and removing the sandbox's disk, removing its cgroup), while a raw `run` discards a read-only container.",
+  },
+  paused: {
+    title: "Resume from paused",
+    measures:
+      "`sandbox.pause()` freezes the sandbox's cgroup; then either `commands.run(\"echo hi\")`, which wakes it and runs the command, or `sandbox.resume()` alone. Baselines, on a raw container frozen through its own cgroup: the bare freezer thaw (write `THAWED`, spin until it reads back), and thaw + `exec echo hi`.",
+    slower:
+      "The bare thaw is a cgroup write (0.2-0.4 ms): no API call can match it. The resume call adds HTTP, the per-sandbox lock, the store and a ping of the agent; the first command after a pause costs what any spaced-out command costs (see above). Against what a user would do by hand, thaw + raw `exec`, Stasis is faster on gVisor. " +
+      "The gVisor target of < 5 ms for the first command after a pause is not reachable on this host: inside gVisor even the warm shell's exit and reap take ~7 ms, process creation ~15 ms, and an HTTP round trip after idle pays ~4 ms of CPU wake-up latency on this VM.",
+  },
+  hibernation: {
+    title: "Hibernate and resume from hibernated (gVisor)",
+    measures:
+      "A sandbox whose Python process holds N MiB of random bytes (incompressible, every page touched). **hibernate**: `sandbox.hibernate()` until the reply (checkpoint, channel drained, disk synced); **image size**: the checkpoint folder; **resume**: `sandbox.resume()` after the sandbox slept a few seconds; **first command**: the same wake done by `commands.run(\"echo hi\")`; **fork**: `sandbox.fork(1)` of the running sandbox. " +
+      "Baselines: the same Python holder in a plain `runsc run` container (same rootfs, a FIFO as stdout like the daemon's), checkpointed uncompressed (`--compression=none`, as Stasis does), then restored from that image with `runsc restore --detach` (+ `runsc exec echo hi`), and checkpointed again. The raw container is checkpointed only once the holder has printed \"ready\", as the sandbox is (results.json files written before this was so can hold raw images taken while Python still held a temporary copy of its bytes: up to ~1.6x the working set, which also slows their raw restores).",
+    slower:
+      "A wake is `runsc restore` plus up to ~50-100 ms of Stasis's own: mount checks, the OCI bundle, the agent's first answer over the restored pipes, deleting the image and recording the state; with a handful of samples per working set, the ratio moves by ±15% from run to run on this shared machine, and either side can come out ahead. " +
+      "Hibernate adds, to the checkpoint, waiting for requests in flight, draining the old channel, `runsc delete` and `sync -f` of the sandbox's disk (files must survive a host crash). " +
+      "Fork restores the source as well as the copy and copies the sandbox's disk; the raw baseline restores one copy only, and the source's restore waits for runsc's slow delete (~1.5 s) of the restored container it replaces.",
+  },
+  files: {
+    title: "Files through the API",
+    measures:
+      "`sandbox.files.write(path, bytes)` and `sandbox.files.read(path)` of random bytes (reads checked for size), as MiB/s, against a host `cp` of a file of the same size on the same disk (page cache included, as it is for the sandbox).",
+    slower:
+      "A host `cp` moves bytes within the page cache. Through the API every byte crosses HTTP to the daemon, then the agent's channel, where file bytes travel base64-encoded in NDJSON messages over a pipe, then gVisor's gofer onto the sandbox's overlay disk; reads come back the same way. The file API goes through the guest agent by design (gVisor caches the root filesystem, so the host must not write behind its back); it is built for safety and correctness, not bulk throughput.",
+  },
+  concurrency: {
+    title: "Concurrency",
+    measures:
+      "N clients at once, each creating a gVisor sandbox (SDK), running `echo hi` and deleting it: throughput (completed clients per second of wall time), per-client latency, and errors (must be zero). Meanwhile a separate thread polls `GET /healthz` every ~100 ms (target: median < 50 ms). Baseline: N raw `runsc run /bin/echo hi` at once (a cold container that runs the command and is deleted).",
+    slower:
+      "On 2 cores everything queues for CPU: a gVisor create is mostly runsc's and the sentry's CPU time, so throughput is bounded by the cores, not the daemon. Creates also queue for a boot slot (`STASIS_CREATE_PARALLELISM`, 2 × cores by default), which keeps each boot within its agent-ready timeout under a burst; the raw runs have no such limit and simply all start at once. Stasis does more per client than a raw run (its own disk and overlay, the agent handshake, the command round trip, and a delete that unmounts and removes the disk), so its throughput is lower than raw runs' at every level.",
+  },
+  density: {
+    title: "Density",
+    measures:
+      "N idle sandboxes (one command run in each), measured running, then paused, then hibernated (gVisor): the host's MemAvailable before and after divided by N, the sandboxes' memory cgroups, and their CPU over an idle window. The machine is shared, so it is not filled to memory pressure: capacity is **projected** as MemAvailable / host MiB per sandbox (and, running, cores / idle CPU per sandbox), an upper bound. MemAvailable moves with other tenants; the cgroup figures do not. " +
+      "An idle running gVisor sandbox is not free in CPU: on the systrap platform its stub threads poll, a few percent of a core each, so running idle sandboxes are bounded by CPU long before memory; paused ones (automatic after 15 s idle) use no CPU, and hibernated ones no memory either.",
+    slower: "",
+  },
+};
+
+/** Why a target the project set itself is not met, shown under the targets table when it is not. */
+export const TARGET_NOTES: Record<string, string> = {
+  "echo-5x":
+    "The floor is inside gVisor: creating a process there costs 14-16 ms on this host with systrap (Python's `posix_spawn` of `/bin/true` measured in a sandbox: ~15 ms; ~9 ms with `--platform=ptrace`), about 40% of a whole raw `runsc exec`. The agent's warm spare shell removes that cost for spaced-out shell commands; what remains is the sandbox's wake from idle plus ~2-3 ms of HTTP, SDK and daemon. Reaching 5x needs a cheaper process creation in gVisor (a newer runsc, or the KVM platform on hosts that have it) or more than one spare shell.",
+  "agent-rss-gvisor":
+    "It is the same static binary that idles at ~3 MiB under crun (a real kernel). gVisor's own `/proc/1/smaps` counts ~7.4 MiB of the agent's anonymous Go heap as resident, because the sentry backs anonymous memory in larger chunks than Linux. The host cost of a whole idle gVisor sandbox (sentry, gofer and guest) is its cgroup figure, ~16 MiB.",
+  "agent-rss-crun": "The agent is a static Go binary with only the standard library; on a real kernel it idles at ~3 MiB.",
+  "paused-5ms":
+    "The wake itself is a freezer thaw (~0.3 ms); the first command after it costs what any spaced-out command costs. Inside gVisor even the warm shell's exit and reap take ~7 ms and a process creation ~15 ms, and on this VM an HTTP round trip after idle pays ~4 ms of CPU wake-up latency. Under crun the same first command takes ~5 ms. 5 ms on gVisor needs commands that neither create nor reap a process, or a cheaper gVisor platform.",
+  "hibernation-1.2x":
+    "A wake is `runsc restore` plus Stasis's own ~50-100 ms (mount checks, the OCI bundle, the agent's first answer over the restored pipes, deleting the image, the store); the ratio moves with the machine's noise from run to run.",
+  "concurrency-errors": "See the errors listed under Concurrency, exactly as the clients saw them.",
+  healthz: "A /healthz answer waits for the daemon's event loop; see the latencies per level under Concurrency.",
+  "wall-time": "The machine was slower or busier than usual during this run (it is shared); the sections' own times are in the progress output.",
+};

@@ -1,0 +1,77 @@
+import { formatValue } from "./format.js";
+import type { ConcurrencyLevel, Figure, Target } from "./result.js";
+import { ratioText } from "./stats.js";
+
+const ms = (v: number) => formatValue(v, "ms");
+
+/** The targets the project set itself (issues 2, 3 and this benchmark's), checked against one run. */
+export function evaluateTargets(input: { figures: Figure[]; concurrency: ConcurrencyLevel[]; mode: "quick" | "full"; wallSeconds: number; complete: boolean }): Target[] {
+  const get = (id: string) => input.figures.find((f) => f.id === id);
+  const targets: Target[] = [];
+
+  const echo = get("gvisor.exec.echo-api");
+  if (echo?.baseline && echo.ratio !== undefined) {
+    targets.push({
+      key: "echo-5x",
+      what: "gVisor 'echo hi' through the API against raw 'runsc exec'",
+      target: "at least 5x faster",
+      measured: `${ms(echo.stasis.stats.median)} vs ${ms(echo.baseline.stats.median)}: ${ratioText(echo.ratio)}`,
+      met: echo.ratio <= 0.2,
+    });
+  }
+  for (const runtime of ["crun", "gvisor"]) {
+    const rss = get(`${runtime}.density.agent-rss`);
+    if (rss) {
+      targets.push({
+        key: `agent-rss-${runtime}`,
+        what: `guest agent idle RSS (${runtime}${runtime === "gvisor" ? ", as gVisor's kernel counts it" : ""})`,
+        target: "< 10 MB",
+        measured: `${formatValue(rss.stasis.stats.median, "MiB")} median`,
+        met: rss.stasis.stats.median < 10,
+      });
+    }
+  }
+  const paused = get("gvisor.paused.first-command");
+  if (paused) targets.push({ key: "paused-5ms", what: "gVisor first command after resuming a paused sandbox", target: "< 5 ms median", measured: ms(paused.stasis.stats.median), met: paused.stasis.stats.median < 5 });
+  for (const f of input.figures.filter((x) => /^gvisor\.hibernation\.\d+\.resume$/.test(x.id))) {
+    const mb = Number(f.id.split(".")[2]);
+    if (!f.baseline || f.ratio === undefined) continue;
+    const big = mb >= 200;
+    targets.push({
+      key: "hibernation-1.2x",
+      what: `gVisor resume from hibernation, ${mb} MiB, against raw 'runsc restore'`,
+      target: `within 1.2x${big ? ", and under 1 s" : ""}`,
+      measured: `${ms(f.stasis.stats.median)} vs ${ms(f.baseline.stats.median)}: ${f.ratio.toFixed(2)}x`,
+      met: f.ratio <= 1.2 && (!big || f.stasis.stats.median < 1000),
+    });
+  }
+  const top = input.concurrency.reduce<ConcurrencyLevel | undefined>((a, l) => (!a || l.clients > a.clients ? l : a), undefined);
+  if (top) {
+    targets.push({
+      key: "concurrency-errors",
+      what: `concurrency: ${top.clients} clients creating, using and deleting a sandbox at once${top.clients < 200 ? " (200 in the full run)" : ""}`,
+      target: "zero errors",
+      measured: `${top.stasis.errors} errors of ${top.clients}`,
+      met: top.stasis.errors === 0,
+    });
+    const worst = input.concurrency.reduce((a, l) => (l.stasis.health.median > a.stasis.health.median ? l : a), top);
+    targets.push({
+      key: "healthz",
+      what: "daemon responsive during the concurrency runs (GET /healthz every ~100 ms)",
+      target: "median < 50 ms at every level",
+      measured: `worst median ${ms(worst.stasis.health.median)} (p95 ${ms(worst.stasis.health.p95)}, max ${ms(worst.stasis.health.max)}) at ${worst.clients} clients`,
+      met: input.concurrency.every((l) => l.stasis.health.median < 50 && l.stasis.health.failures === 0),
+    });
+  }
+  if (input.complete) {
+    const limit = input.mode === "quick" ? 180 : 1200;
+    targets.push({
+      key: "wall-time",
+      what: `the ${input.mode} bench's wall time`,
+      target: `under ${limit / 60} minutes`,
+      measured: `${Math.floor(input.wallSeconds / 60)} min ${Math.round(input.wallSeconds % 60)} s`,
+      met: input.wallSeconds < limit,
+    });
+  }
+  return targets;
+}
