@@ -88,7 +88,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
 
 /** `base=2,python=1` → { base: 2, python: 1 }. */
 export function parseWarmPools(value: string): Record<string, number> {
-  const pools: Record<string, number> = {};
+  // No prototype: a template may be called "constructor".
+  const pools: Record<string, number> = Object.create(null) as Record<string, number>;
   for (const item of value.split(",").map((s) => s.trim()).filter(Boolean)) {
     const m = /^([a-z0-9][a-z0-9._-]{0,62})=(\d{1,3})$/.exec(item);
     if (!m) throw new Error(`STASIS_WARM_POOL entries are template=size (e.g. base=2), got '${item}'`);

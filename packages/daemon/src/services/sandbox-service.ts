@@ -240,6 +240,7 @@ export class SandboxService {
    * the request and makes it the requester's: thaw, its settings, a fresh lifetime. Null when none.
    */
   private async claimFromPool(params: CreateSandboxParams, runtime: Runtime): Promise<Sandbox | null> {
+    if (!this.deps.config.warmPools[params.template]) return null;
     const fits = (r: SandboxRecord) =>
       r.state === "paused" && r.template === params.template && r.runtime === runtime && r.cpu === params.cpu && r.memoryMiB === params.memoryMiB && r.diskMiB === params.diskMiB;
     for (const member of this.deps.store.pooled().filter(fits)) {
@@ -298,10 +299,12 @@ export class SandboxService {
    * once ready, only while the host keeps enough memory free. Dead members are cleared away.
    */
   private async fillPools(): Promise<void> {
-    if (this.filling || this.poolsClosed || Object.keys(this.deps.config.warmPools).length === 0) return;
+    if (this.filling || this.poolsClosed) return;
+    let members = this.deps.store.pooled();
+    // Nothing configured and nothing left from an earlier configuration: the common case, one query.
+    if (members.length === 0 && Object.keys(this.deps.config.warmPools).length === 0) return;
     this.filling = true;
     try {
-      let members = this.deps.store.pooled();
       // Dead members, and members of pools no longer configured (or now smaller), are discarded.
       const kept = new Map<string, number>();
       for (const member of members) {
