@@ -13,7 +13,7 @@ import type { FileService } from "../services/file-service.js";
 import type { SandboxService } from "../services/sandbox-service.js";
 import { ConnectError, deadlineMs, streamError, streamRequest, streamResponse, unaryError, unaryRequest, unaryResponse } from "./connect-rpc.js";
 import type { E2bAuth } from "./e2b-auth.js";
-import { isE2bPaused } from "./e2b-sandbox.js";
+import { isE2bPaused, isE2bVisible } from "./e2b-sandbox.js";
 import type { E2bStore } from "./e2b-store.js";
 
 /** The port envd listens on inside an E2B sandbox: the SDK addresses it in E2b-Sandbox-Port. */
@@ -156,7 +156,7 @@ export class Envd {
   private lookup(id: string): Sandbox | null {
     try {
       const sandbox = this.deps.sandboxes.get(id);
-      return sandbox.state === "stopped" || sandbox.state === "failed" || sandbox.state === "stopping" ? null : sandbox;
+      return isE2bVisible(sandbox) ? sandbox : null;
     } catch (err) {
       if (err instanceof ApiError && err.code === "sandbox_not_found") return null;
       throw err;

@@ -127,8 +127,7 @@ export class SandboxService {
     await this.discardPools();
     const targets = this.deps.store
       .live()
-      // Warm-pool members stay frozen: they are reattached as they are on the next start.
-      .filter((r) => !r.pooled && (r.state === "running" || r.state === "paused") && this.deps.drivers.get(r.runtime)?.checkpoint);
+      .filter((r) => (r.state === "running" || r.state === "paused") && this.deps.drivers.get(r.runtime)?.checkpoint);
     if (targets.length > 0) {
       const started = performance.now();
       let done = 0;
@@ -309,15 +308,14 @@ export class SandboxService {
       const kept = new Map<string, number>();
       for (const member of members) {
         const n = (kept.get(member.template) ?? 0) + 1;
-        const alive = member.state === "paused" || member.state === "creating" || member.state === "running";
-        if (alive && n <= (this.deps.config.warmPools[member.template] ?? 0)) kept.set(member.template, n);
+        if (isLiveMember(member) && n <= (this.deps.config.warmPools[member.template] ?? 0)) kept.set(member.template, n);
         else if (!this.claiming.has(member.id) && !this.locks.has(member.id) && member.state !== "creating") await this.discardMember(member);
       }
       members = this.deps.store.pooled();
       for (const [template, size] of Object.entries(this.deps.config.warmPools)) {
         const params = CreateSandboxRequestSchema.parse({ template });
         const runtime = this.deps.config.defaultRuntime;
-        const have = members.filter((r) => r.template === template && (r.state === "creating" || r.state === "paused" || r.state === "running")).length;
+        const have = members.filter((r) => r.template === template && isLiveMember(r)).length;
         this.deps.metrics.warmPool.set({ template }, have);
         if (have >= size || !this.deps.templates.manifest(template) || !this.probes.get(runtime)?.available) continue;
         if (!hasMemoryFor(params.memoryMiB)) {
@@ -1161,14 +1159,13 @@ function asApiError(err: unknown, what: string): ApiError {
 
 /** Runs `fn` over items with at most `limit` in flight. */
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  const limiter = new Limiter(limit);
+  await Promise.all(items.map((item) => limiter.run(() => fn(item))));
+}
+
+/** A warm-pool member that is booting, booted or frozen (not dead). */
+function isLiveMember(r: SandboxRecord): boolean {
+  return r.state === "creating" || r.state === "running" || r.state === "paused";
 }
 
 function toSandbox(r: SandboxRecord): Sandbox {
