@@ -10,8 +10,8 @@ export const CommandRequestSchema = z
       .union([z.string().min(1).max(128 * 1024), z.array(z.string().max(128 * 1024)).min(1).max(4096)])
       .meta({ description: "A shell command line (run with /bin/sh -c) or an argv array." }),
     env: EnvSchema.default({}),
-    cwd: AbsolutePathSchema.optional(),
-    user: UserSchema.default("root"),
+    cwd: AbsolutePathSchema.optional().meta({ description: "Default: the template's working directory (WORKDIR), else the user's home." }),
+    user: UserSchema.optional().meta({ description: "Default: the template's user (USER), else root." }),
     stdin: z.boolean().default(false).meta({ description: "Keep stdin open for POST .../stdin; otherwise /dev/null." }),
     timeoutMs: z
       .number()

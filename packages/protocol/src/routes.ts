@@ -34,6 +34,14 @@ import {
 } from "./sandboxes.js";
 import { CreatedE2bKeySchema, CreateE2bKeyRequestSchema, E2bKeyListSchema } from "./e2b-keys.js";
 import { DaemonInfoSchema, HealthSchema } from "./system.js";
+import {
+  BuildTemplateQuerySchema,
+  ImportTemplateQuerySchema,
+  TemplateBuildEventSchema,
+  TemplateListSchema,
+  TemplateSchema,
+  UpdateTemplateRequestSchema,
+} from "./templates.js";
 
 export type RouteBody = { kind: "json"; schema: z.ZodType } | { kind: "raw" };
 export type RouteResponse =
@@ -95,6 +103,13 @@ export const routes = {
   listFiles: { method: "get", path: "/v1/sandboxes/{id}/files/list", summary: "List a directory to a depth", tag: "files", auth: true, query: ListQuerySchema, response: { kind: "json", status: 200, schema: FileListSchema }, errors: fileErrors },
   makeDir: { method: "post", path: "/v1/sandboxes/{id}/files/mkdir", summary: "Create a directory and its parents", tag: "files", auth: true, body: { kind: "json", schema: MkdirRequestSchema }, response: { kind: "json", status: 200, schema: MkdirResultSchema }, errors: [...fileErrors, "file_exists"] },
   moveFile: { method: "post", path: "/v1/sandboxes/{id}/files/move", summary: "Move (rename) a path", tag: "files", auth: true, body: { kind: "json", schema: MoveRequestSchema }, response: { kind: "json", status: 200, schema: FileInfoSchema }, errors: fileErrors },
+
+  listTemplates: { method: "get", path: "/v1/templates", summary: "List templates, every version, newest first per name", tag: "templates", auth: true, response: { kind: "json", status: 200, schema: TemplateListSchema }, errors: [] },
+  getTemplate: { method: "get", path: "/v1/templates/{ref}", summary: "Get a template: `name` (latest version) or `name:version`", tag: "templates", auth: true, response: { kind: "json", status: 200, schema: TemplateSchema }, errors: ["template_not_found"] },
+  buildTemplate: { method: "post", path: "/v1/templates/build", summary: "Build a template version from a tar of its build context (a spec file or Dockerfile and the files it copies); streams the build", tag: "templates", auth: true, query: BuildTemplateQuerySchema, body: { kind: "raw" }, response: { kind: "ndjson", schema: TemplateBuildEventSchema }, errors: ["invalid_request", "invalid_template", "payload_too_large", "runtime_unavailable"] },
+  importTemplate: { method: "post", path: "/v1/templates/import", summary: "Import an OCI image (a `docker save` tarball or a tar of an OCI layout) as a template version; streams progress", tag: "templates", auth: true, query: ImportTemplateQuerySchema, body: { kind: "raw" }, response: { kind: "ndjson", schema: TemplateBuildEventSchema }, errors: ["invalid_request", "invalid_template", "payload_too_large"] },
+  updateTemplate: { method: "put", path: "/v1/templates/{ref}", summary: "Change a template version's warm-pool size or default resources", tag: "templates", auth: true, body: { kind: "json", schema: UpdateTemplateRequestSchema }, response: { kind: "json", status: 200, schema: TemplateSchema }, errors: ["invalid_request", "template_not_found"] },
+  deleteTemplate: { method: "delete", path: "/v1/templates/{ref}", summary: "Delete a template version (`name:version`) or every version (`name`), with layers no other version uses", tag: "templates", auth: true, response: { kind: "empty" }, errors: ["invalid_request", "template_not_found", "template_in_use"] },
 
   createE2bKey: { method: "post", path: "/v1/e2b/keys", summary: "Issue an API key for the E2B-compatible surface (`e2b_` + 40 hex); the key is in this reply only", tag: "e2b", auth: true, body: { kind: "json", schema: CreateE2bKeyRequestSchema }, response: { kind: "json", status: 201, schema: CreatedE2bKeySchema }, errors: [] },
   listE2bKeys: { method: "get", path: "/v1/e2b/keys", summary: "List the E2B API keys (without the keys themselves)", tag: "e2b", auth: true, response: { kind: "json", status: 200, schema: E2bKeyListSchema }, errors: [] },

@@ -35,8 +35,8 @@ export const SandboxIdSchema = z.string().regex(/^sbx_[a-z0-9]{16}$/, "not a san
 export const StandbyReasonSchema = z.enum(["requested", "idle", "lifetime"]);
 export type StandbyReason = z.infer<typeof StandbyReasonSchema>;
 
-/** How a sandbox came to be: booted for the request, taken from a warm pool, or forked. */
-export const CreatedViaSchema = z.enum(["cold", "warm_pool", "fork"]);
+/** How a sandbox came to be: booted for the request, taken from a warm pool, restored from its template's snapshot, or forked. */
+export const CreatedViaSchema = z.enum(["cold", "warm_pool", "snapshot", "fork"]);
 export type CreatedVia = z.infer<typeof CreatedViaSchema>;
 
 export const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
@@ -60,17 +60,21 @@ export type StandbyPolicy = z.infer<typeof StandbyPolicySchema>;
 
 export const CreateSandboxRequestSchema = z
   .object({
-    template: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).default("base"),
+    template: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,62}(:[1-9][0-9]{0,8})?$/, "a template name, optionally with :version")
+      .default("base")
+      .meta({ description: "`name` (latest version) or `name:version`." }),
     runtime: RuntimeSchema.optional().meta({ description: "Defaults to the daemon's default runtime (gvisor)." }),
-    cpu: z.number().min(0.1).max(64).default(1).meta({ description: "CPU cores (CFS quota)." }),
-    memoryMiB: z.number().int().min(64).max(256 * 1024).default(512),
+    cpu: z.number().min(0.1).max(64).optional().meta({ description: "CPU cores (CFS quota). Default: the template's, else 1." }),
+    memoryMiB: z.number().int().min(64).max(256 * 1024).optional().meta({ description: "Default: the template's, else 512." }),
     diskMiB: z
       .number()
       .int()
       .min(256)
       .max(1024 * 1024)
-      .default(4096)
-      .meta({ description: "Size of the sandbox's writable disk; sparse, so only written bytes use host disk." }),
+      .optional()
+      .meta({ description: "Size of the sandbox's writable disk; sparse, so only written bytes use host disk. Default: the template's, else 4096." }),
     env: EnvSchema.default({}),
     metadata: MetadataSchema.default({}),
     timeoutMs: z
@@ -92,7 +96,7 @@ export type CreateSandboxParams = z.output<typeof CreateSandboxRequestSchema>;
 export const SandboxSchema = z
   .object({
     id: SandboxIdSchema,
-    template: z.string(),
+    template: z.string().meta({ description: "The template and version it was made from: `name:version` (`base` for the built-in)." }),
     runtime: RuntimeSchema,
     state: SandboxStateSchema,
     stateReason: z.string().nullable().meta({ description: "Why the sandbox is stopped or failed." }),
@@ -110,7 +114,7 @@ export const SandboxSchema = z
     standbySince: z.iso.datetime().nullable().meta({ description: "When the sandbox went into standby (paused or hibernated)." }),
     standbyReason: StandbyReasonSchema.nullable().meta({ description: "Why the sandbox is in standby; null when awake." }),
     forkedFrom: SandboxIdSchema.nullable().meta({ description: "The sandbox this one was forked from." }),
-    createdVia: CreatedViaSchema.meta({ description: "`cold`: booted for its create request; `warm_pool`: taken, already booted, from the template's warm pool; `fork`: a fork." }),
+    createdVia: CreatedViaSchema.meta({ description: "`cold`: booted for its create request; `warm_pool`: taken, already booted, from the template's warm pool; `snapshot`: restored from the template's snapshot (its start command already running); `fork`: a fork." }),
   })
   .meta({ id: "Sandbox" });
 export type Sandbox = z.infer<typeof SandboxSchema>;

@@ -8,11 +8,11 @@ export const DaemonInfoSchema = z
     version: z.string(),
     defaultRuntime: RuntimeSchema,
     runtimes: z.array(z.object({ name: RuntimeSchema, available: z.boolean(), reason: z.string().nullable() })),
-    templates: z.array(z.object({ name: z.string(), builtAt: z.iso.datetime(), sizeBytes: z.number() })),
+    templates: z.array(z.object({ name: z.string(), version: z.number().int(), builtAt: z.iso.datetime(), sizeBytes: z.number(), snapshot: z.boolean() })),
     sandboxes: z.object({ total: z.number().int(), running: z.number().int(), max: z.number().int() }),
     warmPools: z
       .array(z.object({ template: z.string(), size: z.number().int(), ready: z.number().int(), booting: z.number().int() }))
-      .meta({ description: "Per template: frozen sandboxes kept booted for instant creates (STASIS_WARM_POOL)." }),
+      .meta({ description: "Per template: frozen sandboxes kept booted for instant creates (STASIS_WARM_POOL, or the template's own pool size)." }),
   })
   .meta({ id: "DaemonInfo" });
 export type DaemonInfo = z.infer<typeof DaemonInfoSchema>;
