@@ -10,7 +10,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 need=()
 for pair in crun:crun mmdebstrap:mmdebstrap ip:iproute2 unshare:util-linux nsenter:util-linux \
-            make:make g++:g++ python3:python3 curl:curl; do
+            make:make g++:g++ python3:python3 curl:curl \
+            umoci:umoci skopeo:skopeo nft:nftables; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

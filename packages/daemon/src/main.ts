@@ -20,6 +20,7 @@ import { SandboxService } from "./services/sandbox-service.js";
 import { SandboxFilesystem } from "./storage/sandbox-filesystem.js";
 import { SandboxStore } from "./store/sandbox-store.js";
 import { TemplateStore } from "./templates/template-store.js";
+import { createTemplateService } from "./services/template-service.js";
 import { DAEMON_VERSION } from "./version.js";
 
 export interface RunningDaemon {
@@ -42,17 +43,20 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     ["crun", new CrunDriver({ crunPath: config.crunPath, stateRoot: join(config.runDir, "crun"), cgroupMode, usernsBase: config.usernsBase })],
   ]);
   const templates = new TemplateStore(config.templatesDir);
+  await templates.cleanupStale();
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"));
   const freezer = new Freezer(cgroupMode);
   const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, freezer, metrics, log });
   await sandboxes.start();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
+  const gvisor = drivers.get("gvisor");
+  const templateBuilds = createTemplateService({ config, store: templates, sandboxes, gvisor: gvisor instanceof GvisorDriver ? gvisor : undefined, log: log.child({ component: "templates" }) });
   const app = createApp({
     apiKey: config.apiKey,
     log,
     metrics,
-    services: { sandboxes, exec, files, templates, e2bKeys: e2bStore, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore) },
   });
 

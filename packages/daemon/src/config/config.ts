@@ -24,6 +24,10 @@ export interface DaemonConfig {
   usernsBase: number;
   pidsLimit: number;
   maxUploadBytes: number;
+  /** Largest template build context or OCI image archive accepted (STASIS_MAX_BUILD_CONTEXT_BYTES). */
+  maxBuildContextBytes: number;
+  /** How long one template build step may run (STASIS_BUILD_STEP_TIMEOUT_MS). */
+  buildStepTimeoutMs: number;
   /** Upper bound on what /commands/run buffers per stream. */
   maxBufferedOutputBytes: number;
   logLevel: string;
@@ -77,6 +81,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     usernsBase: int(env.STASIS_USERNS_BASE, 1_000_000, "STASIS_USERNS_BASE"),
     pidsLimit: int(env.STASIS_PIDS_LIMIT, 512, "STASIS_PIDS_LIMIT"),
     maxUploadBytes: int(env.STASIS_MAX_UPLOAD_BYTES, 1024 * 1024 * 1024, "STASIS_MAX_UPLOAD_BYTES"),
+    maxBuildContextBytes: int(env.STASIS_MAX_BUILD_CONTEXT_BYTES, 4 * 1024 * 1024 * 1024, "STASIS_MAX_BUILD_CONTEXT_BYTES"),
+    buildStepTimeoutMs: int(env.STASIS_BUILD_STEP_TIMEOUT_MS, 30 * 60_000, "STASIS_BUILD_STEP_TIMEOUT_MS"),
     maxBufferedOutputBytes: int(env.STASIS_MAX_BUFFERED_OUTPUT_BYTES, 16 * 1024 * 1024, "STASIS_MAX_BUFFERED_OUTPUT_BYTES"),
     logLevel: env.STASIS_LOG_LEVEL ?? "info",
     hibernateOnStop: (env.STASIS_HIBERNATE_ON_STOP ?? "1") !== "0",

@@ -80,12 +80,28 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
     ok: base !== null,
     severity: "error",
     detail: base ? `built ${base.builtAt}, ${(base.sizeBytes / 1048576).toFixed(0)} MiB` : "not built",
-    fix: "stasis template build base (needs mmdebstrap and access to deb.debian.org)",
+    fix: "stasis template build --builtin base (needs mmdebstrap and access to deb.debian.org)",
   });
 
   for (const tool of ["mkfs.ext4", "mount", "unshare", "mkfifo"]) {
     const out = await runCommand("sh", ["-c", `command -v ${tool}`], { timeoutMs: 5_000 });
     add({ name: tool, ok: out.code === 0, severity: "error", detail: out.code === 0 ? out.stdout.trim() : "not found", fix: "apt-get install e2fsprogs mount util-linux coreutils" });
+  }
+  // Optional: only the feature named needs the tool, so a missing one is a warning.
+  const featureTools = [
+    { tool: "umoci", pkg: "umoci", feature: "stasis template import" },
+    { tool: "skopeo", pkg: "skopeo", feature: "stasis template import (docker save tarballs)" },
+    { tool: "nft", pkg: "nftables", feature: "network access in template builds" },
+  ];
+  for (const { tool, pkg, feature } of featureTools) {
+    const out = await runCommand("sh", ["-c", `command -v ${tool}`], { timeoutMs: 5_000 });
+    add({
+      name: tool,
+      ok: out.code === 0,
+      severity: "warning",
+      detail: out.code === 0 ? out.stdout.trim() : `not found; needed for ${feature}`,
+      fix: `apt-get install ${pkg} (or: sudo bash scripts/install-host-deps.sh)`,
+    });
   }
   const overlay = await runCommand("sh", ["-c", "grep -qw overlay /proc/filesystems || modprobe overlay"], { timeoutMs: 5_000 });
   add({ name: "overlayfs", ok: overlay.code === 0, severity: "error", detail: overlay.code === 0 ? "supported" : "overlay filesystem missing", fix: "modprobe overlay" });

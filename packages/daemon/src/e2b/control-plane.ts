@@ -238,8 +238,9 @@ export class ControlPlane {
   /** E2B names its default template `base`; any other name is a Stasis template of that name. */
   private template(templateID: string): string {
     const name = templateID.replace(/:default$/, "");
-    if (/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) && this.deps.templates.manifest(name)) return name;
-    throw new E2bHttpError(404, `template '${templateID}' not found: Stasis has ${this.deps.templates.list().map((t) => `'${t.name}'`).join(", ") || "no templates"} (build one with \`stasis template build\`)`);
+    if (/^[a-z0-9][a-z0-9._-]{0,62}(:[1-9][0-9]{0,8})?$/.test(name) && this.deps.templates.exists(name)) return name;
+    const known = [...new Set(this.deps.templates.list().map((t) => `'${t.name}'`))].join(", ");
+    throw new E2bHttpError(404, `template '${templateID}' not found: Stasis has ${known || "no templates"} (build one with \`stasis template build\`)`);
   }
 
   private visible(id: string): Sandbox {

@@ -10,6 +10,7 @@ import { Freezer } from "../runtime/freezer.js";
 import { ExecService } from "../services/exec-service.js";
 import { FileService } from "../services/file-service.js";
 import { SandboxService } from "../services/sandbox-service.js";
+import { createTemplateService } from "../services/template-service.js";
 import { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
 import { SandboxStore, type SandboxRecord } from "../store/sandbox-store.js";
 import { testRecord } from "../store/test-records.js";
@@ -35,7 +36,7 @@ const app = createApp({
   apiKey: API_KEY,
   log,
   metrics,
-  services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, e2bKeys: e2bStore, metrics, version: "test", defaultRuntime: "gvisor" },
+  services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, gvisor: undefined, log }), e2bKeys: e2bStore, metrics, version: "test", defaultRuntime: "gvisor" },
   e2b: { auth },
 });
 afterAll(() => {

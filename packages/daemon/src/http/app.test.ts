@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -10,6 +11,7 @@ import { Metrics } from "../observability/metrics.js";
 import { ExecService } from "../services/exec-service.js";
 import { FileService } from "../services/file-service.js";
 import { SandboxService } from "../services/sandbox-service.js";
+import { createTemplateService } from "../services/template-service.js";
 import { Freezer } from "../runtime/freezer.js";
 import { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
 import { SandboxStore } from "../store/sandbox-store.js";
@@ -33,6 +35,7 @@ const app = createApp({
     exec: new ExecService(sandboxes, metrics, 1024),
     files: new FileService(sandboxes, 1024),
     templates,
+    templateBuilds: createTemplateService({ config, store: templates, sandboxes, gvisor: undefined, log }),
     e2bKeys: new E2bStore(join(dir, "db.sqlite")),
     metrics,
     version: "test",
@@ -108,5 +111,37 @@ describe("http app", () => {
     const text = await (await app.request("/metrics")).text();
     expect(text).toContain("stasis_http_requests_total");
     expect(text).toContain("stasis_sandboxes");
+  });
+
+  it("validates template builds before building: the spec's line, reserved names, unknown templates", async () => {
+    const ctx = mkdtempSync(join(tmpdir(), "stasis-ctx-"));
+    const tarOf = (files: Record<string, string>) => {
+      rmSync(ctx, { recursive: true, force: true });
+      mkdirSync(ctx);
+      for (const [name, text] of Object.entries(files)) writeFileSync(join(ctx, name), text);
+      return execFileSync("tar", ["-C", ctx, "-cf", "-", "."]);
+    };
+    const post = (query: string, body: Uint8Array) => app.request(`/v1/templates/build?${query}`, { method: "POST", headers: auth, body });
+    const bad = await error(await post("name=web", tarOf({ Dockerfile: "FROM base\nRUN true\nFROBNICATE\n" })), 422, "invalid_template");
+    expect(bad).toMatchObject({ details: { file: "Dockerfile", line: 3 } });
+    await error(await post("name=web", tarOf({ "notes.txt": "no spec here" })), 422, "invalid_template");
+    await error(await post("name=web&file=../etc/passwd", tarOf({ Dockerfile: "FROM base\n" })), 422, "invalid_template");
+    await error(await post("name=base", tarOf({ Dockerfile: "FROM base\n" })), 422, "invalid_template");
+    await error(await post("name=Bad_Name", tarOf({ Dockerfile: "FROM base\n" })), 400, "invalid_request");
+    await error(await post("name=web", new TextEncoder().encode("not a tar archive at all")), 422, "invalid_template");
+    // A valid spec on an unknown base fails in the stream, at step 1.
+    const res = await post("name=web", tarOf({ "stasis.yaml": "from: nosuch\n" }));
+    expect(res.status).toBe(200);
+    const events = (await res.text()).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.at(-1)).toMatchObject({ type: "error", code: "invalid_template", step: 1, line: 1 });
+    rmSync(ctx, { recursive: true, force: true });
+  });
+
+  it("lists, gets and deletes templates with stable codes", async () => {
+    expect(await (await app.request("/v1/templates", { headers: auth })).json()).toEqual({ templates: [] });
+    await error(await app.request("/v1/templates/nosuch", { headers: auth }), 404, "template_not_found");
+    await error(await app.request("/v1/templates/nosuch:2", { method: "DELETE", headers: auth }), 404, "template_not_found");
+    await error(await app.request("/v1/templates/base", { method: "DELETE", headers: auth }), 400, "invalid_request");
+    await error(await app.request("/v1/templates/nosuch", { method: "PUT", headers: { ...auth, "content-type": "application/json" }, body: '{"pool":2}' }), 404, "template_not_found");
   });
 });

@@ -12,6 +12,7 @@ import { e2bKeyHandlers } from "./routes/e2b-key-routes.js";
 import { fileHandlers } from "./routes/file-routes.js";
 import { sandboxHandlers } from "./routes/sandbox-routes.js";
 import { systemHandlers } from "./routes/system-routes.js";
+import { templateHandlers } from "./routes/template-routes.js";
 import type { Services } from "./services.js";
 
 export type Handler = (c: Context, services: Services) => Promise<Response> | Response;
@@ -31,7 +32,7 @@ export interface AppOptions {
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
 export function createApp(options: AppOptions): Hono<Env> {
   const { apiKey, log, metrics, services } = options;
-  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...e2bKeyHandlers };
+  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers };
   const expected = Buffer.from(`Bearer ${apiKey}`);
   const openapi = buildOpenApi();
   const app = new Hono<Env>();

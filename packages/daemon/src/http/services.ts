@@ -3,6 +3,7 @@ import type { Metrics } from "../observability/metrics.js";
 import type { ExecService } from "../services/exec-service.js";
 import type { FileService } from "../services/file-service.js";
 import type { SandboxService } from "../services/sandbox-service.js";
+import type { TemplateService } from "../services/template-service.js";
 import type { TemplateStore } from "../templates/template-store.js";
 
 /** What route handlers may use: services only, never the store or drivers directly. */
@@ -11,6 +12,8 @@ export interface Services {
   exec: ExecService;
   files: FileService;
   templates: TemplateStore;
+  /** Template builds, imports, settings and deletes. */
+  templateBuilds: TemplateService;
   /** API keys of the E2B-compatible surface. */
   e2bKeys: E2bStore;
   metrics: Metrics;

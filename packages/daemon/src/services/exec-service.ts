@@ -140,11 +140,14 @@ export class ExecService {
 
   private execArgs(live: LiveSandbox, params: CommandParams): Record<string, unknown> {
     const cmd = typeof params.cmd === "string" ? ["/bin/sh", "-c", params.cmd] : params.cmd;
+    // The template's WORKDIR and USER are the defaults, as in a container started from the image.
+    const defaults = this.sandboxes.commandDefaults(live.record.template);
+    const cwd = params.cwd ?? defaults.cwd;
     return {
       cmd,
       env: { ...live.record.env, ...params.env },
-      ...(params.cwd ? { cwd: params.cwd } : {}),
-      user: params.user,
+      ...(cwd ? { cwd } : {}),
+      user: params.user ?? defaults.user ?? "root",
       stdin: params.stdin,
       ...(params.tag ? { tag: params.tag } : {}),
     };

@@ -8,6 +8,11 @@ export class Limiter {
 
   constructor(private readonly limit: number) {}
 
+  /** Whether a new task would have to wait. */
+  get full(): boolean {
+    return this.active >= this.limit;
+  }
+
   /** Tasks waiting for a slot. */
   get queued(): number {
     return this.waiting.length;

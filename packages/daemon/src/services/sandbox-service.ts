@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, renameSync, rmSync, statfsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -26,7 +26,7 @@ import { cgroupPathOf } from "../runtime/oci-spec.js";
 import type { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
 import { Limiter } from "./limiter.js";
 import type { SandboxRecord, SandboxStore } from "../store/sandbox-store.js";
-import { TemplateNotFoundError, type TemplateStore } from "../templates/template-store.js";
+import { TemplateNotFoundError, type ResolvedTemplate, type TemplateStore } from "../templates/template-store.js";
 
 const AGENT_READY_TIMEOUT_MS = 15_000;
 const SWEEP_MS = 1_000;
@@ -60,6 +60,16 @@ export interface SandboxUsage {
   diskTotalBytes: number;
 }
 
+/** What a sandbox is made of: its template (resolved to a version) and the resources and env it gets. */
+interface SandboxShape {
+  template: ResolvedTemplate;
+  runtime: Runtime;
+  cpu: number;
+  memoryMiB: number;
+  diskMiB: number;
+  env: Record<string, string>;
+}
+
 /** What keeps a sandbox awake: recent API calls and open streams or foreground commands. */
 interface Activity {
   lastAt: number;
@@ -88,6 +98,9 @@ export class SandboxService {
   private filling = false;
   /** Set on a stop: no more refills. */
   private poolsClosed = false;
+  /** Sandboxes booted to take a template's snapshot: hidden like pool members, but no pool's to discard. */
+  private readonly snapshotting = new Set<string>();
+  private readonly defaultsCache = new Map<string, { cwd: string | null; user: string | null }>();
 
   constructor(private readonly deps: SandboxServiceDeps) {
     this.boots = new Limiter(deps.config.createParallelism);
@@ -158,25 +171,23 @@ export class SandboxService {
   async create(params: CreateSandboxParams): Promise<Sandbox> {
     const runtime = params.runtime ?? this.deps.config.defaultRuntime;
     const driver = this.usableDriver(runtime);
-    if (!this.deps.templates.manifest(params.template)) {
-      throw new ApiError("template_not_found", `template '${params.template}' is not built: run \`stasis template build ${params.template}\``);
-    }
+    const shape = this.shapeOf(params, this.resolveTemplate(params.template), runtime);
     this.checkCapacity(1);
     const started = performance.now();
-    const warm = await this.claimFromPool(params, runtime);
+    const warm = await this.claimFromPool(shape, params);
     if (warm) {
       this.deps.metrics.sandboxCreate.observe({ runtime, via: "warm_pool" }, (performance.now() - started) / 1000);
       this.deps.log.info({ sandbox: warm.id, ms: Math.round((performance.now() - started) * 10) / 10 }, "sandbox created from the warm pool");
       return warm;
     }
-    const record = this.newRecord(params, runtime, Date.now());
+    const record = this.newRecord(params, shape, Date.now());
     const log = this.deps.log.child({ sandbox: record.id, runtime });
     this.deps.store.insert(record);
     try {
-      const agent = await this.boot(record, driver, log);
-      this.deps.metrics.sandboxCreate.observe({ runtime, via: "cold" }, (performance.now() - started) / 1000);
-      log.info({ ms: Math.round(performance.now() - started), agent: agent.version }, "sandbox created");
-      return toSandbox(record);
+      await this.materialize(record, shape, driver, log);
+      this.deps.metrics.sandboxCreate.observe({ runtime, via: record.createdVia }, (performance.now() - started) / 1000);
+      log.info({ ms: Math.round(performance.now() - started), via: record.createdVia, template: record.template }, "sandbox created");
+      return this.get(record.id);
     } catch (err) {
       this.deps.metrics.sandboxFailures.inc({ runtime, phase: "create" });
       log.error({ err }, "sandbox create failed");
@@ -188,17 +199,42 @@ export class SandboxService {
     }
   }
 
-  private newRecord(params: CreateSandboxParams, runtime: Runtime, now: number, pooled = false): SandboxRecord {
+  private resolveTemplate(ref: string): ResolvedTemplate {
+    try {
+      return this.deps.templates.resolve(ref);
+    } catch (err) {
+      if (err instanceof TemplateNotFoundError) throw new ApiError("template_not_found", err.message);
+      throw err;
+    }
+  }
+
+  /** Resources: the request's, else the template's. A snapshot's disk is part of the snapshot. */
+  private shapeOf(params: Partial<Pick<CreateSandboxParams, "cpu" | "memoryMiB" | "diskMiB" | "env">>, template: ResolvedTemplate, runtime: Runtime): SandboxShape {
+    const diskMiB = params.diskMiB ?? template.resources.diskMiB;
+    if (template.snapshot && diskMiB !== template.resources.diskMiB && runtime === "gvisor") {
+      throw new ApiError("invalid_request", `template ${template.ref} is a snapshot whose disk is ${template.resources.diskMiB} MiB; a create cannot change it (rebuild the template with another diskMiB)`);
+    }
+    return {
+      template,
+      runtime,
+      cpu: params.cpu ?? template.resources.cpu,
+      memoryMiB: params.memoryMiB ?? template.resources.memoryMiB,
+      diskMiB,
+      env: { ...template.env, ...params.env },
+    };
+  }
+
+  private newRecord(params: CreateSandboxParams, shape: SandboxShape, now: number, pooled = false): SandboxRecord {
     return {
       id: newSandboxId(),
-      template: params.template,
-      runtime,
+      template: shape.template.ref,
+      runtime: shape.runtime,
       state: "creating",
       stateReason: null,
-      cpu: params.cpu,
-      memoryMiB: params.memoryMiB,
-      diskMiB: params.diskMiB,
-      env: params.env,
+      cpu: shape.cpu,
+      memoryMiB: shape.memoryMiB,
+      diskMiB: shape.diskMiB,
+      env: shape.env,
       metadata: params.metadata,
       timeoutMs: params.timeoutMs,
       createdAt: now,
@@ -211,8 +247,139 @@ export class SandboxService {
       hibernateAfterMs: pooled ? 0 : params.hibernateAfterMs,
       forkedFrom: null,
       pooled,
-      createdVia: "cold",
+      createdVia: this.usesSnapshot(shape) ? "snapshot" : "cold",
     };
+  }
+
+  private usesSnapshot(shape: SandboxShape): boolean {
+    return shape.template.snapshot !== null && this.deps.drivers.get(shape.runtime)?.restore !== undefined;
+  }
+
+  /**
+   * Brings an inserted `creating` record up: restored from its template's snapshot (the start command
+   * already running), or booted, with the template's start command started and awaited.
+   */
+  private async materialize(record: SandboxRecord, shape: SandboxShape, driver: RuntimeDriver, log: Logger): Promise<void> {
+    const snapshot = shape.template.snapshot;
+    if (snapshot && this.usesSnapshot(shape)) {
+      this.deps.metrics.createsWaiting.inc();
+      await this.boots.run(async () => {
+        this.deps.metrics.createsWaiting.dec();
+        const owner = this.ownerOf(record);
+        const lower = await this.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
+        await this.deps.filesystem.createFromImage(record.id, snapshot.disk, lower, owner);
+        await this.restoreFrom(record, snapshot.image, "snapshot");
+      });
+      return;
+    }
+    const agent = await this.boot(record, driver, log);
+    if (shape.template.start) await this.startTemplateCommand(record, agent, shape.template);
+  }
+
+  /**
+   * Starts the template's start command in the background and waits for its readiness check to pass
+   * (or, without one, for the command to stay up a moment). Fails with what the command said if it dies.
+   */
+  private async startTemplateCommand(record: SandboxRecord, agent: AgentClient, template: ResolvedTemplate, signal?: AbortSignal): Promise<void> {
+    if (!template.start) return;
+    const user = template.user ?? "root";
+    const cwd = template.workdir ? { cwd: template.workdir } : {};
+    const { pid } = await agent.request<{ pid: number }>("exec", { cmd: ["/bin/sh", "-c", template.start], env: record.env, user, ...cwd, stdin: false, subscribe: false, window: 0, tag: "start" });
+    const exited = async (): Promise<string | null> => {
+      const { processes } = await agent.request<{ processes: { pid: number; running?: boolean; exitCode?: number | null; state?: string }[] }>("ps", {});
+      const p = processes.find((x) => x.pid === pid);
+      if (!p || p.running === false || p.state === "exited") return `the start command \`${template.start}\` exited${p?.exitCode !== undefined && p.exitCode !== null ? ` with code ${p.exitCode}` : ""}`;
+      return null;
+    };
+    const deadline = Date.now() + (template.readyTimeoutMs ?? 60_000);
+    if (!template.ready) {
+      await new Promise((r) => setTimeout(r, 500));
+      const died = await exited();
+      if (died) throw new ApiError("sandbox_failed", died);
+      return;
+    }
+    let last = "";
+    for (;;) {
+      if (signal?.aborted) throw new ApiError("sandbox_failed", "cancelled while waiting for the readiness check");
+      const result = await execToExit(agent, { cmd: ["/bin/sh", "-c", template.ready], env: record.env, user, ...cwd }, 10_000);
+      if (result.code === 0) return;
+      last = result.output.trim().slice(-500);
+      const died = await exited();
+      if (died) throw new ApiError("sandbox_failed", `${died} before its readiness check \`${template.ready}\` passed${last ? `; the check said: ${last}` : ""}`);
+      if (Date.now() > deadline) {
+        throw new ApiError("sandbox_failed", `the readiness check \`${template.ready}\` did not pass within ${Math.round((template.readyTimeoutMs ?? 60_000) / 1000)} s${last ? `; it said: ${last}` : ""}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /**
+   * Takes a template version's snapshot: boots it (hidden), runs its start command until ready, lets
+   * the agent settle, checkpoints it, and keeps the memory image and the disk as the version's snapshot.
+   */
+  async snapshotTemplate(ref: string, signal: AbortSignal): Promise<{ memoryBytes: number; diskBytes: number }> {
+    const template = this.deps.templates.resolve(ref, { allowBuilding: true });
+    const runtime: Runtime = "gvisor";
+    const driver = this.usableDriver(runtime);
+    if (!driver.checkpoint) throw new ApiError("not_supported_by_runtime", "snapshots need a runtime with checkpoint (gvisor)");
+    const shape = this.shapeOf({}, { ...template, snapshot: null }, runtime);
+    const record = this.newRecord(CreateSandboxRequestSchema.parse({ template: ref }), shape, Date.now(), true);
+    const log = this.deps.log.child({ sandbox: record.id, snapshotOf: ref });
+    this.snapshotting.add(record.id);
+    this.deps.store.insert(record);
+    try {
+      const agent = await this.boot(record, driver, log);
+      await this.startTemplateCommand(record, agent, template, signal);
+      await warmUp(agent);
+      if (signal.aborted) throw new ApiError("sandbox_failed", "the build was cancelled");
+      await this.exclusive(record.id, () => this.checkpoint(record.id, "requested"));
+      const [name = "", version = ""] = ref.split(":");
+      const dir = this.deps.templates.snapshotDir(name, Number(version));
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      const paths = this.deps.filesystem.paths(record.id);
+      await this.deps.filesystem.unmount(record.id);
+      renameSync(paths.checkpointDir, join(dir, "image"));
+      renameSync(paths.diskImage, join(dir, "disk.img"));
+      log.info("template snapshot taken");
+      return { memoryBytes: dirBytes(join(dir, "image")), diskBytes: statSync(join(dir, "disk.img")).blocks * 512 };
+    } finally {
+      await this.teardown(record).catch((err: Error) => log.warn({ err: err.message }, "removing the snapshot's sandbox failed"));
+      this.deps.store.delete(record.id);
+      this.snapshotting.delete(record.id);
+    }
+  }
+
+  /** Default cwd and user of commands in sandboxes of `ref` (cached: read on every command). */
+  commandDefaults(ref: string): { cwd: string | null; user: string | null } {
+    let d = this.defaultsCache.get(ref);
+    if (!d) {
+      try {
+        const t = this.deps.templates.resolve(ref, { allowBuilding: true });
+        d = { cwd: t.workdir, user: t.user };
+      } catch {
+        d = { cwd: null, user: null };
+      }
+      // A version's settings never change its workdir or user, so entries stay valid; bounded anyway.
+      if (this.defaultsCache.size > 1000) this.defaultsCache.clear();
+      this.defaultsCache.set(ref, d);
+    }
+    return d;
+  }
+
+  /** Sandboxes (pool members included) made from any of `refs`, which must go before the template can. */
+  usersOf(refs: string[]): { id: string; state: string; pooled: boolean }[] {
+    const wanted = new Set(refs);
+    return this.deps.store
+      .live()
+      .filter((r) => wanted.has(r.template))
+      .map((r) => ({ id: r.id, state: r.state, pooled: r.pooled }));
+  }
+
+  /** Discards the warm-pool members of `refs` (before their template is deleted). */
+  async discardPoolsOf(refs: string[]): Promise<void> {
+    const wanted = new Set(refs);
+    await Promise.all(this.deps.store.pooled().filter((m) => wanted.has(m.template) && !this.snapshotting.has(m.id)).map((m) => this.exclusive(m.id, () => this.discardMember(m))));
   }
 
   /** Boots an inserted `creating` record until its agent answers; the record is then `running`. */
@@ -238,15 +405,15 @@ export class SandboxService {
    * Takes a frozen member of the template's warm pool whose shape (runtime, cpu, memory, disk) matches
    * the request and makes it the requester's: thaw, its settings, a fresh lifetime. Null when none.
    */
-  private async claimFromPool(params: CreateSandboxParams, runtime: Runtime): Promise<Sandbox | null> {
-    if (!this.deps.config.warmPools[params.template]) return null;
+  private async claimFromPool(shape: SandboxShape, params: CreateSandboxParams): Promise<Sandbox | null> {
+    if (!this.warmPoolTargets().has(shape.template.ref)) return null;
     const fits = (r: SandboxRecord) =>
-      r.state === "paused" && r.template === params.template && r.runtime === runtime && r.cpu === params.cpu && r.memoryMiB === params.memoryMiB && r.diskMiB === params.diskMiB;
+      r.state === "paused" && r.template === shape.template.ref && r.runtime === shape.runtime && r.cpu === shape.cpu && r.memoryMiB === shape.memoryMiB && r.diskMiB === shape.diskMiB;
     for (const member of this.deps.store.pooled().filter(fits)) {
-      if (this.claiming.has(member.id)) continue;
+      if (this.claiming.has(member.id) || this.snapshotting.has(member.id)) continue;
       this.claiming.add(member.id);
       try {
-        const claimed = await this.exclusive(member.id, () => this.claim(member.id, params));
+        const claimed = await this.exclusive(member.id, () => this.claim(member.id, params, shape.env));
         if (claimed) return claimed;
       } catch (err) {
         this.deps.log.warn({ sandbox: member.id, err: (err as Error).message }, "a warm-pool member could not be claimed; discarded, trying the next");
@@ -259,7 +426,7 @@ export class SandboxService {
   }
 
   /** Under the lock. */
-  private async claim(id: string, params: CreateSandboxParams): Promise<Sandbox | null> {
+  private async claim(id: string, params: CreateSandboxParams, env: Record<string, string>): Promise<Sandbox | null> {
     const member = this.deps.store.get(id);
     const live = this.live.get(id);
     if (!member?.pooled || member.state !== "paused" || !live) return null;
@@ -271,7 +438,7 @@ export class SandboxService {
       ...member,
       state: "running",
       stateReason: null,
-      env: params.env,
+      env,
       metadata: params.metadata,
       timeoutMs: params.timeoutMs,
       createdAt: now,
@@ -299,36 +466,58 @@ export class SandboxService {
    */
   private async fillPools(): Promise<void> {
     if (this.filling || this.poolsClosed) return;
-    let members = this.deps.store.pooled();
-    // Nothing configured and nothing left from an earlier configuration: the common case, one query.
-    if (members.length === 0 && Object.keys(this.deps.config.warmPools).length === 0) return;
+    let members = this.deps.store.pooled().filter((m) => !this.snapshotting.has(m.id));
+    const targets = this.warmPoolTargets();
+    // Nothing configured and nothing left from an earlier configuration: the common case.
+    if (members.length === 0 && targets.size === 0) return;
     this.filling = true;
     try {
-      // Dead members, and members of pools no longer configured (or now smaller), are discarded.
+      // Dead members, and members of pools no longer configured (or now smaller, or of an older
+      // version of their template), are discarded.
       const kept = new Map<string, number>();
       for (const member of members) {
         const n = (kept.get(member.template) ?? 0) + 1;
-        if (isLiveMember(member) && n <= (this.deps.config.warmPools[member.template] ?? 0)) kept.set(member.template, n);
+        if (isLiveMember(member) && n <= (targets.get(member.template)?.size ?? 0)) kept.set(member.template, n);
         else if (!this.claiming.has(member.id) && !this.locks.has(member.id) && member.state !== "creating") await this.discardMember(member);
       }
       members = this.deps.store.pooled();
-      for (const [template, size] of Object.entries(this.deps.config.warmPools)) {
-        const params = CreateSandboxRequestSchema.parse({ template });
-        const runtime = this.deps.config.defaultRuntime;
-        const have = members.filter((r) => r.template === template && isLiveMember(r)).length;
-        this.deps.metrics.warmPool.set({ template }, have);
-        if (have >= size || !this.deps.templates.manifest(template) || !this.probes.get(runtime)?.available) continue;
-        if (!hasMemoryFor(params.memoryMiB)) {
-          this.deps.log.debug({ template }, "warm pool not refilled: the host is short of memory");
+      const runtime = this.deps.config.defaultRuntime;
+      for (const [ref, { size, template }] of targets) {
+        const have = members.filter((r) => r.template === ref && isLiveMember(r)).length;
+        this.deps.metrics.warmPool.set({ template: ref }, have);
+        if (have >= size || !this.probes.get(runtime)?.available) continue;
+        const shape = this.shapeOf({}, template, runtime);
+        if (!hasMemoryFor(shape.memoryMiB)) {
+          this.deps.log.debug({ template: ref }, "warm pool not refilled: the host is short of memory");
           continue;
         }
-        await this.bootPoolMember(params, runtime);
+        await this.bootPoolMember(shape);
       }
     } catch (err) {
       this.deps.log.error({ err }, "refilling the warm pools failed");
     } finally {
       this.filling = false;
     }
+  }
+
+  /**
+   * Pool sizes by template version: STASIS_WARM_POOL names templates (their latest version) and wins;
+   * otherwise the latest version of each template keeps the pool its build asked for.
+   */
+  private warmPoolTargets(): Map<string, { size: number; template: ResolvedTemplate }> {
+    const targets = new Map<string, { size: number; template: ResolvedTemplate }>();
+    for (const [name, size] of Object.entries(this.deps.config.warmPools)) {
+      try {
+        const template = this.deps.templates.resolve(name);
+        targets.set(template.ref, { size, template });
+      } catch {
+        // Not built (yet): nothing to keep warm.
+      }
+    }
+    for (const t of this.deps.templates.pooledTemplates()) {
+      if (t.pool > 0 && !Object.hasOwn(this.deps.config.warmPools, t.name) && !targets.has(t.ref)) targets.set(t.ref, { size: t.pool, template: t });
+    }
+    return targets;
   }
 
   /** On a stop: warm-pool members belong to nobody and are rebuilt on the next start, not kept or hibernated. */
@@ -343,13 +532,15 @@ export class SandboxService {
     this.activity.delete(member.id);
   }
 
-  private async bootPoolMember(params: CreateSandboxParams, runtime: Runtime): Promise<void> {
-    const record = this.newRecord(params, runtime, Date.now(), true);
-    const log = this.deps.log.child({ sandbox: record.id, runtime, pool: params.template });
+  private async bootPoolMember(shape: SandboxShape): Promise<void> {
+    const record = this.newRecord(CreateSandboxRequestSchema.parse({ template: shape.template.ref }), shape, Date.now(), true);
+    const log = this.deps.log.child({ sandbox: record.id, runtime: shape.runtime, pool: shape.template.ref });
     this.deps.store.insert(record);
     try {
-      const agent = await this.boot(record, this.usableDriver(runtime), log);
-      await warmUp(agent);
+      await this.materialize(record, shape, this.usableDriver(shape.runtime), log);
+      const live = this.live.get(record.id);
+      if (!live) throw new Error("the member's agent went away");
+      await warmUp(live.agent);
       // Frozen until claimed: no CPU while it waits, memory and the agent's spare shell kept.
       await this.exclusive(record.id, () => this.freeze(record.id, "requested"));
       log.info("warm-pool member ready");
@@ -712,7 +903,7 @@ export class SandboxService {
    * Starts `record` from a checkpoint image: its own (resume) or its source's (fork). A failed resume
    * keeps the image and the hibernated state, so nothing is lost and the next request retries.
    */
-  private async restoreFrom(record: SandboxRecord, image: string, why: "resume" | "fork", options: { keepImage?: boolean } = {}): Promise<void> {
+  private async restoreFrom(record: SandboxRecord, image: string, why: "resume" | "fork" | "snapshot", options: { keepImage?: boolean } = {}): Promise<void> {
     const driver = this.deps.drivers.get(record.runtime);
     if (!driver?.restore) throw new ApiError("not_supported_by_runtime", `${record.runtime} sandboxes cannot be restored`);
     if (!existsSync(image)) {
@@ -735,7 +926,7 @@ export class SandboxService {
       for (let attempt = 1; !restored; attempt++) {
         const launched = await driver.restore(this.launchSpec(record, paths.runtimeDir, paths.rootfs), image);
         try {
-          restored = { agent: await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "fork" ? "fork" : "wake"), exited: launched.exited };
+          restored = { agent: await this.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "resume" ? "wake" : why), exited: launched.exited };
         } catch (err) {
           // Once more after clearing the runtime's state: a previous daemon may have stopped before it
           // finished deleting the checkpointed container.
@@ -755,7 +946,7 @@ export class SandboxService {
       this.attach(current, restored.agent, restored.exited);
       this.touch(record.id);
       const ms = performance.now() - started;
-      this.deps.metrics.standbyTransition.observe({ op: why === "fork" ? "restore_clone" : "restore" }, ms / 1000);
+      this.deps.metrics.standbyTransition.observe({ op: why === "fork" ? "restore_clone" : why === "snapshot" ? "restore_snapshot" : "restore" }, ms / 1000);
       log.info({ ms: Math.round(ms), preparedMs: Math.round(prepared), why }, "sandbox restored from checkpoint");
     } catch (err) {
       this.deps.metrics.sandboxFailures.inc({ runtime: record.runtime, phase: why });
@@ -1063,8 +1254,8 @@ export class SandboxService {
 
   /** Each configured warm pool: its size, members ready (frozen) and booting. */
   warmPools(): { template: string; size: number; ready: number; booting: number }[] {
-    const members = this.deps.store.pooled();
-    return Object.entries(this.deps.config.warmPools).map(([template, size]) => ({
+    const members = this.deps.store.pooled().filter((m) => !this.snapshotting.has(m.id));
+    return [...this.warmPoolTargets()].map(([template, { size }]) => ({
       template,
       size,
       ready: members.filter((r) => r.template === template && r.state === "paused").length,
@@ -1105,19 +1296,40 @@ export function listCursor(sandbox: Pick<Sandbox, "createdAt" | "id">): string {
  * first command takes.
  */
 async function warmUp(agent: AgentClient): Promise<void> {
-  const { pid } = await agent.request<{ pid: number }>("exec", { cmd: ["/bin/sh", "-c", "true"], env: {}, user: "root", stdin: false, subscribe: true, window: 65_536 });
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, 5_000);
+  await execToExit(agent, { cmd: ["/bin/sh", "-c", "true"], env: {}, user: "root" }, 5_000);
+  await new Promise((r) => setTimeout(r, 250));
+}
+
+/** Runs a short command through the agent to its exit; the output is kept (bounded) for error messages. */
+async function execToExit(agent: AgentClient, args: { cmd: string[]; env: Record<string, string>; user: string; cwd?: string }, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  const { pid } = await agent.request<{ pid: number }>("exec", { ...args, stdin: false, subscribe: true, window: 65_536 });
+  return new Promise((resolve) => {
+    let output = "";
+    let finished = false;
+    const timer = setTimeout(() => done(null), timeoutMs);
+    // Events that came before the subscription are replayed inside subscribe(): `done` may run first.
     const unsubscribe = agent.subscribe(pid, (e) => {
-      if (e.ev === "exit") done();
+      if (e.ev === "out" && output.length < 8192) output += e.data.toString("utf8");
+      if (e.ev === "exit") done(e.code);
     });
-    function done() {
+    function done(code: number | null) {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
-      unsubscribe();
-      resolve();
+      queueMicrotask(() => unsubscribe());
+      if (code === null) agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+      resolve({ code, output });
     }
   });
-  await new Promise((r) => setTimeout(r, 250));
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    total += entry.isDirectory() ? dirBytes(path) : statSync(path).blocks * 512;
+  }
+  return total;
 }
 
 /** Whether the host can give `memoryMiB` more and still keep a tenth of its memory free. */

@@ -52,6 +52,22 @@ export class SandboxFilesystem {
     return p;
   }
 
+  /** Creates the sandbox's disk as a copy of a template snapshot's disk (sparse) and mounts the overlay. */
+  async createFromImage(id: string, diskImage: string, lowerdir: string, owner: number): Promise<SandboxPaths> {
+    const p = this.makeDirs(id, owner);
+    await must("cp", ["--sparse=always", diskImage, p.diskImage]);
+    chmodSync(p.diskImage, 0o600);
+    await this.mount(id, lowerdir, owner);
+    return p;
+  }
+
+  /** Unmounts the overlay and the disk, keeping the files (a template snapshot takes the disk image). */
+  async unmount(id: string): Promise<void> {
+    const p = this.paths(id);
+    for (const target of [p.rootfs, p.diskMount]) await unmount(target);
+    if ((await isMountpoint(p.rootfs)) || (await isMountpoint(p.diskMount))) throw new Error(`sandbox ${id}: its filesystem is still mounted`);
+  }
+
   /**
    * Gives each clone a copy of the source's disk as it is now (for fork). The source's filesystem is
    * frozen during the copy so every copy is consistent; the source must not be running (checkpointed),

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { chmod, lchown } from "node:fs/promises";
+import { chmod, lchown, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { Template, TemplateResources } from "@stasis/protocol";
 import { createInterface } from "node:readline";
 import { runCommand } from "../runtime/run-command.js";
 import { builtinRecipes, type TemplateRecipe } from "./template-recipes.js";
@@ -17,6 +18,60 @@ export interface TemplateManifest {
 export type ProgressFn = (line: string) => void;
 
 export class TemplateNotFoundError extends Error {}
+
+/** Defaults of a sandbox that names no resources, for templates that name none either. */
+export const DEFAULT_RESOURCES: TemplateResources = { cpu: 1, memoryMiB: 512, diskMiB: 4096 };
+
+/** One built version of a user template: `<root>/<name>/v<version>/template.json`. */
+export interface TemplateVersionManifest {
+  name: string;
+  version: number;
+  /** `building` while its build (or snapshot) runs; only `ready` versions are listed or resolved by name. */
+  status: "building" | "ready";
+  /** The daemon process running the build, while building: a dead one's leftovers are cleaned up. */
+  buildPid?: number;
+  source: "spec" | "dockerfile" | "oci";
+  from: string | null;
+  builtAt: string;
+  buildMs: number | null;
+  /** Layer keys, bottom first (each `<root>/.layers/<key>/diff`). */
+  layers: string[];
+  /** Bytes of the layers this version added over the template it was built from. */
+  sizeBytes: number;
+  /** Hash of everything that went into the build: an identical rebuild is not a new version. */
+  buildKey: string;
+  env: Record<string, string>;
+  workdir: string | null;
+  user: string | null;
+  start: string | null;
+  ready: string | null;
+  readyTimeoutMs: number | null;
+  resources: TemplateResources;
+  pool: number;
+  snapshot: { takenAt: string; memoryBytes: number; diskBytes: number } | null;
+}
+
+/** What creating a sandbox needs to know about the template it names. */
+export interface ResolvedTemplate {
+  /** What the sandbox records: `name:version`, or a built-in's bare name. */
+  ref: string;
+  name: string;
+  builtin: boolean;
+  env: Record<string, string>;
+  workdir: string | null;
+  user: string | null;
+  start: string | null;
+  ready: string | null;
+  readyTimeoutMs: number | null;
+  resources: TemplateResources;
+  pool: number;
+  /** Checkpoint image and disk of a snapshot template; null otherwise. */
+  snapshot: { image: string; disk: string } | null;
+}
+
+const REF = /^([a-z0-9][a-z0-9._-]{0,62})(?::([1-9][0-9]{0,8}))?$/;
+/** Overlay options must fit a page: enough for this many layers of `<root>/.layers/<32 hex>/diff`. */
+export const MAX_LAYERS = 40;
 
 /**
  * Templates are read-only root filesystems, built once and shared by every sandbox through an overlay.
@@ -33,7 +88,9 @@ export class TemplateStore {
     return join(this.root, name);
   }
 
+  /** Manifest of a built-in template (base), built by `stasis template build --builtin`. */
   manifest(name: string): TemplateManifest | null {
+    if (!builtinRecipes[name]) return null;
     try {
       return JSON.parse(readFileSync(join(this.dir(name), "template.json"), "utf8")) as TemplateManifest;
     } catch {
@@ -41,32 +98,320 @@ export class TemplateStore {
     }
   }
 
-  list(): TemplateManifest[] {
-    if (!existsSync(this.root)) return [];
-    return readdirSync(this.root)
+  /** Built built-in templates. */
+  builtins(): TemplateManifest[] {
+    return Object.keys(builtinRecipes)
       .map((name) => this.manifest(name))
       .filter((m): m is TemplateManifest => m !== null);
   }
 
-  /** The rootfs for a sandbox whose root is host uid `uidShift` (0 without a user namespace). */
-  async rootfs(name: string, uidShift: number, progress?: ProgressFn): Promise<string> {
-    if (!this.manifest(name)) throw new TemplateNotFoundError(`template '${name}' is not built: run \`stasis template build ${name}\``);
+  isBuiltinName(name: string): boolean {
+    return Object.hasOwn(builtinRecipes, name);
+  }
+
+  // ---- layers: `<root>/.layers/<key>/diff`, complete once `<root>/.layers/<key>/layer.json` exists ----
+
+  layerDir(key: string): string {
+    return join(this.root, ".layers", key);
+  }
+
+  hasLayer(key: string): boolean {
+    return existsSync(join(this.layerDir(key), "layer.json"));
+  }
+
+  /** Publishes a finished layer built in `staging` (which holds `diff/`). */
+  commitLayer(key: string, staging: string, info: { sizeBytes: number; step: string }): void {
+    writeFileSync(join(staging, "layer.json"), `${JSON.stringify({ key, ...info, createdAt: new Date().toISOString() })}\n`);
+    const dir = this.layerDir(key);
+    // An identical layer finished by a concurrent build first: keep that one.
+    if (existsSync(dir)) rmSync(staging, { recursive: true, force: true });
+    else renameSync(staging, dir);
+  }
+
+  layerSize(key: string): number {
+    try {
+      return (JSON.parse(readFileSync(join(this.layerDir(key), "layer.json"), "utf8")) as { sizeBytes: number }).sizeBytes;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** A fresh staging folder for a layer being built (removed by `cleanupStale` if the daemon dies). */
+  stagingDir(key: string): string {
+    const dir = join(this.root, ".layers", `${key}.building-${process.pid}-${Date.now().toString(36)}`);
+    mkdirSync(join(dir, "diff"), { recursive: true });
+    mkdirSync(join(dir, "work"), { recursive: true });
+    return dir;
+  }
+
+  // ---- versions of user templates: `<root>/<name>/v<version>/template.json` ----
+
+  versionDir(name: string, version: number): string {
+    return join(this.root, name, `v${version}`);
+  }
+
+  /** Every version of `name` on disk, building ones included, newest first. */
+  versions(name: string): TemplateVersionManifest[] {
+    const dir = this.dir(name);
+    if (this.isBuiltinName(name) || !existsSync(dir)) return [];
+    const out: TemplateVersionManifest[] = [];
+    for (const entry of readdirSync(dir)) {
+      if (!/^v[1-9][0-9]*$/.test(entry)) continue;
+      try {
+        out.push(JSON.parse(readFileSync(join(dir, entry, "template.json"), "utf8")) as TemplateVersionManifest);
+      } catch {
+        // A version whose manifest was never written: a build that died before its first layer.
+      }
+    }
+    return out.sort((a, b) => b.version - a.version);
+  }
+
+  names(): string[] {
+    if (!existsSync(this.root)) return [];
+    return readdirSync(this.root).filter((n) => REF.test(n) && !this.isBuiltinName(n));
+  }
+
+  /** The number the next build of `name` gets (numbers are never reused while any version is on disk). */
+  nextVersion(name: string): number {
+    const dir = this.dir(name);
+    if (!existsSync(dir)) return 1;
+    const used = readdirSync(dir).map((e) => /^v([1-9][0-9]*)$/.exec(e)?.[1]).filter((v): v is string => v !== undefined).map(Number);
+    return Math.max(0, ...used) + 1;
+  }
+
+  writeVersion(manifest: TemplateVersionManifest): void {
+    const dir = this.versionDir(manifest.name, manifest.version);
+    mkdirSync(dir, { recursive: true });
+    const tmp = join(dir, `template.json.tmp-${process.pid}`);
+    writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+    renameSync(tmp, join(dir, "template.json"));
+  }
+
+  /** Where a version's snapshot lives: `image/` (the checkpoint) and `disk.img` (its writable disk). */
+  snapshotDir(name: string, version: number): string {
+    return join(this.versionDir(name, version), "snapshot");
+  }
+
+  private find(ref: string, allowBuilding: boolean): { builtin: TemplateManifest } | { version: TemplateVersionManifest } {
+    const m = REF.exec(ref);
+    if (!m?.[1]) throw new TemplateNotFoundError(`'${ref}' is not a template name`);
+    const name = m[1];
+    const wanted = m[2] ? Number(m[2]) : null;
+    if (this.isBuiltinName(name)) {
+      const builtin = this.manifest(name);
+      if (!builtin || (wanted !== null && wanted !== 1)) throw new TemplateNotFoundError(`template '${ref}' is not built: run \`stasis template build --builtin ${name}\``);
+      return { builtin };
+    }
+    const versions = this.versions(name).filter((v) => v.status === "ready" || (allowBuilding && wanted !== null));
+    const version = wanted === null ? versions[0] : versions.find((v) => v.version === wanted);
+    if (!version) {
+      const known = this.versions(name).filter((v) => v.status === "ready").map((v) => v.version);
+      throw new TemplateNotFoundError(
+        known.length > 0 ? `template '${name}' has no version ${wanted} (versions: ${known.join(", ")})` : `no template '${name}': build it with \`stasis template build --name ${name}\``,
+      );
+    }
+    return { version };
+  }
+
+  exists(ref: string): boolean {
+    try {
+      this.find(ref, false);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** What a sandbox of `ref` starts from. A version still building resolves only by its exact ref, for its own snapshot. */
+  resolve(ref: string, options: { allowBuilding?: boolean } = {}): ResolvedTemplate {
+    const found = this.find(ref, options.allowBuilding ?? false);
+    if ("builtin" in found) {
+      return { ref: found.builtin.name, name: found.builtin.name, builtin: true, env: {}, workdir: null, user: null, start: null, ready: null, readyTimeoutMs: null, resources: DEFAULT_RESOURCES, pool: 0, snapshot: null };
+    }
+    const v = found.version;
+    const snap = this.snapshotDir(v.name, v.version);
+    return {
+      ref: `${v.name}:${v.version}`,
+      name: v.name,
+      builtin: false,
+      env: v.env,
+      workdir: v.workdir,
+      user: v.user,
+      start: v.start,
+      ready: v.ready,
+      readyTimeoutMs: v.readyTimeoutMs,
+      resources: v.resources,
+      pool: v.pool,
+      snapshot: v.snapshot ? { image: join(snap, "image"), disk: join(snap, "disk.img") } : null,
+    };
+  }
+
+  /** Overlay lowerdir (top layer first) of a template. */
+  lowerdir(ref: string, options: { allowBuilding?: boolean } = {}): string {
+    const found = this.find(ref, options.allowBuilding ?? true);
+    if ("builtin" in found) return join(this.dir(found.builtin.name), "rootfs");
+    return [...found.version.layers].reverse().map((key) => join(this.layerDir(key), "diff")).join(":");
+  }
+
+  /** The latest ready version of every user template that asks for a warm pool. */
+  pooledTemplates(): ResolvedTemplate[] {
+    const out: ResolvedTemplate[] = [];
+    for (const name of this.names()) {
+      const latest = this.versions(name).find((v) => v.status === "ready");
+      if (latest && latest.pool > 0) out.push(this.resolve(`${name}:${latest.version}`));
+    }
+    return out;
+  }
+
+  /** The API's view of every ready version, newest first per name; built-ins first. */
+  list(): Template[] {
+    const out: Template[] = this.builtins().map((b) => this.builtinTemplate(b));
+    for (const name of this.names().sort()) {
+      const ready = this.versions(name).filter((v) => v.status === "ready");
+      ready.forEach((v, i) => out.push(toTemplate(v, i === 0)));
+    }
+    return out;
+  }
+
+  get(ref: string): Template {
+    const found = this.find(ref, false);
+    if ("builtin" in found) return this.builtinTemplate(found.builtin);
+    return toTemplate(found.version, this.versions(found.version.name).find((v) => v.status === "ready")?.version === found.version.version);
+  }
+
+  private builtinTemplate(b: TemplateManifest): Template {
+    return {
+      name: b.name,
+      version: 1,
+      ref: b.name,
+      latest: true,
+      source: "builtin",
+      from: `debian:${builtinRecipes[b.name]?.suite ?? "bookworm"}`,
+      builtAt: b.builtAt,
+      buildMs: null,
+      layers: 1,
+      sizeBytes: b.sizeBytes,
+      env: {},
+      workdir: null,
+      user: null,
+      start: null,
+      ready: null,
+      resources: DEFAULT_RESOURCES,
+      pool: 0,
+      snapshot: null,
+    };
+  }
+
+  /** Changes a ready version's pool size or default resources. */
+  update(ref: string, change: { pool?: number; resources?: Partial<TemplateResources> }): Template {
+    const found = this.find(ref, false);
+    if ("builtin" in found) throw new TemplateNotFoundError(`the built-in template '${found.builtin.name}' has fixed settings; its warm pool is set with STASIS_WARM_POOL`);
+    const v = found.version;
+    const resources = { ...v.resources, ...change.resources };
+    if (v.snapshot && resources.diskMiB !== v.resources.diskMiB) {
+      throw new TemplateSettingsError(`a snapshot template's disk is part of its snapshot (${v.resources.diskMiB} MiB); rebuild with another diskMiB`);
+    }
+    this.writeVersion({ ...v, pool: change.pool ?? v.pool, resources });
+    return this.get(`${v.name}:${v.version}`);
+  }
+
+  /**
+   * Removes versions (`name:version`, or every version of `name`) and the layers no remaining version
+   * uses. The caller has checked that no sandbox uses them.
+   */
+  async remove(ref: string): Promise<TemplateVersionManifest[]> {
+    const m = REF.exec(ref);
+    if (!m?.[1]) throw new TemplateNotFoundError(`'${ref}' is not a template name`);
+    if (this.isBuiltinName(m[1])) throw new TemplateSettingsError(`the built-in template '${m[1]}' cannot be deleted`);
+    const doomed = m[2] ? [this.find(ref, false)].flatMap((f) => ("version" in f ? [f.version] : [])) : this.versions(m[1]).filter((v) => v.status === "ready");
+    if (doomed.length === 0) throw new TemplateNotFoundError(`no template '${ref}'`);
+    for (const v of doomed) await rm(this.versionDir(v.name, v.version), { recursive: true, force: true });
+    if (!m[2] || this.versions(m[1]).length === 0) {
+      const dir = this.dir(m[1]);
+      if (existsSync(dir) && readdirSync(dir).every((e) => !/^v[1-9]/.test(e))) await rm(dir, { recursive: true, force: true });
+    }
+    await this.collectLayers();
+    return doomed;
+  }
+
+  /** Deletes layers that no version on disk lists (building versions included: their layers are in use). */
+  async collectLayers(): Promise<void> {
+    const dir = join(this.root, ".layers");
+    if (!existsSync(dir)) return;
+    const used = new Set(this.names().flatMap((n) => this.versions(n).flatMap((v) => v.layers)));
+    for (const entry of readdirSync(dir)) {
+      if (entry.includes(".building-") || used.has(entry)) continue;
+      await rm(join(dir, entry), { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * After a crash: builds that were under way are gone; their staging folders and unfinished versions go
+   * too. Only those of dead processes: daemons sharing a templates folder may be building right now.
+   */
+  async cleanupStale(): Promise<void> {
+    const layers = join(this.root, ".layers");
+    if (existsSync(layers)) {
+      for (const entry of readdirSync(layers)) {
+        const pid = /\.building-(\d+)-/.exec(entry)?.[1];
+        if (pid && !isAlive(Number(pid))) await rm(join(layers, entry), { recursive: true, force: true });
+      }
+    }
+    for (const name of this.names()) {
+      for (const v of this.versions(name)) {
+        if (v.status === "building" && !isAlive(v.buildPid ?? 0)) await rm(this.versionDir(name, v.version), { recursive: true, force: true });
+      }
+    }
+  }
+
+  /** The rootfs (overlay lowerdir) for a sandbox whose root is host uid `uidShift` (0 without a user namespace). */
+  async rootfs(ref: string, uidShift: number, progress?: ProgressFn): Promise<string> {
+    const found = this.find(ref, true);
+    if ("version" in found) {
+      const lower = this.lowerdir(ref);
+      if (uidShift === 0) return lower;
+      // A user namespace needs every owner shifted: one flattened, shifted copy per version.
+      const shifted = join(this.versionDir(found.version.name, found.version.version), `rootfs-uid${uidShift}`);
+      return this.shiftedOnce(shifted, () => this.makeFlattenedShiftedCopy(lower, shifted, uidShift, progress));
+    }
+    const name = found.builtin.name;
     const plain = join(this.dir(name), "rootfs");
     if (uidShift === 0) return plain;
     const shifted = join(this.dir(name), `rootfs-uid${uidShift}`);
+    return this.shiftedOnce(shifted, () => this.makeShiftedCopy(plain, shifted, uidShift, progress));
+  }
+
+  private async shiftedOnce(shifted: string, make: () => Promise<string>): Promise<string> {
     if (existsSync(`${shifted}.done`)) return shifted;
     let pending = this.shifting.get(shifted);
     if (!pending) {
-      pending = this.makeShiftedCopy(plain, shifted, uidShift, progress).finally(() => this.shifting.delete(shifted));
+      pending = make().finally(() => this.shifting.delete(shifted));
       this.shifting.set(shifted, pending);
     }
     return pending;
   }
 
+  /** Copies the merged view of a layered template (a read-only overlay), then shifts its owners. */
+  private async makeFlattenedShiftedCopy(lower: string, shifted: string, uidShift: number, progress?: ProgressFn): Promise<string> {
+    const view = `${shifted}.view-${process.pid}`;
+    mkdirSync(view, { recursive: true });
+    // A single lower layer cannot be an overlay of its own: a second, empty one makes it one.
+    const empty = `${shifted}.empty-${process.pid}`;
+    mkdirSync(empty, { recursive: true });
+    await run("mount", ["-t", "overlay", "overlay", "-o", `ro,lowerdir=${lower}:${empty}`, view]);
+    try {
+      return await this.makeShiftedCopy(view, shifted, uidShift, progress);
+    } finally {
+      await run("umount", [view]).catch(() => run("umount", ["-l", view]));
+      rmSync(view, { recursive: true, force: true });
+      rmSync(empty, { recursive: true, force: true });
+    }
+  }
+
   private async makeShiftedCopy(plain: string, shifted: string, uidShift: number, progress?: ProgressFn): Promise<string> {
     progress?.(`copying ${plain} with owners shifted by ${uidShift} (once)`);
     const tmp = `${shifted}.tmp-${process.pid}-${Date.now()}`;
-    await run("cp", ["-a", "--reflink=auto", plain, tmp]);
+    await run("cp", ["-a", "--reflink=auto", `${plain}/.`, tmp]);
     await shiftOwners(tmp, uidShift);
     rmSync(shifted, { recursive: true, force: true });
     renameSync(tmp, shifted);
@@ -115,6 +460,41 @@ export class TemplateStore {
     progress(`template ${name} built: ${(sizeBytes / 1024 / 1024).toFixed(0)} MiB`);
     return manifest;
   }
+}
+
+export class TemplateSettingsError extends Error {}
+
+function isAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function toTemplate(v: TemplateVersionManifest, latest: boolean): Template {
+  return {
+    name: v.name,
+    version: v.version,
+    ref: `${v.name}:${v.version}`,
+    latest,
+    source: v.source,
+    from: v.from,
+    builtAt: v.builtAt,
+    buildMs: v.buildMs,
+    layers: v.layers.length,
+    sizeBytes: v.sizeBytes,
+    env: v.env,
+    workdir: v.workdir,
+    user: v.user,
+    start: v.start,
+    ready: v.ready,
+    resources: v.resources,
+    pool: v.pool,
+    snapshot: v.snapshot,
+  };
 }
 
 export function recipeHash(recipe: TemplateRecipe): string {

@@ -13,7 +13,7 @@ export const systemHandlers = {
       version: s.version,
       defaultRuntime: s.defaultRuntime,
       runtimes: s.sandboxes.runtimes(),
-      templates: s.templates.list().map((t) => ({ name: t.name, builtAt: t.builtAt, sizeBytes: t.sizeBytes })),
+      templates: s.templates.list().filter((t) => t.latest).map((t) => ({ name: t.name, version: t.version, builtAt: t.builtAt, sizeBytes: t.sizeBytes, snapshot: t.snapshot !== null })),
       sandboxes: s.sandboxes.info(),
       warmPools: s.sandboxes.warmPools(),
     };

@@ -35,6 +35,16 @@ export class GvisorDriver implements RuntimeDriver {
     return { available: true, reason: null, details: { version, platform: this.platform } };
   }
 
+  /** runsc's platform flag, for other users of runsc on this host (template build steps). */
+  async platformFlag(): Promise<string> {
+    if (!this.platform) await this.probe();
+    return `--platform=${this.platform ?? "systrap"}`;
+  }
+
+  get runscPath(): string {
+    return this.options.runscPath;
+  }
+
   private runsc(): string[] {
     return ["--root", this.options.stateRoot, `--platform=${this.platform ?? "systrap"}`, "--network=none", "--overlay2=none"];
   }

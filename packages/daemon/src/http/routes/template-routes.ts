@@ -1,0 +1,29 @@
+import { BuildTemplateQuerySchema, ImportTemplateQuerySchema, TemplateRefSchema, UpdateTemplateRequestSchema } from "@stasis/protocol";
+import type { Handler } from "../app.js";
+import { ndjsonResponse } from "../ndjson.js";
+import { clientGone, jsonBody, parseWith, query } from "../validation.js";
+
+async function* emptyBody(): AsyncGenerator<Uint8Array> {}
+
+const ref = (param: string | undefined) => parseWith(TemplateRefSchema, param ?? "", "path");
+
+export const templateHandlers = {
+  listTemplates: (c, s) => c.json({ templates: s.templateBuilds.list() }),
+  getTemplate: (c, s) => c.json(s.templateBuilds.get(ref(c.req.param("ref")))),
+  updateTemplate: async (c, s) => c.json(s.templateBuilds.update(ref(c.req.param("ref")), await jsonBody(c, UpdateTemplateRequestSchema))),
+  deleteTemplate: async (c, s) => {
+    await s.templateBuilds.delete(ref(c.req.param("ref")));
+    return c.body(null, 204);
+  },
+  // The body is a tar stream, read as it arrives; the build's events stream back.
+  buildTemplate: (c, s) => {
+    const q = query(c, BuildTemplateQuerySchema);
+    const body = (c.req.raw.body as AsyncIterable<Uint8Array> | null) ?? emptyBody();
+    return ndjsonResponse(s.templateBuilds.build(q, body, clientGone(c)), c.get("requestId") as string);
+  },
+  importTemplate: (c, s) => {
+    const q = query(c, ImportTemplateQuerySchema);
+    const body = (c.req.raw.body as AsyncIterable<Uint8Array> | null) ?? emptyBody();
+    return ndjsonResponse(s.templateBuilds.import(q, body, clientGone(c)), c.get("requestId") as string);
+  },
+} satisfies Record<string, Handler>;

@@ -1,0 +1,100 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { runCommand } from "../runtime/run-command.js";
+
+/**
+ * Network for template build steps (RUN, packages): each step gets a fresh network namespace with one
+ * veth to the host, NATed out. Sandboxes themselves never get one. The nft table lets build traffic out
+ * and forwarded replies back, drops anything a build sends to the host itself or to another build, and lets nothing in from outside, so a build cannot
+ * reach the daemon's API or other host services (loopback is per namespace, so 127.0.0.1 is its own).
+ */
+const SUBNET = "10.213.0.0/16";
+const TABLE = "stasis_build";
+const IFACE_PREFIX = "stb";
+
+export interface BuildNetwork {
+  /** Path for the OCI spec's network namespace. */
+  netnsPath: string;
+  /** resolv.conf contents the step sees. */
+  resolvConf: string;
+  release(): Promise<void>;
+}
+
+let hostReady: Promise<void> | null = null;
+
+async function must(cmd: string, args: string[], input?: string): Promise<void> {
+  const out = await runCommand(cmd, args, { timeoutMs: 20_000, ...(input === undefined ? {} : { input }) });
+  if (out.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${out.stderr.trim() || `exit ${out.code}`}`);
+}
+
+/** Once per daemon: forwarding on, and the NAT and filter rules (replaced atomically, so safe to repeat). */
+function prepareHost(): Promise<void> {
+  hostReady ??= (async () => {
+    if (readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() !== "1") writeFileSync("/proc/sys/net/ipv4/ip_forward", "1\n");
+    await must("nft", ["-f", "-"], `table ip ${TABLE} {}
+delete table ip ${TABLE}
+table ip ${TABLE} {
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept; ip saddr ${SUBNET} oifname != "${IFACE_PREFIX}*" masquerade; }
+  chain input { type filter hook input priority filter; policy accept; iifname "${IFACE_PREFIX}*" ct state established,related accept; iifname "${IFACE_PREFIX}*" drop; }
+  chain forward { type filter hook forward priority filter; policy accept; iifname "${IFACE_PREFIX}*" ip daddr ${SUBNET} drop; oifname "${IFACE_PREFIX}*" ct state established,related accept; oifname "${IFACE_PREFIX}*" drop; }
+}
+`);
+  })().catch((err: unknown) => {
+    hostReady = null;
+    throw err;
+  });
+  return hostReady;
+}
+
+/** Name servers a namespace can use: the host's, unless they are loopback (systemd-resolved's stub). */
+export function upstreamResolvConf(): string {
+  for (const file of ["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"]) {
+    let text = "";
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    const servers = [...text.matchAll(/^nameserver\s+(\S+)/gm)].map((m) => m[1] ?? "").filter((s) => s && !s.startsWith("127.") && s !== "::1");
+    if (servers.length > 0) return servers.map((s) => `nameserver ${s}`).join("\n") + "\n";
+  }
+  return "nameserver 1.1.1.1\nnameserver 8.8.8.8\n";
+}
+
+export async function createBuildNetwork(): Promise<BuildNetwork> {
+  await prepareHost();
+  const tag = randomBytes(4).toString("hex");
+  const ns = `stasis-build-${tag}`;
+  const hostIf = `${IFACE_PREFIX}${tag}`;
+  const used = (await runCommand("ip", ["-o", "-4", "addr", "show"], { timeoutMs: 10_000 })).stdout;
+  // A /30 per step inside the subnet, picked at random and skipped while another daemon's step holds it.
+  let block = 0;
+  for (let tries = 0; tries < 20; tries++) {
+    block = 1 + Math.floor(Math.random() * 16_382);
+    if (!used.includes(` ${addr(block, 1)}/30`)) break;
+  }
+  const release = async () => {
+    await runCommand("ip", ["netns", "del", ns], { timeoutMs: 10_000 });
+    await runCommand("ip", ["link", "del", hostIf], { timeoutMs: 10_000 });
+  };
+  try {
+    await must("ip", ["netns", "add", ns]);
+    await must("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+    await must("ip", ["addr", "add", `${addr(block, 1)}/30`, "dev", hostIf]);
+    await must("ip", ["link", "set", hostIf, "up"]);
+    await must("ip", ["-n", ns, "addr", "add", `${addr(block, 2)}/30`, "dev", "eth0"]);
+    await must("ip", ["-n", ns, "link", "set", "eth0", "up"]);
+    await must("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    await must("ip", ["-n", ns, "route", "add", "default", "via", addr(block, 1)]);
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { netnsPath: `/var/run/netns/${ns}`, resolvConf: upstreamResolvConf(), release };
+}
+
+/** Address `host` (1 or 2) of /30 block `block` in 10.213.0.0/16. */
+function addr(block: number, host: number): string {
+  const n = block * 4 + host;
+  return `10.213.${(n >> 8) & 255}.${n & 255}`;
+}
