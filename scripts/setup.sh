@@ -27,7 +27,7 @@ npx tsc -b
 bash packages/agent/build.sh
 
 step "base template"
-node packages/cli/dist/main.js template build base
+node packages/cli/dist/main.js template build --builtin base
 
 ln -sf "$PWD/packages/cli/dist/main.js" /usr/local/bin/stasis
 chmod +x packages/cli/dist/main.js

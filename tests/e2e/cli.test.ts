@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -102,4 +102,36 @@ describe("stasis CLI against a real daemon", () => {
     expect((await stasis(["e2b", "key", "revoke", entry!.id])).code).toBe(0);
     expect((await e2bList()).status).toBe(401);
   });
+
+  it("builds a template from a directory, shows cached steps, points at a failing step, and removes it", async () => {
+    const name = `cli-tpl-${Date.now().toString(36)}`;
+    const dir = join(local, "tpl");
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+    writeFileSync(join(dir, "note.txt"), "copied by the CLI\n");
+    writeFileSync(join(dir, "Dockerfile"), `FROM base\nCOPY note.txt /opt/note.txt\nRUN echo step-output-${name}\n`);
+    const built = await stasis(["template", "build", dir, "--name", name]);
+    expect(built.code).toBe(0);
+    expect(built.stderr).toMatch(/Step 2\/3 : COPY note.txt \/opt\/note.txt/);
+    expect(built.stderr).toContain(`step-output-${name}`);
+    expect(built.stdout).toMatch(new RegExp(`${name}:1`));
+    const again = await stasis(["template", "build", dir, "--name", name]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/Step 3\/3 : RUN .* \(cached\)/);
+
+    const sbx = (await stasis(["sandbox", "create", "--template", name])).stdout.trim();
+    expect((await stasis(["exec", sbx, "--", "cat", "/opt/note.txt"])).stdout).toBe("copied by the CLI\n");
+    expect((await stasis(["sandbox", "kill", sbx])).code).toBe(0);
+
+    writeFileSync(join(dir, "Dockerfile"), "FROM base\nCOPY note.txt /opt/note.txt\nRUN exit 7\n");
+    const failed = await stasis(["template", "build", dir, "--name", name]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/step 3/i);
+    expect(failed.stderr).toMatch(/line 3/);
+
+    const listed = JSON.parse((await stasis(["template", "list", "--json"])).stdout) as { ref: string }[];
+    expect(listed.map((t) => t.ref)).toContain(`${name}:1`);
+    expect((await stasis(["template", "rm", name])).code).toBe(0);
+    expect((await stasis(["template", "get", name])).code).toBe(1);
+  }, 120_000);
 });

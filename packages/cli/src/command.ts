@@ -8,14 +8,27 @@ export interface GlobalFlags {
   json: boolean;
 }
 
+/** --cpu, --memory, --disk and --pool of the template commands; only those given. */
+export interface TemplateResourceFlags {
+  cpu?: number;
+  memoryMiB?: number;
+  diskMiB?: number;
+  pool?: number;
+}
+
 /** What a command line asks for, fully parsed and validated; running it is a separate step. */
 export type Command =
   | { kind: "help"; topic: string[] }
   | { kind: "version" }
   | { kind: "serve"; host?: string; port?: number; dataDir?: string; runtime?: Runtime }
   | { kind: "doctor"; dataDir?: string }
-  | { kind: "template.build"; name: string; force: boolean; dataDir?: string }
-  | { kind: "template.list"; dataDir?: string }
+  | { kind: "template.build"; context: string; name: string; file?: string; noCache: boolean; snapshot?: boolean; resources: TemplateResourceFlags }
+  | { kind: "template.build.builtin"; name: string; force: boolean; dataDir?: string }
+  | { kind: "template.import"; name: string; archive: string; image?: string; resources: TemplateResourceFlags }
+  | { kind: "template.list" }
+  | { kind: "template.get"; ref: string }
+  | { kind: "template.rm"; refs: string[] }
+  | { kind: "template.set"; ref: string; resources: TemplateResourceFlags }
   | { kind: "bench"; quick: boolean; sections?: Section[]; out?: string; compare?: string; compareTo?: string }
   | { kind: "sandbox.create"; request: CreateSandboxRequest }
   | { kind: "sandbox.list"; state?: SandboxState; metadata: Record<string, string> }

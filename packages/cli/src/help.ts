@@ -1,3 +1,4 @@
+import { findSpec } from "./parse.js";
 import { groups, specs, type CommandSpec } from "./specs.js";
 import { UsageError } from "./usage-error.js";
 
@@ -18,8 +19,14 @@ function summaryLines(list: { name: string; summary: string }[]): string[] {
   return list.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
 }
 
+/** The command's words after `prefix`, then its aliases' last words: "template rm, delete". */
+function names(spec: CommandSpec, prefix = ""): string {
+  return [spec.path.slice(prefix.length), ...(spec.aliases ?? []).map((a) => a.split(" ").pop()!)].join(", ");
+}
+
 function commandHelp(spec: CommandSpec): string {
   const lines = [`Usage: ${spec.usage}`, "", spec.summary + "."];
+  if (spec.aliases?.length) lines.push("", `Also: ${spec.aliases.map((a) => `stasis ${a}`).join(", ")}`);
   if (spec.flags?.length) lines.push("", "Options:", ...flagLines(spec.flags));
   lines.push("", "Global options:", ...flagLines(GLOBAL_FLAGS));
   return lines.join("\n");
@@ -33,7 +40,7 @@ function groupHelp(group: string): string {
     `${groups[group]}.`,
     "",
     "Commands:",
-    ...summaryLines(members.map((s) => ({ name: s.path.slice(group.length + 1), summary: s.summary }))),
+    ...summaryLines(members.map((s) => ({ name: names(s, `${group} `), summary: s.summary }))),
     "",
     `Run 'stasis ${group} <command> --help' for a command's options.`,
   ].join("\n");
@@ -46,7 +53,7 @@ function rootHelp(): string {
     "Stasis: self-hosted code-execution sandboxes.",
     "",
     "Commands:",
-    ...summaryLines(specs.map((s) => ({ name: s.path, summary: s.summary }))),
+    ...summaryLines(specs.map((s) => ({ name: names(s), summary: s.summary }))),
     "",
     "Global options:",
     ...flagLines(GLOBAL_FLAGS),
@@ -58,7 +65,7 @@ function rootHelp(): string {
 /** The help page for a topic: [] for the overview, ["sandbox"] or ["e2b", "key"] for a group, ["sandbox", "create"] for a command. */
 export function helpText(topic: readonly string[]): string {
   if (topic.length === 0) return rootHelp();
-  const spec = specs.find((s) => s.path === topic.join(" "));
+  const spec = findSpec(topic);
   if (spec) return commandHelp(spec);
   if (Object.hasOwn(groups, topic.join(" "))) return groupHelp(topic.join(" "));
   throw new UsageError(`no help for '${topic.join(" ")}'`);

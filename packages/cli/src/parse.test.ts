@@ -32,11 +32,66 @@ describe("parseCommandLine", () => {
     expect(usageError("serve --port x").topic).toEqual(["serve"]);
   });
 
-  it("parses doctor and template commands", () => {
+  it("parses doctor", () => {
     expect(command("doctor --json")).toEqual({ kind: "doctor", dataDir: undefined });
-    expect(command("template build")).toEqual({ kind: "template.build", name: "base", force: false, dataDir: undefined });
-    expect(command("template build python --force")).toEqual({ kind: "template.build", name: "python", force: true, dataDir: undefined });
-    expect(command("template list --data-dir /x")).toEqual({ kind: "template.list", dataDir: "/x" });
+  });
+
+  describe("template", () => {
+    it("parses a daemon build, DIR defaulting to .", () => {
+      expect(command("template build --name py")).toEqual({ kind: "template.build", context: ".", name: "py", noCache: false, resources: {} });
+      expect(command("template build ./app --name py -f ci/Dockerfile --no-cache --snapshot --cpu 0.5 --memory 1024 --disk 8192 --pool 2")).toEqual({
+        kind: "template.build",
+        context: "./app",
+        name: "py",
+        file: "ci/Dockerfile",
+        noCache: true,
+        snapshot: true,
+        resources: { cpu: 0.5, memoryMiB: 1024, diskMiB: 8192, pool: 2 },
+      });
+      expect(command("template build --name py --no-snapshot --file stasis.yaml")).toMatchObject({ snapshot: false, file: "stasis.yaml" });
+    });
+
+    it("rejects a daemon build without a valid name or with contradicting flags", () => {
+      expect(usageError("template build .").message).toMatch(/missing --name.*--builtin base/);
+      expect(usageError("template build . --name Py").message).toMatch(/--name must be lowercase/);
+      expect(usageError("template build --name py --snapshot --no-snapshot").message).toMatch(/contradict/);
+      expect(usageError("template build --name py --force").message).toBe("--force goes with --builtin");
+      expect(usageError("template build --name py --pool -1").topic).toEqual(["template", "build"]);
+      expect(usageError("template build a b --name py").message).toMatch(/too many arguments/);
+    });
+
+    it("keeps the local build of a built-in template behind --builtin", () => {
+      expect(command("template build --builtin")).toEqual({ kind: "template.build.builtin", name: "base", force: false, dataDir: undefined });
+      expect(command("template build --builtin base --force --data-dir /d")).toEqual({ kind: "template.build.builtin", name: "base", force: true, dataDir: "/d" });
+      expect(usageError("template build --builtin --name py").message).toBe("--name is for daemon builds, not --builtin");
+      expect(usageError("template build --builtin --no-cache").message).toMatch(/--no-cache is for daemon builds/);
+    });
+
+    it("parses import", () => {
+      expect(command("template import py ./py.tar")).toEqual({ kind: "template.import", name: "py", archive: "./py.tar", resources: {} });
+      expect(command("template import py ./layout --image python:3.12 --pool 1 --memory 2048")).toEqual({
+        kind: "template.import",
+        name: "py",
+        archive: "./layout",
+        image: "python:3.12",
+        resources: { pool: 1, memoryMiB: 2048 },
+      });
+      expect(usageError("template import py").message).toMatch(/missing arguments/);
+      expect(usageError("template import PY x.tar").message).toMatch(/NAME must be lowercase/);
+    });
+
+    it("parses list, get, set and rm (alias delete)", () => {
+      expect(command("template list --json")).toEqual({ kind: "template.list" });
+      expect(command("template get py:3")).toEqual({ kind: "template.get", ref: "py:3" });
+      expect(command("template set py --pool 4 --cpu 2")).toEqual({ kind: "template.set", ref: "py", resources: { pool: 4, cpu: 2 } });
+      expect(command("template rm py:1 py:2")).toEqual({ kind: "template.rm", refs: ["py:1", "py:2"] });
+      expect(command("template delete py")).toEqual({ kind: "template.rm", refs: ["py"] });
+      expect(command("template delete --help")).toEqual({ kind: "help", topic: ["template", "rm"] });
+      expect(usageError("template set py").message).toMatch(/nothing to change/);
+      expect(usageError("template get py:0").message).toMatch(/not a template reference/);
+      expect(usageError("template rm").topic).toEqual(["template", "rm"]);
+      expect(usageError("template list --data-dir /x").message).toMatch(/--data-dir/);
+    });
   });
 
   it("parses sandbox create into a request with only the given fields", () => {
@@ -45,6 +100,8 @@ describe("parseCommandLine", () => {
       kind: "sandbox.create",
       request: { template: "py", runtime: "crun", cpu: 0.5, memoryMiB: 1024, diskMiB: 2048, timeoutMs: 600_000, env: { A: "1", B: "x=y" }, metadata: { team: "ml" } },
     });
+    // A template version, and no resource defaults: the daemon takes the template's.
+    expect(command("sandbox create --template py:3")).toEqual({ kind: "sandbox.create", request: { template: "py:3" } });
     expect(usageError("sandbox create --memory 1.5").message).toMatch(/integer/);
     expect(usageError("sandbox create --env NOVALUE").message).toMatch(/KEY=VALUE/);
     expect(usageError("sandbox create --timeout soon").topic).toEqual(["sandbox", "create"]);
@@ -173,7 +230,7 @@ describe("parseCommandLine", () => {
       compare: "old.json",
     });
     expect(command("bench --compare a.json --to b.json")).toEqual({ kind: "bench", quick: false, compare: "a.json", compareTo: "b.json" });
-    expect(usageError("bench --sections exec,warp").message).toMatch(/--sections must be one of create, exec/);
+    expect(usageError("bench --sections exec,warp").message).toMatch(/--sections must be one of create, (templates, )?exec/);
     expect(usageError("bench --sections ,").message).toMatch(/at least one section/);
     expect(usageError("bench --to b.json").message).toMatch(/--to needs --compare/);
     expect(usageError("bench extra").topic).toEqual(["bench"]);

@@ -29,7 +29,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     return { global, command: { kind: "help", topic: [...path.slice(1), ...words] } };
   }
 
-  const spec = specs.find((s) => s.path === path.join(" "));
+  const spec = findSpec(path);
   if (!spec) {
     const group = innermostGroup(path);
     if (group && (path.length === group.length || wantsHelp)) {
@@ -111,6 +111,8 @@ function globalFrom(values: Values): GlobalFlags {
   };
 }
 
+/** The command a path names, by its own path or an alias. */
 export function findSpec(topic: readonly string[]): CommandSpec | undefined {
-  return specs.find((s) => s.path === topic.join(" "));
+  const path = topic.join(" ");
+  return specs.find((s) => s.path === path || s.aliases?.includes(path));
 }

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { run } from "./run.js";
 
 const ID = "sbx_0123456789abcdef";
@@ -30,10 +33,48 @@ const IDLE = "sbx_1d1e1d1e1d1e1d1e";
 const KEY = `e2b_${"0123456789abcdef".repeat(2)}01234567`;
 const keyResource = { id: "ek_000000000001", name: "ci", prefix: KEY.slice(0, 10), createdAt: "2025-01-02T03:04:05.678Z", lastUsedAt: null };
 
+const template = {
+  name: "py",
+  version: 2,
+  ref: "py:2",
+  latest: true,
+  source: "dockerfile",
+  from: "debian:bookworm",
+  builtAt: "2025-01-01T00:00:00.000Z",
+  buildMs: 1500,
+  layers: 3,
+  sizeBytes: 52_428_800,
+  env: { PATH: "/usr/bin:/bin" },
+  workdir: "/app",
+  user: null,
+  start: "python -m http.server",
+  ready: "curl -sf localhost:8000",
+  resources: { cpu: 1, memoryMiB: 512, diskMiB: 4096 },
+  pool: 0,
+  snapshot: { takenAt: "2025-01-01T00:00:02.000Z", memoryBytes: 104_857_600, diskBytes: 1_048_576 },
+};
+const oldTemplate = { ...template, version: 1, ref: "py:1", latest: false, from: null, source: "oci", pool: 2, snapshot: null, buildMs: null };
+const buildEvents = [
+  { type: "step", step: 1, total: 3, instruction: "FROM debian:bookworm", cached: true },
+  { type: "step", step: 2, total: 3, instruction: "RUN pip install x", cached: false },
+  { type: "log", step: 2, data: "Collecting x\nInstalling x\n" },
+  { type: "progress", message: "committing layer" },
+  { type: "step", step: 3, total: 3, instruction: "COPY . /app", cached: false },
+  { type: "done", template, durationMs: 1500, cachedSteps: 1, builtSteps: 2 },
+];
+const failedEvents = [
+  buildEvents[0],
+  { type: "step", step: 2, total: 3, instruction: "RUN false", cached: false },
+  { type: "error", code: "template_build_failed", message: "step 2/3 RUN false: exit code 1", step: 2, instruction: "RUN false", line: 4 },
+];
+
 interface Call {
   method: string;
   url: URL;
   body: string | undefined;
+  /** A streamed (tar) body, read to the end. */
+  raw?: Buffer;
+  headers?: Record<string, string>;
 }
 
 const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
@@ -46,8 +87,18 @@ function fakeDaemon(calls: Call[]): typeof fetch {
     const url = new URL(String(input));
     const method = init?.method ?? "GET";
     const body = typeof init?.body === "string" ? init.body : undefined;
-    calls.push({ method, url, body });
+    const raw = init?.body instanceof ReadableStream || init?.body instanceof Blob ? Buffer.from(await new Response(init.body).arrayBuffer()) : undefined;
+    calls.push({ method, url, body, ...(raw ? { raw } : {}), headers: init?.headers as Record<string, string> });
     const path = url.pathname;
+    if (path === "/v1/templates/build" || path === "/v1/templates/import") return ndjson(url.searchParams.get("name") === "failing" ? failedEvents : buildEvents);
+    if (path === "/v1/templates" && method === "GET") return json(200, { templates: [template, oldTemplate] });
+    if (path === "/v1/templates/py%3A2" && method === "GET") return json(200, template);
+    if (path === "/v1/templates/py%3A2" && method === "PUT") {
+      const changes = JSON.parse(body!) as { pool?: number; resources?: object };
+      return json(200, { ...template, pool: changes.pool ?? template.pool, resources: { ...template.resources, ...changes.resources } });
+    }
+    if (path === "/v1/templates/py%3A1" && method === "DELETE") return new Response(null, { status: 204 });
+    if (path.startsWith("/v1/templates/")) return json(404, { error: { code: "template_not_found", message: `no template ${decodeURIComponent(path.split("/").pop()!)}`, retryable: false } });
     if (path === `/v1/sandboxes/${ID}` && method === "GET") return json(200, sandbox);
     if (path === "/v1/sandboxes" && method === "GET") return json(200, { sandboxes: [sandbox], nextCursor: null });
     if (path === `/v1/sandboxes/${IDLE}` && method === "GET") return json(200, { ...sandbox, id: IDLE, state: "paused", expiresAt: null, standbySince: "2025-01-01T00:01:00.000Z", standbyReason: "idle" });
@@ -226,6 +277,134 @@ describe("run", () => {
       const missing = capture();
       expect(await runLine("e2b key", missing)).toBe(1);
       expect(missing.err()).toBe("error [usage]: missing subcommand for 'e2b key'\nsee 'stasis e2b key --help'\n");
+    });
+  });
+
+  describe("templates", () => {
+    const dir = mkdtempSync(join(tmpdir(), "stasis-cli-"));
+    writeFileSync(join(dir, "Dockerfile"), "FROM debian:bookworm\n");
+    writeFileSync(join(dir, "app.py"), "print(1)\n");
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("builds through the daemon, showing steps and logs, then a summary", async () => {
+      const c = capture();
+      expect(await runLine(`template build ${dir} --name py --no-cache --pool 1`, c)).toBe(0);
+      expect(c.err()).toBe(
+        [
+          "Step 1/3 : FROM debian:bookworm (cached)",
+          "Step 2/3 : RUN pip install x",
+          "  Collecting x",
+          "  Installing x",
+          " ---> committing layer",
+          "Step 3/3 : COPY . /app",
+          "",
+        ].join("\n"),
+      );
+      expect(c.out()).toBe("Built py:2 in 1.5s: 1 step cached, 2 built; 50 MiB; snapshot: yes\n");
+      const call = calls.at(-1)!;
+      expect(call).toMatchObject({ method: "POST", headers: { "content-type": "application/x-tar" } });
+      expect(Object.fromEntries(call.url.searchParams)).toEqual({ name: "py", noCache: "true", pool: "1" });
+      // Tar headers carry the names in the clear.
+      expect(call.raw!.includes("app.py")).toBe(true);
+      expect(call.raw!.includes("Dockerfile")).toBe(true);
+    });
+
+    it("prints the build's events as NDJSON with --json", async () => {
+      const c = capture();
+      expect(await runLine(`template build ${dir} --name py --json`, c)).toBe(0);
+      expect(c.out().trimEnd().split("\n").map((l) => JSON.parse(l) as unknown)).toEqual(buildEvents);
+      expect(c.err()).toBe("");
+    });
+
+    it("takes -f as a path from here when it lies inside DIR", async () => {
+      expect(await runLine(`template build ${dir} --name py -f ${join(dir, "Dockerfile")}`)).toBe(0);
+      expect(calls.at(-1)!.url.searchParams.get("file")).toBe("Dockerfile");
+      const outside = capture();
+      expect(await runLine(`template build ${dir} --name py -f ${join(dir, "..")}`, outside)).toBe(1);
+      expect(outside.err()).toMatch(/is not inside the build context/);
+    });
+
+    it("exits 1 on a failed build, naming the step and line", async () => {
+      const c = capture();
+      expect(await runLine(`template build ${dir} --name failing`, c)).toBe(1);
+      expect(c.err()).toBe(
+        [
+          "Step 1/3 : FROM debian:bookworm (cached)",
+          "Step 2/3 : RUN false",
+          "error [template_build_failed]: step 2/3 RUN false: exit code 1",
+          "  at step 2 (RUN false), line 4",
+          "",
+        ].join("\n"),
+      );
+      expect(c.out()).toBe("");
+      const machine = capture();
+      expect(await runLine(`template build ${dir} --name failing --json`, machine)).toBe(1);
+      expect(JSON.parse(machine.out().trimEnd().split("\n").pop()!)).toEqual(failedEvents[2]);
+    });
+
+    it("points the old `template build base` at --builtin", async () => {
+      const c = capture();
+      expect(await runLine("template build base --name base", c)).toBe(1);
+      expect(c.err()).toMatch(/^error \[usage\]: build context 'base' is not a directory; to build the built-in template 'base' on this host: stasis template build --builtin base\n/);
+      expect(calls).toEqual([]);
+    });
+
+    it("imports an archive", async () => {
+      const archive = join(dir, "image.tar");
+      writeFileSync(archive, "docker save output");
+      const c = capture();
+      expect(await runLine(`template import py ${archive} --image python:3.12`, c)).toBe(0);
+      expect(c.out()).toBe("Imported py:2 in 1.5s: 1 step cached, 2 built; 50 MiB; snapshot: yes\n");
+      expect(calls.at(-1)!.url.pathname).toBe("/v1/templates/import");
+      expect(Object.fromEntries(calls.at(-1)!.url.searchParams)).toEqual({ name: "py", image: "python:3.12" });
+      expect(calls.at(-1)!.raw!.toString()).toBe("docker save output");
+    });
+
+    it("lists templates as a table, or JSON with --json", async () => {
+      const c = capture();
+      expect(await runLine("template list", c)).toBe(0);
+      expect(c.out()).toBe(
+        [
+          "NAME  VERSION  LATEST  SOURCE      FROM             SIZE    SNAPSHOT  POOL  BUILT",
+          "py    2        yes     dockerfile  debian:bookworm  50 MiB  yes       0     2025-01-01 00:00:00Z",
+          "py    1        -       oci         -                50 MiB  no        2     2025-01-01 00:00:00Z",
+          "",
+        ].join("\n"),
+      );
+      const machine = capture();
+      expect(await runLine("template list --json", machine)).toBe(0);
+      expect(JSON.parse(machine.out())).toEqual([template, oldTemplate]);
+    });
+
+    it("shows one version", async () => {
+      const c = capture();
+      expect(await runLine("template get py:2", c)).toBe(0);
+      expect(c.out()).toContain("ref:       py:2 (latest)\n");
+      expect(c.out()).toContain("built:     2025-01-01 00:00:00Z in 1.5s\n");
+      expect(c.out()).toContain("resources: cpu=1 memory=512 MiB disk=4096 MiB\n");
+      expect(c.out()).toContain("snapshot:  taken 2025-01-01 00:00:02Z (memory 100 MiB, disk 1.0 MiB)\n");
+    });
+
+    it("sets the pool and resources with PUT", async () => {
+      const c = capture();
+      expect(await runLine("template set py:2 --pool 3 --memory 1024", c)).toBe(0);
+      expect(calls.at(-1)).toMatchObject({ method: "PUT" });
+      expect(JSON.parse(calls.at(-1)!.body!)).toEqual({ pool: 3, resources: { memoryMiB: 1024 } });
+      expect(c.out()).toBe("py:2 pool=3 cpu=1 memory=1024 MiB disk=4096 MiB\n");
+    });
+
+    it("deletes each ref, reporting each failure", async () => {
+      const c = capture();
+      expect(await runLine("template delete nope py:1", c)).toBe(1);
+      expect(c.err()).toBe("error [template_not_found]: no template nope\ndeleted py:1\n");
+      expect(calls.map((x) => x.method)).toEqual(["DELETE", "DELETE"]);
+    });
+
+    it("lists rm with its alias in the group's help", async () => {
+      const c = capture();
+      expect(await runLine("template --help", c)).toBe(0);
+      expect(c.out()).toMatch(/ {2}rm, delete {2}Delete template versions/);
+      expect(c.out()).toContain("  build ");
     });
   });
 

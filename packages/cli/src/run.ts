@@ -6,6 +6,7 @@ import * as files from "./commands/files.js";
 import * as local from "./commands/local.js";
 import * as processes from "./commands/processes.js";
 import * as sandboxes from "./commands/sandboxes.js";
+import * as templates from "./commands/templates.js";
 import { helpText } from "./help.js";
 import { errorLine, write, type Context, type Io } from "./output.js";
 import { parseCommandLine } from "./parse.js";
@@ -28,10 +29,20 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return local.serve(command, ctx);
     case "doctor":
       return local.doctor(command, ctx);
+    case "template.build.builtin":
+      return local.templateBuildBuiltin(command, ctx);
     case "template.build":
-      return local.templateBuild(command, ctx);
+      return templates.build(command, ctx);
+    case "template.import":
+      return templates.importImage(command, ctx);
     case "template.list":
-      return local.templateList(command, ctx);
+      return templates.list(command, ctx);
+    case "template.get":
+      return templates.get(command, ctx);
+    case "template.set":
+      return templates.set(command, ctx);
+    case "template.rm":
+      return templates.rm(command, ctx);
     case "bench":
       return local.bench(command, ctx);
     case "sandbox.create":

@@ -7,6 +7,7 @@ import {
   FileNotFoundError,
   InternalError,
   InvalidRequestError,
+  InvalidTemplateError,
   KeyNotFoundError,
   NotFoundError,
   ProcessNotFoundError,
@@ -14,6 +15,8 @@ import {
   SandboxNotFoundError,
   SandboxNotRunningError,
   StasisError,
+  TemplateBuildError,
+  TemplateNotFoundError,
   TimeoutError,
 } from "./errors.js";
 import { Sandbox } from "./sandbox.js";
@@ -43,6 +46,16 @@ describe("errorClasses", () => {
     expect(errorFromBody({ code: "payload_too_large", message: "", retryable: false })).toBeInstanceOf(InvalidRequestError);
     expect(errorFromBody({ code: "stream_overflow", message: "", retryable: false })).toBeInstanceOf(InternalError);
     expect(errorFromBody({ code: "agent_timeout", message: "", retryable: true })).toBeInstanceOf(TimeoutError);
+    expect(TemplateNotFoundError.prototype).toBeInstanceOf(NotFoundError);
+    expect(errorFromBody({ code: "template_in_use", message: "", retryable: false })).toBeInstanceOf(ConflictError);
+    expect(errorFromBody({ code: "invalid_template", message: "", retryable: false })).toBeInstanceOf(TemplateBuildError);
+    expect(errorFromBody({ code: "template_build_failed", message: "", retryable: false })).toBeInstanceOf(TemplateBuildError);
+  });
+
+  it("reads where a template build failed from the details", () => {
+    const err = errorFromBody({ code: "invalid_template", message: "bad", retryable: false, details: { file: "Dockerfile", line: 3 } });
+    expect(err).toBeInstanceOf(InvalidTemplateError);
+    expect(err).toMatchObject({ line: 3, step: null, instruction: null, status: 422 });
   });
 
   it("defaults the status to the registry's for in-band errors", () => {

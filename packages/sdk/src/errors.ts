@@ -56,6 +56,8 @@ export class NotADirectoryError extends ConflictError {}
 export class IsADirectoryError extends ConflictError {}
 export class DirectoryNotEmptyError extends ConflictError {}
 export class SandboxNotRunningError extends ConflictError {}
+/** Sandboxes, or templates built on it, still use the template. */
+export class TemplateInUseError extends ConflictError {}
 /** The sandbox's runtime cannot do this (crun cannot hibernate or fork). */
 export class NotSupportedByRuntimeError extends ConflictError {}
 
@@ -63,6 +65,29 @@ export class CapacityError extends StasisError {}
 export class ExecFailedError extends StasisError {}
 export class RuntimeUnavailableError extends StasisError {}
 export class SandboxFailedError extends StasisError {}
+/**
+ * A template build that failed on the template itself: a step failed (template_build_failed), or the spec,
+ * Dockerfile or image is invalid (InvalidTemplateError). On the wire, where the build got to travels in
+ * `details`; these fields read it typed (null where unknown, e.g. a failure before the first step).
+ */
+export class TemplateBuildError extends StasisError {
+  /** The failing step, 1-based. */
+  readonly step: number | null;
+  /** The failing instruction as written in the spec or Dockerfile. */
+  readonly instruction: string | null;
+  /** Its line in the spec or Dockerfile. */
+  readonly line: number | null;
+
+  constructor(init: StasisErrorInit) {
+    super(init);
+    const { step, instruction, line } = init.details ?? {};
+    this.step = typeof step === "number" ? step : null;
+    this.instruction = typeof instruction === "string" ? instruction : null;
+    this.line = typeof line === "number" ? line : null;
+  }
+}
+export class InvalidTemplateError extends TemplateBuildError {}
+
 /** The daemon's agent did not answer in time (agent_timeout), or the client gave up (request_timeout). */
 export class TimeoutError extends StasisError {}
 export class InternalError extends StasisError {}
@@ -87,6 +112,9 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   file_not_found: FileNotFoundError,
   key_not_found: KeyNotFoundError,
   template_not_found: TemplateNotFoundError,
+  template_in_use: TemplateInUseError,
+  invalid_template: InvalidTemplateError,
+  template_build_failed: TemplateBuildError,
   method_not_allowed: MethodNotAllowedError,
   file_exists: FileExistsError,
   not_a_directory: NotADirectoryError,

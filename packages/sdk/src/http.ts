@@ -18,6 +18,8 @@ export interface CallArgs {
   /** A JSON body, or `raw` for routes that take bytes. */
   json?: unknown;
   raw?: NonNullable<RequestInit["body"]>;
+  /** Content type of a `raw` body. Default: application/octet-stream. */
+  contentType?: string;
   signal?: AbortSignal | undefined;
   /** Client-side limit for the whole exchange; null disables it, undefined uses the connection default. */
   timeoutMs?: number | null | undefined;
@@ -88,7 +90,7 @@ export class HttpClient {
     const headers: Record<string, string> = { accept: "application/json, application/x-ndjson, */*" };
     if (this.connection.apiKey) headers.authorization = `Bearer ${this.connection.apiKey}`;
     if (args.raw !== undefined) {
-      headers["content-type"] = "application/octet-stream";
+      headers["content-type"] = args.contentType ?? "application/octet-stream";
       // Streaming request bodies need half-duplex in fetch; harmless for the others.
       return { headers, body: args.raw, duplex: "half" } as RequestInit;
     }

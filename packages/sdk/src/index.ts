@@ -3,6 +3,8 @@ export { Commands, type Cmd, type RunCommandOptions, type StreamCommandOptions, 
 export { CommandHandle, type AttachOptions } from "./command-handle.js";
 export { CommandStream } from "./command-stream.js";
 export { E2bKeys, type CreateE2bKeyOptions } from "./e2b-keys.js";
+export { Templates, type BuildTemplateOptions, type ImportTemplateOptions, type TemplateResourceOptions, type TemplateStreamOptions } from "./templates.js";
+export { MAX_CONTEXT_BYTES } from "./build-context.js";
 export { Files, type WriteData, type WriteOptions, type TransferOptions } from "./files.js";
 export type { OutputCallbacks, ProcessResult } from "./results.js";
 export { resolveConnection, DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS, type ConnectionOptions, type ResolvedConnection } from "./connection.js";
@@ -25,4 +27,8 @@ export type {
   SignalName,
   StandbyPolicy,
   StandbyReason,
+  Template,
+  TemplateBuildEvent,
+  TemplateResources,
+  UpdateTemplateRequest,
 } from "@stasis/protocol";

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CommandOf } from "../command.js";
-import { bytes, note, printJson, table, time, write, type Context } from "../output.js";
+import { note, printJson, write, type Context } from "../output.js";
 
 // The daemon package (native SQLite, HTTP server) loads only for the commands that run on the host itself.
 const daemon = () => import("@stasis/daemon");
@@ -63,31 +63,14 @@ export async function doctor(cmd: CommandOf<"doctor">, ctx: Context): Promise<nu
   return failed ? 1 : 0;
 }
 
-async function templates(dataDir: string | undefined, ctx: Context) {
-  applyEnv(ctx, { STASIS_DATA_DIR: dataDir });
-  const { loadConfig, TemplateStore, builtinRecipes } = await daemon();
+/** Builds a built-in template (base) into the data directory on this host, without a daemon. */
+export async function templateBuildBuiltin(cmd: CommandOf<"template.build.builtin">, ctx: Context): Promise<number> {
+  applyEnv(ctx, { STASIS_DATA_DIR: cmd.dataDir });
+  const { loadConfig, TemplateStore } = await daemon();
   // The daemon's config decides where templates live (<dataDir>/templates unless STASIS_TEMPLATES_DIR).
-  return { store: new TemplateStore(loadConfig(ctx.env).templatesDir), recipes: builtinRecipes };
-}
-
-export async function templateBuild(cmd: CommandOf<"template.build">, ctx: Context): Promise<number> {
-  const { store } = await templates(cmd.dataDir, ctx);
+  const store = new TemplateStore(loadConfig(ctx.env).templatesDir);
   const manifest = await store.build(cmd.name, { force: cmd.force, progress: (line) => note(ctx, line) });
   if (ctx.json) await printJson(ctx, manifest);
-  return 0;
-}
-
-export async function templateList(cmd: CommandOf<"template.list">, ctx: Context): Promise<number> {
-  const { store, recipes } = await templates(cmd.dataDir, ctx);
-  const built = new Map(store.list().map((m) => [m.name, m]));
-  const names = [...new Set([...Object.keys(recipes), ...built.keys()])].sort();
-  const rows = names.map((name) => ({ name, recipe: name in recipes, built: built.get(name) ?? null }));
-  if (ctx.json) {
-    await printJson(ctx, rows);
-    return 0;
-  }
-  const cells = rows.map((r) => [r.name, r.built ? "built" : "not built", r.built ? time(r.built.builtAt) : "-", r.built ? bytes(r.built.sizeBytes) : "-"]);
-  await write(ctx.io.stdout, table(["NAME", "STATUS", "BUILT", "SIZE"], cells));
   return 0;
 }
 

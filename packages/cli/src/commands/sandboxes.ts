@@ -94,6 +94,13 @@ const standbyReasons: Record<StandbyReason, string> = {
   lifetime: "lifetime ended",
 };
 
+const createdVia: Record<SandboxInfo["createdVia"], string> = {
+  cold: "booted",
+  warm_pool: "from the warm pool",
+  snapshot: "restored from the template's snapshot",
+  fork: "forked",
+};
+
 function describe(s: SandboxInfo): string {
   const pairs = (record: Record<string, string>) =>
     Object.entries(record)
@@ -109,7 +116,7 @@ function describe(s: SandboxInfo): string {
     ["disk", `${s.diskMiB} MiB`],
     ["env", pairs(s.env)],
     ["metadata", pairs(s.metadata)],
-    ["created", `${time(s.createdAt)} (${s.createdVia === "warm_pool" ? "from the warm pool" : s.createdVia === "fork" ? "forked" : "booted"})`],
+    ["created", `${time(s.createdAt)} (${createdVia[s.createdVia]})`],
     ["expires", time(s.expiresAt)],
     ["standby", policy(s)],
     ["forked", s.forkedFrom ?? "-"],

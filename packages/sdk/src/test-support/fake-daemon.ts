@@ -141,3 +141,40 @@ export function e2bKeyRoutes(): FakeE2bKeyRoutes {
 }
 
 export const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A template version as the daemon describes it. */
+export function templateResource(name = "py", version = 1, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name,
+    version,
+    ref: `${name}:${version}`,
+    latest: true,
+    source: "dockerfile",
+    from: "debian:bookworm",
+    builtAt: "2025-01-01T00:00:00.000Z",
+    buildMs: 4200,
+    layers: 3,
+    sizeBytes: 52_428_800,
+    env: { PATH: "/usr/local/bin:/usr/bin:/bin" },
+    workdir: "/app",
+    user: null,
+    start: null,
+    ready: null,
+    resources: { cpu: 1, memoryMiB: 512, diskMiB: 4096 },
+    pool: 0,
+    snapshot: null,
+    ...overrides,
+  };
+}
+
+/** Writes NDJSON lines, each as its own chunk with a pause, so the client sees them arrive apart. */
+export async function sendNdjson(res: ServerResponse, lines: (string | object)[], headers: Record<string, string> = {}): Promise<void> {
+  res.writeHead(200, { "content-type": "application/x-ndjson", ...headers });
+  res.flushHeaders();
+  for (const line of lines) {
+    if (res.destroyed) return;
+    res.write(typeof line === "string" ? line : `${JSON.stringify(line)}\n`);
+    await delay(5);
+  }
+  res.end();
+}
