@@ -21,6 +21,7 @@ import { SandboxFilesystem } from "./storage/sandbox-filesystem.js";
 import { SandboxStore } from "./store/sandbox-store.js";
 import { TemplateStore } from "./templates/template-store.js";
 import { createTemplateService } from "./services/template-service.js";
+import { removeStaleBuildNetworks } from "./templates/build-network.js";
 import { DAEMON_VERSION } from "./version.js";
 
 export interface RunningDaemon {
@@ -44,6 +45,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   ]);
   const templates = new TemplateStore(config.templatesDir);
   await templates.cleanupStale();
+  await removeStaleBuildNetworks();
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"));
   const freezer = new Freezer(cgroupMode);
   const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, freezer, metrics, log });

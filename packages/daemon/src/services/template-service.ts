@@ -247,7 +247,7 @@ export class TemplateService {
   }
 
   private workDir(): string {
-    const dir = join(this.deps.config.templatesDir, ".builds", `${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`);
+    const dir = join(this.deps.config.templatesDir, ".builds", `${process.pid}-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     return dir;
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { runCommand } from "../runtime/run-command.js";
 
 /**
@@ -64,7 +64,7 @@ export function upstreamResolvConf(): string {
 export async function createBuildNetwork(): Promise<BuildNetwork> {
   await prepareHost();
   const tag = randomBytes(4).toString("hex");
-  const ns = `stasis-build-${tag}`;
+  const ns = `stasis-build-${process.pid}-${tag}`;
   const hostIf = `${IFACE_PREFIX}${tag}`;
   const used = (await runCommand("ip", ["-o", "-4", "addr", "show"], { timeoutMs: 10_000 })).stdout;
   // A /30 per step inside the subnet, picked at random and skipped while another daemon's step holds it.
@@ -91,6 +91,29 @@ export async function createBuildNetwork(): Promise<BuildNetwork> {
     throw err;
   }
   return { netnsPath: `/var/run/netns/${ns}`, resolvConf: upstreamResolvConf(), release };
+}
+
+/** After a crash: namespaces (and with them their veth pairs) of build steps whose daemon is gone. */
+export async function removeStaleBuildNetworks(): Promise<void> {
+  let entries: string[] = [];
+  try {
+    entries = readdirSync("/var/run/netns");
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    const pid = /^stasis-build-(\d+)-/.exec(name)?.[1];
+    if (pid && !isAlive(Number(pid))) await runCommand("ip", ["netns", "del", name], { timeoutMs: 10_000 });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** Address `host` (1 or 2) of /30 block `block` in 10.213.0.0/16. */

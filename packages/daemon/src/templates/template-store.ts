@@ -354,7 +354,18 @@ export class TemplateStore {
     if (existsSync(layers)) {
       for (const entry of readdirSync(layers)) {
         const pid = /\.building-(\d+)-/.exec(entry)?.[1];
-        if (pid && !isAlive(Number(pid))) await rm(join(layers, entry), { recursive: true, force: true });
+        if (pid && !isAlive(Number(pid))) {
+          // A step's overlay may still be mounted there: unmount before deleting anything.
+          await unmountBelow(join(layers, entry));
+          await rm(join(layers, entry), { recursive: true, force: true });
+        }
+      }
+    }
+    const builds = join(this.root, ".builds");
+    if (existsSync(builds)) {
+      for (const entry of readdirSync(builds)) {
+        const pid = /^(\d+)-/.exec(entry)?.[1];
+        if (pid && !isAlive(Number(pid))) await rm(join(builds, entry), { recursive: true, force: true });
       }
     }
     for (const name of this.names()) {
@@ -463,6 +474,14 @@ export class TemplateStore {
 }
 
 export class TemplateSettingsError extends Error {}
+
+async function unmountBelow(dir: string): Promise<void> {
+  const mounts = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1] ?? "")
+    .filter((m) => m === dir || m.startsWith(`${dir}/`));
+  for (const m of mounts.reverse()) await run("umount", ["-l", m]).catch(() => {});
+}
 
 function isAlive(pid: number): boolean {
   if (pid <= 0) return false;
