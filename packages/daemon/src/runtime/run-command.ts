@@ -43,3 +43,20 @@ export function runCommand(
     child.stdin.end(options.input ?? "");
   });
 }
+
+/** Runs a host command that must succeed: a failure throws with its stderr. */
+export async function mustRun(cmd: string, args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<void> {
+  const out = await runCommand(cmd, args, { timeoutMs: options.timeoutMs ?? 30_000, ...(options.input === undefined ? {} : { input: options.input }) });
+  if (out.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${out.stderr.trim() || `exit ${out.code}`}`);
+}
+
+/** Whether a process exists (leftovers of a dead daemon are named by its pid). */
+export function isAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

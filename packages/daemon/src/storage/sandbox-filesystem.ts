@@ -1,7 +1,7 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { runCommand } from "../runtime/run-command.js";
+import { mustRun as must, runCommand } from "../runtime/run-command.js";
 
 export interface SandboxPaths {
   /** Everything of one sandbox lives below this directory. */
@@ -15,11 +15,6 @@ export interface SandboxPaths {
   runtimeDir: string;
   /** The hibernated sandbox's memory image; complete once it exists (written under a temporary name). */
   checkpointDir: string;
-}
-
-async function must(cmd: string, args: string[]): Promise<void> {
-  const out = await runCommand(cmd, args, { timeoutMs: 30_000 });
-  if (out.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${out.stderr.trim()}`);
 }
 
 /**
@@ -139,7 +134,7 @@ export class SandboxFilesystem {
 }
 
 /** Unmounts, retrying briefly while a dying runtime still holds the mount, then detaches it lazily. */
-async function unmount(target: string): Promise<void> {
+export async function unmount(target: string): Promise<void> {
   for (let attempt = 0; attempt < 5 && (await isMountpoint(target)); attempt++) {
     const out = await runCommand("umount", [target], { timeoutMs: 30_000 });
     if (out.code === 0) return;

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { runCommand } from "../runtime/run-command.js";
+import { isAlive, mustRun, runCommand } from "../runtime/run-command.js";
 
 /**
  * Network for template build steps (RUN, packages): each step gets a fresh network namespace with one
@@ -22,10 +22,7 @@ export interface BuildNetwork {
 
 let hostReady: Promise<void> | null = null;
 
-async function must(cmd: string, args: string[], input?: string): Promise<void> {
-  const out = await runCommand(cmd, args, { timeoutMs: 20_000, ...(input === undefined ? {} : { input }) });
-  if (out.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${out.stderr.trim() || `exit ${out.code}`}`);
-}
+const must = (cmd: string, args: string[], input?: string) => mustRun(cmd, args, { timeoutMs: 20_000, ...(input === undefined ? {} : { input }) });
 
 /** Once per daemon: forwarding on, and the NAT and filter rules (replaced atomically, so safe to repeat). */
 function prepareHost(): Promise<void> {
@@ -104,15 +101,6 @@ export async function removeStaleBuildNetworks(): Promise<void> {
   for (const name of entries) {
     const pid = /^stasis-build-(\d+)-/.exec(name)?.[1];
     if (pid && !isAlive(Number(pid))) await runCommand("ip", ["netns", "del", name], { timeoutMs: 10_000 });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

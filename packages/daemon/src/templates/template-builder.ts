@@ -6,7 +6,8 @@ import { join, posix, resolve as resolvePath, sep } from "node:path";
 import { createInterface } from "node:readline";
 import type { Logger } from "pino";
 import type { Template, TemplateBuildEvent, TemplateResources } from "@stasis/protocol";
-import { runCommand } from "../runtime/run-command.js";
+import { mustRun, runCommand } from "../runtime/run-command.js";
+import { unmount } from "../storage/sandbox-filesystem.js";
 import { runBuildContainer, type BuildRuntime } from "./build-container.js";
 import { createBuildNetwork } from "./build-network.js";
 import { importOciImage, OciImportError, type OciImageConfig } from "./oci-import.js";
@@ -519,15 +520,7 @@ function resolveUser(rootfs: string, user: string | null, step: BuildStep): { ui
   return { uid, gid };
 }
 
-async function must(cmd: string, args: string[]): Promise<void> {
-  const out = await runCommand(cmd, args, { timeoutMs: 600_000 });
-  if (out.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${out.stderr.trim()}`);
-}
-
-async function unmount(path: string): Promise<void> {
-  const out = await runCommand("umount", [path], { timeoutMs: 30_000 });
-  if (out.code !== 0) await runCommand("umount", ["-l", path], { timeoutMs: 30_000 });
-}
+const must = (cmd: string, args: string[]) => mustRun(cmd, args, { timeoutMs: 600_000 });
 
 async function duBytes(path: string): Promise<number> {
   const out = await runCommand("du", ["-sb", path], { timeoutMs: 300_000 });

@@ -5,7 +5,7 @@ import { chmod, lchown, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Template, TemplateResources } from "@stasis/protocol";
 import { createInterface } from "node:readline";
-import { runCommand } from "../runtime/run-command.js";
+import { isAlive, runCommand } from "../runtime/run-command.js";
 import { builtinRecipes, type TemplateRecipe } from "./template-recipes.js";
 
 export interface TemplateManifest {
@@ -483,15 +483,7 @@ async function unmountBelow(dir: string): Promise<void> {
   for (const m of mounts.reverse()) await run("umount", ["-l", m]).catch(() => {});
 }
 
-function isAlive(pid: number): boolean {
-  if (pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+
 
 function toTemplate(v: TemplateVersionManifest, latest: boolean): Template {
   return {
