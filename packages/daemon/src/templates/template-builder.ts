@@ -84,6 +84,20 @@ export class TemplateBuilder {
   constructor(private readonly deps: TemplateBuilderDeps) {}
 
   async build(req: BuildRequest, emit: BuildEmit): Promise<Template> {
+    const pinId = randomBytes(6).toString("hex");
+    const pinned: string[] = [];
+    const pin = (keys: string[]) => {
+      pinned.push(...keys);
+      this.deps.store.pin(pinId, pinned);
+    };
+    try {
+      return await this.buildPinned(req, emit, pin);
+    } finally {
+      this.deps.store.unpin(pinId);
+    }
+  }
+
+  private async buildPinned(req: BuildRequest, emit: BuildEmit, pin: (keys: string[]) => void): Promise<Template> {
     const started = performance.now();
     const { definition: def, store } = { definition: req.definition, store: this.deps.store };
     const total = def.steps.length + 1;
@@ -92,7 +106,7 @@ export class TemplateBuilder {
 
     // Step 1: the base.
     const fromText = def.from.kind === "debian" ? `FROM debian:${def.from.suite}` : `FROM ${def.from.ref}`;
-    const base = await this.base(req, emit, total, fromText);
+    const base = await this.base(req, emit, total, fromText, pin);
     if (base.cached) cachedSteps++;
     else builtSteps++;
     const layers = [...base.layers];
@@ -116,6 +130,7 @@ export class TemplateBuilder {
       }
       const copyHash = step.kind === "copy" ? this.hashSources(req.contextDir, step, n) : "";
       const key = hash(chain, stepCore(step), JSON.stringify(state), copyHash);
+      pin([key]);
       const cached = !req.noCache && store.hasLayer(key);
       emit({ type: "step", step: n, total, instruction: step.text, cached });
       if (cached) {
@@ -178,6 +193,9 @@ export class TemplateBuilder {
     };
     store.writeVersion(manifest);
     try {
+      // Pins cannot close every race with a delete on another daemon sharing the folder: check.
+      const lost = layers.filter((l) => !store.hasLayer(l));
+      if (lost.length > 0) throw new BuildStepError(`layers ${lost.join(", ")} were deleted by a template delete during this build; build again`, null, null, null);
       if (wantSnapshot) {
         emit({ type: "progress", message: `snapshot: booting ${req.name}:${version}, starting \`${start}\`${ready ? `, waiting for \`${ready}\`` : ""}` });
         const snapStarted = performance.now();
@@ -207,6 +225,17 @@ export class TemplateBuilder {
     const started = performance.now();
     const { store } = this.deps;
     const key = hash("oci", req.archiveHash, req.image ?? "");
+    const pinId = randomBytes(6).toString("hex");
+    store.pin(pinId, [key]);
+    try {
+      return await this.importPinned(req, emit, key, started);
+    } finally {
+      store.unpin(pinId);
+    }
+  }
+
+  private async importPinned(req: { name: string; archive: string; image?: string | undefined; workDir: string; overrides: BuildOverrides; signal: AbortSignal }, emit: BuildEmit, key: string, started: number): Promise<Template> {
+    const { store } = this.deps;
     const cached = store.hasLayer(key);
     emit({ type: "step", step: 1, total: 1, instruction: `IMPORT ${req.image ?? "image"}`, cached });
     let config: OciImageConfig | null = null;
@@ -278,7 +307,7 @@ export class TemplateBuilder {
   }
 
   /** The first layer(s): a Debian release, the built-in base, or another template's layers and settings. */
-  private async base(req: BuildRequest, emit: BuildEmit, total: number, text: string): Promise<{ key: string; layers: string[]; cached: boolean; parent: (TemplateVersionManifest & { ref: string }) | null }> {
+  private async base(req: BuildRequest, emit: BuildEmit, total: number, text: string, pin: (keys: string[]) => void): Promise<{ key: string; layers: string[]; cached: boolean; parent: (TemplateVersionManifest & { ref: string }) | null }> {
     const { store } = this.deps;
     const from = req.definition.from;
     const line = req.definition.fromLine;
@@ -297,6 +326,7 @@ export class TemplateBuilder {
       if (resolved.builtin) {
         const recipe = builtinRecipes[resolved.name];
         const key = hash("builtin", resolved.name, recipe ? recipeHash(recipe) : "", store.manifest(resolved.name)?.builtAt ?? "");
+        pin([key]);
         const cached = store.hasLayer(key);
         emit({ type: "step", step: 1, total, instruction: text, cached });
         if (!cached) {
@@ -313,11 +343,13 @@ export class TemplateBuilder {
       const [name, version] = resolved.ref.split(":");
       const parent = store.versions(name ?? "").find((v) => v.version === Number(version));
       if (!parent) throw new BuildStepError(`template '${from.ref}' vanished during the build`, 1, text, line);
+      pin(parent.layers);
       emit({ type: "step", step: 1, total, instruction: text, cached: true });
       return { key: hash("template", parent.buildKey), layers: [...parent.layers], cached: true, parent: { ...parent, ref: resolved.ref } };
     }
     const recipe = debianRecipe(from.suite);
     const key = hash("debian", recipeHash(recipe));
+    pin([key]);
     const cached = store.hasLayer(key);
     emit({ type: "step", step: 1, total, instruction: text, cached });
     if (!cached) {

@@ -334,11 +334,44 @@ export class TemplateStore {
     return doomed;
   }
 
-  /** Deletes layers that no version on disk lists (building versions included: their layers are in use). */
+  /**
+   * Marks layers a build is using before any version lists them, so a delete elsewhere (another daemon
+   * may share this folder) does not collect them; `unpin` when the build's version is written or dropped.
+   */
+  pin(id: string, keys: string[]): void {
+    const dir = join(this.root, ".pins");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${process.pid}-${id}.json`), JSON.stringify(keys));
+  }
+
+  unpin(id: string): void {
+    rmSync(join(this.root, ".pins", `${process.pid}-${id}.json`), { force: true });
+  }
+
+  private pinnedLayers(): string[] {
+    const dir = join(this.root, ".pins");
+    if (!existsSync(dir)) return [];
+    const keys: string[] = [];
+    for (const entry of readdirSync(dir)) {
+      const pid = Number(/^(\d+)-/.exec(entry)?.[1] ?? 0);
+      if (!isAlive(pid)) {
+        rmSync(join(dir, entry), { force: true });
+        continue;
+      }
+      try {
+        keys.push(...(JSON.parse(readFileSync(join(dir, entry), "utf8")) as string[]));
+      } catch {
+        // Being written: its build's layers are younger than this collection anyway.
+      }
+    }
+    return keys;
+  }
+
+  /** Deletes layers that no version on disk lists (building versions included) and no running build pins. */
   async collectLayers(): Promise<void> {
     const dir = join(this.root, ".layers");
     if (!existsSync(dir)) return;
-    const used = new Set(this.names().flatMap((n) => this.versions(n).flatMap((v) => v.layers)));
+    const used = new Set([...this.names().flatMap((n) => this.versions(n).flatMap((v) => v.layers)), ...this.pinnedLayers()]);
     for (const entry of readdirSync(dir)) {
       if (entry.includes(".building-") || used.has(entry)) continue;
       await rm(join(dir, entry), { recursive: true, force: true });
