@@ -14,6 +14,12 @@ export interface Profile {
   poolCreates: number;
   /** Forks from a snapshot (fork to first command) and raw restores beside them. */
   snapshotForks: number;
+  /** Creates from a snapshot template (create → first `curl`), each beside a raw cold run and a raw restore. */
+  templateCreates: number;
+  /** Creates from a template's warm pool (each waits for the pool to be full again). */
+  templatePoolCreates: number;
+  /** Creates fired at once against a snapshot template. */
+  templateBurst: number;
   /** Round trips per kind of `echo hi`. */
   echoes: number;
   /** Python runs in a running sandbox. */
@@ -45,6 +51,9 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     creates: 5,
     poolCreates: 3,
     snapshotForks: 2,
+    templateCreates: 5,
+    templatePoolCreates: 5,
+    templateBurst: 20,
     echoes: 20,
     pythonRuns: 5,
     pythonEndToEnd: 3,
@@ -68,6 +77,9 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     creates: 15,
     poolCreates: 10,
     snapshotForks: 5,
+    templateCreates: 20,
+    templatePoolCreates: 15,
+    templateBurst: 50,
     echoes: 60,
     pythonRuns: 20,
     pythonEndToEnd: 8,
@@ -92,6 +104,11 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
 export class BenchContext {
   readonly concurrency: ConcurrencyLevel[] = [];
   readonly density: DensityResult[] = [];
+  /**
+   * Templates this run built in the shared templates folder and has not deleted yet: the cleanup removes
+   * whatever of them is left once the daemons are stopped (an interrupted or failed section).
+   */
+  readonly templates = new Set<string>();
   private readonly raws = new Map<string, RawRuntime>();
 
   constructor(

@@ -119,16 +119,19 @@ export async function startBenchDaemon(options: BenchDaemonOptions): Promise<Ben
         stopRequested = true;
         if (exited) return;
         child.kill("SIGTERM");
-        await Promise.race([exit, sleep(graceMs)]);
+        await Promise.race([exit, unrefSleep(graceMs)]);
         if (!exited) {
           child.kill("SIGKILL");
-          await Promise.race([exit, sleep(5_000)]);
+          await Promise.race([exit, unrefSleep(5_000)]);
         }
       })();
       return stopping;
     },
   };
 }
+
+/** A wait that does not keep the process alive (the grace period's timer outlives a daemon that stopped at once). */
+const unrefSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /** Deletes every sandbox the (private) daemon lists; returns how many were left and any errors. */
 export async function deleteAllSandboxes(conn: { apiUrl: string; apiKey: string }, timeoutMs = 120_000): Promise<{ deleted: number; errors: string[] }> {

@@ -1,7 +1,7 @@
 import type { Stats } from "./stats.js";
 
 /** The parts of the benchmark; `--sections` picks a subset. */
-export const SECTIONS = ["create", "exec", "python", "paused", "hibernation", "files", "concurrency", "density"] as const;
+export const SECTIONS = ["create", "templates", "exec", "python", "paused", "hibernation", "files", "concurrency", "density"] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export type Unit = "ms" | "s" | "MiB" | "MiB/s" | "%" | "count" | "/s";

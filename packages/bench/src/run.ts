@@ -18,6 +18,7 @@ import { execScenario } from "./scenarios/exec.js";
 import { filesScenario } from "./scenarios/files.js";
 import { pythonScenario } from "./scenarios/python.js";
 import { hibernationScenario, pausedScenario } from "./scenarios/standby.js";
+import { removeTemplateLeftovers, templatesScenario } from "./scenarios/templates.js";
 import { evaluateTargets } from "./targets.js";
 
 /** The repository this package sits in (packages/bench/dist/ → ../../..). */
@@ -50,6 +51,7 @@ export interface BenchOptions {
 
 const SCENARIOS: Record<Section, (ctx: BenchContext) => Promise<void>> = {
   create: createScenario,
+  templates: templatesScenario,
   exec: execScenario,
   python: pythonScenario,
   paused: pausedScenario,
@@ -79,7 +81,7 @@ export async function runBench(options: BenchOptions = {}): Promise<{ result: Be
   const profile = PROFILES[options.quick ? "quick" : "full"];
   const sections = options.sections?.length ? SECTIONS.filter((s) => options.sections!.includes(s)) : [...SECTIONS];
   const templatesDir = options.templatesDir ?? process.env.STASIS_TEMPLATES_DIR ?? "/var/lib/stasis/templates";
-  if (!existsSync(join(templatesDir, "base", "rootfs"))) throw new Error(`no base template in ${templatesDir}: build it first (sudo stasis template build base, or scripts/setup.sh)`);
+  if (!existsSync(join(templatesDir, "base", "rootfs"))) throw new Error(`no base template in ${templatesDir}: build it first (sudo stasis template build --builtin base, or scripts/setup.sh)`);
   const cliPath = options.cliPath ?? join(REPO_ROOT, "packages/cli/dist/main.js");
   const outDir = options.outDir ?? join(REPO_ROOT, "docs");
   const resultsDir = options.resultsDir ?? join(REPO_ROOT, "bench/results");
@@ -146,6 +148,21 @@ export async function runBench(options: BenchOptions = {}): Promise<{ result: Be
       for (const entry of [...started].reverse()) {
         if (entry.daemon?.running()) await step("deleting sandboxes", async () => deleteAllSandboxes(entry.daemon!.conn, 60_000).catch(() => undefined));
         await step("stopping a daemon", async () => entry.daemon?.stop());
+      }
+      // Templates a section built in the shared templates folder and could not delete (interrupted, failed).
+      for (const name of ctx?.templates ?? []) {
+        await step(`removing template ${name}`, async () => {
+          const removed = (() => {
+            try {
+              return removeTemplateLeftovers(templatesDir, name);
+            } catch (err) {
+              return [`could not remove template ${name} from ${templatesDir}: ${errorText(err)}`];
+            }
+          })();
+          for (const line of removed) log(`  cleanup: ${line}`);
+          cleanupNotes.push(...removed);
+          ctx?.templates.delete(name);
+        });
       }
       await step("removing raw containers", async () => ctx?.sweepRaw());
       for (const entry of [...started].reverse()) await retire(entry);

@@ -1,3 +1,4 @@
+import { PROFILES } from "./context.js";
 import { formatValue } from "./format.js";
 import type { ConcurrencyLevel, Figure, Target } from "./result.js";
 import { ratioText } from "./stats.js";
@@ -43,6 +44,33 @@ export function evaluateTargets(input: { figures: Figure[]; concurrency: Concurr
       target: `within 1.2x${big ? ", and under 1 s" : ""}`,
       measured: `${ms(f.stasis.stats.median)} vs ${ms(f.baseline.stats.median)}: ${f.ratio.toFixed(2)}x`,
       met: f.ratio <= 1.2 && (!big || f.stasis.stats.median < 1000),
+    });
+  }
+  const snapshot = get("gvisor.templates.snapshot.first-command");
+  if (snapshot) {
+    targets.push({
+      key: "template-snapshot-250ms",
+      what: "gVisor create from a snapshot template → first command (its server already answering)",
+      target: "< 250 ms median",
+      measured: `${ms(snapshot.stasis.stats.median)}${snapshot.baseline ? ` (raw cold 'runsc run' ${ms(snapshot.baseline.stats.median)})` : ""}`,
+      met: snapshot.stasis.stats.median < 250,
+    });
+  }
+  const templatePool = get("gvisor.templates.warm-pool.first-command");
+  if (templatePool) {
+    targets.push({ key: "template-pool-30ms", what: "gVisor create from a template's warm pool → first 'echo hi'", target: "< 30 ms median", measured: ms(templatePool.stasis.stats.median), met: templatePool.stasis.stats.median < 30 });
+  }
+  const burstErrors = get("gvisor.templates.burst.errors");
+  if (burstErrors) {
+    const burst = get("gvisor.templates.burst.create");
+    const wall = get("gvisor.templates.burst.wall");
+    const errors = burstErrors.stasis.stats.max;
+    targets.push({
+      key: "template-burst-errors",
+      what: `burst: ${PROFILES[input.mode].templateBurst} creates at once from a snapshot template${input.mode === "quick" ? ` (${PROFILES.full.templateBurst} in the full run)` : ""}`,
+      target: "zero errors",
+      measured: `${errors} error${errors === 1 ? "" : "s"}${wall ? `; all replied in ${formatValue(wall.stasis.stats.median, "s")}` : ""}${burst ? `, per create p50 ${ms(burst.stasis.stats.median)}, p99 ${ms(burst.stasis.stats.p99)}` : ""}`,
+      met: errors === 0,
     });
   }
   const top = input.concurrency.reduce<ConcurrencyLevel | undefined>((a, l) => (!a || l.clients > a.clients ? l : a), undefined);

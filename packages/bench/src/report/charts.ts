@@ -17,6 +17,7 @@ export function chartsFor(result: BenchResult): Chart[] {
   const byKey = new Map<string, Figure[]>();
   for (const f of result.figures) {
     if (f.scenario === "density") continue; // its own chart below
+    if (f.unit === "count") continue; // a count (errors) is a number in the table, not a distribution
     const key = `${f.scenario}|${f.unit}`;
     byKey.set(key, [...(byKey.get(key) ?? []), f]);
   }

@@ -1,10 +1,10 @@
 import { formatValue } from "../format.js";
-import type { BenchResult, ConcurrencyLevel, DensityResult, Figure } from "../result.js";
+import { SECTIONS, type BenchResult, type ConcurrencyLevel, type DensityResult, type Figure } from "../result.js";
 import { ratioText } from "../stats.js";
 import type { Chart } from "./charts.js";
 import { NOTES, TARGET_NOTES } from "./notes.js";
 
-const SCENARIO_ORDER = ["create", "exec", "python", "paused", "hibernation", "files", "concurrency", "density"];
+const SCENARIO_ORDER = ["create", "templates", "exec", "python", "paused", "hibernation", "files", "concurrency", "density"];
 
 const cell = (text: string) => text.replace(/\|/g, "\\|");
 const fmt = (f: Figure, v: number) => formatValue(v, f.unit);
@@ -103,7 +103,7 @@ export function renderMarkdown(result: BenchResult, charts: Chart[], options: Ma
     "",
     "## This run",
     "",
-    `- **Command**: \`${result.command}\` (${result.mode} mode${result.sections.length < 8 ? `, sections ${result.sections.join(", ")}` : ""})`,
+    `- **Command**: \`${result.command}\` (${result.mode} mode${result.sections.length < SECTIONS.length ? `, sections ${result.sections.join(", ")}` : ""})`,
     `- **Date**: ${result.startedAt.replace("T", " ").replace(/\.\d+Z$/, " UTC")}; wall time ${Math.floor(result.wallSeconds / 60)} min ${Math.round(result.wallSeconds % 60)} s`,
     `- **Machine**: ${m.cpuModel}, ${m.cores} cores, ${(m.memTotalMiB / 1024).toFixed(1)} GiB RAM; ${m.os}, kernel ${m.kernel}; ${m.cgroups} cgroups`,
     `- **Runtimes**: runsc ${m.runsc} (systrap), crun ${m.crun}; Node.js ${m.node}`,

@@ -3,7 +3,7 @@ import type { BenchContext } from "../context.js";
 import { freezerWrite, sleep, time } from "../host.js";
 import type { RuntimeName } from "../raw/runtime.js";
 
-function expectHi(stdout: string, what: string): void {
+export function expectHi(stdout: string, what: string): void {
   if (stdout.trim() !== "hi") throw new Error(`${what} printed ${JSON.stringify(stdout)} instead of "hi"`);
 }
 
@@ -95,10 +95,39 @@ interface PoolInfo {
   warmPools?: { template: string; size: number; ready: number; booting: number }[];
 }
 
-async function poolReady(conn: { apiUrl: string; apiKey: string }): Promise<number | undefined> {
+/** Frozen members ready in the daemon's warm pool of `template` (its name or `name:version`); undefined when it has none. */
+export async function poolReady(conn: { apiUrl: string; apiKey: string }, template = "base"): Promise<number | undefined> {
   const res = await fetch(`${conn.apiUrl}/v1/info`, { headers: { authorization: `Bearer ${conn.apiKey}` } });
   const info = (await res.json()) as PoolInfo;
-  return info.warmPools?.find((p) => p.template === "base")?.ready;
+  return info.warmPools?.find((p) => p.template === template || p.template.startsWith(`${template}:`))?.ready;
+}
+
+/**
+ * The warm pool's baseline, by hand: a raw container started ahead and frozen through its cgroup; each
+ * sample thaws it and runs `runsc exec echo hi`. `purpose` keeps its runtime root apart from others.
+ */
+export async function rawThawExecSamples(ctx: BenchContext, purpose: string, n: number): Promise<number[]> {
+  const raw = ctx.raw("gvisor", purpose);
+  const rawId = ctx.id(purpose);
+  const bundle = await raw.bundle(purpose, ["/bin/sleep", "3600"], { cgroupId: rawId });
+  await raw.start(bundle, rawId);
+  const cgroup = raw.cgroupPath(rawId);
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      freezerWrite(cgroup, true);
+      await sleep(300);
+      samples.push(
+        await time(async () => {
+          freezerWrite(cgroup, false);
+          expectHi(await raw.exec(rawId, ["/bin/echo", "hi"]), "raw runsc exec");
+        }),
+      );
+    }
+  } finally {
+    await raw.remove(rawId);
+  }
+  return samples;
 }
 
 /**
@@ -136,25 +165,10 @@ async function fromWarmPool(ctx: BenchContext): Promise<void> {
   }
   if (!vias.has("warm_pool") || vias.size > 1) ctx.log(`  !! the creates came from: ${[...vias].join(", ")} (expected warm_pool only)`);
 
-  const raw = ctx.raw("gvisor", "pool");
-  const rawId = ctx.id("pool");
-  const bundle = await raw.bundle("pool", ["/bin/sleep", "3600"], { cgroupId: rawId });
-  await raw.start(bundle, rawId);
-  const cgroup = raw.cgroupPath(rawId);
-  const rawSamples: number[] = [];
+  let rawSamples: number[];
   try {
-    for (let i = 0; i < ctx.profile.poolCreates; i++) {
-      freezerWrite(cgroup, true);
-      await sleep(300);
-      rawSamples.push(
-        await time(async () => {
-          freezerWrite(cgroup, false);
-          expectHi(await raw.exec(rawId, ["/bin/echo", "hi"]), "raw runsc exec");
-        }),
-      );
-    }
+    rawSamples = await rawThawExecSamples(ctx, "pool", ctx.profile.poolCreates);
   } finally {
-    await raw.remove(rawId);
     await ctx.retireDaemon(pool);
   }
   ctx.rec.record({
