@@ -63,8 +63,9 @@ describe("templates", () => {
     daemon = await startTestDaemon();
   });
   afterAll(async () => {
+    // Templates first: they are shared with other daemons on this host, and deleting needs a live daemon.
+    if (daemon) for (const name of Object.values(names)) await api("DELETE", `/v1/templates/${name}`).catch(() => {});
     await daemon?.destroy();
-    for (const name of Object.values(names)) await api("DELETE", `/v1/templates/${name}`).catch(() => {});
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
