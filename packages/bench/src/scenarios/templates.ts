@@ -224,12 +224,8 @@ async function builds(ctx: BenchContext, name: string, contextDir: string): Prom
  * the raw cold `runsc run /bin/echo hi` of create.ts, and a raw `runsc restore --detach` of a checkpoint of
  * the same server in a plain container followed by `runsc exec curl`.
  */
-async function fromSnapshot(ctx: BenchContext, name: string, app: string): Promise<void> {
-  ctx.log("\n# create → first command from a snapshot template (its server already running), gvisor");
-  const raw = ctx.raw("gvisor", "templates");
-  const echo = await raw.bundle("echo", ["/bin/echo", "hi"]);
-  expectHi(await raw.run(echo, ctx.id("tpl-warm")), "raw runsc run");
-  // The raw restore's image: the same server in a plain container, checkpointed once it answers.
+/** The raw restores' image: the same server in a plain container, checkpointed once it answers. */
+async function rawServerImage(ctx: BenchContext, raw: RawRuntime, app: string): Promise<{ server: string; image: string; stdoutFd: number }> {
   const server = await raw.bundle("server", ["/usr/bin/python3", "-c", app]);
   const serverId = ctx.id("tpl-server");
   const { stdoutFd } = await raw.start(server, serverId);
@@ -238,6 +234,15 @@ async function fromSnapshot(ctx: BenchContext, name: string, app: string): Promi
   const image = join(server, "image");
   await raw.checkpoint(serverId, image);
   await raw.remove(serverId);
+  return { server, image, stdoutFd };
+}
+
+async function fromSnapshot(ctx: BenchContext, name: string, app: string): Promise<void> {
+  ctx.log("\n# create → first command from a snapshot template (its server already running), gvisor");
+  const raw = ctx.raw("gvisor", "templates");
+  const echo = await raw.bundle("echo", ["/bin/echo", "hi"]);
+  expectHi(await raw.run(echo, ctx.id("tpl-warm")), "raw runsc run");
+  const { server, image, stdoutFd } = await rawServerImage(ctx, raw, app);
 
   /** One sample: create → first command; the sandbox's delete is started, not awaited (see below). */
   const once = async () => {
@@ -356,9 +361,10 @@ async function fromWarmPool(ctx: BenchContext, name: string): Promise<void> {
  * A burst: N creates from the snapshot template (no pool) fired at once. Per create, the time until its
  * reply; the wall time until the last; errors: a create that failed, a sandbox whose server does not
  * answer `curl` afterwards (checked after the burst, untimed) or that cannot be deleted. Beside it, N raw
- * cold `runsc run /bin/echo hi` at once.
+ * cold `runsc run /bin/echo hi` at once, and N raw `runsc restore` of a checkpoint of the same server at once
+ * (what a create from the snapshot does by hand).
  */
-async function burst(ctx: BenchContext, name: string): Promise<void> {
+async function burst(ctx: BenchContext, name: string, app: string): Promise<void> {
   const n = ctx.profile.templateBurst;
   ctx.log(`\n# burst: ${n} creates at once from a snapshot template, gvisor`);
   await sleep(1_000);
@@ -417,9 +423,35 @@ async function burst(ctx: BenchContext, name: string): Promise<void> {
   ctx.log(`  raw:    ${n} runs in ${(rawWallMs / 1000).toFixed(1)} s, p50 ${formatMs(rawStats.median)}, p99 ${formatMs(rawStats.p99)}, errors ${rawErrors}`);
   await raw.sweep();
 
+  // What the same burst costs by hand: N raw `runsc restore` of a checkpoint of the same server at once.
+  await sleep(1_000);
+  const { server, image, stdoutFd } = await rawServerImage(ctx, raw, app);
+  const restoreLatencies: number[] = [];
+  const restored: string[] = [];
+  let restoreErrors = 0;
+  const trr = performance.now();
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const id = ctx.id(`tpl-burst-restore-${i}`);
+      try {
+        restoreLatencies.push(await raw.restore(server, image, id, stdoutFd));
+        restored.push(id);
+      } catch {
+        restoreErrors++;
+      }
+    }),
+  );
+  const restoreWallMs = performance.now() - trr;
+  const restoreStats = summarize(restoreLatencies);
+  ctx.log(`  raw:    ${n} restores in ${(restoreWallMs / 1000).toFixed(1)} s, p50 ${formatMs(restoreStats.median)}, p99 ${formatMs(restoreStats.p99)}, errors ${restoreErrors}`);
+  // A restored container's delete waits ~1.5 s on its gofer: all at once, not one by one in the sweep.
+  await mapLimit(restored, restored.length, (id) => raw.remove(id));
+  await raw.sweep();
+
   const fig = { section: "templates" as const, scenario: "templates" };
   ctx.rec.record({ ...fig, id: "gvisor.templates.burst.create", label: `gvisor: burst of ${n} creates at once from a snapshot template: each create`, unit: "ms", samples: latencies, baseline: { label: `raw 'runsc run /bin/echo hi', ${n} at once (cold)`, samples: rawLatencies } });
   ctx.rec.record({ ...fig, id: "gvisor.templates.burst.wall", label: `gvisor: burst of ${n} creates at once: until the last reply`, unit: "s", samples: [wallMs / 1000], baseline: { label: `raw: ${n} 'runsc run' at once, until the last exit`, samples: [rawWallMs / 1000] } });
+  ctx.rec.record({ ...fig, id: "gvisor.templates.burst.wall-restore", label: `gvisor: burst of ${n} creates at once, until the last reply, beside raw restores`, unit: "s", samples: [wallMs / 1000], baseline: { label: `raw: ${n} 'runsc restore --detach' of the same server at once, until the last returns`, samples: [restoreWallMs / 1000] } });
   ctx.rec.record({ ...fig, id: "gvisor.templates.burst.errors", label: `gvisor: burst of ${n} creates at once: errors`, unit: "count", samples: [errorCount] });
 }
 
@@ -441,7 +473,7 @@ export async function templatesScenario(ctx: BenchContext): Promise<void> {
     await builds(ctx, name, contextDir);
     await fromSnapshot(ctx, name, app);
     await fromWarmPool(ctx, name);
-    await burst(ctx, name);
+    await burst(ctx, name, app);
   } finally {
     const left = await deleteAllSandboxes(ctx.conn).catch(() => ({ deleted: 0, errors: [] as string[] }));
     if (left.deleted > 0) ctx.log(`  (${left.deleted} sandboxes of the template deleted before it)`);
