@@ -1,5 +1,7 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +22,7 @@ socketserver.TCPServer(("0.0.0.0", 8000), H).serve_forever()
 describe("templates", () => {
   let daemon: TestDaemon;
   const tag = randomBytes(3).toString("hex");
-  const names = { spec: `e2e-spec-${tag}`, docker: `e2e-docker-${tag}`, oci: `e2e-oci-${tag}` };
+  const names = { spec: `e2e-spec-${tag}`, docker: `e2e-docker-${tag}`, oci: `e2e-oci-${tag}`, net: `e2e-net-${tag}` };
   const dirs: string[] = [];
 
   function context(files: Record<string, string>): string {
@@ -189,6 +191,59 @@ HEALTHCHECK --interval=1s CMD curl -sf http://127.0.0.1:8000/
     expect((await s.commands.run("curl -s http://127.0.0.1:8000/")).stdout).toBe("hello from the template\n");
     await s.kill();
     await api("PUT", `/v1/templates/${names.docker}`, { pool: 0 });
+  }, 180_000);
+
+  it("gives build steps the internet through a host firewall that drops forwarding, but not the host or a local bridge", async () => {
+    // A host service on every address, a server behind a local bridge (as Docker's containers are), and
+    // the FORWARD policy Docker and ufw set: build steps must reach Debian, and neither of the others.
+    const host = createServer((_, res) => res.end("host\n"));
+    await new Promise<void>((r) => host.listen(0, "0.0.0.0", r));
+    const hostPort = (host.address() as AddressInfo).port;
+    const hostIp = /\bsrc (\S+)/.exec(execFileSync("ip", ["-4", "route", "get", "1.1.1.1"], { encoding: "utf8" }))?.[1];
+    const bridge = `sxbr${tag}`;
+    const ns = `stasis-e2e-net-${tag}`;
+    const net = `172.30.${40 + (parseInt(tag, 16) % 200)}`;
+    const ip = (...args: string[]) => execFileSync("ip", args);
+    const policy = /^-P FORWARD (\S+)/m.exec(execFileSync("iptables", ["-S", "FORWARD"], { encoding: "utf8" }))?.[1] ?? "ACCEPT";
+    let server: ReturnType<typeof spawn> | undefined;
+    try {
+      ip("link", "add", bridge, "type", "bridge");
+      ip("addr", "add", `${net}.1/24`, "dev", bridge);
+      ip("link", "set", bridge, "up");
+      ip("netns", "add", ns);
+      ip("link", "add", `sxv${tag}`, "type", "veth", "peer", "name", "eth0", "netns", ns);
+      ip("link", "set", `sxv${tag}`, "master", bridge, "up");
+      ip("-n", ns, "addr", "add", `${net}.2/24`, "dev", "eth0");
+      ip("-n", ns, "link", "set", "eth0", "up");
+      server = spawn("ip", ["netns", "exec", ns, "python3", "-m", "http.server", "8000", "--bind", `${net}.2`], { stdio: "ignore" });
+      for (let i = 0; i < 50; i++) {
+        try {
+          execFileSync("curl", ["-sf", "-m", "1", "-o", "/dev/null", `http://${net}.2:8000/`]);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      execFileSync("iptables", ["-P", "FORWARD", "DROP"]);
+
+      const urls = [`http://${net}.2:8000/`, `http://${hostIp}:${hostPort}/`, "http://deb.debian.org/debian/dists/bookworm/Release"];
+      const probe = `for u in ${urls.join(" ")}; do echo "$(curl -s -m 5 -o /dev/null -w '%{http_code}' $u) $u"; done # ${tag}`;
+      const { events } = await build(context({ "stasis.yaml": `from: base\nsteps:\n  - run: ${JSON.stringify(probe)}\n` }), `name=${names.net}&snapshot=false`);
+      done(events);
+      const lines = events.filter((e) => e.type === "log" && e.step === 2).map((e) => (e as { data: string }).data);
+      expect(lines).toEqual([`000 ${urls[0]}`, `000 ${urls[1]}`, `200 ${urls[2]}`]);
+    } finally {
+      execFileSync("iptables", ["-P", "FORWARD", policy]);
+      server?.kill();
+      host.close();
+      for (const args of [["netns", "del", ns], ["link", "del", bridge]]) {
+        try {
+          execFileSync("ip", args, { stdio: "ignore" });
+        } catch {
+          // never made
+        }
+      }
+    }
   }, 180_000);
 
   it("imports an OCI image (docker save tarball) as a template", async () => {

@@ -5,8 +5,9 @@ import { isAlive, mustRun, runCommand } from "../runtime/run-command.js";
 /**
  * Network for template build steps (RUN, packages): each step gets a fresh network namespace with one
  * veth to the host, NATed out. Sandboxes themselves never get one. The nft table lets build traffic out
- * and forwarded replies back, drops anything a build sends to the host itself or to another build, and lets nothing in from outside, so a build cannot
- * reach the daemon's API or other host services (loopback is per namespace, so 127.0.0.1 is its own).
+ * by the host's uplinks and forwarded replies back, drops anything a build sends to the host itself, to
+ * another build or to a local bridge, and lets nothing in from outside, so a build cannot reach the
+ * daemon's API or other host services (loopback is per namespace, so 127.0.0.1 is its own).
  */
 const SUBNET = "10.213.0.0/16";
 const TABLE = "stasis_build";
@@ -20,27 +21,47 @@ export interface BuildNetwork {
   release(): Promise<void>;
 }
 
-let hostReady: Promise<void> | null = null;
-
 const must = (cmd: string, args: string[], input?: string) => mustRun(cmd, args, { timeoutMs: 20_000, ...(input === undefined ? {} : { input }) });
 
-/** Once per daemon: forwarding on, and the NAT and filter rules (replaced atomically, so safe to repeat). */
-function prepareHost(): Promise<void> {
-  hostReady ??= (async () => {
-    if (readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() !== "1") writeFileSync("/proc/sys/net/ipv4/ip_forward", "1\n");
-    await must("nft", ["-f", "-"], `table ip ${TABLE} {}
+let loaded: string | null = null;
+let hostQueue: Promise<void> = Promise.resolve();
+
+/** Interfaces with a default route: the only ones build traffic may leave by. */
+async function uplinks(): Promise<string[]> {
+  const out = await runCommand("ip", ["-4", "route", "show", "default"], { timeoutMs: 10_000 });
+  return [...new Set([...out.stdout.matchAll(/\bdev (\S+)/g)].map((m) => m[1] ?? ""))].filter((d) => /^[\w.@-]+$/.test(d) && !d.startsWith(IFACE_PREFIX)).sort();
+}
+
+/**
+ * The table: NAT out; nothing from a build to the host itself, to another build, or out by any interface
+ * but an uplink (so not to local bridges: Docker's, libvirt's, other containers'); nothing in but replies.
+ */
+export function buildRuleset(uplinkNames: string[]): string {
+  const out = uplinkNames.length > 0 ? `iifname "${IFACE_PREFIX}*" oifname != { ${uplinkNames.map((n) => JSON.stringify(n)).join(", ")} } drop;` : `iifname "${IFACE_PREFIX}*" drop;`;
+  return `table ip ${TABLE} {}
 delete table ip ${TABLE}
 table ip ${TABLE} {
   chain postrouting { type nat hook postrouting priority srcnat; policy accept; ip saddr ${SUBNET} oifname != "${IFACE_PREFIX}*" masquerade; }
   chain input { type filter hook input priority filter; policy accept; iifname "${IFACE_PREFIX}*" ct state established,related accept; iifname "${IFACE_PREFIX}*" drop; }
-  chain forward { type filter hook forward priority filter; policy accept; iifname "${IFACE_PREFIX}*" ip daddr ${SUBNET} drop; oifname "${IFACE_PREFIX}*" ct state established,related accept; oifname "${IFACE_PREFIX}*" drop; }
+  chain forward { type filter hook forward priority filter; policy accept; iifname "${IFACE_PREFIX}*" ip daddr ${SUBNET} drop; ${out} oifname "${IFACE_PREFIX}*" ct state established,related accept; oifname "${IFACE_PREFIX}*" drop; }
 }
-`);
-  })().catch((err: unknown) => {
-    hostReady = null;
-    throw err;
+`;
+}
+
+/**
+ * Before each step: forwarding on, and the table (replaced atomically, so safe to repeat) reloaded when
+ * the uplinks changed since this daemon last loaded it. Serialized, so two steps never race on it.
+ */
+function prepareHost(): Promise<void> {
+  const next = hostQueue.then(async () => {
+    if (readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() !== "1") writeFileSync("/proc/sys/net/ipv4/ip_forward", "1\n");
+    const ruleset = buildRuleset(await uplinks());
+    if (ruleset === loaded) return;
+    await must("nft", ["-f", "-"], ruleset);
+    loaded = ruleset;
   });
-  return hostReady;
+  hostQueue = next.catch(() => {});
+  return next;
 }
 
 /** Name servers a namespace can use: the host's, unless they are loopback (systemd-resolved's stub). */
@@ -58,8 +79,30 @@ export function upstreamResolvConf(): string {
   return "nameserver 1.1.1.1\nnameserver 8.8.8.8\n";
 }
 
+/**
+ * A host firewall whose FORWARD policy drops (Docker sets it, ufw by default) would drop build traffic
+ * whatever our table accepts: every base chain on a hook must accept. So while the policy of the
+ * `iptables` FORWARD chain (the one Docker and ufw manage) is not ACCEPT, two rules at its top accept
+ * traffic from build veths and replies to them; our own table still drops what a build must not reach.
+ * Checked at every step, since Docker may start after the daemon. The rules name only `stb+` interfaces,
+ * which exist only during a build step, and stay (at most once) after the daemon stops.
+ */
+async function allowThroughHostFirewall(): Promise<void> {
+  const listed = await runCommand("iptables", ["-w", "5", "-S", "FORWARD"], { timeoutMs: 10_000 }).catch(() => null);
+  if (!listed || listed.code !== 0 || /^-P FORWARD ACCEPT$/m.test(listed.stdout)) return;
+  const rules = [
+    ["-o", `${IFACE_PREFIX}+`, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+    ["-i", `${IFACE_PREFIX}+`, "-j", "ACCEPT"],
+  ];
+  for (const rule of rules) {
+    const present = await runCommand("iptables", ["-w", "5", "-C", "FORWARD", ...rule], { timeoutMs: 10_000 });
+    if (present.code !== 0) await must("iptables", ["-w", "5", "-I", "FORWARD", "1", ...rule]);
+  }
+}
+
 export async function createBuildNetwork(): Promise<BuildNetwork> {
   await prepareHost();
+  await allowThroughHostFirewall();
   const tag = randomBytes(4).toString("hex");
   const ns = `stasis-build-${process.pid}-${tag}`;
   const hostIf = `${IFACE_PREFIX}${tag}`;
