@@ -51,20 +51,11 @@ export interface TemplateVersionManifest {
   snapshot: { takenAt: string; memoryBytes: number; diskBytes: number } | null;
 }
 
-/** What creating a sandbox needs to know about the template it names. */
-export interface ResolvedTemplate {
+/** What creating a sandbox needs to know about the template it names: its version's defaults, and more. */
+export interface ResolvedTemplate extends Pick<TemplateVersionManifest, "name" | "env" | "workdir" | "user" | "start" | "ready" | "readyTimeoutMs" | "resources" | "pool"> {
   /** What the sandbox records: `name:version`, or a built-in's bare name. */
   ref: string;
-  name: string;
   builtin: boolean;
-  env: Record<string, string>;
-  workdir: string | null;
-  user: string | null;
-  start: string | null;
-  ready: string | null;
-  readyTimeoutMs: number | null;
-  resources: TemplateResources;
-  pool: number;
   /** Checkpoint image and disk of a snapshot template; null otherwise. */
   snapshot: { image: string; disk: string } | null;
 }
