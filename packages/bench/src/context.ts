@@ -5,7 +5,7 @@ import type { Recorder } from "./figures.js";
 import { RawRuntime, type RuntimeName } from "./raw/runtime.js";
 import type { ConcurrencyLevel, DensityResult } from "./result.js";
 
-/** Sample counts and sizes: `quick` stays under 3 minutes on a 2-core machine, `full` under 20. */
+/** Sample counts and sizes: `quick` stays under 4 minutes on a 2-core machine (3 min 25 s with templates), `full` under 20. */
 export interface Profile {
   mode: "quick" | "full";
   /** Cold creates per runtime (and raw cold runs beside them). */

@@ -25,7 +25,7 @@ import { evaluateTargets } from "./targets.js";
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 export interface BenchOptions {
-  /** Fewer samples, one working set, 1/10/50 clients: under 3 minutes. */
+  /** Fewer samples, one working set, 1/10/50 clients: under 4 minutes. */
   quick?: boolean;
   /** Which parts to run (default: all). */
   sections?: Section[];

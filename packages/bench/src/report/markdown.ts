@@ -94,7 +94,7 @@ export function renderMarkdown(result: BenchResult, charts: Chart[], options: Ma
     "",
     "```sh",
     "sudo npm run bench               # everything, under 20 minutes on 2 cores",
-    "sudo npm run bench -- --quick    # fewer samples, 50 MiB working set, 1/10/50 clients: under 3 minutes",
+    "sudo npm run bench -- --quick    # fewer samples, 50 MiB working set, 1/10/50 clients: under 4 minutes",
     "sudo stasis bench --sections exec,paused --out /tmp/report   # a subset, written elsewhere",
     "sudo stasis bench --compare docs/bench/results.json          # run, then print old vs new per figure",
     "```",
