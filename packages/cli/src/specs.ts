@@ -234,7 +234,7 @@ export const specs: CommandSpec[] = [
     usage: "stasis bench [--quick] [--sections S,...] [--out DIR] [--compare FILE [--to FILE]]",
     summary: "Benchmark Stasis beside the raw runtimes and write docs/benchmarks.md with charts (as root)",
     flags: [
-      ["--quick", "fewer samples, 50 MiB working set, 1/10/50 clients: under 3 minutes (full: under 20)"],
+      ["--quick", "fewer samples, 50 MiB working set, 1/10/50 clients: under 4 minutes (full: under 20)"],
       ["--sections S,...", `only these parts: ${SECTIONS.join(", ")}`],
       ["--out DIR", "write DIR/benchmarks.md and DIR/bench/ (charts, results.json); default: the repository's docs/"],
       ["--compare FILE", "after the run, print FILE's figures (an earlier results.json) against this run's"],
