@@ -36,6 +36,18 @@ describe("stasis CLI against a real daemon", () => {
     await daemon?.destroy();
   });
 
+  it("doctor checks this host and passes where the tests run", async () => {
+    const r = await stasis(["doctor", "--json"]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean; severity: string; detail: string }[] };
+    expect(report.ok).toBe(true);
+    const byName = new Map(report.checks.map((c) => [c.name, c]));
+    for (const name of ["root", "runsc (gVisor)", "crun", "cgroups", "freezer", "guest agent", "template base", "nft", "build network", "overlayfs", "loop devices"]) {
+      expect(byName.get(name), name).toMatchObject({ ok: true });
+    }
+    expect(byName.get("build network")?.detail).toMatch(/^template RUN steps go out by \S+/);
+  });
+
   it("creates a sandbox and prints only its id on stdout", async () => {
     const r = await stasis(["sandbox", "create", "--meta", "via=cli", "--env", "FOO=bar"]);
     expect(r.code).toBe(0);

@@ -5,6 +5,7 @@ import { detectCgroupMode, freezerAvailable, missingControllers } from "../runti
 import { GvisorDriver } from "../runtime/drivers/gvisor-driver.js";
 import { CrunDriver } from "../runtime/drivers/crun-driver.js";
 import { runCommand } from "../runtime/run-command.js";
+import { hostForwardPolicy, uplinks } from "../templates/build-network.js";
 import { TemplateStore } from "../templates/template-store.js";
 
 export interface DoctorCheck {
@@ -103,6 +104,18 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
       fix: `apt-get install ${pkg} (or: sudo bash scripts/install-host-deps.sh)`,
     });
   }
+  // Build steps leave by the default-route interfaces only; the FORWARD policy is informational (handled).
+  const [out, policy] = await Promise.all([uplinks(), hostForwardPolicy()]);
+  add({
+    name: "build network",
+    ok: out.length > 0,
+    severity: "warning",
+    detail:
+      out.length > 0
+        ? `template RUN steps go out by ${out.join(", ")}${policy && policy !== "ACCEPT" ? `; the host's FORWARD policy is ${policy}, so each build adds accept rules for its stb+ interfaces` : ""}`
+        : "no default route: template RUN and packages steps get no network",
+    fix: "give the host a default route (template builds that install packages need deb.debian.org)",
+  });
   const overlay = await runCommand("sh", ["-c", "grep -qw overlay /proc/filesystems || modprobe overlay"], { timeoutMs: 5_000 });
   add({ name: "overlayfs", ok: overlay.code === 0, severity: "error", detail: overlay.code === 0 ? "supported" : "overlay filesystem missing", fix: "modprobe overlay" });
   add({ name: "loop devices", ok: existsSync("/dev/loop-control"), severity: "error", detail: existsSync("/dev/loop-control") ? "/dev/loop-control present" : "no /dev/loop-control", fix: "modprobe loop" });

@@ -27,7 +27,7 @@ let loaded: string | null = null;
 let hostQueue: Promise<void> = Promise.resolve();
 
 /** Interfaces with a default route: the only ones build traffic may leave by. */
-async function uplinks(): Promise<string[]> {
+export async function uplinks(): Promise<string[]> {
   const out = await runCommand("ip", ["-4", "route", "show", "default"], { timeoutMs: 10_000 });
   return [...new Set([...out.stdout.matchAll(/\bdev (\S+)/g)].map((m) => m[1] ?? ""))].filter((d) => /^[\w.@-]+$/.test(d) && !d.startsWith(IFACE_PREFIX)).sort();
 }
@@ -88,8 +88,8 @@ export function upstreamResolvConf(): string {
  * which exist only during a build step, and stay (at most once) after the daemon stops.
  */
 async function allowThroughHostFirewall(): Promise<void> {
-  const listed = await runCommand("iptables", ["-w", "5", "-S", "FORWARD"], { timeoutMs: 10_000 }).catch(() => null);
-  if (!listed || listed.code !== 0 || /^-P FORWARD ACCEPT$/m.test(listed.stdout)) return;
+  const policy = await hostForwardPolicy();
+  if (policy === null || policy === "ACCEPT") return;
   const rules = [
     ["-o", `${IFACE_PREFIX}+`, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
     ["-i", `${IFACE_PREFIX}+`, "-j", "ACCEPT"],
@@ -98,6 +98,12 @@ async function allowThroughHostFirewall(): Promise<void> {
     const present = await runCommand("iptables", ["-w", "5", "-C", "FORWARD", ...rule], { timeoutMs: 10_000 });
     if (present.code !== 0) await must("iptables", ["-w", "5", "-I", "FORWARD", "1", ...rule]);
   }
+}
+
+/** The policy of the `iptables` FORWARD chain (`ACCEPT`, `DROP`), or null without iptables. */
+export async function hostForwardPolicy(): Promise<string | null> {
+  const listed = await runCommand("iptables", ["-w", "5", "-S", "FORWARD"], { timeoutMs: 10_000 });
+  return listed.code === 0 ? (/^-P FORWARD (\S+)$/m.exec(listed.stdout)?.[1] ?? null) : null;
 }
 
 export async function createBuildNetwork(): Promise<BuildNetwork> {
