@@ -21,6 +21,7 @@ import { SandboxFilesystem } from "./storage/sandbox-filesystem.js";
 import { SandboxStore } from "./store/sandbox-store.js";
 import { TemplateStore } from "./templates/template-store.js";
 import { createTemplateService } from "./services/template-service.js";
+import { removeStaleBuildContainers } from "./templates/build-container.js";
 import { removeStaleBuildNetworks } from "./templates/build-network.js";
 import { DAEMON_VERSION } from "./version.js";
 
@@ -44,6 +45,9 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     ["crun", new CrunDriver({ crunPath: config.crunPath, stateRoot: join(config.runDir, "crun"), cgroupMode, usernsBase: config.usernsBase })],
   ]);
   const templates = new TemplateStore(config.templatesDir);
+  // A crashed daemon's build steps first (they hold the staging folders the store then removes).
+  const staleSteps = await removeStaleBuildContainers({ runscPath: config.runscPath, stateRoot: join(config.runDir, "runsc-build") });
+  if (staleSteps.length > 0) log.info({ containers: staleSteps }, "removed build-step containers left by a stopped daemon");
   await templates.cleanupStale();
   await removeStaleBuildNetworks();
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"));

@@ -1,3 +1,5 @@
+import { chmodSync, lstatSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import type { SandboxLaunchSpec } from "./driver.js";
 
 export const AGENT_PATH_IN_SANDBOX = "/.stasis/agent";
@@ -76,4 +78,27 @@ export function buildOciSpec(spec: SandboxLaunchSpec, options: OciSpecOptions): 
       ...(options.seccomp ? { seccomp: options.seccomp } : {}),
     },
   };
+}
+
+/**
+ * A gVisor sandbox's (and build step's) /tmp is bind-mounted from the host path `${rootfs}/tmp`, and
+ * runsc's gofer follows symlinks on the host when it sets up mounts: a template layer with `tmp -> /`
+ * would hand the sandbox the host's root. Only a real directory is used; a missing one is made (mode
+ * 1777) so the bind has a source. Returns why the sandbox cannot start, or null.
+ */
+export function prepareBoundTmp(rootfs: string): string | null {
+  const tmp = join(rootfs, "tmp");
+  try {
+    const st = lstatSync(tmp);
+    return st.isDirectory() ? null : `/tmp in the template is ${st.isSymbolicLink() ? "a symlink" : "not a directory"}; sandboxes and build steps need /tmp to be a real directory`;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") return `cannot check /tmp in the template: ${(err as Error).message}`;
+  }
+  try {
+    mkdirSync(tmp, { mode: 0o1777 });
+    chmodSync(tmp, 0o1777); // mkdir's mode goes through the umask
+    return null;
+  } catch (err) {
+    return `cannot create /tmp in the template: ${(err as Error).message}`;
+  }
 }

@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { DEFAULT_PATH } from "../runtime/oci-spec.js";
-import { runCommand } from "../runtime/run-command.js";
+import type { Readable } from "node:stream";
+import { LineSplitter } from "../agent-client/line-splitter.js";
+import { DEFAULT_PATH, prepareBoundTmp } from "../runtime/oci-spec.js";
+import { isAlive, runCommand } from "../runtime/run-command.js";
 
 /** Docker's default set: what package installs and ordinary build scripts expect of root. */
 const BUILD_CAPABILITIES = [
@@ -57,6 +58,8 @@ export interface BuildRuntime {
  * a sandbox they may have network (package installs).
  */
 export async function runBuildContainer(runtime: BuildRuntime, spec: BuildContainerSpec): Promise<{ code: number | null; reason: string }> {
+  const tmpProblem = prepareBoundTmp(spec.rootfs);
+  if (tmpProblem) return { code: null, reason: tmpProblem };
   const bundle = join(spec.dir, "bundle");
   mkdirSync(bundle, { recursive: true });
   mkdirSync(runtime.stateRoot, { recursive: true });
@@ -66,9 +69,7 @@ export async function runBuildContainer(runtime: BuildRuntime, spec: BuildContai
   // every namespace has on this kernel): hiding /proc/sys/net in a private mount namespace gets past it.
   const command = spec.netnsPath ? ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none /proc/sys/net && exec "$@"', "sh", ...runsc] : runsc;
   const child = spawn(command[0] ?? "runsc", command.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => spec.onLine(line.length > 4096 ? `${line.slice(0, 4096)}…` : line));
-  }
+  for (const stream of [child.stdout, child.stderr]) streamLines(stream, spec.onLine);
   let reason = "";
   const kill = (why: string) => {
     reason ||= why;
@@ -92,6 +93,56 @@ export async function runBuildContainer(runtime: BuildRuntime, spec: BuildContai
     spec.signal?.removeEventListener("abort", onAbort);
     await runCommand(runtime.runscPath, ["--root", runtime.stateRoot, "delete", "-force", spec.id], { timeoutMs: 20_000 });
   }
+}
+
+/** Lines longer than this are dropped (with a note): the daemon holds at most this much per stream. */
+const MAX_LINE_BYTES = 64 * 1024;
+/** What is emitted of a line is cut to this many characters. */
+const MAX_LINE_CHARS = 4096;
+
+/**
+ * Streams a child's output a line at a time. Not readline: it buffers a line without bound, so a step
+ * printing one endless line (`head -c 600000000 /dev/zero | tr '\0' a`) made the daemon die of
+ * "Invalid string length". LineSplitter caps what is held per stream.
+ */
+export function streamLines(stream: Readable, onLine: (line: string) => void): void {
+  const splitter = new LineSplitter(
+    MAX_LINE_BYTES,
+    (buf) => {
+      const line = buf.toString("utf8").replace(/\r$/, "");
+      onLine(line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line);
+    },
+    () => onLine(`… (an output line longer than ${MAX_LINE_BYTES / 1024} KiB was cut)`),
+  );
+  stream.on("data", (chunk: Buffer) => splitter.push(chunk));
+  // A last line without a newline still counts.
+  stream.on("end", () => splitter.push(Buffer.from("\n")));
+}
+
+/**
+ * After a crash: kills and deletes the build containers (`stasis-build-<daemon pid>-<tag>`) under the
+ * builds' runsc root whose daemon is gone; ids without a pid (made before ids had one) count as stale.
+ * Returns the ids it removed; never throws.
+ */
+export async function removeStaleBuildContainers(options: { runscPath: string; stateRoot: string }): Promise<string[]> {
+  const removed: string[] = [];
+  try {
+    if (!existsSync(options.stateRoot)) return removed;
+    const base = ["--root", options.stateRoot];
+    const list = await runCommand(options.runscPath, [...base, "list", "-quiet"], { timeoutMs: 20_000 });
+    if (list.code !== 0) return removed;
+    for (const id of list.stdout.split("\n").map((l) => l.trim())) {
+      if (!/^[\w][\w.+-]*$/.test(id)) continue;
+      const pid = /^stasis-build-(\d+)-/.exec(id)?.[1];
+      if (pid && Number(pid) !== process.pid && isAlive(Number(pid))) continue;
+      await runCommand(options.runscPath, [...base, "kill", "--all", id, "KILL"], { timeoutMs: 10_000 });
+      await runCommand(options.runscPath, [...base, "delete", "-force", id], { timeoutMs: 20_000 });
+      removed.push(id);
+    }
+  } catch {
+    // Best effort at startup: a leftover must not keep the daemon from starting.
+  }
+  return removed;
 }
 
 function ociSpec(spec: BuildContainerSpec): object {

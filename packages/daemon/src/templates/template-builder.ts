@@ -1,14 +1,13 @@
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { lstat, open, readdir, readFile, readlink, rm } from "node:fs/promises";
 import { join, posix, resolve as resolvePath, sep } from "node:path";
-import { createInterface } from "node:readline";
 import type { Logger } from "pino";
 import type { Template, TemplateBuildEvent, TemplateResources } from "@stasis/protocol";
 import { mustRun, runCommand } from "../runtime/run-command.js";
 import { unmount } from "../storage/sandbox-filesystem.js";
-import { runBuildContainer, type BuildRuntime } from "./build-container.js";
+import { runBuildContainer, streamLines, type BuildRuntime } from "./build-container.js";
 import { createBuildNetwork } from "./build-network.js";
 import { importOciImage, OciImportError, type OciImageConfig } from "./oci-import.js";
 import type { BuildStep, TemplateDefinition } from "./template-definition.js";
@@ -128,7 +127,7 @@ export class TemplateBuilder {
       if (layers.length >= MAX_LAYERS) {
         throw new BuildStepError(`more than ${MAX_LAYERS} filesystem layers: merge some RUN or COPY steps`, n, step.text, step.line, "invalid_template");
       }
-      const copyHash = step.kind === "copy" ? this.hashSources(req.contextDir, step, n) : "";
+      const copyHash = step.kind === "copy" ? await this.hashSources(req.contextDir, step, n) : "";
       const key = hash(chain, stepCore(step), JSON.stringify(state), copyHash);
       pin([key]);
       const cached = !req.noCache && store.hasLayer(key);
@@ -390,7 +389,8 @@ export class TemplateBuilder {
       if (network) writeFileSync(resolv, network.resolvConf);
       const runtime = await this.deps.runtime();
       const result = await runBuildContainer(runtime, {
-        id: `stasis-build-${randomBytes(6).toString("hex")}`,
+        // The daemon's pid in the id lets removeStaleBuildContainers tell a crashed daemon's leftovers.
+        id: `stasis-build-${process.pid}-${randomBytes(6).toString("hex")}`,
         dir: staging,
         rootfs: merged,
         args,
@@ -461,34 +461,60 @@ export class TemplateBuilder {
 
   /** A COPY source as a path relative to the context, refused if it leaves the context or is missing. */
   private contextPath(contextDir: string, source: string, step: BuildStep, n: number): string {
-    const rel = posix.normalize(source.replace(/^\/+/, ""));
-    if (rel === ".." || rel.startsWith("../")) throw new BuildStepError(`COPY source '${source}' is outside the build context`, n, step.text, step.line, "invalid_template");
-    const full = resolvePath(contextDir, rel);
-    if (!existsSync(full) && !isSymlink(full)) throw new BuildStepError(`COPY source '${source}' is not in the build context`, n, step.text, step.line, "invalid_template");
-    // A symlink in the middle of the path could lead out of the context.
-    const parent = realpathSync(resolvePath(full, ".."));
-    const root = realpathSync(contextDir);
-    if (parent !== root && !parent.startsWith(root + sep)) throw new BuildStepError(`COPY source '${source}' leads outside the build context`, n, step.text, step.line, "invalid_template");
-    return rel === "." ? "." : rel;
+    const resolved = resolveContextSource(contextDir, source);
+    if ("refused" in resolved) throw new BuildStepError(resolved.refused, n, step.text, step.line, "invalid_template");
+    return resolved.rel;
   }
 
   /** Content hash of COPY sources: names, modes, file bytes and link targets. */
-  private hashSources(contextDir: string, step: Extract<BuildStep, { kind: "copy" }>, n: number): string {
-    const h = createHash("sha256");
-    const walk = (path: string, rel: string) => {
-      const st = lstatSync(path);
-      h.update(`${rel}\0${st.mode}\0`);
-      if (st.isSymbolicLink()) h.update(readlinkSync(path));
-      else if (st.isDirectory()) for (const e of readdirSync(path).sort()) walk(join(path, e), `${rel}/${e}`);
-      else if (st.isFile()) h.update(readFileSync(path));
-      h.update("\0");
-    };
-    for (const source of step.sources) {
-      const rel = this.contextPath(contextDir, source, step, n);
-      walk(resolvePath(contextDir, rel), rel);
-    }
-    return h.digest("hex");
+  private async hashSources(contextDir: string, step: Extract<BuildStep, { kind: "copy" }>, n: number): Promise<string> {
+    const rels = step.sources.map((source) => this.contextPath(contextDir, source, step, n));
+    return hashContextSources(contextDir, rels);
   }
+}
+
+/**
+ * A COPY source as a path relative to the context, or why it is refused: it leaves the context, is
+ * missing, or a symlink on its way leads out. `.` (also `./`, `/`) is the context root itself.
+ */
+export function resolveContextSource(contextDir: string, source: string): { rel: string } | { refused: string } {
+  const rel = posix.normalize(source.replace(/^\/+/, ""));
+  if (rel === ".." || rel.startsWith("../")) return { refused: `COPY source '${source}' is outside the build context` };
+  // The root has no parent inside the context: the parent check below refused `COPY . /app`.
+  if (rel === "." || rel === "./") return { rel: "." };
+  const full = resolvePath(contextDir, rel);
+  if (!existsSync(full) && !isSymlink(full)) return { refused: `COPY source '${source}' is not in the build context` };
+  // A symlink in the middle of the path could lead out of the context.
+  const parent = realpathSync(resolvePath(full, ".."));
+  const root = realpathSync(contextDir);
+  if (parent !== root && !parent.startsWith(root + sep)) return { refused: `COPY source '${source}' leads outside the build context` };
+  return { rel };
+}
+
+/**
+ * sha256 over each source's tree: per entry `rel\0mode\0`, then the link target or the file's bytes, then
+ * `\0`. Files are streamed, not read whole and synchronously: a large COPY source neither blocks the event
+ * loop nor needs its size in memory. The bytes hashed are the same as before, so layer keys stay valid.
+ */
+export async function hashContextSources(contextDir: string, rels: string[]): Promise<string> {
+  const h = createHash("sha256");
+  const walk = async (path: string, rel: string): Promise<void> => {
+    const st = await lstat(path);
+    h.update(`${rel}\0${st.mode}\0`);
+    if (st.isSymbolicLink()) h.update(await readlink(path));
+    else if (st.isDirectory()) for (const e of (await readdir(path)).sort()) await walk(join(path, e), `${rel}/${e}`);
+    else if (st.isFile()) {
+      const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      try {
+        for await (const chunk of file.createReadStream({ autoClose: false })) h.update(chunk as Buffer);
+      } finally {
+        await file.close();
+      }
+    }
+    h.update("\0");
+  };
+  for (const rel of rels) await walk(resolvePath(contextDir, rel), rel);
+  return h.digest("hex");
 }
 
 /** The step without where it was written: moving a step to another line keeps its cache. */
@@ -519,22 +545,51 @@ function isSymlink(path: string): boolean {
   }
 }
 
+/** Most of /etc/passwd or /etc/group read to look a USER up. */
+const MAX_USER_DB_BYTES = 1024 * 1024;
+
 /**
  * uid/gid for a USER: numbers as given, names looked up in the layer's /etc/passwd and /etc/group. The
  * files are read from the host side, so a symlinked /etc or passwd (which could point at host files) is
- * refused rather than followed.
+ * refused rather than followed; so is anything but a regular file of at most 1 MiB (a FIFO would block
+ * the daemon's event loop forever, a device node is a host device, a huge sparse file reads GBs).
  */
-function resolveUser(rootfs: string, user: string | null, step: BuildStep): { uid: number; gid: number } {
+export function resolveUser(rootfs: string, user: string | null, step: BuildStep): { uid: number; gid: number } {
   if (user === null || user === "root" || user === "0") return { uid: 0, gid: 0 };
   const [u = "", g] = user.split(":");
   const read = (file: string): string[][] => {
-    for (const p of [join(rootfs, "etc"), join(rootfs, "etc", file)]) {
-      if (isSymlink(p)) throw new BuildStepError(`/etc/${file} in the template is a symlink; USER needs a plain file to look '${user}' up`, null, step.text, step.line);
+    const path = join(rootfs, "etc", file);
+    const refuse = (what: string) => new BuildStepError(`/etc/${file} in the template is ${what}; USER needs a plain file to look '${user}' up`, null, step.text, step.line);
+    for (const p of [join(rootfs, "etc"), path]) {
+      if (isSymlink(p)) throw refuse("a symlink");
+    }
+    let fd: number;
+    try {
+      // Checked before opening: opening a device node (or a FIFO without O_NONBLOCK) has effects of its own.
+      if (!lstatSync(path).isFile()) throw refuse("not a regular file");
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      if (err instanceof BuildStepError) throw err;
+      return []; // missing: the name is not found
     }
     try {
-      return readFileSync(join(rootfs, "etc", file), "utf8").split("\n").map((l) => l.split(":"));
-    } catch {
+      // fstat of what was opened: the lstat above is only a first look.
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw refuse("not a regular file");
+      if (st.size > MAX_USER_DB_BYTES) throw refuse(`larger than ${MAX_USER_DB_BYTES / 1024 / 1024} MiB`);
+      const buf = Buffer.alloc(st.size);
+      let got = 0;
+      while (got < buf.length) {
+        const r = readSync(fd, buf, got, buf.length - got, got);
+        if (r === 0) break;
+        got += r;
+      }
+      return buf.subarray(0, got).toString("utf8").split("\n").map((l) => l.split(":"));
+    } catch (err) {
+      if (err instanceof BuildStepError) throw err;
       return [];
+    } finally {
+      closeSync(fd);
     }
   };
   const passwd = /^\d+$/.test(u) ? null : read("passwd").find((f) => f[0] === u);
@@ -562,7 +617,8 @@ async function duBytes(path: string): Promise<number> {
 function runStreaming(cmd: string, args: string[], onLine: (line: string) => void, signal: AbortSignal, timeoutMs: number): Promise<number | null> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    for (const s of [child.stdout, child.stderr]) createInterface({ input: s, crlfDelay: Infinity }).on("line", onLine);
+    // Bounded lines (not readline, which buffers a line without limit): see streamLines.
+    for (const s of [child.stdout, child.stderr]) streamLines(s, onLine);
     const kill = () => child.kill("SIGKILL");
     const timer = setTimeout(kill, timeoutMs);
     signal.addEventListener("abort", kill, { once: true });

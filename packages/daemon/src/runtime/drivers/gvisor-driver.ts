@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec } from "../driver.js";
 import { launchRuntimeProcess } from "../launch-process.js";
-import { buildOciSpec } from "../oci-spec.js";
+import { buildOciSpec, prepareBoundTmp } from "../oci-spec.js";
 import { runningPidFromState } from "../oci-state.js";
 import { runCommand } from "../run-command.js";
 
@@ -99,6 +99,8 @@ export class GvisorDriver implements RuntimeDriver {
     mkdirSync(this.options.stateRoot, { recursive: true });
     const bundle = join(spec.dir, "bundle");
     mkdirSync(bundle, { recursive: true });
+    const tmpProblem = prepareBoundTmp(spec.rootfs);
+    if (tmpProblem) throw new Error(tmpProblem);
     const config = buildOciSpec(spec, { namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "network" }], bindTmp: true });
     writeFileSync(join(bundle, "config.json"), JSON.stringify(config, null, 2));
     return bundle;
