@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { chmod, lchown, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Template, TemplateResources } from "@stasis/protocol";
@@ -61,6 +61,10 @@ export interface ResolvedTemplate extends Pick<TemplateVersionManifest, "name" |
 }
 
 const REF = /^([a-z0-9][a-z0-9._-]{0,62})(?::([1-9][0-9]{0,8}))?$/;
+/** Folders under the root that only root may enter (see `securePermissions`). */
+const PRIVATE_DIRS = [".layers", ".trash", ".pins", ".versions", ".builds"];
+/** Pin files written by this process: one of our pid that is not here is a previous daemon's (same pid after a restart). */
+const ownPins = new Set<string>();
 /** Overlay options must fit a page: enough for this many layers of `<root>/.layers/<32 hex>/diff`. */
 export const MAX_LAYERS = 40;
 
@@ -73,7 +77,30 @@ export class TemplateStore {
   /** Shifted copies being made: concurrent creates of the first crun sandboxes share one copy. */
   private readonly shifting = new Map<string, Promise<string>>();
 
-  constructor(private readonly root: string) {}
+  constructor(private readonly root: string) {
+    this.securePermissions();
+  }
+
+  /**
+   * Layers can hold setuid-root files from imported images and snapshots memory images with secrets: local
+   * users may not traverse into them. The root is 0711 (paths below stay reachable by root only where a
+   * folder is 0700); the daemon, runsc's gofer and the overlay mounts run as root and are unaffected.
+   * Best effort: a non-root `stasis doctor` also makes a store.
+   */
+  private securePermissions(): void {
+    const secure = (dir: string, mode: number) => {
+      try {
+        mkdirSync(dir, { recursive: true, mode });
+        chmodSync(dir, mode); // mkdir's mode is masked by the umask, and existing folders keep theirs
+      } catch {
+        // Not root (doctor), or a read-only folder: nothing to protect from here.
+      }
+    };
+    secure(this.root, 0o711);
+    for (const d of PRIVATE_DIRS) secure(join(this.root, d), 0o700);
+    // Per-name folders; only the folders themselves: the built-in base's files keep their modes.
+    for (const name of [...this.names(), ...Object.keys(builtinRecipes).filter((n) => existsSync(this.dir(n)))]) secure(this.dir(name), 0o700);
+  }
 
   dir(name: string): string {
     return join(this.root, name);
@@ -112,11 +139,26 @@ export class TemplateStore {
 
   /** Publishes a finished layer built in `staging` (which holds `diff/`). */
   commitLayer(key: string, staging: string, info: { sizeBytes: number; step: string }): void {
+    // layer.json marks a layer complete (`hasLayer`): written last, once diff/ is in place, and published
+    // with it by one rename.
     writeFileSync(join(staging, "layer.json"), `${JSON.stringify({ key, ...info, createdAt: new Date().toISOString() })}\n`);
     const dir = this.layerDir(key);
     // An identical layer finished by a concurrent build first: keep that one.
-    if (existsSync(dir)) rmSync(staging, { recursive: true, force: true });
-    else renameSync(staging, dir);
+    if (this.hasLayer(key)) {
+      rmSync(staging, { recursive: true, force: true });
+      return;
+    }
+    // A folder without layer.json is no layer (a crash mid-write): the new one replaces it.
+    const incomplete = existsSync(dir) ? this.moveToTrash(dir, `layer-${key}`) : null;
+    if (incomplete) void this.purge(incomplete);
+    try {
+      renameSync(staging, dir);
+    } catch (err) {
+      // Another daemon published it between our check and the rename.
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== "EEXIST" && code !== "ENOTEMPTY") || !this.hasLayer(key)) throw err;
+      rmSync(staging, { recursive: true, force: true });
+    }
   }
 
   layerSize(key: string): number {
@@ -162,17 +204,66 @@ export class TemplateStore {
     return readdirSync(this.root).filter((n) => REF.test(n) && !this.isBuiltinName(n));
   }
 
-  /** The number the next build of `name` gets (numbers are never reused while any version is on disk). */
+  /**
+   * The number the next build of `name` gets. Numbers are never reused, even once every version of the
+   * name is deleted (clients pin `name:N`, the daemon caches per ref): above both the versions on disk and
+   * the high-water mark that `remove` leaves. The disk is read first: a remove elsewhere records the
+   * number before it takes the folder away, so one of the two reads sees it.
+   */
   nextVersion(name: string): number {
     const dir = this.dir(name);
-    if (!existsSync(dir)) return 1;
-    const used = readdirSync(dir).map((e) => /^v([1-9][0-9]*)$/.exec(e)?.[1]).filter((v): v is string => v !== undefined).map(Number);
-    return Math.max(0, ...used) + 1;
+    const used = existsSync(dir) ? readdirSync(dir).map((e) => /^v([1-9][0-9]*)$/.exec(e)?.[1]).filter((v): v is string => v !== undefined).map(Number) : [];
+    return Math.max(0, ...used, this.highWater(name)) + 1;
+  }
+
+  /** Claims the next number of `name` by creating its folder (the lock, also between daemons) and records it. */
+  claimVersion(name: string): number {
+    for (;;) {
+      const version = this.nextVersion(name);
+      mkdirSync(this.dir(name), { recursive: true, mode: 0o700 });
+      try {
+        mkdirSync(this.versionDir(name, version));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        continue;
+      }
+      // Taken, finished and deleted by another daemon between our read and our mkdir: not ours to reuse.
+      if (this.highWater(name) >= version) {
+        rmdirSync(this.versionDir(name, version));
+        continue;
+      }
+      this.recordVersion(name, version);
+      return version;
+    }
+  }
+
+  /**
+   * The highest number `name` ever had, as recorded: one empty file `<root>/.versions/<name>/<N>` per
+   * record, so concurrent records (two daemons) never lose the higher one as a rewritten file could.
+   */
+  private highWater(name: string): number {
+    try {
+      return Math.max(0, ...readdirSync(join(this.root, ".versions", name)).filter((e) => /^[1-9][0-9]*$/.test(e)).map(Number));
+    } catch {
+      return 0;
+    }
+  }
+
+  private recordVersion(name: string, version: number): void {
+    if (this.highWater(name) >= version) return;
+    const dir = join(this.root, ".versions", name);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, String(version)), "");
+    // Lower marks are redundant; the highest one present is never removed by anyone.
+    for (const e of readdirSync(dir)) if (Number(e) < version) rmSync(join(dir, e), { force: true });
   }
 
   writeVersion(manifest: TemplateVersionManifest): void {
     const dir = this.versionDir(manifest.name, manifest.version);
     mkdirSync(dir, { recursive: true });
+    // The name's folder may have been made by a claim elsewhere with the umask's mode.
+    chmodSync(this.dir(manifest.name), 0o700);
+    this.recordVersion(manifest.name, manifest.version);
     const tmp = join(dir, `template.json.tmp-${process.pid}`);
     writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
     renameSync(tmp, join(dir, "template.json"));
@@ -307,22 +398,74 @@ export class TemplateStore {
   }
 
   /**
-   * Removes versions (`name:version`, or every version of `name`) and the layers no remaining version
-   * uses. The caller has checked that no sandbox uses them.
+   * Removes exactly the ready versions `refs` (each `name:version`: the ones the caller checked no sandbox
+   * uses; a bare name could meanwhile resolve to a version built since) and the layers no remaining version
+   * uses. All refs are checked before anything is removed. A name's folder goes with its last version.
    */
-  async remove(ref: string): Promise<TemplateVersionManifest[]> {
-    const m = REF.exec(ref);
-    if (!m?.[1]) throw new TemplateNotFoundError(`'${ref}' is not a template name`);
-    if (this.isBuiltinName(m[1])) throw new TemplateSettingsError(`the built-in template '${m[1]}' cannot be deleted`);
-    const doomed = m[2] ? [this.find(ref, false)].flatMap((f) => ("version" in f ? [f.version] : [])) : this.versions(m[1]).filter((v) => v.status === "ready");
-    if (doomed.length === 0) throw new TemplateNotFoundError(`no template '${ref}'`);
-    for (const v of doomed) await rm(this.versionDir(v.name, v.version), { recursive: true, force: true });
-    if (!m[2] || this.versions(m[1]).length === 0) {
-      const dir = this.dir(m[1]);
-      if (existsSync(dir) && readdirSync(dir).every((e) => !/^v[1-9]/.test(e))) await rm(dir, { recursive: true, force: true });
+  async remove(refs: string[]): Promise<TemplateVersionManifest[]> {
+    const doomed: TemplateVersionManifest[] = [];
+    for (const ref of new Set(refs)) {
+      const m = REF.exec(ref);
+      if (!m?.[1]) throw new TemplateNotFoundError(`'${ref}' is not a template name`);
+      if (this.isBuiltinName(m[1])) throw new TemplateSettingsError(`the built-in template '${m[1]}' cannot be deleted`);
+      if (!m[2]) throw new TemplateSettingsError(`'${ref}' names no version: delete takes name:version refs`);
+      const found = this.find(ref, false);
+      if ("version" in found) doomed.push(found.version);
     }
-    await this.collectLayers();
+    // From here to the first await: one synchronous tick, so no build or create of this daemon interleaves.
+    const trashed: string[] = [];
+    for (const v of doomed) {
+      // Recorded before the folder goes (`nextVersion` reads in the other order): the number is never reused.
+      this.recordVersion(v.name, v.version);
+      // Moved aside in one rename, so a crash mid-delete never leaves a half-deleted version under its name.
+      const t = this.moveToTrash(this.versionDir(v.name, v.version), `${v.name}-v${v.version}`);
+      if (t) trashed.push(t);
+    }
+    for (const name of new Set(doomed.map((v) => v.name))) {
+      const dir = this.dir(name);
+      // rmdir, not rm: it fails if another daemon has just claimed a version there.
+      if (existsSync(dir) && readdirSync(dir).length === 0) {
+        try {
+          rmdirSync(dir);
+        } catch {
+          // Claimed meanwhile: the folder stays.
+        }
+      }
+    }
+    for (const t of trashed) await this.purge(t);
+    if (doomed.length > 0) await this.collectLayers();
     return doomed;
+  }
+
+  /**
+   * Renames `path` into `<root>/.trash/<pid>-<unique>-<label>` (atomic, same filesystem); null if it is
+   * gone already. What is in the trash is deleted by `purge`, or by `cleanupStale` after a crash.
+   */
+  private moveToTrash(path: string, label: string): string | null {
+    const trash = join(this.root, ".trash");
+    mkdirSync(trash, { recursive: true, mode: 0o700 });
+    const target = join(trash, `${process.pid}-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}-${label}`);
+    try {
+      renameSync(path, target);
+      return target;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Deletes a folder out of everyone's sight (in the trash, or a dead process's leftover). Unmounts what a
+   * crash left mounted below it first (a crun flattened copy's view); leaves it if that fails, and never
+   * throws: `cleanupStale` tries again at the next start.
+   */
+  private async purge(path: string): Promise<void> {
+    try {
+      if (!(await unmountBelow(path))) return;
+      await rm(path, { recursive: true, force: true });
+    } catch {
+      // Left for the next cleanupStale.
+    }
   }
 
   /**
@@ -331,12 +474,16 @@ export class TemplateStore {
    */
   pin(id: string, keys: string[]): void {
     const dir = join(this.root, ".pins");
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, `${process.pid}-${id}.json`), JSON.stringify(keys));
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, `${process.pid}-${id}.json`);
+    ownPins.add(file);
+    writeFileSync(file, JSON.stringify(keys));
   }
 
   unpin(id: string): void {
-    rmSync(join(this.root, ".pins", `${process.pid}-${id}.json`), { force: true });
+    const file = join(this.root, ".pins", `${process.pid}-${id}.json`);
+    rmSync(file, { force: true });
+    ownPins.delete(file);
   }
 
   private pinnedLayers(): string[] {
@@ -345,7 +492,9 @@ export class TemplateStore {
     const keys: string[] = [];
     for (const entry of readdirSync(dir)) {
       const pid = Number(/^(\d+)-/.exec(entry)?.[1] ?? 0);
-      if (!isAlive(pid)) {
+      // Our own pid on a pin we did not write: a previous daemon's, restarted with the same pid.
+      const stale = pid === process.pid ? !ownPins.has(join(dir, entry)) : !isAlive(pid);
+      if (stale) {
         rmSync(join(dir, entry), { force: true });
         continue;
       }
@@ -362,39 +511,70 @@ export class TemplateStore {
   async collectLayers(): Promise<void> {
     const dir = join(this.root, ".layers");
     if (!existsSync(dir)) return;
+    // Checked and moved aside in one synchronous tick: no build of this daemon can pin or find (`hasLayer`)
+    // a layer between the check and its removal, and a crash mid-delete leaves no half layer under its key.
+    // (A build on another daemon sharing the folder checks its layers again once its version is written.)
     const used = new Set([...this.names().flatMap((n) => this.versions(n).flatMap((v) => v.layers)), ...this.pinnedLayers()]);
+    const trashed: string[] = [];
     for (const entry of readdirSync(dir)) {
       if (entry.includes(".building-") || used.has(entry)) continue;
-      await rm(join(dir, entry), { recursive: true, force: true });
+      const t = this.moveToTrash(join(dir, entry), `layer-${entry}`);
+      if (t) trashed.push(t);
     }
+    for (const t of trashed) await this.purge(t);
   }
 
   /**
    * After a crash: builds that were under way are gone; their staging folders and unfinished versions go
-   * too. Only those of dead processes: daemons sharing a templates folder may be building right now.
+   * too, as do half-made shifted copies and the trash. Only those of dead processes: daemons sharing a
+   * templates folder may be building right now. Run at daemon start, before any build or create: our own
+   * pid on something is then a previous daemon's (a restarted daemon in a container often gets the same pid).
    */
   async cleanupStale(): Promise<void> {
+    const dead = (pid: number) => pid === process.pid || !isAlive(pid);
     const layers = join(this.root, ".layers");
     if (existsSync(layers)) {
       for (const entry of readdirSync(layers)) {
         const pid = /\.building-(\d+)-/.exec(entry)?.[1];
-        if (pid && !isAlive(Number(pid))) {
-          // A step's overlay may still be mounted there: unmount before deleting anything.
-          await unmountBelow(join(layers, entry));
-          await rm(join(layers, entry), { recursive: true, force: true });
-        }
+        // A step's overlay may still be mounted there: purge unmounts before deleting anything.
+        if (pid && dead(Number(pid))) await this.purge(join(layers, entry));
       }
     }
     const builds = join(this.root, ".builds");
     if (existsSync(builds)) {
       for (const entry of readdirSync(builds)) {
         const pid = /^(\d+)-/.exec(entry)?.[1];
-        if (pid && !isAlive(Number(pid))) await rm(join(builds, entry), { recursive: true, force: true });
+        if (pid && dead(Number(pid))) await this.purge(join(builds, entry));
       }
     }
     for (const name of this.names()) {
       for (const v of this.versions(name)) {
-        if (v.status === "building" && !isAlive(v.buildPid ?? 0)) await rm(this.versionDir(name, v.version), { recursive: true, force: true });
+        if (v.status === "building" && dead(v.buildPid ?? 0)) {
+          this.recordVersion(name, v.version);
+          const t = this.moveToTrash(this.versionDir(name, v.version), `${name}-v${v.version}`);
+          if (t) await this.purge(t);
+        }
+      }
+    }
+    // Shifted copies a crash interrupted (`makeFlattenedShiftedCopy`, `makeShiftedCopy`): the overlay view
+    // may still be mounted; the copy and the empty layer are half made.
+    const copyDirs = [
+      ...this.names().flatMap((n) => this.versions(n).map((v) => this.versionDir(n, v.version))),
+      ...Object.keys(builtinRecipes).map((n) => this.dir(n)),
+    ];
+    for (const dir of copyDirs) {
+      if (!existsSync(dir)) continue;
+      for (const entry of readdirSync(dir)) {
+        const pid = /^rootfs-uid\d+\.(?:view|empty|tmp)-(\d+)(?:-\d+)?$/.exec(entry)?.[1];
+        if (pid && dead(Number(pid))) await this.purge(join(dir, entry));
+      }
+    }
+    this.pinnedLayers(); // drops the pins of dead daemons
+    const trash = join(this.root, ".trash");
+    if (existsSync(trash)) {
+      for (const entry of readdirSync(trash)) {
+        // Another live daemon may be deleting its own entries right now.
+        if (dead(Number(/^(\d+)-/.exec(entry)?.[1] ?? 0))) await this.purge(join(trash, entry));
       }
     }
   }
@@ -466,7 +646,8 @@ export class TemplateStore {
       return existing;
     }
     const dir = this.dir(name);
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700); // the folder only (see securePermissions)
     const staging = join(dir, "rootfs.building");
     rmSync(staging, { recursive: true, force: true });
     progress(`building template ${name}: debian ${recipe.suite} (${recipe.variant}) + ${recipe.packages.join(", ")}`);
@@ -499,12 +680,18 @@ export class TemplateStore {
 
 export class TemplateSettingsError extends Error {}
 
-async function unmountBelow(dir: string): Promise<void> {
-  const mounts = readFileSync("/proc/self/mounts", "utf8")
+/** Mount points at or below `dir` (in /proc/self/mounts, a space in a path is written `\040`). */
+function mountsBelow(dir: string): string[] {
+  return readFileSync("/proc/self/mounts", "utf8")
     .split("\n")
-    .map((l) => l.split(" ")[1] ?? "")
+    .map((l) => (l.split(" ")[1] ?? "").replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
     .filter((m) => m === dir || m.startsWith(`${dir}/`));
-  for (const m of mounts.reverse()) await run("umount", ["-l", m]).catch(() => {});
+}
+
+/** Unmounts (lazily) everything at or below `dir`; true once nothing is mounted there. */
+async function unmountBelow(dir: string): Promise<boolean> {
+  for (const m of mountsBelow(dir).reverse()) await run("umount", ["-l", m]).catch(() => {});
+  return mountsBelow(dir).length === 0;
 }
 
 
