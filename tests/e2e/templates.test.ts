@@ -174,6 +174,18 @@ HEALTHCHECK --interval=1s CMD curl -sf http://127.0.0.1:8000/
     const bad = await build(context({ Dockerfile: "FROM base\nFROBNICATE now\n" }), `name=${names.docker}`);
     expect(bad.status).toBe(422);
     expect(JSON.parse(bad.body)).toMatchObject({ error: { code: "invalid_template", details: { line: 2 } } });
+
+    // The spec file is read from the context only, even through a symlinked folder in it.
+    const escaping = context({ Dockerfile: "FROM base\n" });
+    execFileSync("ln", ["-s", "/etc", join(escaping, "host")]);
+    const outside = await build(escaping, `name=${names.docker}&file=host/passwd`);
+    expect(outside.status).toBe(422);
+    expect(JSON.parse(outside.body)).toMatchObject({ error: { code: "invalid_template", message: "file 'host/passwd' is outside the build context" } });
+    // Compressed contexts are refused (they could unpack to anything).
+    const gz = execFileSync("tar", ["-C", escaping, "-czf", "-", "Dockerfile"]);
+    const compressed = await fetch(`${daemon.url}/v1/templates/build?name=${names.docker}`, { method: "POST", headers: { Authorization: `Bearer ${daemon.apiKey}` }, body: gz });
+    expect(compressed.status).toBe(422);
+    expect(((await compressed.json()) as { error: { message: string } }).error.message).toMatch(/uncompressed tar/);
   }, 300_000);
 
   it("keeps a warm pool per template, set after the build", async () => {

@@ -14,7 +14,7 @@ export const errorRegistry = {
   file_not_found: { status: 404, retryable: false, description: "No such file or directory in the sandbox." },
   key_not_found: { status: 404, retryable: false, description: "No API key with this id." },
   template_not_found: { status: 404, retryable: false, description: "No template with this name is built." },
-  template_in_use: { status: 409, retryable: false, description: "Sandboxes (or templates built on it) still use this template; delete them first." },
+  template_in_use: { status: 409, retryable: false, description: "Sandboxes still use this template version (or a warm-pool member was still starting); delete them first. Templates built on it keep their own layers." },
   invalid_template: { status: 422, retryable: false, description: "The template spec, Dockerfile or image is invalid; the message points at the line." },
   template_build_failed: { status: 422, retryable: false, description: "A build step failed; the message names the step and its output." },
   method_not_allowed: { status: 405, retryable: false, description: "The route does not accept this method." },

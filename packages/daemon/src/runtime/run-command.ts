@@ -13,7 +13,7 @@ export interface CommandOutput {
 export function runCommand(
   cmd: string,
   args: string[],
-  options: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {},
 ): Promise<CommandOutput> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? process.env });
@@ -30,12 +30,18 @@ export function runCommand(
       stderr += `\n(timed out after ${options.timeoutMs ?? 30_000} ms)`;
       child.kill("SIGKILL");
     }, options.timeoutMs ?? 30_000);
+    // Aborted (the client went away): killed like a timeout.
+    const onAbort = () => child.kill("SIGKILL");
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
     child.on("error", (err) => {
       clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
       resolve({ code: null, stdout, stderr: `${stderr}${err.message}` });
     });
     child.on("close", (code) => {
       clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
       resolve({ code, stdout, stderr });
     });
     // A command that exits without reading its input closes the pipe: that is not an error here.

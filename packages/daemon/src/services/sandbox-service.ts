@@ -100,6 +100,8 @@ export class SandboxService {
   private poolsClosed = false;
   /** Sandboxes booted to take a template's snapshot: hidden like pool members, but no pool's to discard. */
   private readonly snapshotting = new Set<string>();
+  /** Template versions a delete is removing (see holdForDelete). */
+  private readonly deletingTemplates = new Set<string>();
   private readonly defaultsCache = new Map<string, { cwd: string | null; user: string | null }>();
 
   constructor(private readonly deps: SandboxServiceDeps) {
@@ -180,6 +182,9 @@ export class SandboxService {
       this.deps.log.info({ sandbox: warm.id, ms: Math.round((performance.now() - started) * 10) / 10 }, "sandbox created from the warm pool");
       return warm;
     }
+    // Checked in the same tick as the insert: a delete that began since the template was resolved either
+    // sees this record (and refuses) or is seen here.
+    this.refuseIfDeleting(shape.template.ref);
     const record = this.newRecord(params, shape, Date.now());
     const log = this.deps.log.child({ sandbox: record.id, runtime });
     this.deps.store.insert(record);
@@ -200,12 +205,34 @@ export class SandboxService {
   }
 
   private resolveTemplate(ref: string): ResolvedTemplate {
+    let template: ResolvedTemplate;
     try {
-      return this.deps.templates.resolve(ref);
+      template = this.deps.templates.resolve(ref);
     } catch (err) {
       if (err instanceof TemplateNotFoundError) throw new ApiError("template_not_found", err.message);
       throw err;
     }
+    this.refuseIfDeleting(template.ref);
+    return template;
+  }
+
+  private refuseIfDeleting(ref: string): void {
+    if (this.deletingTemplates.has(ref)) throw new ApiError("template_not_found", `template ${ref} is being deleted`);
+  }
+
+  /**
+   * Marks template versions as being deleted until `release` is called: creates and pool claims refuse
+   * them and pools stop refilling them, so the caller's check for users stays true until it removes them.
+   */
+  holdForDelete(refs: string[]): () => void {
+    const mine = refs.filter((r) => !this.deletingTemplates.has(r));
+    for (const r of mine) this.deletingTemplates.add(r);
+    return () => {
+      for (const r of mine) {
+        this.deletingTemplates.delete(r);
+        this.defaultsCache.delete(r);
+      }
+    };
   }
 
   /** Resources: the request's, else the template's. A snapshot's disk is part of the snapshot. */
@@ -301,7 +328,8 @@ export class SandboxService {
     let last = "";
     for (;;) {
       if (signal?.aborted) throw new ApiError("sandbox_failed", "cancelled while waiting for the readiness check");
-      const result = await execToExit(agent, { cmd: ["/bin/sh", "-c", template.ready], env: record.env, user, ...cwd }, 10_000);
+      // Each try gets at most 10 s, and never more than what is left of readyTimeoutMs.
+      const result = await execToExit(agent, { cmd: ["/bin/sh", "-c", template.ready], env: record.env, user, ...cwd }, Math.max(1_000, Math.min(10_000, deadline - Date.now())));
       if (result.code === 0) return;
       last = result.output.trim().slice(-500);
       const died = await exited();
@@ -379,7 +407,18 @@ export class SandboxService {
   /** Discards the warm-pool members of `refs` (before their template is deleted). */
   async discardPoolsOf(refs: string[]): Promise<void> {
     const wanted = new Set(refs);
-    await Promise.all(this.deps.store.pooled().filter((m) => wanted.has(m.template) && !this.snapshotting.has(m.id)).map((m) => this.exclusive(m.id, () => this.discardMember(m))));
+    await Promise.all(
+      this.deps.store
+        .pooled()
+        .filter((m) => wanted.has(m.template) && !this.snapshotting.has(m.id))
+        .map((m) =>
+          this.exclusive(m.id, async () => {
+            // A create may have claimed it while this waited for the lock: it is the create's now.
+            const current = this.deps.store.get(m.id);
+            if (current?.pooled) await this.discardMember(current);
+          }),
+        ),
+    );
   }
 
   /** Boots an inserted `creating` record until its agent answers; the record is then `running`. */
@@ -406,7 +445,7 @@ export class SandboxService {
    * the request and makes it the requester's: thaw, its settings, a fresh lifetime. Null when none.
    */
   private async claimFromPool(shape: SandboxShape, params: CreateSandboxParams): Promise<Sandbox | null> {
-    if (!this.warmPoolTargets().has(shape.template.ref)) return null;
+    if (this.deletingTemplates.has(shape.template.ref) || !this.warmPoolTargets().has(shape.template.ref)) return null;
     const fits = (r: SandboxRecord) =>
       r.state === "paused" && r.template === shape.template.ref && r.runtime === shape.runtime && r.cpu === shape.cpu && r.memoryMiB === shape.memoryMiB && r.diskMiB === shape.diskMiB;
     for (const member of this.deps.store.pooled().filter(fits)) {
@@ -429,7 +468,7 @@ export class SandboxService {
   private async claim(id: string, params: CreateSandboxParams, env: Record<string, string>): Promise<Sandbox | null> {
     const member = this.deps.store.get(id);
     const live = this.live.get(id);
-    if (!member?.pooled || member.state !== "paused" || !live) return null;
+    if (!member?.pooled || member.state !== "paused" || !live || this.deletingTemplates.has(member.template)) return null;
     await this.deps.freezer.thaw(cgroupPathOf(id));
     // A member reattached (frozen) by a restarted daemon has not been heard from yet.
     if (!live.agent.version) await live.agent.waitReady(5_000);
@@ -472,21 +511,29 @@ export class SandboxService {
     if (members.length === 0 && targets.size === 0) return;
     this.filling = true;
     try {
-      // Dead members, and members of pools no longer configured (or now smaller, or of an older
-      // version of their template), are discarded.
+      const runtime = this.deps.config.defaultRuntime;
+      for (const ref of this.deletingTemplates) targets.delete(ref);
+      const shapes = new Map([...targets].map(([ref, { template }]) => [ref, this.shapeOf({}, template, runtime)]));
+      // A member of the shape its pool now hands out (the template's resources may have changed since).
+      const fitsPool = (r: SandboxRecord) => {
+        const want = shapes.get(r.template);
+        return want !== undefined && isLiveMember(r) && r.runtime === want.runtime && r.cpu === want.cpu && r.memoryMiB === want.memoryMiB && r.diskMiB === want.diskMiB;
+      };
+      // Dead members, members of pools no longer configured (or now smaller, or of an older version of
+      // their template, or of other resources than the template's now) are discarded.
       const kept = new Map<string, number>();
       for (const member of members) {
         const n = (kept.get(member.template) ?? 0) + 1;
-        if (isLiveMember(member) && n <= (targets.get(member.template)?.size ?? 0)) kept.set(member.template, n);
+        if (fitsPool(member) && n <= (targets.get(member.template)?.size ?? 0)) kept.set(member.template, n);
         else if (!this.claiming.has(member.id) && !this.locks.has(member.id) && member.state !== "creating") await this.discardMember(member);
       }
       members = this.deps.store.pooled();
-      const runtime = this.deps.config.defaultRuntime;
-      for (const [ref, { size, template }] of targets) {
-        const have = members.filter((r) => r.template === ref && isLiveMember(r)).length;
+      for (const [ref, { size }] of targets) {
+        const have = members.filter((r) => r.template === ref && fitsPool(r)).length;
         this.deps.metrics.warmPool.set({ template: ref }, have);
         if (have >= size || !this.probes.get(runtime)?.available) continue;
-        const shape = this.shapeOf({}, template, runtime);
+        const shape = shapes.get(ref);
+        if (!shape) continue;
         if (!hasMemoryFor(shape.memoryMiB)) {
           this.deps.log.debug({ template: ref }, "warm pool not refilled: the host is short of memory");
           continue;

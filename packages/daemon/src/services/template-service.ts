@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, lstatSync, mkdirSync } from "node:fs";
+import { closeSync, createWriteStream, existsSync, lstatSync, mkdirSync, openSync, readSync, realpathSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join, posix, resolve as resolvePath, sep } from "node:path";
 import { once } from "node:events";
@@ -79,17 +79,25 @@ export class TemplateService {
     const targets = ref.includes(":") ? [this.get(ref)] : this.deps.store.list().filter((t) => t.name === name);
     if (targets.length === 0) throw new ApiError("template_not_found", `no template '${ref}'`);
     const refs = targets.map((t) => t.ref);
-    const users = this.deps.sandboxes.usersOf(refs).filter((u) => !u.pooled);
-    if (users.length > 0) {
-      throw new ApiError("template_in_use", `${users.length} sandbox(es) use ${ref}: ${users.slice(0, 10).map((u) => `${u.id} (${u.state})`).join(", ")}; delete them first`);
-    }
-    await this.deps.sandboxes.discardPoolsOf(refs);
+    // From here until the versions are gone, no create or pool refill may start using them.
+    const release = this.deps.sandboxes.holdForDelete(refs);
     try {
-      await this.deps.store.remove(ref);
+      const inUse = (users: { id: string; state: string }[]) =>
+        new ApiError("template_in_use", `${users.length} sandbox(es) use ${ref}: ${users.slice(0, 10).map((u) => `${u.id} (${u.state})`).join(", ")}; delete them first`);
+      const users = this.deps.sandboxes.usersOf(refs).filter((u) => !u.pooled);
+      if (users.length > 0) throw inUse(users);
+      await this.deps.sandboxes.discardPoolsOf(refs);
+      // A pool member claimed, or still starting, while the pools were discarded.
+      const left = this.deps.sandboxes.usersOf(refs);
+      if (left.length > 0) throw inUse(left);
+      // Exactly the versions checked: one that finished building meanwhile is not among them.
+      await this.deps.store.remove(refs);
     } catch (err) {
       this.wrap(() => {
         throw err;
       });
+    } finally {
+      release();
     }
     this.deps.log.info({ template: ref }, "template deleted");
   }
@@ -104,9 +112,17 @@ export class TemplateService {
       const context = join(work, "context");
       mkdirSync(context);
       if (bytes > 0) {
+        // Uncompressed only: GNU tar would otherwise inflate a small upload into anything (a tar bomb).
+        if (!isPlainTar(archive)) throw new ApiError("invalid_template", "the build context must be an uncompressed tar archive (no gzip, xz, zstd or bzip2)");
         // GNU tar refuses absolute names and `..`, and delays symlinks so none can redirect later members.
-        const out = await runCommand("tar", ["-x", "--no-same-owner", "--delay-directory-restore", "-f", archive, "-C", context], { timeoutMs: 600_000 });
+        const out = await runCommand("tar", ["-x", "--no-same-owner", "--delay-directory-restore", "-f", archive, "-C", context], { timeoutMs: 600_000, signal });
         if (out.code !== 0) throw new ApiError("invalid_template", `the build context is not a readable tar archive: ${out.stderr.trim().slice(-500)}`);
+        // Sparse members take little room in the tar and any apparent size once extracted.
+        const du = await runCommand("du", ["-sb", context], { timeoutMs: 120_000 });
+        const extracted = Number(du.stdout.split("\t")[0]);
+        if (!(extracted <= this.deps.config.maxBuildContextBytes)) {
+          throw new ApiError("payload_too_large", `the build context unpacks to ${extracted} bytes, more than ${this.deps.config.maxBuildContextBytes} (STASIS_MAX_BUILD_CONTEXT_BYTES)`);
+        }
       }
       await rm(archive, { force: true });
       const fileName = this.specFile(context, query.file);
@@ -219,6 +235,9 @@ export class TemplateService {
       const full = resolvePath(context, rel);
       if (rel.startsWith("..") || !(full === context || full.startsWith(context + sep))) throw new ApiError("invalid_template", `file '${asked}' is outside the build context`);
       if (!existsSync(full) || !lstatSync(full).isFile()) throw new ApiError("invalid_template", `the build context has no file '${asked}'`);
+      // A folder on the way may be a symlink out of the context (to a host folder): resolve it all.
+      const root = realpathSync(context);
+      if (!realpathSync(full).startsWith(root + sep)) throw new ApiError("invalid_template", `file '${asked}' is outside the build context`);
       return rel;
     }
     const found = DEFAULT_SPEC_FILES.find((f) => existsSync(join(context, f)) && lstatSync(join(context, f)).isFile());
@@ -265,4 +284,17 @@ export class TemplateService {
       throw err;
     }
   }
+}
+
+/** A tar archive as tar writes it (ustar or GNU magic in the first header), or an empty one (zeros). */
+export function isPlainTar(path: string): boolean {
+  const header = Buffer.alloc(512);
+  const fd = openSync(path, "r");
+  try {
+    const n = readSync(fd, header, 0, 512, 0);
+    if (n < 512) return false;
+  } finally {
+    closeSync(fd);
+  }
+  return header.subarray(257, 262).toString("latin1") === "ustar" || header.every((b) => b === 0);
 }
