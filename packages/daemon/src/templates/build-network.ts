@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isAlive, mustRun, runCommand } from "../runtime/run-command.js";
 
 /**
@@ -23,7 +23,6 @@ export interface BuildNetwork {
 
 const must = (cmd: string, args: string[], input?: string) => mustRun(cmd, args, { timeoutMs: 20_000, ...(input === undefined ? {} : { input }) });
 
-let loaded: string | null = null;
 let hostQueue: Promise<void> = Promise.resolve();
 
 /** Interfaces with a default route: the only ones build traffic may leave by. */
@@ -33,8 +32,9 @@ export async function uplinks(): Promise<string[]> {
 }
 
 /**
- * The table: NAT out; nothing from a build to the host itself, to another build, or out by any interface
- * but an uplink (so not to local bridges: Docker's, libvirt's, other containers'); nothing in but replies.
+ * The table: NAT out; nothing from a build to the host itself, to another build, to link-local addresses
+ * (a cloud's metadata service and its credentials), or out by any interface but an uplink (so not to
+ * local bridges: Docker's, libvirt's, other containers'); nothing in but replies.
  */
 export function buildRuleset(uplinkNames: string[]): string {
   const out = uplinkNames.length > 0 ? `iifname "${IFACE_PREFIX}*" oifname != { ${uplinkNames.map((n) => JSON.stringify(n)).join(", ")} } drop;` : `iifname "${IFACE_PREFIX}*" drop;`;
@@ -43,22 +43,20 @@ delete table ip ${TABLE}
 table ip ${TABLE} {
   chain postrouting { type nat hook postrouting priority srcnat; policy accept; ip saddr ${SUBNET} oifname != "${IFACE_PREFIX}*" masquerade; }
   chain input { type filter hook input priority filter; policy accept; iifname "${IFACE_PREFIX}*" ct state established,related accept; iifname "${IFACE_PREFIX}*" drop; }
-  chain forward { type filter hook forward priority filter; policy accept; iifname "${IFACE_PREFIX}*" ip daddr ${SUBNET} drop; ${out} oifname "${IFACE_PREFIX}*" ct state established,related accept; oifname "${IFACE_PREFIX}*" drop; }
+  chain forward { type filter hook forward priority filter; policy accept; iifname "${IFACE_PREFIX}*" ip daddr { ${SUBNET}, 169.254.0.0/16 } drop; ${out} oifname "${IFACE_PREFIX}*" ct state established,related accept; oifname "${IFACE_PREFIX}*" drop; }
 }
 `;
 }
 
 /**
- * Before each step: forwarding on, and the table (replaced atomically, so safe to repeat) reloaded when
- * the uplinks changed since this daemon last loaded it. Serialized, so two steps never race on it.
+ * Before each step: forwarding on, and the table reloaded (atomically, so safe to repeat), since the
+ * uplinks may have changed and a firewall reload (`flush ruleset`) may have removed it. Serialized, so
+ * two steps never race on it.
  */
 function prepareHost(): Promise<void> {
   const next = hostQueue.then(async () => {
     if (readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() !== "1") writeFileSync("/proc/sys/net/ipv4/ip_forward", "1\n");
-    const ruleset = buildRuleset(await uplinks());
-    if (ruleset === loaded) return;
-    await must("nft", ["-f", "-"], ruleset);
-    loaded = ruleset;
+    await must("nft", ["-f", "-"], buildRuleset(await uplinks()));
   });
   hostQueue = next.catch(() => {});
   return next;
@@ -126,6 +124,10 @@ export async function createBuildNetwork(): Promise<BuildNetwork> {
   try {
     await must("ip", ["netns", "add", ns]);
     await must("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+    // IPv4 only: the table filters IPv4, so the host side takes no IPv6 (no link-local path to host
+    // services on [::]); strict reverse-path filtering drops packets spoofing another build's address.
+    setInterfaceSysctl(`ipv6/conf/${hostIf}/disable_ipv6`, "1");
+    setInterfaceSysctl(`ipv4/conf/${hostIf}/rp_filter`, "1");
     await must("ip", ["addr", "add", `${addr(block, 1)}/30`, "dev", hostIf]);
     await must("ip", ["link", "set", hostIf, "up"]);
     await must("ip", ["-n", ns, "addr", "add", `${addr(block, 2)}/30`, "dev", "eth0"]);
@@ -137,6 +139,12 @@ export async function createBuildNetwork(): Promise<BuildNetwork> {
     throw err;
   }
   return { netnsPath: `/var/run/netns/${ns}`, resolvConf: upstreamResolvConf(), release };
+}
+
+/** Writes /proc/sys/net/<key>; absent keys (IPv6 compiled out) are fine. */
+function setInterfaceSysctl(key: string, value: string): void {
+  const path = `/proc/sys/net/${key}`;
+  if (existsSync(path)) writeFileSync(path, `${value}\n`);
 }
 
 /** After a crash: namespaces (and with them their veth pairs) of build steps whose daemon is gone. */
