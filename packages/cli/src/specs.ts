@@ -138,7 +138,7 @@ export const specs: CommandSpec[] = [
       ["--builtin [NAME]", "instead: build a built-in template (default base) on this host, without a daemon (as root)"],
       ["--force", "with --builtin: rebuild even when an identical build exists"],
       ["--data-dir D", "with --builtin: daemon data directory (default $STASIS_DATA_DIR or /var/lib/stasis)"],
-      ["", "DIR (default .) is sent as the build context, less what its .dockerignore or .stasisignore lists (1 GiB at most)."],
+      ["", "DIR (default .) is sent as the build context, less what its .dockerignore or .stasisignore lists (4 GiB at most)."],
       ["", "--json prints the build's events as NDJSON."],
     ],
     options: {

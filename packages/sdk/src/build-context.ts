@@ -4,8 +4,8 @@ import { join, posix } from "node:path";
 import { Pack } from "tar";
 import { PayloadTooLargeError } from "./errors.js";
 
-/** The daemon's default upload limit; a bigger context is refused before anything is sent. */
-export const MAX_CONTEXT_BYTES = 1024 ** 3;
+/** The daemon's default limit (STASIS_MAX_BUILD_CONTEXT_BYTES); a bigger context is refused before anything is sent. */
+export const MAX_CONTEXT_BYTES = 4 * 1024 ** 3;
 
 /** Read from the context root; `.stasisignore` replaces `.dockerignore` when both are there. */
 export const IGNORE_FILES = [".stasisignore", ".dockerignore"] as const;

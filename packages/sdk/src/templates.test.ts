@@ -195,15 +195,15 @@ describe("Templates", () => {
       expect(daemon.requests.length).toBe(before);
     });
 
-    it("refuses a context over 1 GiB before sending it", async () => {
+    it("refuses a context over 4 GiB (the daemon's default limit) before sending it", async () => {
       const ctx = context({ ".dockerignore": "# nothing left out\n" });
-      // Sparse: 1 GiB and a byte in size, no disk used.
+      // Sparse: 4 GiB and a byte in size, no disk used.
       writeFileSync(join(ctx, "huge.bin"), "");
-      truncateSync(join(ctx, "huge.bin"), 1024 ** 3 + 1);
+      truncateSync(join(ctx, "huge.bin"), 4 * 1024 ** 3 + 1);
       const before = daemon.requests.length;
       const err = await Templates.build({ context: ctx, name: "py", ...conn() }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PayloadTooLargeError);
-      expect((err as Error).message).toMatch(/is 1(\.0)? GiB after \.dockerignore, over the 1 GiB limit/);
+      expect((err as Error).message).toMatch(/is 4(\.0)? GiB after \.dockerignore, over the 4(\.0)? GiB limit/);
       expect(daemon.requests.length).toBe(before);
     });
   });
