@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@stasis/sdk";
@@ -26,6 +27,15 @@ describe.each(["gvisor", "crun"] as const)("isolation on %s", (runtime) => {
     expect(r.stdout).not.toContain("host-secret-contents");
     const hostname = await a.commands.run("hostname");
     expect(hostname.stdout.trim()).toBe("sandbox");
+  });
+
+  it("opens no device node found in its files (a template's layers may carry any)", async () => {
+    // As if an imported image had shipped it: /dev/zero's numbers, put into the sandbox's disk from the host.
+    const name = `devnode-${runtime}-${process.pid}`;
+    execFileSync("mknod", [`${daemon.dataDir}/sandboxes/${a.id}/disk/upper/${name}`, "c", "1", "5"]);
+    const r = await a.commands.run(`ls -l /${name} >/dev/null && head -c 4 /${name} | wc -c`);
+    expect(r.stdout.trim()).not.toBe("4");
+    expect(r.exitCode === 0 && r.stdout.trim() === "4").toBe(false);
   });
 
   it("cannot reach the daemon's API or any host address", async () => {

@@ -108,7 +108,9 @@ export class SandboxFilesystem {
   /** Mounts the disk and the overlay (again, after a host reboot). */
   async mount(id: string, lowerdir: string, owner: number): Promise<void> {
     const p = this.paths(id);
-    if (!(await isMountpoint(p.diskMount))) await must("mount", ["-o", "loop,noatime", p.diskImage, p.diskMount]);
+    // nodev: device nodes in a template's layers (an imported image may carry any) or on the disk open
+    // nothing, on either runtime (gVisor's gofer opened them too); the runtimes mount their own /dev.
+    if (!(await isMountpoint(p.diskMount))) await must("mount", ["-o", "loop,noatime,nodev", p.diskImage, p.diskMount]);
     const upper = join(p.diskMount, "upper");
     const work = join(p.diskMount, "work");
     for (const d of [upper, work]) {
@@ -118,7 +120,7 @@ export class SandboxFilesystem {
       }
     }
     if (!(await isMountpoint(p.rootfs))) {
-      await must("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lowerdir},upperdir=${upper},workdir=${work}`, p.rootfs]);
+      await must("mount", ["-t", "overlay", "overlay", "-o", `nodev,lowerdir=${lowerdir},upperdir=${upper},workdir=${work}`, p.rootfs]);
     }
   }
 

@@ -380,7 +380,7 @@ export class TemplateBuilder {
     try {
       const lower = [...below].reverse().map((l) => join(store.layerDir(l), "diff"));
       // overlayfs needs two lower layers or an upper; the upper is this step's new layer.
-      await must("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${lower.join(":")},upperdir=${join(staging, "diff")},workdir=${join(staging, "work")}`, merged]);
+      await must("mount", ["-t", "overlay", "overlay", "-o", `nodev,lowerdir=${lower.join(":")},upperdir=${join(staging, "diff")},workdir=${join(staging, "work")}`, merged]);
       mounted = true;
       const runAs = step.kind === "packages" || step.kind === "copy" ? { uid: 0, gid: 0 } : resolveUser(merged, state.user, step);
       const { args, binds, wantsNetwork } = this.commandFor(step, state, req.contextDir, n);

@@ -613,7 +613,7 @@ export class TemplateStore {
     // A single lower layer cannot be an overlay of its own: a second, empty one makes it one.
     const empty = `${shifted}.empty-${process.pid}`;
     mkdirSync(empty, { recursive: true });
-    await run("mount", ["-t", "overlay", "overlay", "-o", `ro,lowerdir=${lower}:${empty}`, view]);
+    await run("mount", ["-t", "overlay", "overlay", "-o", `ro,nodev,lowerdir=${lower}:${empty}`, view]);
     try {
       return await this.makeShiftedCopy(view, shifted, uidShift, progress);
     } finally {
