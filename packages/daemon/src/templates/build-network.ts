@@ -157,7 +157,8 @@ export async function removeStaleBuildNetworks(): Promise<void> {
   }
   for (const name of entries) {
     const pid = /^stasis-build-(\d+)-/.exec(name)?.[1];
-    if (pid && !isAlive(Number(pid))) await runCommand("ip", ["netns", "del", name], { timeoutMs: 10_000 });
+    // Our own pid too: called at start, so a namespace with it is a previous daemon's (pid reused).
+    if (pid && (Number(pid) === process.pid || !isAlive(Number(pid)))) await runCommand("ip", ["netns", "del", name], { timeoutMs: 10_000 });
   }
 }
 
