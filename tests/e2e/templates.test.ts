@@ -2,13 +2,13 @@ import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DaemonInfoSchema, TemplateBuildEventSchema, TemplateSchema, type Template, type TemplateBuildEvent } from "@stasis/protocol";
 import { Sandbox } from "@stasis/sdk";
-import { startTestDaemon, type TestDaemon } from "./harness.js";
+import { startTestDaemon, TEMPLATES_DIR, type TestDaemon } from "./harness.js";
 
 const APP = `import http.server, socketserver
 class H(http.server.BaseHTTPRequestHandler):
@@ -137,6 +137,23 @@ resources: { memoryMiB: 384 }
     await Promise.all([latest.kill(), old.kill()]);
     expect((await api("DELETE", `/v1/templates/${names.spec}:1`)).status).toBe(204);
     expect((await api("GET", `/v1/templates/${names.spec}:1`)).status).toBe(404);
+  }, 300_000);
+
+  it("boots a snapshot template cold when another runsc took its snapshot, and an unchanged rebuild takes a new one", async () => {
+    const manifestPath = join(TEMPLATES_DIR, names.spec, "v2", "template.json");
+    const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { snapshot: { runtime?: string } };
+    manifest.snapshot.runtime = "runsc 0.0~older systrap";
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+    const cold = await Sandbox.create({ template: names.spec, ...daemon.conn });
+    expect(cold.info.createdVia).toBe("cold");
+    expect((await cold.commands.run("curl -s http://127.0.0.1:8000/")).stdout).toBe("hello from the template\n");
+    await cold.kill();
+    const rebuilt = done((await build(context({ "stasis.yaml": spec("echo second > /app/last.txt"), "app.py": APP }), `name=${names.spec}`)).events);
+    expect(rebuilt).toMatchObject({ builtSteps: 0, template: { version: 3 } });
+    expect(rebuilt.template.snapshot).not.toBeNull();
+    const restored = await Sandbox.create({ template: names.spec, ...daemon.conn });
+    expect(restored.info).toMatchObject({ createdVia: "snapshot", template: `${names.spec}:3` });
+    await restored.kill();
   }, 300_000);
 
   it("builds from a Dockerfile (booted cold, start command awaited) and reports the failing step with its line", async () => {

@@ -102,6 +102,8 @@ export class SandboxService {
   private readonly snapshotting = new Set<string>();
   /** Template versions a delete is removing (see holdForDelete). */
   private readonly deletingTemplates = new Set<string>();
+  /** Templates whose snapshot another runsc took, warned about once. */
+  private readonly staleSnapshotsLogged = new Set<string>();
   private readonly defaultsCache = new Map<string, { cwd: string | null; user: string | null }>();
 
   constructor(private readonly deps: SandboxServiceDeps) {
@@ -279,7 +281,23 @@ export class SandboxService {
   }
 
   private usesSnapshot(shape: SandboxShape): boolean {
-    return shape.template.snapshot !== null && this.deps.drivers.get(shape.runtime)?.restore !== undefined;
+    const snap = shape.template.snapshot;
+    if (!snap || this.deps.drivers.get(shape.runtime)?.restore === undefined) return false;
+    // A checkpoint taken by another runsc (an upgrade) or platform may not restore: boot cold instead.
+    if (snap.runtime !== null && snap.runtime !== this.snapshotRuntime()) {
+      if (!this.staleSnapshotsLogged.has(shape.template.ref)) {
+        this.staleSnapshotsLogged.add(shape.template.ref);
+        this.deps.log.warn({ template: shape.template.ref, snapshotBy: snap.runtime, now: this.snapshotRuntime() }, "the template's snapshot was taken by another runsc; its sandboxes boot cold until it is rebuilt");
+      }
+      return false;
+    }
+    return true;
+  }
+
+  /** What takes and restores snapshots here: runsc's version and platform. */
+  snapshotRuntime(): string {
+    const d = this.probes.get("gvisor")?.details ?? {};
+    return `runsc ${d.version ?? "?"} ${d.platform ?? "?"}`;
   }
 
   /**
@@ -345,7 +363,7 @@ export class SandboxService {
    * Takes a template version's snapshot: boots it (hidden), runs its start command until ready, lets
    * the agent settle, checkpoints it, and keeps the memory image and the disk as the version's snapshot.
    */
-  async snapshotTemplate(ref: string, signal: AbortSignal): Promise<{ memoryBytes: number; diskBytes: number }> {
+  async snapshotTemplate(ref: string, signal: AbortSignal): Promise<{ memoryBytes: number; diskBytes: number; runtime: string }> {
     const template = this.deps.templates.resolve(ref, { allowBuilding: true });
     const runtime: Runtime = "gvisor";
     const driver = this.usableDriver(runtime);
@@ -370,7 +388,7 @@ export class SandboxService {
       renameSync(paths.checkpointDir, join(dir, "image"));
       renameSync(paths.diskImage, join(dir, "disk.img"));
       log.info("template snapshot taken");
-      return { memoryBytes: dirBytes(join(dir, "image")), diskBytes: statSync(join(dir, "disk.img")).blocks * 512 };
+      return { memoryBytes: dirBytes(join(dir, "image")), diskBytes: statSync(join(dir, "disk.img")).blocks * 512, runtime: this.snapshotRuntime() };
     } finally {
       await this.teardown(record).catch((err: Error) => log.warn({ err: err.message }, "removing the snapshot's sandbox failed"));
       this.deps.store.delete(record.id);

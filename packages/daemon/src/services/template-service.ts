@@ -40,6 +40,7 @@ export function createTemplateService(deps: { config: DaemonConfig; store: Templ
     },
     snapshot: (ref, _emit, signal) => sandboxes.snapshotTemplate(ref, signal),
     canSnapshot: () => sandboxes.runtimes().some((r) => r.name === "gvisor" && r.available),
+    snapshotRuntime: () => sandboxes.snapshotRuntime(),
     log,
     stepTimeoutMs: config.buildStepTimeoutMs,
   });

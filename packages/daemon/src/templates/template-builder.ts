@@ -52,7 +52,9 @@ export interface TemplateBuilderDeps {
   store: TemplateStore;
   runtime: () => Promise<BuildRuntime>;
   /** Boots the version, runs its start command until ready, checkpoints it into the version's snapshot folder. */
-  snapshot: (ref: string, emit: BuildEmit, signal: AbortSignal) => Promise<{ memoryBytes: number; diskBytes: number }>;
+  snapshot: (ref: string, emit: BuildEmit, signal: AbortSignal) => Promise<{ memoryBytes: number; diskBytes: number; runtime: string }>;
+  /** The runsc (version, platform) snapshots are taken with: a snapshot by another is rebuilt. */
+  snapshotRuntime: () => string;
   /** Whether the daemon's default runtime can checkpoint (snapshots need it). */
   canSnapshot: () => boolean;
   log: Logger;
@@ -160,7 +162,9 @@ export class TemplateBuilder {
     const buildKey = hash(chain, JSON.stringify(config));
 
     const latest = store.versions(req.name).find((v) => v.status === "ready");
-    if (latest && latest.buildKey === buildKey && !req.noCache) {
+    // A snapshot another runsc took (an upgrade) is not up to date: its sandboxes boot cold until rebuilt.
+    const staleSnapshot = wantSnapshot && latest?.snapshot?.runtime !== undefined && latest.snapshot.runtime !== this.deps.snapshotRuntime();
+    if (latest && latest.buildKey === buildKey && !req.noCache && !staleSnapshot) {
       emit({ type: "progress", message: `${req.name}:${latest.version} is up to date: nothing changed since it was built` });
       const template = store.get(`${req.name}:${latest.version}`);
       emit({ type: "done", template, durationMs: Math.round(performance.now() - started), cachedSteps, builtSteps });

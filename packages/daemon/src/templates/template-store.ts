@@ -48,7 +48,8 @@ export interface TemplateVersionManifest {
   readyTimeoutMs: number | null;
   resources: TemplateResources;
   pool: number;
-  snapshot: { takenAt: string; memoryBytes: number; diskBytes: number } | null;
+  /** `runtime`: the runsc (version, platform) that took it; absent in versions built before it was kept. */
+  snapshot: { takenAt: string; memoryBytes: number; diskBytes: number; runtime?: string } | null;
 }
 
 /** What creating a sandbox needs to know about the template it names: its version's defaults, and more. */
@@ -56,8 +57,8 @@ export interface ResolvedTemplate extends Pick<TemplateVersionManifest, "name" |
   /** What the sandbox records: `name:version`, or a built-in's bare name. */
   ref: string;
   builtin: boolean;
-  /** Checkpoint image and disk of a snapshot template; null otherwise. */
-  snapshot: { image: string; disk: string } | null;
+  /** Checkpoint image and disk of a snapshot template, and the runsc that took it (null: unknown); null otherwise. */
+  snapshot: { image: string; disk: string; runtime: string | null } | null;
 }
 
 const REF = /^([a-z0-9][a-z0-9._-]{0,62})(?::([1-9][0-9]{0,8}))?$/;
@@ -324,7 +325,7 @@ export class TemplateStore {
       readyTimeoutMs: v.readyTimeoutMs,
       resources: v.resources,
       pool: v.pool,
-      snapshot: v.snapshot ? { image: join(snap, "image"), disk: join(snap, "disk.img") } : null,
+      snapshot: v.snapshot ? { image: join(snap, "image"), disk: join(snap, "disk.img"), runtime: v.snapshot.runtime ?? null } : null,
     };
   }
 
