@@ -79,6 +79,7 @@ export async function runBuildContainer(runtime: BuildRuntime, spec: BuildContai
   const timer = setTimeout(() => kill(`the step ran past its ${Math.round(spec.timeoutMs / 1000)} s limit`), spec.timeoutMs);
   const onAbort = () => kill("the build was cancelled");
   spec.signal?.addEventListener("abort", onAbort, { once: true });
+  if (spec.signal?.aborted) onAbort(); // cancelled while the step was being set up
   try {
     const code = await new Promise<number | null>((resolve) => {
       child.on("error", (err) => {

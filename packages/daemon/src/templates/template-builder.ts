@@ -626,6 +626,7 @@ function runStreaming(cmd: string, args: string[], onLine: (line: string) => voi
     const kill = () => child.kill("SIGKILL");
     const timer = setTimeout(kill, timeoutMs);
     signal.addEventListener("abort", kill, { once: true });
+    if (signal.aborted) kill(); // cancelled before it started: a listener added now never fires
     child.on("error", (err) => onLine(`could not start ${cmd}: ${err.message}`));
     child.on("close", (code) => {
       clearTimeout(timer);
