@@ -171,7 +171,7 @@ export class TemplateBuilder {
       return template;
     }
 
-    const version = this.claimVersion(req.name);
+    const version = this.deps.store.claimVersion(req.name);
     const manifest: TemplateVersionManifest = {
       name: req.name,
       version,
@@ -268,7 +268,7 @@ export class TemplateBuilder {
       emit({ type: "done", template, durationMs: Math.round(performance.now() - started), cachedSteps: 1, builtSteps: 0 });
       return template;
     }
-    const version = this.claimVersion(req.name);
+    const version = this.deps.store.claimVersion(req.name);
     store.writeVersion({
       name: req.name,
       version,
@@ -293,20 +293,6 @@ export class TemplateBuilder {
     const template = store.get(`${req.name}:${version}`);
     emit({ type: "done", template, durationMs: Math.round(performance.now() - started), cachedSteps: cached ? 1 : 0, builtSteps: cached ? 0 : 1 });
     return template;
-  }
-
-  /** Numbers are taken by creating the version's folder: two builds of one name never share one. */
-  private claimVersion(name: string): number {
-    for (;;) {
-      const version = this.deps.store.nextVersion(name);
-      mkdirSync(join(this.deps.store.dir(name)), { recursive: true });
-      try {
-        mkdirSync(this.deps.store.versionDir(name, version));
-        return version;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      }
-    }
   }
 
   /** The first layer(s): a Debian release, the built-in base, or another template's layers and settings. */
