@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { constants, type Stats } from "node:fs";
-import { lstat, mkdir, mkdtemp, open, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, open, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { BoundedReadError, readBoundedFile } from "./bounded-read.js";
 import { LineSplitter } from "../agent-client/line-splitter.js";
 
 export interface OciImageConfig {
@@ -523,22 +524,12 @@ async function lstatOrNull(path: string): Promise<Stats | null> {
 }
 
 async function readBounded(path: string, strict: boolean, what: string): Promise<Buffer> {
-  let handle;
   try {
-    handle = await open(path, constants.O_RDONLY | (strict ? constants.O_NOFOLLOW : 0));
+    return await readBoundedFile(path, MAX_JSON_BYTES, { follow: !strict });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new OciImportError(`${what} is missing from the archive`);
-    if (code === "ELOOP") throw new OciImportError(`${what} is a symlink`);
-    throw err;
-  }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new OciImportError(`${what} is not a regular file`);
-    if (st.size > MAX_JSON_BYTES) throw new OciImportError(`${what} is larger than ${MAX_JSON_BYTES >> 20} MiB`);
-    return await readFile(handle);
-  } finally {
-    await handle.close();
+    if (!(err instanceof BoundedReadError)) throw err;
+    const why = { missing: "is missing from the archive", symlink: "is a symlink", not_regular: "is not a regular file", too_large: `is larger than ${MAX_JSON_BYTES >> 20} MiB` };
+    throw new OciImportError(`${what} ${why[err.reason]}`);
   }
 }
 

@@ -71,31 +71,31 @@ describe("hashContextSources", () => {
 describe("resolveUser", () => {
   const step = { kind: "user", user: "app", line: 3, text: "USER app" } as unknown as BuildStep;
 
-  it("looks names up in a plain /etc/passwd and /etc/group", () => {
+  it("looks names up in a plain /etc/passwd and /etc/group", async () => {
     mkdirSync(join(dir, "etc"));
     writeFileSync(join(dir, "etc", "passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n");
     writeFileSync(join(dir, "etc", "group"), "root:x:0:\nstaff:x:50:\n");
-    expect(resolveUser(dir, "app", step)).toEqual({ uid: 1000, gid: 1000 });
-    expect(resolveUser(dir, "app:staff", step)).toEqual({ uid: 1000, gid: 50 });
-    expect(() => resolveUser(dir, "nobody", step)).toThrow(/does not exist/);
+    expect(await resolveUser(dir, "app", step)).toEqual({ uid: 1000, gid: 1000 });
+    expect(await resolveUser(dir, "app:staff", step)).toEqual({ uid: 1000, gid: 50 });
+    await expect(resolveUser(dir, "nobody", step)).rejects.toThrow(/does not exist/);
   });
 
-  it("refuses a FIFO instead of blocking on it", () => {
+  it("refuses a FIFO instead of blocking on it", async () => {
     mkdirSync(join(dir, "etc"));
     execFileSync("mkfifo", [join(dir, "etc", "passwd")]);
-    expect(() => resolveUser(dir, "app", step)).toThrow(/not a regular file/);
+    await expect(resolveUser(dir, "app", step)).rejects.toThrow(/not a regular file/);
   });
 
-  it("refuses a huge (sparse) file", () => {
+  it("refuses a huge (sparse) file", async () => {
     mkdirSync(join(dir, "etc"));
     writeFileSync(join(dir, "etc", "passwd"), "");
     truncateSync(join(dir, "etc", "passwd"), 2 * 1024 * 1024 * 1024);
-    expect(() => resolveUser(dir, "app", step)).toThrow(/larger than 1 MiB/);
+    await expect(resolveUser(dir, "app", step)).rejects.toThrow(/larger than 1 MiB/);
   });
 
-  it("refuses a symlink", () => {
+  it("refuses a symlink", async () => {
     mkdirSync(join(dir, "etc"));
     symlinkSync("/etc/passwd", join(dir, "etc", "passwd"));
-    expect(() => resolveUser(dir, "app", step)).toThrow(/symlink/);
+    await expect(resolveUser(dir, "app", step)).rejects.toThrow(/symlink/);
   });
 });

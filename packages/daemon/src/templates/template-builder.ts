@@ -1,12 +1,13 @@
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { lstat, open, readdir, readFile, readlink, rm } from "node:fs/promises";
+import { constants, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { lstat, open, readdir, readlink, rm } from "node:fs/promises";
 import { join, posix, resolve as resolvePath, sep } from "node:path";
 import type { Logger } from "pino";
 import type { Template, TemplateBuildEvent, TemplateResources } from "@stasis/protocol";
 import { mustRun, runCommand } from "../runtime/run-command.js";
 import { unmount } from "../storage/sandbox-filesystem.js";
+import { BoundedReadError, readBoundedFile } from "./bounded-read.js";
 import { runBuildContainer, streamLines, type BuildRuntime } from "./build-container.js";
 import { createBuildNetwork } from "./build-network.js";
 import { importOciImage, OciImportError, type OciImageConfig } from "./oci-import.js";
@@ -372,7 +373,7 @@ export class TemplateBuilder {
       // overlayfs needs two lower layers or an upper; the upper is this step's new layer.
       await must("mount", ["-t", "overlay", "overlay", "-o", `nodev,lowerdir=${lower.join(":")},upperdir=${join(staging, "diff")},workdir=${join(staging, "work")}`, merged]);
       mounted = true;
-      const runAs = step.kind === "packages" || step.kind === "copy" ? { uid: 0, gid: 0 } : resolveUser(merged, state.user, step);
+      const runAs = step.kind === "packages" || step.kind === "copy" ? { uid: 0, gid: 0 } : await resolveUser(merged, state.user, step);
       const { args, binds, wantsNetwork } = this.commandFor(step, state, req.contextDir, n);
       if (wantsNetwork) network = await createBuildNetwork();
       const resolv = join(staging, "resolv.conf");
@@ -544,52 +545,29 @@ const MAX_USER_DB_BYTES = 1024 * 1024;
  * refused rather than followed; so is anything but a regular file of at most 1 MiB (a FIFO would block
  * the daemon's event loop forever, a device node is a host device, a huge sparse file reads GBs).
  */
-export function resolveUser(rootfs: string, user: string | null, step: BuildStep): { uid: number; gid: number } {
+export async function resolveUser(rootfs: string, user: string | null, step: BuildStep): Promise<{ uid: number; gid: number }> {
   if (user === null || user === "root" || user === "0") return { uid: 0, gid: 0 };
   const [u = "", g] = user.split(":");
-  const read = (file: string): string[][] => {
-    const path = join(rootfs, "etc", file);
+  const read = async (file: string): Promise<string[][]> => {
     const refuse = (what: string) => new BuildStepError(`/etc/${file} in the template is ${what}; USER needs a plain file to look '${user}' up`, null, step.text, step.line);
-    for (const p of [join(rootfs, "etc"), path]) {
-      if (isSymlink(p)) throw refuse("a symlink");
-    }
-    let fd: number;
+    if (isSymlink(join(rootfs, "etc"))) throw refuse("a symlink");
     try {
-      // Checked before opening: opening a device node (or a FIFO without O_NONBLOCK) has effects of its own.
-      if (!lstatSync(path).isFile()) throw refuse("not a regular file");
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      return (await readBoundedFile(join(rootfs, "etc", file), MAX_USER_DB_BYTES)).toString("utf8").split("\n").map((l) => l.split(":"));
     } catch (err) {
-      if (err instanceof BuildStepError) throw err;
-      return []; // missing: the name is not found
-    }
-    try {
-      // fstat of what was opened: the lstat above is only a first look.
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw refuse("not a regular file");
-      if (st.size > MAX_USER_DB_BYTES) throw refuse(`larger than ${MAX_USER_DB_BYTES / 1024 / 1024} MiB`);
-      const buf = Buffer.alloc(st.size);
-      let got = 0;
-      while (got < buf.length) {
-        const r = readSync(fd, buf, got, buf.length - got, got);
-        if (r === 0) break;
-        got += r;
-      }
-      return buf.subarray(0, got).toString("utf8").split("\n").map((l) => l.split(":"));
-    } catch (err) {
-      if (err instanceof BuildStepError) throw err;
-      return [];
-    } finally {
-      closeSync(fd);
+      if (!(err instanceof BoundedReadError)) return [];
+      const why = { missing: null, symlink: "a symlink", not_regular: "not a regular file", too_large: `larger than ${MAX_USER_DB_BYTES / 1024 / 1024} MiB` }[err.reason];
+      if (why === null) return []; // missing: the name is not found
+      throw refuse(why);
     }
   };
-  const passwd = /^\d+$/.test(u) ? null : read("passwd").find((f) => f[0] === u);
+  const passwd = /^\d+$/.test(u) ? null : (await read("passwd")).find((f) => f[0] === u);
   if (passwd === undefined) throw new BuildStepError(`USER '${u}' does not exist in the template (add it with RUN useradd)`, null, step.text, step.line, "invalid_template");
   const uid = passwd ? Number(passwd[2]) : Number(u);
   let gid = passwd ? Number(passwd[3]) : uid;
   if (g !== undefined) {
     if (/^\d+$/.test(g)) gid = Number(g);
     else {
-      const group = read("group").find((f) => f[0] === g);
+      const group = (await read("group")).find((f) => f[0] === g);
       if (!group) throw new BuildStepError(`group '${g}' does not exist in the template`, null, step.text, step.line, "invalid_template");
       gid = Number(group[2]);
     }
@@ -624,8 +602,10 @@ function runStreaming(cmd: string, args: string[], onLine: (line: string) => voi
 
 /** Reads at most `limit` bytes of a spec file from the context (the caller has checked the path). */
 export async function readContextFile(path: string, limit: number): Promise<string> {
-  const st = lstatSync(path);
-  if (!st.isFile()) throw new TemplateSpecError(`${path} is not a regular file`, null);
-  if (st.size > limit) throw new TemplateSpecError(`the spec file is larger than ${limit} bytes`, null);
-  return readFile(path, "utf8");
+  try {
+    return (await readBoundedFile(path, limit)).toString("utf8");
+  } catch (err) {
+    if (!(err instanceof BoundedReadError) || err.reason === "missing") throw err;
+    throw new TemplateSpecError(err.reason === "too_large" ? `the spec file is larger than ${limit} bytes` : `${path} is not a regular file`, null);
+  }
 }
