@@ -66,3 +66,11 @@ export function isAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
+
+/**
+ * At daemon start: whether something marked with `pid` is a previous daemon's leftover. A dead pid, or our
+ * own (a restarted daemon, in a container especially, often gets its predecessor's pid).
+ */
+export function leftByPreviousDaemon(pid: number): boolean {
+  return pid === process.pid || !isAlive(pid);
+}

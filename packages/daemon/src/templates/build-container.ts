@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { LineSplitter } from "../agent-client/line-splitter.js";
 import { DEFAULT_PATH, prepareBoundTmp } from "../runtime/oci-spec.js";
-import { isAlive, runCommand } from "../runtime/run-command.js";
+import { leftByPreviousDaemon, runCommand } from "../runtime/run-command.js";
 
 /** Docker's default set: what package installs and ordinary build scripts expect of root. */
 const BUILD_CAPABILITIES = [
@@ -135,7 +135,7 @@ export async function removeStaleBuildContainers(options: { runscPath: string; s
     for (const id of list.stdout.split("\n").map((l) => l.trim())) {
       if (!/^[\w][\w.+-]*$/.test(id)) continue;
       const pid = /^stasis-build-(\d+)-/.exec(id)?.[1];
-      if (pid && Number(pid) !== process.pid && isAlive(Number(pid))) continue;
+      if (pid && !leftByPreviousDaemon(Number(pid))) continue;
       await runCommand(options.runscPath, [...base, "kill", "--all", id, "KILL"], { timeoutMs: 10_000 });
       await runCommand(options.runscPath, [...base, "delete", "-force", id], { timeoutMs: 20_000 });
       removed.push(id);

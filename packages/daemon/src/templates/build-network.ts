@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { isAlive, mustRun, runCommand } from "../runtime/run-command.js";
+import { leftByPreviousDaemon, mustRun, runCommand } from "../runtime/run-command.js";
 
 /**
  * Network for template build steps (RUN, packages): each step gets a fresh network namespace with one
@@ -49,14 +49,16 @@ table ip ${TABLE} {
 }
 
 /**
- * Before each step: forwarding on, and the table reloaded (atomically, so safe to repeat), since the
- * uplinks may have changed and a firewall reload (`flush ruleset`) may have removed it. Serialized, so
- * two steps never race on it.
+ * Before each step: forwarding on, the table reloaded (atomically, so safe to repeat), since the uplinks
+ * may have changed and a firewall reload (`flush ruleset`) may have removed it, and the host firewall's
+ * FORWARD policy let through. Serialized, so two steps never race on them.
  */
 function prepareHost(): Promise<void> {
   const next = hostQueue.then(async () => {
     if (readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() !== "1") writeFileSync("/proc/sys/net/ipv4/ip_forward", "1\n");
     await must("nft", ["-f", "-"], buildRuleset(await uplinks()));
+    // In the same queue: two steps checking at once would both insert the iptables rules.
+    await allowThroughHostFirewall();
   });
   hostQueue = next.catch(() => {});
   return next;
@@ -106,7 +108,6 @@ export async function hostForwardPolicy(): Promise<string | null> {
 
 export async function createBuildNetwork(): Promise<BuildNetwork> {
   await prepareHost();
-  await allowThroughHostFirewall();
   const tag = randomBytes(4).toString("hex");
   const ns = `stasis-build-${process.pid}-${tag}`;
   const hostIf = `${IFACE_PREFIX}${tag}`;
@@ -157,8 +158,7 @@ export async function removeStaleBuildNetworks(): Promise<void> {
   }
   for (const name of entries) {
     const pid = /^stasis-build-(\d+)-/.exec(name)?.[1];
-    // Our own pid too: called at start, so a namespace with it is a previous daemon's (pid reused).
-    if (pid && (Number(pid) === process.pid || !isAlive(Number(pid)))) await runCommand("ip", ["netns", "del", name], { timeoutMs: 10_000 });
+    if (pid && leftByPreviousDaemon(Number(pid))) await runCommand("ip", ["netns", "del", name], { timeoutMs: 10_000 });
   }
 }
 

@@ -5,7 +5,7 @@ import { chmod, lchown, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Template, TemplateResources } from "@stasis/protocol";
 import { createInterface } from "node:readline";
-import { isAlive, runCommand } from "../runtime/run-command.js";
+import { isAlive, leftByPreviousDaemon, runCommand } from "../runtime/run-command.js";
 import { builtinRecipes, type TemplateRecipe } from "./template-recipes.js";
 
 export interface TemplateManifest {
@@ -532,7 +532,7 @@ export class TemplateStore {
    * pid on something is then a previous daemon's (a restarted daemon in a container often gets the same pid).
    */
   async cleanupStale(): Promise<void> {
-    const dead = (pid: number) => pid === process.pid || !isAlive(pid);
+    const dead = leftByPreviousDaemon;
     const layers = join(this.root, ".layers");
     if (existsSync(layers)) {
       for (const entry of readdirSync(layers)) {
