@@ -464,8 +464,7 @@ export class SandboxService {
    */
   private async claimFromPool(shape: SandboxShape, params: CreateSandboxParams): Promise<Sandbox | null> {
     if (this.deletingTemplates.has(shape.template.ref) || !this.warmPoolTargets().has(shape.template.ref)) return null;
-    const fits = (r: SandboxRecord) =>
-      r.state === "paused" && r.template === shape.template.ref && r.runtime === shape.runtime && r.cpu === shape.cpu && r.memoryMiB === shape.memoryMiB && r.diskMiB === shape.diskMiB;
+    const fits = (r: SandboxRecord) => r.state === "paused" && hasShape(r, shape);
     for (const member of this.deps.store.pooled().filter(fits)) {
       if (this.claiming.has(member.id) || this.snapshotting.has(member.id)) continue;
       this.claiming.add(member.id);
@@ -535,7 +534,7 @@ export class SandboxService {
       // A member of the shape its pool now hands out (the template's resources may have changed since).
       const fitsPool = (r: SandboxRecord) => {
         const want = shapes.get(r.template);
-        return want !== undefined && isLiveMember(r) && r.runtime === want.runtime && r.cpu === want.cpu && r.memoryMiB === want.memoryMiB && r.diskMiB === want.diskMiB;
+        return want !== undefined && isLiveMember(r) && hasShape(r, want);
       };
       // Dead members, members of pools no longer configured (or now smaller, or of an older version of
       // their template, or of other resources than the template's now) are discarded.
@@ -1441,6 +1440,11 @@ async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Pro
 }
 
 /** A warm-pool member that is booting, booted or frozen (not dead). */
+/** Whether a sandbox was made with exactly this shape: template version, runtime, cpu, memory, disk. */
+function hasShape(r: SandboxRecord, shape: SandboxShape): boolean {
+  return r.template === shape.template.ref && r.runtime === shape.runtime && r.cpu === shape.cpu && r.memoryMiB === shape.memoryMiB && r.diskMiB === shape.diskMiB;
+}
+
 function isLiveMember(r: SandboxRecord): boolean {
   return r.state === "creating" || r.state === "running" || r.state === "paused";
 }
