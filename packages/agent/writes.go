@@ -156,6 +156,12 @@ func (a *Agent) writeClose(c *call, req *request) (any, error) {
 	defer h.mu.Unlock()
 	tmp := h.file.Name()
 	err = a.writes.release(h)
+	// The file as written, described before the rename: a process may move or delete it the moment it
+	// appears, and the write still happened.
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = os.Lstat(tmp)
+	}
 	if err == nil {
 		err = os.Rename(tmp, h.path)
 	}
@@ -163,9 +169,7 @@ func (a *Agent) writeClose(c *call, req *request) (any, error) {
 		os.Remove(tmp)
 		return nil, fsError(err)
 	}
-	return struct {
-		Size int64 `json:"size"`
-	}{h.size}, nil
+	return describe(h.path, fi), nil
 }
 
 func (a *Agent) writeAbort(c *call, req *request) (any, error) {

@@ -91,12 +91,12 @@ export class FileService {
         if (pendingBytes >= CHUNK_BYTES) await flush();
       }
       await flush();
-      await live.agent.request("write_close", { handle });
+      // The file as written (not a later stat: a process in the sandbox may consume it at once).
+      return toFileInfo(await live.agent.request<AgentStat>("write_close", { handle }));
     } catch (err) {
       await live.agent.request("write_abort", { handle }).catch(() => {});
       throw err;
     }
-    return this.stat(id, path);
   }
 
   async mkdir(id: string, path: string, user?: string): Promise<{ created: boolean }> {
