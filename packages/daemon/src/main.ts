@@ -2,7 +2,6 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import type { Logger } from "pino";
-import type { Runtime } from "@stasis/protocol";
 import type { DaemonConfig } from "./config/config.js";
 import { E2bAuth } from "./e2b/e2b-auth.js";
 import { E2bStore } from "./e2b/e2b-store.js";
@@ -10,10 +9,8 @@ import { createApp } from "./http/app.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { detectCgroupMode } from "./runtime/cgroups.js";
-import type { RuntimeDriver } from "./runtime/driver.js";
-import { Freezer } from "./runtime/freezer.js";
-import { CrunDriver } from "./runtime/drivers/crun-driver.js";
-import { GvisorDriver } from "./runtime/drivers/gvisor-driver.js";
+import { canRunBuildSteps } from "./runtime/driver.js";
+import { createHostDrivers } from "./runtime/drivers/create-drivers.js";
 import { ExecService } from "./services/exec-service.js";
 import { FileService } from "./services/file-service.js";
 import { SandboxService } from "./services/sandbox-service.js";
@@ -21,7 +18,6 @@ import { SandboxFilesystem } from "./storage/sandbox-filesystem.js";
 import { SandboxStore } from "./store/sandbox-store.js";
 import { TemplateStore } from "./templates/template-store.js";
 import { createTemplateService } from "./services/template-service.js";
-import { removeStaleBuildContainers } from "./templates/build-container.js";
 import { removeStaleBuildNetworks } from "./templates/build-network.js";
 import { DAEMON_VERSION } from "./version.js";
 
@@ -40,24 +36,20 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const e2bStore = new E2bStore(join(config.dataDir, "stasis.db"));
   const metrics = new Metrics();
   const cgroupMode = detectCgroupMode();
-  const drivers = new Map<Runtime, RuntimeDriver>([
-    ["gvisor", new GvisorDriver({ runscPath: config.runscPath, stateRoot: join(config.runDir, "runsc"), platform: config.runscPlatform })],
-    ["crun", new CrunDriver({ crunPath: config.crunPath, stateRoot: join(config.runDir, "crun"), cgroupMode, usernsBase: config.usernsBase })],
-  ]);
+  const drivers = createHostDrivers({ ...config, cgroupMode });
+  const stepDriver = [...drivers.values()].find(canRunBuildSteps);
   const templates = new TemplateStore(config.templatesDir);
   // A crashed daemon's build steps first (they hold the staging folders the store then removes).
-  const staleSteps = await removeStaleBuildContainers({ runscPath: config.runscPath, stateRoot: join(config.runDir, "runsc-build") });
+  const staleSteps = (await stepDriver?.removeStaleSteps()) ?? [];
   if (staleSteps.length > 0) log.info({ containers: staleSteps }, "removed build-step containers left by a stopped daemon");
   await templates.cleanupStale();
   await removeStaleBuildNetworks();
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"));
-  const freezer = new Freezer(cgroupMode);
-  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, freezer, metrics, log });
+  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log });
   await sandboxes.start();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
-  const gvisor = drivers.get("gvisor");
-  const templateBuilds = createTemplateService({ config, store: templates, sandboxes, gvisor: gvisor instanceof GvisorDriver ? gvisor : undefined, log: log.child({ component: "templates" }) });
+  const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });
   const app = createApp({
     apiKey: config.apiKey,
     log,

@@ -1,9 +1,7 @@
 import { accessSync, constants, existsSync, statfsSync } from "node:fs";
-import { join } from "node:path";
 import type { DaemonConfig } from "../config/config.js";
 import { detectCgroupMode, freezerAvailable, missingControllers } from "../runtime/cgroups.js";
-import { GvisorDriver } from "../runtime/drivers/gvisor-driver.js";
-import { CrunDriver } from "../runtime/drivers/crun-driver.js";
+import { createHostDrivers } from "../runtime/drivers/create-drivers.js";
 import { runCommand } from "../runtime/run-command.js";
 import { hostForwardPolicy, uplinks } from "../templates/build-network.js";
 import { TemplateStore } from "../templates/template-store.js";
@@ -34,7 +32,10 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
   const [major] = process.versions.node.split(".").map(Number);
   add({ name: "node", ok: (major ?? 0) >= 20, severity: "error", detail: `node ${process.versions.node}`, fix: "install Node.js >= 20" });
 
-  const gvisor = await new GvisorDriver({ runscPath: config.runscPath, stateRoot: join(config.runDir, "runsc"), platform: config.runscPlatform }).probe();
+  const cgroupMode = detectCgroupMode();
+  const drivers = createHostDrivers({ ...config, cgroupMode });
+  const unknown = { available: false, reason: "not configured", details: {} as Record<string, string> };
+  const gvisor = (await drivers.get("gvisor")?.probe()) ?? unknown;
   add({
     name: "runsc (gVisor)",
     ok: gvisor.available,
@@ -45,8 +46,7 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
   if (gvisor.available && gvisor.details.platform === "ptrace") {
     add({ name: "gVisor platform", ok: false, severity: "warning", detail: "this runsc only supports ptrace (slow)", fix: "install runsc >= 2023 (bookworm-backports) for systrap" });
   }
-  const cgroupMode = detectCgroupMode();
-  const crun = await new CrunDriver({ crunPath: config.crunPath, stateRoot: join(config.runDir, "crun"), cgroupMode, usernsBase: config.usernsBase }).probe();
+  const crun = (await drivers.get("crun")?.probe()) ?? unknown;
   add({
     name: "crun",
     ok: crun.available,

@@ -6,7 +6,6 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../config/config.js";
 import { createApp } from "../http/app.js";
 import { Metrics } from "../observability/metrics.js";
-import { Freezer } from "../runtime/freezer.js";
 import { ExecService } from "../services/exec-service.js";
 import { FileService } from "../services/file-service.js";
 import { SandboxService } from "../services/sandbox-service.js";
@@ -30,13 +29,13 @@ const e2bStore = new E2bStore(db);
 const metrics = new Metrics();
 const log = pino({ level: "silent" });
 const templates = new TemplateStore(join(dir, "templates"));
-const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, freezer: new Freezer("v1"), metrics, log });
+const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
 const auth = new E2bAuth(API_KEY, e2bStore);
 const app = createApp({
   apiKey: API_KEY,
   log,
   metrics,
-  services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, gvisor: undefined, log }), e2bKeys: e2bStore, metrics, version: "test", defaultRuntime: "gvisor" },
+  services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, metrics, version: "test", defaultRuntime: "gvisor" },
   e2b: { auth },
 });
 afterAll(() => {

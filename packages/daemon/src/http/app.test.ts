@@ -12,7 +12,6 @@ import { ExecService } from "../services/exec-service.js";
 import { FileService } from "../services/file-service.js";
 import { SandboxService } from "../services/sandbox-service.js";
 import { createTemplateService } from "../services/template-service.js";
-import { Freezer } from "../runtime/freezer.js";
 import { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
 import { SandboxStore } from "../store/sandbox-store.js";
 import { TemplateStore } from "../templates/template-store.js";
@@ -25,7 +24,7 @@ const store = new SandboxStore(join(dir, "db.sqlite"));
 const metrics = new Metrics();
 const log = pino({ level: "silent" });
 const templates = new TemplateStore(join(dir, "templates"));
-const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, freezer: new Freezer("v1"), metrics, log });
+const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
 const app = createApp({
   apiKey: "k-0123456789abcdef",
   log,
@@ -35,7 +34,7 @@ const app = createApp({
     exec: new ExecService(sandboxes, metrics, 1024),
     files: new FileService(sandboxes, 1024),
     templates,
-    templateBuilds: createTemplateService({ config, store: templates, sandboxes, gvisor: undefined, log }),
+    templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),
     e2bKeys: new E2bStore(join(dir, "db.sqlite")),
     metrics,
     version: "test",

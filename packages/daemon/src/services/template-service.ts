@@ -10,7 +10,7 @@ import type { DaemonConfig } from "../config/config.js";
 import { ApiError } from "../errors/api-error.js";
 import { runCommand } from "../runtime/run-command.js";
 import { TemplateSpecError } from "../templates/template-definition.js";
-import type { GvisorDriver } from "../runtime/drivers/gvisor-driver.js";
+import type { BuildStepRunner } from "../runtime/driver.js";
 import { BuildStepError, readContextFile, TemplateBuilder, type BuildEmit } from "../templates/template-builder.js";
 import { DEFAULT_SPEC_FILES, parseTemplateFile } from "../templates/template-parser.js";
 import { TemplateNotFoundError, TemplateSettingsError, type TemplateStore } from "../templates/template-store.js";
@@ -29,17 +29,17 @@ export interface TemplateServiceDeps {
   log: Logger;
 }
 
-/** Wires the builder to runsc (build steps) and to the sandbox service (snapshots). */
-export function createTemplateService(deps: { config: DaemonConfig; store: TemplateStore; sandboxes: SandboxService; gvisor: GvisorDriver | undefined; log: Logger }): TemplateService {
-  const { config, store, sandboxes, gvisor, log } = deps;
+/** Wires the builder to the build-step runtime and to the sandbox service (snapshots). */
+export function createTemplateService(deps: { config: DaemonConfig; store: TemplateStore; sandboxes: SandboxService; steps: BuildStepRunner | undefined; log: Logger }): TemplateService {
+  const { config, store, sandboxes, steps, log } = deps;
   const builder = new TemplateBuilder({
     store,
-    runtime: async () => {
-      if (!gvisor) throw new ApiError("runtime_unavailable", "template builds run their steps in gVisor, which this daemon does not have");
-      return { runscPath: gvisor.runscPath, stateRoot: join(config.runDir, "runsc-build"), platformFlag: await gvisor.platformFlag() };
+    steps: () => {
+      if (!steps) throw new ApiError("runtime_unavailable", "template builds run their steps in a runtime that can run build steps (gVisor), which this daemon does not have");
+      return steps;
     },
     snapshot: (ref, _emit, signal) => sandboxes.snapshotTemplate(ref, signal),
-    canSnapshot: () => sandboxes.runtimes().some((r) => r.name === "gvisor" && r.available),
+    canSnapshot: () => sandboxes.canSnapshot(),
     snapshotRuntime: () => sandboxes.snapshotRuntime(),
     log,
     stepTimeoutMs: config.buildStepTimeoutMs,

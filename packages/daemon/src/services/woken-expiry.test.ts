@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { wokenExpiry } from "./sandbox-service.js";
+import { wokenExpiry } from "./lifecycle/records.js";
 
 describe("wokenExpiry", () => {
   it("moves the lifetime's end back by the time spent in standby", () => {

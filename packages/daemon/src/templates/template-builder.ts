@@ -8,7 +8,8 @@ import type { Template, TemplateBuildEvent, TemplateResources } from "@stasis/pr
 import { mustRun, runCommand } from "../runtime/run-command.js";
 import { unmount } from "../storage/sandbox-filesystem.js";
 import { BoundedReadError, readBoundedFile } from "./bounded-read.js";
-import { runBuildContainer, streamLines, type BuildRuntime } from "./build-container.js";
+import type { BuildStepRunner } from "../runtime/driver.js";
+import { streamLines } from "../runtime/stream-lines.js";
 import { createBuildNetwork } from "./build-network.js";
 import { importOciImage, OciImportError, type OciImageConfig } from "./oci-import.js";
 import type { BuildStep, TemplateDefinition } from "./template-definition.js";
@@ -51,7 +52,8 @@ export interface BuildRequest {
 
 export interface TemplateBuilderDeps {
   store: TemplateStore;
-  runtime: () => Promise<BuildRuntime>;
+  /** The runtime that runs build steps (gVisor); throws when this daemon has none. */
+  steps: () => BuildStepRunner;
   /** Boots the version, runs its start command until ready, checkpoints it into the version's snapshot folder. */
   snapshot: (ref: string, emit: BuildEmit, signal: AbortSignal) => Promise<{ memoryBytes: number; diskBytes: number; runtime: string }>;
   /** The runsc (version, platform) snapshots are taken with: a snapshot by another is rebuilt. */
@@ -378,9 +380,8 @@ export class TemplateBuilder {
       if (wantsNetwork) network = await createBuildNetwork();
       const resolv = join(staging, "resolv.conf");
       if (network) writeFileSync(resolv, network.resolvConf);
-      const runtime = await this.deps.runtime();
-      const result = await runBuildContainer(runtime, {
-        // The daemon's pid in the id lets removeStaleBuildContainers tell a crashed daemon's leftovers.
+      const result = await this.deps.steps().runStep({
+        // The daemon's pid in the id lets removeStaleSteps tell a crashed daemon's leftovers.
         id: `stasis-build-${process.pid}-${randomBytes(6).toString("hex")}`,
         dir: staging,
         rootfs: merged,

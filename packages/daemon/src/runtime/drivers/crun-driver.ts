@@ -1,12 +1,13 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec } from "../driver.js";
+import type { LaunchedSandbox, RuntimeProbe, SandboxLaunchSpec, SandboxRef } from "../driver.js";
 import type { CgroupMode } from "../cgroups.js";
+import type { Freezer } from "../freezer.js";
 import { launchRuntimeProcess } from "../launch-process.js";
 import { buildOciSpec } from "../oci-spec.js";
-import { runningPidFromState } from "../oci-state.js";
 import { runCommand } from "../run-command.js";
 import { defaultSeccompProfile } from "../seccomp-profile.js";
+import { OciDriver } from "./oci-driver.js";
 
 export interface CrunDriverOptions {
   crunPath: string;
@@ -14,6 +15,7 @@ export interface CrunDriverOptions {
   cgroupMode: CgroupMode;
   /** First host uid/gid of the range the sandbox's user namespace maps to (container root = this). */
   usernsBase: number;
+  freezer: Freezer;
 }
 
 export const USERNS_SIZE = 65536;
@@ -22,10 +24,18 @@ export const USERNS_SIZE = 65536;
  * crun: the fast container tier. Each container runs in its own user namespace (root inside is an
  * unprivileged uid on the host), with a minimal capability set, a default seccomp profile and no network.
  */
-export class CrunDriver implements RuntimeDriver {
+export class CrunDriver extends OciDriver {
   readonly name = "crun" as const;
+  /** No checkpoint: crun here is built without CRIU. */
+  readonly capabilities = { pause: true, checkpoint: false, buildSteps: false };
 
-  constructor(private readonly options: CrunDriverOptions) {}
+  constructor(private readonly options: CrunDriverOptions) {
+    super(options.freezer);
+  }
+
+  protected containerId(ref: SandboxRef): string {
+    return ref.id;
+  }
 
   async probe(): Promise<RuntimeProbe> {
     const out = await runCommand(this.options.crunPath, ["--version"], { timeoutMs: 10_000 });
@@ -59,16 +69,10 @@ export class CrunDriver implements RuntimeDriver {
     return launchRuntimeProcess(cmd, args, spec.dir);
   }
 
-  async destroy(id: string): Promise<void> {
-    const [kc, ka] = this.command(["kill", id, "KILL"]);
+  protected async remove(ref: SandboxRef): Promise<void> {
+    const [kc, ka] = this.command(["kill", ref.id, "KILL"]);
     await runCommand(kc, ka, { timeoutMs: 10_000 });
-    const [dc, da] = this.command(["delete", "--force", id]);
+    const [dc, da] = this.command(["delete", "--force", ref.id]);
     await runCommand(dc, da, { timeoutMs: 20_000 });
-  }
-
-  async hostPid(id: string): Promise<number | null> {
-    const [cmd, args] = this.command(["state", id]);
-    const out = await runCommand(cmd, args, { timeoutMs: 10_000 });
-    return out.code === 0 ? runningPidFromState(out.stdout) : null;
   }
 }

@@ -1,27 +1,37 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec } from "../driver.js";
+import type { BuildStepRunner, BuildStepSpec, Checkpointable, LaunchedSandbox, RuntimeProbe, SandboxLaunchSpec, SandboxRef } from "../driver.js";
+import type { CheckpointImage } from "../checkpoint-image.js";
+import type { Freezer } from "../freezer.js";
 import { launchRuntimeProcess } from "../launch-process.js";
 import { buildOciSpec, prepareBoundTmp } from "../oci-spec.js";
-import { runningPidFromState } from "../oci-state.js";
 import { runCommand } from "../run-command.js";
+import { ContainerIds } from "./container-ids.js";
+import { removeStaleBuildContainers, runBuildStep } from "./gvisor-build-steps.js";
+import { OciDriver } from "./oci-driver.js";
 
 export interface GvisorDriverOptions {
   runscPath: string;
   /** Where runsc keeps container state (a tmpfs such as /run: runtime state does not outlive a reboot). */
   stateRoot: string;
+  /** Where runsc keeps template build steps' container state (apart, so stale ones are found by id). */
+  buildStateRoot: string;
   /** systrap where supported (runsc >= 2023), ptrace otherwise; null = detect. */
   platform: "systrap" | "ptrace" | null;
+  freezer: Freezer;
 }
 
 /** gVisor: every sandbox gets its own user-space kernel (the sentry); the default and strongest tier. */
-export class GvisorDriver implements RuntimeDriver {
+export class GvisorDriver extends OciDriver implements Checkpointable, BuildStepRunner {
   readonly name = "gvisor" as const;
+  readonly capabilities = { pause: true, checkpoint: true, buildSteps: true };
   private platform: "systrap" | "ptrace" | null;
+  private version = "unknown";
+  /** When each runtime process this daemon started exits, by container id: a checkpoint is final only then. */
   private readonly exits = new Map<string, Promise<string>>();
-  private readonly deleting = new Map<string, Promise<void>>();
 
   constructor(private readonly options: GvisorDriverOptions) {
+    super(options.freezer);
     this.platform = options.platform;
   }
 
@@ -30,19 +40,17 @@ export class GvisorDriver implements RuntimeDriver {
     if (out.code !== 0) {
       return { available: false, reason: `${this.options.runscPath} --version failed: ${out.stderr.trim() || "not installed"}`, details: {} };
     }
-    const version = /runsc version (\S+)/.exec(out.stdout)?.[1] ?? "unknown";
-    this.platform ??= platformFor(version);
-    return { available: true, reason: null, details: { version, platform: this.platform } };
+    this.version = /runsc version (\S+)/.exec(out.stdout)?.[1] ?? "unknown";
+    this.platform ??= platformFor(this.version);
+    return { available: true, reason: null, details: { version: this.version, platform: this.platform } };
   }
 
-  /** runsc's platform flag, for other users of runsc on this host (template build steps). */
-  async platformFlag(): Promise<string> {
-    if (!this.platform) await this.probe();
-    return `--platform=${this.platform ?? "systrap"}`;
+  imageFormat(): string {
+    return `runsc ${this.version === "unknown" ? "?" : this.version} ${this.platform ?? "?"}`;
   }
 
-  get runscPath(): string {
-    return this.options.runscPath;
+  protected containerId(ref: SandboxRef): string {
+    return new ContainerIds(ref).current();
   }
 
   private runsc(): string[] {
@@ -50,71 +58,90 @@ export class GvisorDriver implements RuntimeDriver {
   }
 
   async launch(spec: SandboxLaunchSpec): Promise<LaunchedSandbox> {
-    const bundle = await this.writeBundle(spec);
+    new ContainerIds(spec).reset();
+    const bundle = await this.writeBundle(spec, spec.id);
     return this.track(spec.id, launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "run", "--bundle", bundle, spec.id], spec.dir));
   }
 
-  /** Remembers when each runtime process this daemon started exits: a checkpoint is final only then. */
-  private track(id: string, launched: LaunchedSandbox): LaunchedSandbox {
-    this.exits.set(id, launched.exited);
+  private track(containerId: string, launched: LaunchedSandbox): LaunchedSandbox {
+    this.exits.set(containerId, launched.exited);
     void launched.exited.then(() => {
-      if (this.exits.get(id) === launched.exited) this.exits.delete(id);
+      if (this.exits.get(containerId) === launched.exited) this.exits.delete(containerId);
     });
     return launched;
   }
 
-  async checkpoint(id: string, _dir: string, imageDir: string): Promise<void> {
-    mkdirSync(imageDir, { recursive: true, mode: 0o700 });
+  async checkpoint(ref: SandboxRef, image: CheckpointImage): Promise<void> {
+    const id = this.containerId(ref);
+    const cgroup = this.cgroupPath(ref);
+    // The checkpoint runs inside the sandbox's kernel: a frozen sandbox must thaw for it.
+    const wasFrozen = await this.freezer.isFrozen(cgroup);
+    if (wasFrozen) await this.freezer.thaw(cgroup);
+    const partial = image.beginWrite();
     // Uncompressed: restoring 200 MB takes ~0.5 s instead of ~0.8 s, at the price of a larger image.
-    const out = await runCommand(this.options.runscPath, [...this.runsc(), "checkpoint", "--compression=none", "--image-path", imageDir, id], { timeoutMs: 300_000 });
-    if (out.code !== 0) throw new Error(`runsc checkpoint failed: ${out.stderr.trim().slice(-2000) || `exit ${out.code}`}`);
-    // A checkpointed container stays listed until deleted and would block a restore under its id. The
-    // delete takes over a second for a sandbox that was itself restored, so it runs in the background;
-    // a restore under the same id waits for it.
-    const deleting = this.forget(id).finally(() => {
-      if (this.deleting.get(id) === deleting) this.deleting.delete(id);
-    });
-    this.deleting.set(id, deleting);
+    const out = await runCommand(this.options.runscPath, [...this.runsc(), "checkpoint", "--compression=none", "--image-path", partial, id], { timeoutMs: 300_000 });
+    if (out.code !== 0) {
+      image.discardPartial();
+      if (wasFrozen && (await this.freezer.hasProcesses(cgroup))) await this.freezer.freeze(cgroup).catch(() => {});
+      throw new Error(`runsc checkpoint failed: ${out.stderr.trim().slice(-2000) || `exit ${out.code}`}`);
+    }
+    // A checkpointed container stays listed until deleted. Restores start a new incarnation under a fresh
+    // id, so this delete (over a second for a container that was itself restored) runs in the background.
+    void this.forget(ref, id);
   }
 
   /** Deletes a checkpointed container once its `runsc run` has exited (deleting earlier times out). */
-  private async forget(id: string): Promise<void> {
+  private async forget(ref: SandboxRef, id: string): Promise<void> {
     const exited = this.exits.get(id);
     if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     for (let attempt = 0; attempt < 3; attempt++) {
       const del = await runCommand(this.options.runscPath, ["--root", this.options.stateRoot, "delete", "-force", id], { timeoutMs: 20_000 });
-      if (del.code === 0) return;
+      if (del.code === 0 || /not exist|cannot load container/i.test(del.stderr)) {
+        try {
+          new ContainerIds(ref).forgotten(id);
+        } catch {
+          // The sandbox's folder is gone (deleted meanwhile): nothing left to note.
+        }
+        return;
+      }
       await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
     }
   }
 
-  async restore(spec: SandboxLaunchSpec, imageDir: string): Promise<LaunchedSandbox> {
-    await this.deleting.get(spec.id);
-    const bundle = await this.writeBundle(spec);
-    return this.track(spec.id, launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "restore", "--image-path", imageDir, "--bundle", bundle, spec.id], spec.dir));
+  async restore(spec: SandboxLaunchSpec, image: CheckpointImage): Promise<LaunchedSandbox> {
+    if (!image.isComplete()) throw new Error(`no complete checkpoint image at ${image.path}`);
+    const id = new ContainerIds(spec).startIncarnation();
+    const bundle = await this.writeBundle(spec, id);
+    return this.track(id, launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "restore", "--image-path", image.path, "--bundle", bundle, id], spec.dir));
   }
 
-  private async writeBundle(spec: SandboxLaunchSpec): Promise<string> {
+  private async writeBundle(spec: SandboxLaunchSpec, containerId: string): Promise<string> {
     if (!this.platform) await this.probe();
     mkdirSync(this.options.stateRoot, { recursive: true });
     const bundle = join(spec.dir, "bundle");
     mkdirSync(bundle, { recursive: true });
     const tmpProblem = prepareBoundTmp(spec.rootfs);
     if (tmpProblem) throw new Error(tmpProblem);
-    const config = buildOciSpec(spec, { namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "network" }], bindTmp: true });
+    const config = buildOciSpec({ ...spec, id: containerId }, { namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "network" }], bindTmp: true });
     writeFileSync(join(bundle, "config.json"), JSON.stringify(config, null, 2));
     return bundle;
   }
 
-  async destroy(id: string): Promise<void> {
+  protected async remove(ref: SandboxRef): Promise<void> {
     const base = ["--root", this.options.stateRoot];
-    await runCommand(this.options.runscPath, [...base, "kill", id, "KILL"], { timeoutMs: 10_000 });
-    await runCommand(this.options.runscPath, [...base, "delete", "-force", id], { timeoutMs: 20_000 });
+    for (const id of new ContainerIds(ref).all()) {
+      await runCommand(this.options.runscPath, [...base, "kill", id, "KILL"], { timeoutMs: 10_000 });
+      await runCommand(this.options.runscPath, [...base, "delete", "-force", id], { timeoutMs: 20_000 });
+    }
   }
 
-  async hostPid(id: string): Promise<number | null> {
-    const out = await runCommand(this.options.runscPath, ["--root", this.options.stateRoot, "state", id], { timeoutMs: 10_000 });
-    return out.code === 0 ? runningPidFromState(out.stdout) : null;
+  async runStep(spec: BuildStepSpec): Promise<{ code: number | null; reason: string }> {
+    if (!this.platform) await this.probe();
+    return runBuildStep({ runscPath: this.options.runscPath, stateRoot: this.options.buildStateRoot, platformFlag: `--platform=${this.platform ?? "systrap"}` }, spec);
+  }
+
+  removeStaleSteps(): Promise<string[]> {
+    return removeStaleBuildContainers({ runscPath: this.options.runscPath, stateRoot: this.options.buildStateRoot });
   }
 }
 

@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { prepareBoundTmp } from "../runtime/oci-spec.js";
-import { removeStaleBuildContainers, streamLines } from "./build-container.js";
+import { prepareBoundTmp } from "../oci-spec.js";
+import { streamLines } from "../stream-lines.js";
+import { removeStaleBuildContainers } from "./gvisor-build-steps.js";
 
 let dir: string;
 beforeEach(() => {

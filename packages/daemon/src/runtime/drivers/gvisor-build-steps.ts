@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
-import { LineSplitter } from "../agent-client/line-splitter.js";
-import { DEFAULT_PATH, prepareBoundTmp } from "../runtime/oci-spec.js";
-import { leftByPreviousDaemon, runCommand } from "../runtime/run-command.js";
+import type { BuildStepSpec } from "../driver.js";
+import { DEFAULT_PATH, prepareBoundTmp } from "../oci-spec.js";
+import { leftByPreviousDaemon, runCommand } from "../run-command.js";
+import { streamLines } from "../stream-lines.js";
 
 /** Docker's default set: what package installs and ordinary build scripts expect of root. */
 const BUILD_CAPABILITIES = [
@@ -24,27 +24,7 @@ const BUILD_CAPABILITIES = [
   "CAP_SETFCAP",
 ];
 
-export interface BuildContainerSpec {
-  id: string;
-  /** Folder for the bundle (config.json). */
-  dir: string;
-  /** The step's root: an overlay of the layers below and the new layer's upper folder. */
-  rootfs: string;
-  args: string[];
-  env: Record<string, string>;
-  uid: number;
-  gid: number;
-  cpu: number;
-  memoryMiB: number;
-  /** Namespace path from createBuildNetwork, or null for no network. */
-  netnsPath: string | null;
-  /** Files and folders bound into the step: resolv.conf, the build context for COPY. */
-  binds: { source: string; destination: string; readonly: boolean }[];
-  timeoutMs: number;
-  signal?: AbortSignal;
-  onLine: (line: string) => void;
-}
-
+/** Where and how the gVisor driver runs build steps. */
 export interface BuildRuntime {
   runscPath: string;
   stateRoot: string;
@@ -57,7 +37,7 @@ export interface BuildRuntime {
  * at a time. Build steps run the user's commands, so they get gVisor's isolation like any sandbox; unlike
  * a sandbox they may have network (package installs).
  */
-export async function runBuildContainer(runtime: BuildRuntime, spec: BuildContainerSpec): Promise<{ code: number | null; reason: string }> {
+export async function runBuildStep(runtime: BuildRuntime, spec: BuildStepSpec): Promise<{ code: number | null; reason: string }> {
   const tmpProblem = prepareBoundTmp(spec.rootfs);
   if (tmpProblem) return { code: null, reason: tmpProblem };
   const bundle = join(spec.dir, "bundle");
@@ -96,30 +76,6 @@ export async function runBuildContainer(runtime: BuildRuntime, spec: BuildContai
   }
 }
 
-/** Lines longer than this are dropped (with a note): the daemon holds at most this much per stream. */
-const MAX_LINE_BYTES = 64 * 1024;
-/** What is emitted of a line is cut to this many characters. */
-const MAX_LINE_CHARS = 4096;
-
-/**
- * Streams a child's output a line at a time. Not readline: it buffers a line without bound, so a step
- * printing one endless line (`head -c 600000000 /dev/zero | tr '\0' a`) made the daemon die of
- * "Invalid string length". LineSplitter caps what is held per stream.
- */
-export function streamLines(stream: Readable, onLine: (line: string) => void): void {
-  const splitter = new LineSplitter(
-    MAX_LINE_BYTES,
-    (buf) => {
-      const line = buf.toString("utf8").replace(/\r$/, "");
-      onLine(line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line);
-    },
-    () => onLine(`… (an output line longer than ${MAX_LINE_BYTES / 1024} KiB was cut)`),
-  );
-  stream.on("data", (chunk: Buffer) => splitter.push(chunk));
-  // A last line without a newline still counts.
-  stream.on("end", () => splitter.push(Buffer.from("\n")));
-}
-
 /**
  * After a crash: kills and deletes the build containers (`stasis-build-<daemon pid>-<tag>`) under the
  * builds' runsc root whose daemon is gone; ids without a pid (made before ids had one) count as stale.
@@ -146,7 +102,7 @@ export async function removeStaleBuildContainers(options: { runscPath: string; s
   return removed;
 }
 
-function ociSpec(spec: BuildContainerSpec): object {
+function ociSpec(spec: BuildStepSpec): object {
   const period = 100_000;
   const memory = spec.memoryMiB * 1024 * 1024;
   const env = { PATH: DEFAULT_PATH, HOME: spec.uid === 0 ? "/root" : "/", LANG: "C.UTF-8", ...spec.env };

@@ -1,0 +1,93 @@
+import type { Sandbox, StandbyReason } from "@stasis/protocol";
+import type { CheckpointImage } from "../../runtime/checkpoint-image.js";
+import type { SandboxRecord } from "../../store/sandbox-store.js";
+import type { Booter } from "./boot.js";
+import { asApiError, isAwakeOrAsleep, newSandboxId, notRunning, toSandbox } from "./records.js";
+import type { SandboxCore } from "./sandbox-core.js";
+import type { Standby } from "./standby.js";
+
+/**
+ * Fork: `count` independent sandboxes from the source's current memory, processes and files. The source
+ * is checkpointed, its disk copied while frozen, and the source and every clone restored side by side from
+ * the one image; the source carries on from exactly where it was (a pause of one restore's length).
+ */
+export class Forker {
+  constructor(
+    private readonly core: SandboxCore,
+    private readonly booter: Booter,
+    private readonly standby: Standby,
+  ) {}
+
+  /** Under the source's lock. */
+  async fork(id: string, count: number): Promise<Sandbox[]> {
+    const { store, filesystem, templates, metrics } = this.core.deps;
+    const source = this.core.record(id);
+    this.core.usableDriver(source.runtime);
+    this.standby.checkpointer(source, "be forked");
+    if (!isAwakeOrAsleep(source.state)) throw notRunning(source);
+    this.core.checkCapacity(count);
+    const started = performance.now();
+    const wasState = source.state;
+    const wasReason = source.standbyReason;
+    if (wasState !== "hibernated") await this.standby.checkpoint(id, "requested");
+    const image = this.standby.image(id);
+    const now = Date.now();
+    const clones: SandboxRecord[] = Array.from({ length: count }, () => ({
+      ...source,
+      id: newSandboxId(),
+      state: "creating" as const,
+      stateReason: null,
+      metadata: { ...source.metadata },
+      createdAt: now,
+      expiresAt: now + source.timeoutMs,
+      standbySince: null,
+      standbyReason: null,
+      forkedFrom: id,
+      pooled: false,
+      createdVia: "fork" as const,
+    }));
+    for (const clone of clones) store.insert(clone);
+    this.core.updateGauges();
+    const log = this.core.log.child({ sandbox: id });
+    const owner = this.core.ownerOf(source);
+    let copied = false;
+    try {
+      await filesystem.clone(id, clones.map((c) => c.id), await templates.rootfs(source.template, owner), owner);
+      copied = true;
+    } finally {
+      // Without disks there is nothing to restore the clones onto; the source goes back at once.
+      if (!copied) {
+        await Promise.all(clones.map((c) => this.core.discard(c, "cleanup after a failed fork")));
+        await this.returnSource(id, wasState, wasReason, image).finally(() => this.dropSharedImage(id, wasState, image));
+      }
+    }
+    // The source and its clones come back from the one image side by side, each under its own container.
+    const [sourceBack, ...results] = await Promise.allSettled([
+      this.returnSource(id, wasState, wasReason, image),
+      ...clones.map((clone) => this.booter.restoreFrom(clone, image, "fork")),
+    ]);
+    this.dropSharedImage(id, wasState, image);
+    if (sourceBack?.status === "rejected") log.error({ err: (sourceBack.reason as Error).message }, "the source did not come back after the fork; it stays hibernated");
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failure) {
+      await Promise.all(clones.map((c) => this.core.discard(c, "cleanup after a failed fork")));
+      throw asApiError(failure.reason, "fork failed");
+    }
+    const ms = performance.now() - started;
+    log.info({ clones: clones.map((c) => c.id), ms: Math.round(ms) }, "sandbox forked");
+    metrics.standbyTransition.observe({ op: "fork" }, ms / 1000);
+    return clones.map((c) => toSandbox(this.core.record(c.id)));
+  }
+
+  /** After a fork: the source goes back to the state it was in. */
+  private async returnSource(id: string, wasState: SandboxRecord["state"], wasReason: StandbyReason | null, image: CheckpointImage): Promise<void> {
+    if (wasState === "hibernated") return;
+    await this.booter.restoreFrom(this.core.record(id), image, "resume", { keepImage: true });
+    if (wasState === "paused") await this.standby.freeze(id, wasReason ?? "requested");
+  }
+
+  /** The image taken for a fork is the source's own only while the source is hibernated. */
+  private dropSharedImage(id: string, wasState: SandboxRecord["state"], image: CheckpointImage): void {
+    if (wasState !== "hibernated" && this.core.deps.store.get(id)?.state !== "hibernated") image.discard();
+  }
+}

@@ -1,0 +1,277 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { SandboxStateSchema, type Runtime } from "@stasis/protocol";
+import { AgentClient } from "../../agent-client/agent-client.js";
+import type { DaemonConfig } from "../../config/config.js";
+import { ApiError } from "../../errors/api-error.js";
+import type { Metrics } from "../../observability/metrics.js";
+import type { AgentChannel, LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec, SandboxRef } from "../../runtime/driver.js";
+import type { SandboxFilesystem } from "../../storage/sandbox-filesystem.js";
+import type { SandboxRecord, SandboxStore } from "../../store/sandbox-store.js";
+import type { TemplateStore } from "../../templates/template-store.js";
+import { Limiter } from "../limiter.js";
+import { RESIDENT_STATES } from "./records.js";
+
+/** The per-sandbox disk and root filesystem operations the lifecycle uses (a fake in unit tests). */
+export type SandboxDisks = Pick<SandboxFilesystem, "paths" | "create" | "createFromImage" | "unmount" | "clone" | "sync" | "isMounted" | "mount" | "remove">;
+/** The template operations the lifecycle uses. */
+export type TemplateSource = Pick<TemplateStore, "resolve" | "rootfs" | "snapshotDir" | "pooledTemplates">;
+
+export interface SandboxServiceDeps {
+  config: DaemonConfig;
+  store: SandboxStore;
+  drivers: Map<Runtime, RuntimeDriver>;
+  filesystem: SandboxDisks;
+  templates: TemplateSource;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** A sandbox whose runtime is up and whose agent channel is open. */
+export interface LiveSandbox {
+  record: SandboxRecord;
+  agent: AgentClient;
+}
+
+/** What keeps a sandbox awake: recent API calls and open streams or foreground commands. */
+interface Activity {
+  lastAt: number;
+  holds: number;
+}
+
+export const AGENT_READY_TIMEOUT_MS = 15_000;
+
+/**
+ * What every part of the lifecycle shares: the records (in the store), the live agent channels, one lock
+ * per sandbox (a promise chain every transition of that sandbox runs on), activity for standby, the
+ * runtimes, and the teardown every path ends in. It knows no transition itself.
+ */
+export class SandboxCore {
+  readonly live = new Map<string, LiveSandbox>();
+  private readonly probes = new Map<Runtime, RuntimeProbe>();
+  /** The tail of each sandbox's chain of lifecycle transitions. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly activity = new Map<string, Activity>();
+  /** Teardowns in flight: delete, expiry and death can race for the same sandbox. */
+  private readonly tearingDown = new Map<string, Promise<void>>();
+  /** Boots and restores at once: a burst queues here (counted as `creating` against capacity). */
+  readonly boots: Limiter;
+  /** Sandboxes booted to take a template's snapshot: hidden like pool members, but no pool's to discard. */
+  readonly snapshotting = new Set<string>();
+  /** Template versions a delete is removing: creates, pool claims and refills refuse them. */
+  readonly deletingTemplates = new Set<string>();
+
+  constructor(readonly deps: SandboxServiceDeps) {
+    this.boots = new Limiter(deps.config.createParallelism);
+  }
+
+  get log(): Logger {
+    return this.deps.log;
+  }
+
+  async probeRuntimes(): Promise<void> {
+    for (const [name, driver] of this.deps.drivers) {
+      const probe = await driver.probe();
+      this.probes.set(name, probe);
+      this.deps.log.info({ runtime: name, ...probe }, probe.available ? "runtime available" : "runtime unavailable");
+    }
+  }
+
+  probeOf(runtime: Runtime): RuntimeProbe | undefined {
+    return this.probes.get(runtime);
+  }
+
+  record(id: string): SandboxRecord {
+    const record = this.deps.store.get(id);
+    if (!record) throw new ApiError("sandbox_not_found", `no sandbox '${id}'`);
+    return record;
+  }
+
+  /** The driver of a configured and available runtime, or a clear error. */
+  usableDriver(runtime: Runtime): RuntimeDriver {
+    const driver = this.deps.drivers.get(runtime);
+    const probe = this.probes.get(runtime);
+    if (!driver || !probe?.available) {
+      throw new ApiError("runtime_unavailable", `runtime '${runtime}' is not usable here: ${probe?.reason ?? "not configured"}; run \`stasis doctor\``);
+    }
+    return driver;
+  }
+
+  /** The sandbox as its driver knows it. */
+  ref(id: string): SandboxRef {
+    return { id, dir: this.deps.filesystem.paths(id).runtimeDir };
+  }
+
+  /** Runs `fn` after every transition already queued for this sandbox. */
+  exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.locks.set(id, tail);
+    void tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    });
+    return run;
+  }
+
+  /** Whether a transition is running or queued for the sandbox. */
+  isLocked(id: string): boolean {
+    return this.locks.has(id);
+  }
+
+  touch(id: string): Activity {
+    let a = this.activity.get(id);
+    if (!a) this.activity.set(id, (a = { lastAt: Date.now(), holds: 0 }));
+    else a.lastAt = Date.now();
+    return a;
+  }
+
+  activityOf(id: string): Activity | undefined {
+    return this.activity.get(id);
+  }
+
+  forget(id: string): void {
+    this.activity.delete(id);
+  }
+
+  checkCapacity(adding: number): void {
+    // In-flight creates are counted through their `creating` records; hibernated sandboxes hold no memory.
+    const counts = this.deps.store.countByState();
+    const active = RESIDENT_STATES.reduce((n, state) => n + (counts[state] ?? 0), 0);
+    if (active + adding > this.deps.config.maxSandboxes) {
+      throw new ApiError("capacity_exceeded", `the daemon runs its maximum of ${this.deps.config.maxSandboxes} sandboxes (hibernated ones do not count)`);
+    }
+  }
+
+  /** Host uid of the sandbox's root: crun sandboxes run in a user namespace. */
+  ownerOf(record: SandboxRecord): number {
+    return record.runtime === "crun" ? this.deps.config.usernsBase : 0;
+  }
+
+  launchSpec(record: SandboxRecord): SandboxLaunchSpec {
+    const paths = this.deps.filesystem.paths(record.id);
+    return {
+      id: record.id,
+      dir: paths.runtimeDir,
+      rootfs: paths.rootfs,
+      agentPath: this.deps.config.agentPath,
+      cpu: record.cpu,
+      memoryMiB: record.memoryMiB,
+      pidsLimit: this.deps.config.pidsLimit,
+      hostname: "sandbox",
+    };
+  }
+
+  /** Opens the agent channel of a freshly started runtime and waits until the agent answers. */
+  async connect(record: SandboxRecord, launched: LaunchedSandbox, timeoutMs: number, phase: string): Promise<AgentClient> {
+    const agent = this.agentOn(record.id, launched.channel);
+    const exitedEarly = launched.exited.then((reason) => {
+      throw new ApiError("sandbox_failed", `sandbox exited during ${phase} (${reason}): ${this.runtimeLogTail(record.id)}`);
+    });
+    try {
+      await Promise.race([agent.waitReady(timeoutMs), exitedEarly]);
+      return agent;
+    } catch (err) {
+      agent.close(`${phase} failed`);
+      throw err;
+    } finally {
+      exitedEarly.catch(() => {});
+    }
+  }
+
+  agentOn(id: string, channel: AgentChannel): AgentClient {
+    return new AgentClient(channel, this.deps.log.child({ sandbox: id }));
+  }
+
+  /** Makes the sandbox live. `exited` is known only for sandboxes this daemon process started. */
+  attach(record: SandboxRecord, agent: AgentClient, exited?: Promise<string>): void {
+    this.live.set(record.id, { record, agent });
+    this.touch(record.id);
+    // A spare shell for the commonest request (sh -c with the sandbox's env, as root): spawning a process
+    // inside gVisor costs milliseconds, so the agent keeps one started ahead of time.
+    agent
+      .request("prewarm", { env: record.env, user: "root" })
+      .catch((err: Error) => this.deps.log.debug({ sandbox: record.id, err: err.message }, "agent keeps no spare shell"));
+    agent.once("closed", (reason: string) => {
+      this.onAgentClosed(record, agent, reason, exited).catch((err: Error) => this.deps.log.error({ err, sandbox: record.id }, "handling a dead sandbox failed"));
+    });
+  }
+
+  /** Takes the sandbox off the live map and closes its channel without treating that as a death. */
+  detach(id: string, reason: string): LiveSandbox | undefined {
+    const live = this.live.get(id);
+    this.live.delete(id);
+    if (live) {
+      live.agent.removeAllListeners("closed");
+      live.agent.close(reason);
+    }
+    return live;
+  }
+
+  private async onAgentClosed(record: SandboxRecord, agent: AgentClient, reason: string, exited?: Promise<string>): Promise<void> {
+    if (this.live.get(record.id)?.agent !== agent) return;
+    this.live.delete(record.id);
+    const state = this.deps.store.get(record.id)?.state;
+    if (state !== "running" && state !== "paused") return;
+    // Failed at once (requests in flight were just rejected); the reason is refined once the runtime's
+    // exit status is known.
+    this.deps.store.setState(record.id, "failed", `sandbox died (${reason})`);
+    this.deps.metrics.sandboxFailures.inc({ runtime: record.runtime, phase: "run" });
+    const runtimeExit = exited ? await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 1000))]) : null;
+    const why = `sandbox died (${runtimeExit ?? reason}); ${this.deathCause(record, runtimeExit)}`;
+    this.deps.log.warn({ sandbox: record.id, reason: why }, "sandbox died");
+    this.deps.store.setState(record.id, "failed", why);
+    await this.teardown(record).catch((err: Error) => this.deps.log.error({ err }, "cleanup of dead sandbox failed"));
+    this.updateGauges();
+  }
+
+  /** Kills the runtime and removes the sandbox's files. Safe to repeat; concurrent calls share one run. */
+  teardown(record: SandboxRecord): Promise<void> {
+    const pending = this.tearingDown.get(record.id);
+    if (pending) return pending;
+    const work = this.destroy(record).finally(() => this.tearingDown.delete(record.id));
+    this.tearingDown.set(record.id, work);
+    return work;
+  }
+
+  private async destroy(record: SandboxRecord): Promise<void> {
+    this.live.get(record.id)?.agent.close("sandbox deleted");
+    this.live.delete(record.id);
+    const driver = this.deps.drivers.get(record.runtime);
+    if (driver) await driver.destroy(this.ref(record.id));
+    await this.deps.filesystem.remove(record.id);
+  }
+
+  /** Tears down and forgets a sandbox that belongs to nobody (a pool member, a clone that failed). */
+  async discard(record: SandboxRecord, what: string): Promise<void> {
+    await this.teardown(record).catch((err: Error) => this.deps.log.warn({ sandbox: record.id, err: err.message }, `${what} failed`));
+    this.deps.store.delete(record.id);
+    this.activity.delete(record.id);
+    this.updateGauges();
+  }
+
+  runtimeLogTail(id: string): string {
+    try {
+      const text = readFileSync(join(this.deps.filesystem.paths(id).runtimeDir, "runtime.log"), "utf8");
+      return text.trim().split("\n").slice(-5).join(" | ").slice(-2000) || "no runtime output";
+    } catch {
+      return "no runtime log";
+    }
+  }
+
+  private deathCause(record: SandboxRecord, runtimeExit: string | null): string {
+    const log = this.runtimeLogTail(record.id);
+    // The kernel's OOM killer is the one thing that SIGKILLs a runtime we did not stop ourselves.
+    // (`runsc run` reports its sandbox's SIGKILL as exit code 137.)
+    if (/SIGKILL|code 137\b/.test(runtimeExit ?? "") || /oom|out of memory/i.test(log)) {
+      return `most likely its memory limit of ${record.memoryMiB} MiB was exceeded (the kernel OOM-killed it); runtime log: ${log}`;
+    }
+    return `runtime log: ${log}`;
+  }
+
+  updateGauges(): void {
+    const counts = this.deps.store.countByState();
+    for (const state of SandboxStateSchema.options) this.deps.metrics.sandboxes.set({ state }, counts[state] ?? 0);
+  }
+}

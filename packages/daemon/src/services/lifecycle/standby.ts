@@ -1,0 +1,136 @@
+import type { StandbyReason } from "@stasis/protocol";
+import { ApiError } from "../../errors/api-error.js";
+import { CheckpointImage } from "../../runtime/checkpoint-image.js";
+import { canCheckpoint, canPause, type CheckpointingDriver, type PausableDriver } from "../../runtime/driver.js";
+import type { SandboxRecord } from "../../store/sandbox-store.js";
+import type { Booter } from "./boot.js";
+import { notRunning, wokenExpiry } from "./records.js";
+import type { SandboxCore } from "./sandbox-core.js";
+
+/**
+ * The standby tiers, each step under the sandbox's lock: pause (frozen in RAM), hibernate (memory image on
+ * disk, runtime stopped) and wake from either.
+ */
+export class Standby {
+  constructor(
+    private readonly core: SandboxCore,
+    private readonly booter: Booter,
+  ) {}
+
+  /** The sandbox's memory image (complete once it exists; written under its partial name). */
+  image(id: string): CheckpointImage {
+    return new CheckpointImage(this.core.deps.filesystem.paths(id).checkpointDir);
+  }
+
+  pausable(record: SandboxRecord): PausableDriver {
+    const driver = this.core.deps.drivers.get(record.runtime);
+    if (!driver || !canPause(driver)) throw new ApiError("not_supported_by_runtime", `${record.runtime} sandboxes cannot be paused`);
+    return driver;
+  }
+
+  checkpointer(record: SandboxRecord, what = "hibernate"): CheckpointingDriver {
+    const driver = this.core.deps.drivers.get(record.runtime);
+    if (!driver || !canCheckpoint(driver)) {
+      throw new ApiError("not_supported_by_runtime", `${record.runtime} sandboxes cannot ${what} (the runtime has no checkpoint); ${what === "hibernate" ? "pause keeps them in RAM instead" : "use gvisor"}`);
+    }
+    return driver;
+  }
+
+  canHibernate(record: SandboxRecord): boolean {
+    const driver = this.core.deps.drivers.get(record.runtime);
+    return driver !== undefined && canCheckpoint(driver);
+  }
+
+  /** Under the lock. `note` says more about an automatic standby (idle for how long, which lifetime). */
+  async freeze(id: string, reason: StandbyReason, note: string | null = null): Promise<void> {
+    const { store, metrics } = this.core.deps;
+    const record = this.core.record(id);
+    if (record.state === "paused" || record.state === "hibernated") {
+      // Asked for while already asleep on its own: it now sleeps because it was asked to.
+      if (reason === "requested" && record.standbyReason !== "requested") {
+        store.setStandby(id, record.state, { since: record.standbySince ?? Date.now(), reason }, record.expiresAt, record.stateReason);
+      }
+      return;
+    }
+    if (record.state !== "running" || !this.core.live.has(id)) throw notRunning(record);
+    const driver = this.pausable(record);
+    const started = performance.now();
+    await driver.pause(this.core.ref(id));
+    store.setStandby(id, "paused", { since: Date.now(), reason }, record.expiresAt, note);
+    metrics.standbyTransition.observe({ op: "pause" }, (performance.now() - started) / 1000);
+    this.core.log.info({ sandbox: id, reason, note }, "sandbox paused");
+    this.core.updateGauges();
+  }
+
+  /** Under the lock: writes the sandbox's memory image and stops its runtime. */
+  async checkpoint(id: string, reason: StandbyReason, note: string | null = null): Promise<void> {
+    const { store, metrics, filesystem } = this.core.deps;
+    const record = this.core.record(id);
+    if (record.state === "hibernated") return;
+    const driver = this.checkpointer(record);
+    const live = this.core.live.get(id);
+    if ((record.state !== "running" && record.state !== "paused") || !live) throw notRunning(record);
+    const log = this.core.log.child({ sandbox: id });
+    const started = performance.now();
+    const wasPaused = record.state === "paused";
+    const since = record.standbySince ?? Date.now();
+    store.setStandby(id, "hibernating", { since, reason }, record.expiresAt);
+    this.core.updateGauges();
+    // Replies are matched by id only within one channel: let requests in flight finish first.
+    await live.agent.settled(2_000);
+    this.core.live.delete(id);
+    const image = this.image(id);
+    const ref = this.core.ref(id);
+    try {
+      await driver.checkpoint(ref, image);
+    } catch (err) {
+      const alive = (await driver.observe(ref).catch(() => "stopped")) !== "stopped";
+      log.error({ err: (err as Error).message, alive }, "checkpoint failed");
+      if (alive && !live.agent.closed) {
+        // The driver left it as it was: paused or running.
+        this.core.live.set(id, live);
+        if (wasPaused) store.setStandby(id, "paused", { since, reason: record.standbyReason ?? reason }, record.expiresAt, record.stateReason);
+        else store.setStandby(id, "running", null, record.expiresAt, `hibernation failed: ${(err as Error).message}`.slice(0, 4000));
+        throw new ApiError("sandbox_failed", `hibernation failed; the sandbox is still ${wasPaused ? "paused" : "running"}: ${(err as Error).message}`);
+      }
+      store.setState(id, "failed", `hibernation failed and the sandbox did not survive it: ${(err as Error).message}`.slice(0, 4000));
+      await this.core.teardown(record).catch((e: Error) => log.error({ err: e }, "cleanup after a failed hibernation failed"));
+      throw new ApiError("sandbox_failed", `hibernation failed: ${(err as Error).message}`);
+    } finally {
+      this.core.updateGauges();
+    }
+    // The runtime is gone: read what the agent wrote before the checkpoint, then let the channel go.
+    await live.agent.drained(500);
+    live.agent.removeAllListeners("closed");
+    live.agent.close("sandbox hibernated");
+    await filesystem.sync(id);
+    image.commit();
+    store.setStandby(id, "hibernated", { since, reason }, record.expiresAt, note ?? (wasPaused ? record.stateReason : null));
+    const ms = performance.now() - started;
+    metrics.standbyTransition.observe({ op: "hibernate" }, ms / 1000);
+    log.info({ ms: Math.round(ms), reason, note }, "sandbox hibernated");
+    this.core.updateGauges();
+  }
+
+  /** Under the lock: brings a sandbox in standby back to running. */
+  async wake(id: string): Promise<void> {
+    const record = this.core.record(id);
+    if (record.state === "running") return;
+    if (record.state === "paused") return this.thaw(record);
+    if (record.state === "hibernated") return this.booter.restoreFrom(record, this.image(id), "resume");
+    throw notRunning(record);
+  }
+
+  private async thaw(record: SandboxRecord): Promise<void> {
+    const live = this.core.live.get(record.id);
+    if (!live) throw notRunning(record);
+    const started = performance.now();
+    await this.pausable(record).resume(this.core.ref(record.id));
+    this.core.deps.store.setStandby(record.id, "running", null, wokenExpiry(record, Date.now()));
+    this.core.touch(record.id);
+    this.core.updateGauges();
+    // An agent reattached while frozen has not been heard from yet.
+    if (!live.agent.version) await live.agent.waitReady(5_000);
+    this.core.deps.metrics.standbyTransition.observe({ op: "thaw" }, (performance.now() - started) / 1000);
+  }
+}
