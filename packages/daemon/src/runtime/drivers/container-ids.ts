@@ -8,8 +8,6 @@ interface Incarnations {
   /** Earlier incarnations (checkpointed) whose runtime state may not be deleted yet. */
   stale: string[];
   next: number;
-  /** No incarnation written yet: the sandbox was booted under its own id, or not at all (a clone). */
-  fresh?: boolean;
 }
 
 const FILE = "containers.json";
@@ -32,7 +30,7 @@ export class ContainerIds {
       return { current, stale, next: typeof parsed.next === "number" && Number.isInteger(parsed.next) ? parsed.next : 1 };
     } catch {
       // A sandbox booted by this daemon (or one from before incarnations) runs under its own id.
-      return { current: this.ref.id, stale: [], next: 1, fresh: true };
+      return { current: this.ref.id, stale: [], next: 1 };
     }
   }
 
@@ -61,7 +59,8 @@ export class ContainerIds {
   startIncarnation(): string {
     const state = this.read();
     const id = `${this.ref.id}-${state.next}`;
-    const stale = state.fresh || state.current === id ? state.stale : [...state.stale, state.current];
+    // Without a file the current id is the sandbox's own: a container an older daemon may have left listed.
+    const stale = state.current === id ? state.stale : [...state.stale, state.current];
     this.write({ current: id, stale, next: state.next + 1 });
     return id;
   }
