@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command (npm test): set-up if needed, then static checks, the agent's Go tests, unit tests and
-# end-to-end tests against a real daemon with real gVisor and crun sandboxes.
+# The test command (npm test): set-up if needed, then static checks, the agent's go vet and Go tests, unit
+# tests and end-to-end tests against a real daemon with real gVisor and crun sandboxes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,9 +11,9 @@ npx eslint .
 npx tsc -p tsconfig.tests.json
 step "OpenAPI document matches the schemas"
 node packages/protocol/dist/openapi/write-openapi.js spec/openapi.json --check
-step "guest agent (go test)"
+step "guest agent (go vet, go test)"
 GO=$(command -v go || ls -d /usr/lib/go-1.2*/bin/go | sort -V | tail -n 1)
-(cd packages/agent && "$GO" test ./...)
+(cd packages/agent && "$GO" vet ./... && "$GO" test ./...)
 step "unit and end-to-end tests"
 report=$(mktemp)
 status=0

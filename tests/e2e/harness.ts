@@ -104,9 +104,3 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
   await launch();
   return daemon;
 }
-
-/** Kills the sandbox at the end of a test; prints its id when the test failed, for the logs. */
-export function track(sandboxes: Sandbox[], s: Sandbox): Sandbox {
-  sandboxes.push(s);
-  return s;
-}

@@ -1,4 +1,4 @@
-import type { Section } from "@stasis/bench/sections";
+import type { BenchSection } from "./bench-sections.js";
 import type { CreateSandboxRequest, Runtime, SandboxState, SignalName, StandbyPolicy } from "@stasis/protocol";
 
 /** Flags every command accepts. */
@@ -29,7 +29,7 @@ export type Command =
   | { kind: "template.get"; ref: string }
   | { kind: "template.rm"; refs: string[] }
   | { kind: "template.set"; ref: string; resources: TemplateResourceFlags }
-  | { kind: "bench"; quick: boolean; sections?: Section[]; out?: string; compare?: string; compareTo?: string }
+  | { kind: "bench"; quick: boolean; sections?: BenchSection[]; out?: string; compare?: string; compareTo?: string }
   | { kind: "sandbox.create"; request: CreateSandboxRequest }
   | { kind: "sandbox.list"; state?: SandboxState; metadata: Record<string, string> }
   | { kind: "sandbox.get"; id: string }

@@ -1,4 +1,4 @@
-import { SECTIONS, type Section } from "@stasis/bench/sections";
+import { BENCH_SECTIONS, type BenchSection } from "./bench-sections.js";
 import { OnTimeoutSchema, SandboxStateSchema, signalNames, TemplateNameSchema, TemplateRefSchema, type CreateSandboxRequest, type StandbyPolicy } from "@stasis/protocol";
 import type { ParseArgsConfig } from "node:util";
 import type { Command, TemplateResourceFlags } from "./command.js";
@@ -235,7 +235,7 @@ export const specs: CommandSpec[] = [
     summary: "Benchmark Stasis beside the raw runtimes and write docs/benchmarks.md with charts (as root)",
     flags: [
       ["--quick", "fewer samples, 50 MiB working set, 1/10/50 clients: under 4 minutes (full: under 20)"],
-      ["--sections S,...", `only these parts: ${SECTIONS.join(", ")}`],
+      ["--sections S,...", `only these parts: ${BENCH_SECTIONS.join(", ")}`],
       ["--out DIR", "write DIR/benchmarks.md and DIR/bench/ (charts, results.json); default: the repository's docs/"],
       ["--compare FILE", "after the run, print FILE's figures (an earlier results.json) against this run's"],
       ["--to FILE", "with --compare: compare FILE against it instead of running (no root needed)"],
@@ -248,7 +248,7 @@ export const specs: CommandSpec[] = [
         ?.split(",")
         .map((s) => s.trim())
         .filter(Boolean)
-        .map((s): Section => oneOf(s, SECTIONS, "--sections")!);
+        .map((s): BenchSection => oneOf(s, BENCH_SECTIONS, "--sections")!);
       if (sections !== undefined && sections.length === 0) throw new UsageError("--sections needs at least one section");
       const compareTo = str(values, "to");
       const compare = str(values, "compare");

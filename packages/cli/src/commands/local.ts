@@ -1,12 +1,14 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CommandOf } from "../command.js";
+import { loadOptional } from "../optional-package.js";
 import { note, printJson, write, type Context } from "../output.js";
 
-// The daemon package (native SQLite, HTTP server) loads only for the commands that run on the host itself.
-const daemon = () => import("@stasis/daemon");
+// The daemon package (native SQLite, HTTP server) loads only for the commands that run on the host itself,
+// and is an optional peer of the CLI: client commands work without it.
+const daemon = (command: string) => loadOptional("@stasis/daemon", `stasis ${command}`, () => import("@stasis/daemon"));
 // So does the benchmark, which runs its own daemon through this very CLI.
-const benchmark = () => import("@stasis/bench");
+const benchmark = () => loadOptional("@stasis/bench", "stasis bench", () => import("@stasis/bench"));
 
 /** Flags of the local commands become the STASIS_* variables the daemon's config reads. */
 function applyEnv(ctx: Context, vars: Record<string, string | number | undefined>): void {
@@ -15,7 +17,7 @@ function applyEnv(ctx: Context, vars: Record<string, string | number | undefined
 
 export async function serve(cmd: CommandOf<"serve">, ctx: Context): Promise<number> {
   applyEnv(ctx, { STASIS_HOST: cmd.host, STASIS_PORT: cmd.port, STASIS_DATA_DIR: cmd.dataDir, STASIS_DEFAULT_RUNTIME: cmd.runtime });
-  const { loadConfig, startDaemon } = await daemon();
+  const { loadConfig, startDaemon } = await daemon("serve");
   const running = await startDaemon(loadConfig(ctx.env));
   const code = await new Promise<number>((resolve) => {
     let stopping = false;
@@ -45,7 +47,7 @@ export async function serve(cmd: CommandOf<"serve">, ctx: Context): Promise<numb
 
 export async function doctor(cmd: CommandOf<"doctor">, ctx: Context): Promise<number> {
   applyEnv(ctx, { STASIS_DATA_DIR: cmd.dataDir });
-  const { loadConfig, runDoctor } = await daemon();
+  const { loadConfig, runDoctor } = await daemon("doctor");
   const checks = await runDoctor(loadConfig(ctx.env));
   const failed = checks.some((c) => !c.ok && c.severity === "error");
   if (ctx.json) {
@@ -66,7 +68,7 @@ export async function doctor(cmd: CommandOf<"doctor">, ctx: Context): Promise<nu
 /** Builds a built-in template (base) into the data directory on this host, without a daemon. */
 export async function templateBuildBuiltin(cmd: CommandOf<"template.build.builtin">, ctx: Context): Promise<number> {
   applyEnv(ctx, { STASIS_DATA_DIR: cmd.dataDir });
-  const { loadConfig, TemplateStore } = await daemon();
+  const { loadConfig, TemplateStore } = await daemon("template build --builtin");
   // The daemon's config decides where templates live (<dataDir>/templates unless STASIS_TEMPLATES_DIR).
   const store = new TemplateStore(loadConfig(ctx.env).templatesDir);
   const manifest = await store.build(cmd.name, { force: cmd.force, progress: (line) => note(ctx, line) });

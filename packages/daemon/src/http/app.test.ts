@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { ErrorResponseSchema, routes } from "@stasis/protocol";
+import { buildOpenApi, ErrorResponseSchema, routes } from "@stasis/protocol";
 import { loadConfig } from "../config/config.js";
 import { E2bStore } from "../e2b/e2b-store.js";
 import { Metrics } from "../observability/metrics.js";
@@ -58,8 +58,11 @@ async function error(res: Response, status: number, code: string) {
 describe("http app", () => {
   it("serves health and the OpenAPI document without a key", async () => {
     expect((await app.request("/healthz")).status).toBe(200);
-    const doc = (await (await app.request("/v1/openapi.json")).json()) as { paths: Record<string, unknown> };
+    const res = await app.request("/v1/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { paths: Record<string, unknown> };
     for (const route of Object.values(routes)) expect(doc.paths[route.path]).toBeDefined();
+    expect(doc).toEqual(buildOpenApi());
   });
 
   it("refuses a missing or wrong key with 401 unauthorized", async () => {

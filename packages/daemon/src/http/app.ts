@@ -1,7 +1,7 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
-import { Hono, type Context } from "hono";
+import { Hono } from "hono";
 import type { Logger } from "pino";
-import { buildOpenApi, routes, type RouteId, type RouteSpec } from "@stasis/protocol";
+import { routes, type RouteId, type RouteSpec } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
 import { sendError, toApiError } from "./http-errors.js";
@@ -13,12 +13,8 @@ import { fileHandlers } from "./routes/file-routes.js";
 import { sandboxHandlers } from "./routes/sandbox-routes.js";
 import { systemHandlers } from "./routes/system-routes.js";
 import { templateHandlers } from "./routes/template-routes.js";
+import type { AppEnv, Handlers } from "./handler.js";
 import type { Services } from "./services.js";
-
-export type Handler = (c: Context, services: Services) => Promise<Response> | Response;
-export type Handlers = Record<RouteId, Handler>;
-
-type Env = { Variables: { requestId: string } };
 
 export interface AppOptions {
   apiKey: string;
@@ -30,12 +26,11 @@ export interface AppOptions {
 }
 
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
-export function createApp(options: AppOptions): Hono<Env> {
+export function createApp(options: AppOptions): Hono<AppEnv> {
   const { apiKey, log, metrics, services } = options;
   const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers };
   const expected = Buffer.from(`Bearer ${apiKey}`);
-  const openapi = buildOpenApi();
-  const app = new Hono<Env>();
+  const app = new Hono<AppEnv>();
 
   app.use("*", async function requestContext(c, next) {
     const requestId = c.req.header("x-request-id")?.slice(0, 128) || randomUUID();
@@ -51,7 +46,7 @@ export function createApp(options: AppOptions): Hono<Env> {
 
   for (const [id, spec] of Object.entries(routes) as [RouteId, RouteSpec][]) {
     const path = spec.path.replace(/\{(\w+)\}/g, ":$1");
-    const handler = id === "openapi" ? () => Response.json(openapi) : handlers[id];
+    const handler = handlers[id];
     app.on(spec.method.toUpperCase(), path, async function route(c) {
       const started = performance.now();
       let status = 500;

@@ -1,6 +1,6 @@
 import { AttachQuerySchema, CommandRequestSchema, PidParamSchema, SignalRequestSchema, StdinRequestSchema } from "@stasis/protocol";
 import type { Context } from "hono";
-import type { Handler } from "../app.js";
+import type { Handler } from "../handler.js";
 import { ndjsonResponse } from "../ndjson.js";
 import { clientGone, jsonBody, parseWith, query } from "../validation.js";
 
@@ -15,7 +15,7 @@ export const commandHandlers = {
   },
   streamCommand: async (c, s) => {
     const params = await jsonBody(c, CommandRequestSchema);
-    return ndjsonResponse(s.exec.stream(c.req.param("id") ?? "", params, clientGone(c)), c.get("requestId") as string);
+    return ndjsonResponse(s.exec.stream(c.req.param("id") ?? "", params, clientGone(c)), c.get("requestId"));
   },
   startProcess: async (c, s) => {
     const params = await jsonBody(c, CommandRequestSchema);
@@ -29,7 +29,7 @@ export const commandHandlers = {
   attachProcess: async (c, s) => {
     const { id, pid } = target(c);
     const { replay } = query(c, AttachQuerySchema);
-    return ndjsonResponse(s.exec.attach(id, pid, replay, clientGone(c)), c.get("requestId") as string);
+    return ndjsonResponse(s.exec.attach(id, pid, replay, clientGone(c)), c.get("requestId"));
   },
   writeStdin: async (c, s) => {
     const { id, pid } = target(c);

@@ -1,5 +1,5 @@
 import { CreateE2bKeyRequestSchema, E2bKeyParamSchema } from "@stasis/protocol";
-import type { Handler } from "../app.js";
+import type { Handler } from "../handler.js";
 import { ApiError } from "../../errors/api-error.js";
 import { jsonBody, parseWith } from "../validation.js";
 

@@ -1,5 +1,5 @@
 import { ListQuerySchema, MkdirRequestSchema, MoveRequestSchema, PathQuerySchema, RemoveQuerySchema, WriteQuerySchema } from "@stasis/protocol";
-import type { Handler } from "../app.js";
+import type { Handler } from "../handler.js";
 import { ApiError } from "../../errors/api-error.js";
 import { byteStream } from "../byte-stream.js";
 import { jsonBody, query } from "../validation.js";

@@ -1,5 +1,5 @@
 import { CreateSandboxRequestSchema, ForkRequestSchema, ListSandboxesQuerySchema, SetTimeoutRequestSchema, StandbyPolicySchema } from "@stasis/protocol";
-import type { Handler } from "../app.js";
+import type { Handler } from "../handler.js";
 import { jsonBody, query } from "../validation.js";
 
 export const sandboxHandlers = {

@@ -1,5 +1,8 @@
-import type { DaemonInfo } from "@stasis/protocol";
-import type { Handler } from "../app.js";
+import { buildOpenApi, type DaemonInfo } from "@stasis/protocol";
+import type { Handler } from "../handler.js";
+
+// Built from the route table on first request, then served as is: the table does not change at run time.
+let openapiDocument: ReturnType<typeof buildOpenApi> | undefined;
 
 export const systemHandlers = {
   health: (c, s) => c.json({ status: "ok" as const, version: s.version }),
@@ -7,7 +10,7 @@ export const systemHandlers = {
     s.sandboxes.updateGauges();
     return c.text(await s.metrics.registry.metrics(), 200, { "content-type": s.metrics.registry.contentType });
   },
-  openapi: (c) => c.json({}),
+  openapi: (c) => c.json((openapiDocument ??= buildOpenApi())),
   info: (c, s) => {
     const info: DaemonInfo = {
       version: s.version,

@@ -1,5 +1,5 @@
 import { BuildTemplateQuerySchema, ImportTemplateQuerySchema, TemplateRefSchema, UpdateTemplateRequestSchema } from "@stasis/protocol";
-import type { Handler } from "../app.js";
+import type { Handler } from "../handler.js";
 import { ndjsonResponse } from "../ndjson.js";
 import { clientGone, jsonBody, parseWith, query } from "../validation.js";
 
@@ -19,11 +19,11 @@ export const templateHandlers = {
   buildTemplate: (c, s) => {
     const q = query(c, BuildTemplateQuerySchema);
     const body = (c.req.raw.body as AsyncIterable<Uint8Array> | null) ?? emptyBody();
-    return ndjsonResponse(s.templateBuilds.build(q, body, clientGone(c)), c.get("requestId") as string);
+    return ndjsonResponse(s.templateBuilds.build(q, body, clientGone(c)), c.get("requestId"));
   },
   importTemplate: (c, s) => {
     const q = query(c, ImportTemplateQuerySchema);
     const body = (c.req.raw.body as AsyncIterable<Uint8Array> | null) ?? emptyBody();
-    return ndjsonResponse(s.templateBuilds.import(q, body, clientGone(c)), c.get("requestId") as string);
+    return ndjsonResponse(s.templateBuilds.import(q, body, clientGone(c)), c.get("requestId"));
   },
 } satisfies Record<string, Handler>;
