@@ -21,9 +21,12 @@ export class E2bStore {
     // The format older `e2b` SDKs insist on: e2b_ followed by hex.
     const key = `e2b_${randomBytes(20).toString("hex")}`;
     const row: KeyRow = { id: `ek_${randomBytes(6).toString("hex")}`, name, prefix: key.slice(0, 10), created_at: Date.now(), last_used_at: null };
-    this.db
-      .statement("INSERT INTO e2b_keys (id, name, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)")
-      .run(row.id, row.name, hashKey(key), row.prefix, row.created_at);
+    // Synced before the key is shown (only this once): a power cut must not leave its holder with a dead key.
+    this.db.durable(() =>
+      this.db
+        .statement("INSERT INTO e2b_keys (id, name, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)")
+        .run(row.id, row.name, hashKey(key), row.prefix, row.created_at),
+    );
     return { ...toKey(row), key };
   }
 
@@ -31,8 +34,9 @@ export class E2bStore {
     return (this.db.statement("SELECT id, name, prefix, created_at, last_used_at FROM e2b_keys ORDER BY created_at, id").all() as KeyRow[]).map(toKey);
   }
 
+  /** Synced before it answers: a revoked key must not come back after a power cut. */
   deleteKey(id: string): boolean {
-    return this.db.statement("DELETE FROM e2b_keys WHERE id = ?").run(id).changes > 0;
+    return this.db.durable(() => this.db.statement("DELETE FROM e2b_keys WHERE id = ?").run(id).changes > 0);
   }
 
   /** The id of the key, when `key` is one of ours. Only hashes are compared. */

@@ -120,6 +120,44 @@ describe("Database", () => {
     expect(mode(path)).toBe(0o600);
   });
 
+  it("commits a durable write at level FULL, then returns to NORMAL, also when it fails", () => {
+    const db = openDb(dbPath());
+    const level = () => conn(db).pragma("synchronous", { simple: true });
+    const sandboxes = new SandboxStore(db);
+    sandboxes.insert(testRecord("sbx_d"));
+    expect(db.durable(() => (sandboxes.setState("sbx_d", "stopped"), level()))).toBe(2);
+    expect(level()).toBe(1);
+    expect(() =>
+      db.durable(() => {
+        sandboxes.setState("sbx_d", "failed");
+        throw new Error("abort");
+      }),
+    ).toThrow("abort");
+    expect(level()).toBe(1);
+    expect(sandboxes.get("sbx_d")?.state).toBe("stopped");
+    expect(() => db.transaction(() => db.durable(() => 1))).toThrow(/cannot run inside another transaction/);
+  });
+
+  it("syncs exactly the writes that must survive a power cut: a hibernated record, a new or revoked key", () => {
+    const db = openDb(dbPath());
+    const levels: unknown[] = [];
+    const durable = db.durable.bind(db);
+    db.durable = <T>(fn: () => T): T => durable(() => (levels.push(conn(db).pragma("synchronous", { simple: true })), fn()));
+    const sandboxes = new SandboxStore(db);
+    const e2b = new E2bStore(db);
+    sandboxes.insert(testRecord("sbx_h"));
+    sandboxes.setStandby("sbx_h", "paused", { since: 1, reason: "idle" }, null);
+    sandboxes.setState("sbx_h", "hibernating");
+    expect(levels).toEqual([]);
+    sandboxes.setStandby("sbx_h", "hibernated", { since: 1, reason: "idle" }, null);
+    sandboxes.setState("sbx_h", "hibernated", "the last wake failed");
+    const key = e2b.createKey("k");
+    e2b.deleteKey(key.id);
+    expect(levels).toEqual([2, 2, 2, 2]);
+    expect(sandboxes.get("sbx_h")).toMatchObject({ state: "hibernated", stateReason: "the last wake failed" });
+    expect(e2b.listKeys()).toEqual([]);
+  });
+
   it("runs writes of several repositories in one transaction", () => {
     const db = openDb(dbPath());
     const sandboxes = new SandboxStore(db);

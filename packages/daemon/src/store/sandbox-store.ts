@@ -73,6 +73,15 @@ export class SandboxStore {
     return this.db.statement(sql);
   }
 
+  /**
+   * A hibernated sandbox lives on after a power cut (its image and disk are synced), so the record saying so is
+   * synced too; other states die with the host anyway and are written without waiting for the disk.
+   */
+  private write(state: SandboxState, run: () => unknown): void {
+    if (state === "hibernated") this.db.durable(run);
+    else run();
+  }
+
   insert(r: SandboxRecord): void {
     this.stmt(
         `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at, standby_since, standby_reason,
@@ -99,7 +108,7 @@ export class SandboxStore {
   }
 
   setState(id: string, state: SandboxState, reason: string | null = null): void {
-    this.stmt("UPDATE sandboxes SET state = ?, state_reason = ? WHERE id = ?").run(state, reason, id);
+    this.write(state, () => this.stmt("UPDATE sandboxes SET state = ?, state_reason = ? WHERE id = ?").run(state, reason, id));
   }
 
   /**
@@ -113,13 +122,15 @@ export class SandboxStore {
     expiresAt: number | null,
     note: string | null = null,
   ): void {
-    this.stmt("UPDATE sandboxes SET state = ?, state_reason = ?, standby_since = ?, standby_reason = ?, expires_at = ? WHERE id = ?").run(
-      state,
-      note,
-      standby?.since ?? null,
-      standby?.reason ?? null,
-      expiresAt,
-      id,
+    this.write(state, () =>
+      this.stmt("UPDATE sandboxes SET state = ?, state_reason = ?, standby_since = ?, standby_reason = ?, expires_at = ? WHERE id = ?").run(
+        state,
+        note,
+        standby?.since ?? null,
+        standby?.reason ?? null,
+        expiresAt,
+        id,
+      ),
     );
   }
 
