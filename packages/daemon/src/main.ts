@@ -15,6 +15,7 @@ import { ExecService } from "./services/exec-service.js";
 import { FileService } from "./services/file-service.js";
 import { SandboxService } from "./services/sandbox-service.js";
 import { SandboxFilesystem } from "./storage/sandbox-filesystem.js";
+import { Database } from "./store/database.js";
 import { SandboxStore } from "./store/sandbox-store.js";
 import { TemplateStore } from "./templates/template-store.js";
 import { createTemplateService } from "./services/template-service.js";
@@ -32,8 +33,9 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const log = createLogger(config.logLevel);
   mkdirSync(config.dataDir, { recursive: true });
   mkdirSync(config.runDir, { recursive: true, mode: 0o700 });
-  const store = new SandboxStore(join(config.dataDir, "stasis.db"));
-  const e2bStore = new E2bStore(join(config.dataDir, "stasis.db"));
+  const database = new Database(join(config.dataDir, "stasis.db"));
+  const store = new SandboxStore(database);
+  const e2bStore = new E2bStore(database);
   const metrics = new Metrics();
   const cgroupMode = detectCgroupMode();
   const drivers = createHostDrivers({ ...config, cgroupMode });
@@ -81,8 +83,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         await sandboxes.discardPools();
         sandboxes.stop();
       }
-      store.close();
-      e2bStore.close();
+      database.close();
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
     },
   };

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { ErrorCode } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
 import type { AgentChannel } from "../runtime/driver.js";
-import { LineSplitter } from "./line-splitter.js";
+import { LineSplitter } from "../runtime/line-splitter.js";
 
 export const MAX_LINE_BYTES = 4 * 1024 * 1024;
 

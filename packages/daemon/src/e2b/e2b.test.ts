@@ -11,6 +11,7 @@ import { FileService } from "../services/file-service.js";
 import { SandboxService } from "../services/sandbox-service.js";
 import { createTemplateService } from "../services/template-service.js";
 import { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
+import { Database } from "../store/database.js";
 import { SandboxStore, type SandboxRecord } from "../store/sandbox-store.js";
 import { testRecord } from "../store/test-records.js";
 import { TemplateStore } from "../templates/template-store.js";
@@ -23,9 +24,9 @@ import { resolvePath } from "./envd.js";
 const dir = mkdtempSync(join(tmpdir(), "stasis-e2b-"));
 const API_KEY = "k-0123456789abcdef";
 const config = loadConfig({ STASIS_DATA_DIR: dir, STASIS_API_KEY: API_KEY });
-const db = join(dir, "db.sqlite");
-const store = new SandboxStore(db);
-const e2bStore = new E2bStore(db);
+const database = new Database(join(dir, "db.sqlite"));
+const store = new SandboxStore(database);
+const e2bStore = new E2bStore(database);
 const metrics = new Metrics();
 const log = pino({ level: "silent" });
 const templates = new TemplateStore(join(dir, "templates"));
@@ -39,8 +40,7 @@ const app = createApp({
   e2b: { auth },
 });
 afterAll(() => {
-  store.close();
-  e2bStore.close();
+  database.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -13,6 +13,7 @@ import { FileService } from "../services/file-service.js";
 import { SandboxService } from "../services/sandbox-service.js";
 import { createTemplateService } from "../services/template-service.js";
 import { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
+import { Database } from "../store/database.js";
 import { SandboxStore } from "../store/sandbox-store.js";
 import { TemplateStore } from "../templates/template-store.js";
 import { createApp } from "./app.js";
@@ -20,7 +21,8 @@ import { createApp } from "./app.js";
 // The HTTP layer in-process (no runtime): auth, validation and the error shape of every failure path.
 const dir = mkdtempSync(join(tmpdir(), "stasis-app-"));
 const config = loadConfig({ STASIS_DATA_DIR: dir, STASIS_API_KEY: "k-0123456789abcdef" });
-const store = new SandboxStore(join(dir, "db.sqlite"));
+const database = new Database(join(dir, "db.sqlite"));
+const store = new SandboxStore(database);
 const metrics = new Metrics();
 const log = pino({ level: "silent" });
 const templates = new TemplateStore(join(dir, "templates"));
@@ -35,14 +37,14 @@ const app = createApp({
     files: new FileService(sandboxes, 1024),
     templates,
     templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),
-    e2bKeys: new E2bStore(join(dir, "db.sqlite")),
+    e2bKeys: new E2bStore(database),
     metrics,
     version: "test",
     defaultRuntime: "gvisor",
   },
 });
 afterAll(() => {
-  store.close();
+  database.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

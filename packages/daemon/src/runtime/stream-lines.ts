@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { LineSplitter } from "../agent-client/line-splitter.js";
+import { LineSplitter } from "./line-splitter.js";
 
 /** Lines longer than this are dropped (with a note): the daemon holds at most this much per stream. */
 const MAX_LINE_BYTES = 64 * 1024;

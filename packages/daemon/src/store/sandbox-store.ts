@@ -1,6 +1,5 @@
-import { chmodSync } from "node:fs";
-import Database from "better-sqlite3";
 import type { CreatedVia, Env, Metadata, OnTimeout, Runtime, SandboxState, StandbyReason } from "@stasis/protocol";
+import type { Database, Statement } from "./database.js";
 
 export interface SandboxRecord {
   id: string;
@@ -63,73 +62,24 @@ type Row = {
   created_via: string;
 };
 
-const MIGRATIONS = [
-  `CREATE TABLE sandboxes (
-     id TEXT PRIMARY KEY,
-     template TEXT NOT NULL,
-     runtime TEXT NOT NULL,
-     state TEXT NOT NULL,
-     state_reason TEXT,
-     cpu REAL NOT NULL,
-     memory_mib INTEGER NOT NULL,
-     disk_mib INTEGER NOT NULL,
-     env TEXT NOT NULL,
-     metadata TEXT NOT NULL,
-     timeout_ms INTEGER NOT NULL,
-     created_at INTEGER NOT NULL,
-     expires_at INTEGER
-   );
-   CREATE INDEX sandboxes_created ON sandboxes (created_at DESC, id DESC);
-   CREATE INDEX sandboxes_state ON sandboxes (state);`,
-  `ALTER TABLE sandboxes ADD COLUMN standby_since INTEGER;`,
-  // Sandboxes created before automatic standby existed keep their old behaviour: killed at the end of
-  // their lifetime, never paused on their own.
-  `ALTER TABLE sandboxes ADD COLUMN on_timeout TEXT NOT NULL DEFAULT 'kill';
-   ALTER TABLE sandboxes ADD COLUMN idle_timeout_ms INTEGER NOT NULL DEFAULT 0;
-   ALTER TABLE sandboxes ADD COLUMN hibernate_after_ms INTEGER NOT NULL DEFAULT 0;
-   ALTER TABLE sandboxes ADD COLUMN forked_from TEXT;`,
-  // Why a sandbox sleeps, kept apart from the free-text state_reason; rows in standby get it from that text.
-  `ALTER TABLE sandboxes ADD COLUMN standby_reason TEXT;
-   UPDATE sandboxes SET standby_reason = CASE
-     WHEN standby_since IS NULL THEN NULL
-     WHEN state_reason LIKE 'idle%' OR state_reason LIKE 'paused for%' THEN 'idle'
-     WHEN state_reason LIKE 'lifetime%' THEN 'lifetime'
-     ELSE 'requested' END;`,
-  `ALTER TABLE sandboxes ADD COLUMN pooled INTEGER NOT NULL DEFAULT 0;
-   ALTER TABLE sandboxes ADD COLUMN created_via TEXT NOT NULL DEFAULT 'cold';
-   UPDATE sandboxes SET created_via = 'fork' WHERE forked_from IS NOT NULL;`,
-];
-
-/** Durable sandbox state (SQLite, WAL): the source of truth a restarted daemon reconciles from. */
+/**
+ * Durable sandbox state: the source of truth a restarted daemon reconciles from. A repository over the shared
+ * Database (its table comes from migrations 1-5); whoever opened the Database closes it.
+ */
 export class SandboxStore {
-  private readonly db: Database.Database;
-  /** Prepared once: preparing a statement costs more than running these queries. */
-  private readonly statements = new Map<string, Database.Statement>();
+  constructor(private readonly db: Database) {}
 
-  constructor(path: string) {
-    this.db = new Database(path);
-    // Records hold every sandbox's env, which often carries secrets.
-    chmodSync(path, 0o600);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    this.db.pragma("busy_timeout = 5000");
-    this.migrate();
+  private stmt(sql: string): Statement {
+    return this.db.statement(sql);
   }
 
-  private migrate(): void {
-    const version = this.db.pragma("user_version", { simple: true }) as number;
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
-  }
-
-  private stmt(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
-    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
-    return s;
+  /**
+   * A hibernated sandbox lives on after a power cut (its image and disk are synced), so the record saying so is
+   * synced too; other states die with the host anyway and are written without waiting for the disk.
+   */
+  private write(state: SandboxState, run: () => unknown): void {
+    if (state === "hibernated") this.db.durable(run);
+    else run();
   }
 
   insert(r: SandboxRecord): void {
@@ -158,7 +108,7 @@ export class SandboxStore {
   }
 
   setState(id: string, state: SandboxState, reason: string | null = null): void {
-    this.stmt("UPDATE sandboxes SET state = ?, state_reason = ? WHERE id = ?").run(state, reason, id);
+    this.write(state, () => this.stmt("UPDATE sandboxes SET state = ?, state_reason = ? WHERE id = ?").run(state, reason, id));
   }
 
   /**
@@ -172,13 +122,15 @@ export class SandboxStore {
     expiresAt: number | null,
     note: string | null = null,
   ): void {
-    this.stmt("UPDATE sandboxes SET state = ?, state_reason = ?, standby_since = ?, standby_reason = ?, expires_at = ? WHERE id = ?").run(
-      state,
-      note,
-      standby?.since ?? null,
-      standby?.reason ?? null,
-      expiresAt,
-      id,
+    this.write(state, () =>
+      this.stmt("UPDATE sandboxes SET state = ?, state_reason = ?, standby_since = ?, standby_reason = ?, expires_at = ? WHERE id = ?").run(
+        state,
+        note,
+        standby?.since ?? null,
+        standby?.reason ?? null,
+        expiresAt,
+        id,
+      ),
     );
   }
 
@@ -235,9 +187,6 @@ export class SandboxStore {
     return (this.stmt("SELECT * FROM sandboxes WHERE pooled = 1 ORDER BY created_at, id").all() as Row[]).map(fromRow);
   }
 
-  close(): void {
-    this.db.close();
-  }
 }
 
 function fromRow(row: Row): SandboxRecord {

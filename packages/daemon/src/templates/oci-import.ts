@@ -4,7 +4,7 @@ import { constants, type Stats } from "node:fs";
 import { lstat, mkdir, mkdtemp, open, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { BoundedReadError, readBoundedFile } from "./bounded-read.js";
-import { LineSplitter } from "../agent-client/line-splitter.js";
+import { LineSplitter } from "../runtime/line-splitter.js";
 
 export interface OciImageConfig {
   env: Record<string, string>;
