@@ -18,7 +18,7 @@ describe("daemon restart", () => {
   ] as const)("keeps sandboxes after %s (%s), processes and files intact", async (signal, stateAfter) => {
     const sandbox = await Sandbox.create({ idleTimeoutMs: 0, ...daemon.conn });
     await sandbox.files.write("/root/kept.txt", "still here");
-    const counter = await sandbox.commands.start("i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done");
+    const counter = await sandbox.commands.start("i=0; while true; do i=$((i+1)); echo $i > /tmp/counter.new; mv /tmp/counter.new /tmp/counter; sleep 0.1; done");
 
     await daemon.stop(signal);
     await daemon.restart();
