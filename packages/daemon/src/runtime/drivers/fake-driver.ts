@@ -16,7 +16,7 @@ import type {
   SandboxRef,
 } from "../driver.js";
 import { FakeAgent, type AgentFaults } from "./fake-agent.js";
-import { StepFaults } from "./fake-faults.js";
+import { StepFaults, type SandboxMatch } from "./fake-faults.js";
 import { emptyMemory, type ShellMemory } from "./fake-shell.js";
 
 export type FakeDriverStep = "launch" | "pause" | "resume" | "checkpoint" | "restore" | "destroy" | "observe" | "reattach";
@@ -177,11 +177,11 @@ export class FakeDriver implements RuntimeDriver, Pausable, Checkpointable {
     this.faults = options.faults ?? new StepFaults<string>();
   }
 
-  failNext(step: FakeDriverStep, error?: Error, id?: string): void {
+  failNext(step: FakeDriverStep, error?: Error, id?: SandboxMatch): void {
     this.faults.failNext(step, error, id);
   }
 
-  crashAt(step: FakeDriverStep, options: { after?: boolean; id?: string } = {}): Promise<void> {
+  crashAt(step: FakeDriverStep, options: { after?: boolean; id?: SandboxMatch } = {}): Promise<void> {
     return this.faults.crashAt(step, options);
   }
 

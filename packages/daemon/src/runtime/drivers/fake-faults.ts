@@ -3,16 +3,19 @@ export function never<T>(): Promise<T> {
   return new Promise<T>(() => {});
 }
 
+/** Which sandboxes a fault applies to: any (undefined), one id, or those a predicate picks. */
+export type SandboxMatch = string | ((id: string) => boolean) | undefined;
+
 interface Failure<Step> {
   step: Step;
   error: Error;
-  id: string | undefined;
+  id: SandboxMatch;
 }
 
 interface Crash<Step> {
   step: Step;
   after: boolean;
-  id: string | undefined;
+  id: SandboxMatch;
   hit: () => void;
 }
 
@@ -28,8 +31,8 @@ export class StepFaults<Step extends string> {
   readonly calls = new Map<Step, number>();
   private dead = false;
 
-  /** The next `step` (on sandbox `id`, when given) throws `error` and does nothing. */
-  failNext(step: Step, error: Error = new Error(`injected ${step} failure`), id?: string): void {
+  /** The next `step` (on a sandbox `id` matches, when given) throws `error` and does nothing. */
+  failNext(step: Step, error: Error = new Error(`injected ${step} failure`), id?: SandboxMatch): void {
     this.failures.push({ step, error, id });
   }
 
@@ -37,7 +40,7 @@ export class StepFaults<Step extends string> {
    * The daemon dies at the next `step` (on sandbox `id`, when given): before it does anything, or, with
    * `after`, once its effect on the host is done. Resolves when the point is reached.
    */
-  crashAt(step: Step, options: { after?: boolean; id?: string } = {}): Promise<void> {
+  crashAt(step: Step, options: { after?: boolean; id?: SandboxMatch } = {}): Promise<void> {
     return new Promise((resolve) => this.crashes.push({ step, after: options.after ?? false, id: options.id, hit: resolve }));
   }
 
@@ -79,8 +82,8 @@ export class StepFaults<Step extends string> {
     return never();
   }
 
-  private take<F extends { step: Step; id: string | undefined }>(list: F[], step: Step, id: string): F | undefined {
-    const i = list.findIndex((f) => f.step === step && (f.id === undefined || f.id === id));
+  private take<F extends { step: Step; id: SandboxMatch }>(list: F[], step: Step, id: string): F | undefined {
+    const i = list.findIndex((f) => f.step === step && (f.id === undefined || (typeof f.id === "string" ? f.id === id : f.id(id))));
     return i === -1 ? undefined : list.splice(i, 1)[0];
   }
 }
