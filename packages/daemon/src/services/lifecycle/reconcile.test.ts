@@ -227,6 +227,9 @@ describe("crash at a transition, then restart", () => {
     expect(existsSync(d2.disks.paths(record!.id).dir)).toBe(false);
   });
 
+});
+
+describe("restart: sandboxes reconcile deletes though they are alive or complete (issue 14)", () => {
   // Bug (issue 14): an agent that does not answer a ping within 5 s (busy, or its pipe slow to reopen) gets its
   // running sandbox marked failed and torn down by reconcile, though its runtime is alive.
   it.fails("a running sandbox whose agent does not answer at reattach is kept (bug: it is torn down)", async () => {
@@ -237,6 +240,18 @@ describe("crash at a transition, then restart", () => {
     const starting = env.restart(d1);
     await vi.advanceTimersByTimeAsync(5_000);
     const d2 = await starting;
+    expect(env.host.has(id)).toBe(true);
+    expect(d2.service.get(id).state).not.toBe("failed");
+  });
+
+  // Same bug, when reopening the channel fails outright (e.g. the FIFOs cannot be opened this time).
+  it.fails("a running sandbox whose channel cannot be reopened is kept (bug: it is torn down)", async () => {
+    const d1 = await env.startDaemon();
+    const { id } = await busy(d1);
+    d1.service.stop();
+    const d2 = await env.startDaemon({ start: false });
+    d2.driver.failNext("reattach", new Error("open fifo: EINTR"));
+    await d2.service.start();
     expect(env.host.has(id)).toBe(true);
     expect(d2.service.get(id).state).not.toBe("failed");
   });
