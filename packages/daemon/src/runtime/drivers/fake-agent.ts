@@ -1,5 +1,5 @@
 import { PassThrough } from "node:stream";
-import { LineSplitter } from "../../agent-client/line-splitter.js";
+import { LineSplitter } from "../line-splitter.js";
 import type { AgentChannel } from "../driver.js";
 import { FakeShell, SIGNALS, type Fd, type ShellMemory } from "./fake-shell.js";
 

@@ -8,15 +8,17 @@ import { Metrics } from "../../../observability/metrics.js";
 import type { RuntimeDriver } from "../../../runtime/driver.js";
 import { FakeDriver, FakeHost } from "../../../runtime/drivers/fake-driver.js";
 import { StepFaults } from "../../../runtime/drivers/fake-faults.js";
+import { Database } from "../../../store/database.js";
 import { SandboxStore } from "../../../store/sandbox-store.js";
 import { SandboxService } from "../../sandbox-service.js";
 import { execToExit } from "../agent-tasks.js";
 import { FakeDisks, FakeMounts } from "./fake-disks.js";
 import { FakeTemplates } from "./fake-templates.js";
 
-/** The one place a test store is opened (the store's constructor is about to take a shared Database). */
-export function openStore(path: string): SandboxStore {
-  return new SandboxStore(path);
+/** The one place a test store is opened: one connection per daemon, as a real daemon has. */
+export function openStore(path: string): { store: SandboxStore; database: Database } {
+  const database = new Database(path);
+  return { store: new SandboxStore(database), database };
 }
 
 export interface DaemonOptions {
@@ -34,6 +36,7 @@ export interface DaemonOptions {
 export interface Daemon {
   service: SandboxService;
   store: SandboxStore;
+  database: Database;
   config: DaemonConfig;
   metrics: Metrics;
   /** The gvisor stand-in: pause and checkpoint. */
@@ -74,10 +77,10 @@ export class TestHost {
     const drivers = new Map<Runtime, RuntimeDriver>([["crun", crun]]);
     if (options.gvisor !== false) drivers.set("gvisor", driver);
     const disks = new FakeDisks(join(this.dir, "sandboxes"), this.mounts, faults);
-    const store = openStore(this.storePath);
+    const { store, database } = openStore(this.storePath);
     const metrics = new Metrics();
     const service = new SandboxService({ config, store, drivers, filesystem: disks, templates: this.templates, metrics, log: pino({ level: "silent" }) });
-    const daemon: Daemon = { service, store, config, metrics, driver, crun, disks, faults };
+    const daemon: Daemon = { service, store, database, config, metrics, driver, crun, disks, faults };
     this.daemons.push(daemon);
     if (options.start !== false) await service.start();
     return daemon;
@@ -111,7 +114,7 @@ export class TestHost {
   close(): void {
     for (const d of this.daemons) {
       d.service.stop();
-      d.store.close();
+      d.database.close();
     }
     this.host.reboot();
     rmSync(this.dir, { recursive: true, force: true });
