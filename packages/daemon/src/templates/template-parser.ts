@@ -6,7 +6,8 @@ import { parseSpec } from "./parser/spec.js";
 
 export { formatBaseImage, parseBaseImage } from "./parser/base-image.js";
 export { parseDockerfile, type DockerfileOptions } from "./parser/dockerfile.js";
-export { MAX_SPEC_BYTES, MAX_STEPS, shellQuote } from "./parser/limits.js";
+export { MAX_SPEC_BYTES, MAX_STEPS } from "./parser/checks.js";
+export { shellQuote } from "./shell-quote.js";
 export { expandWord } from "./parser/shell-words.js";
 export { parseSpec } from "./parser/spec.js";
 

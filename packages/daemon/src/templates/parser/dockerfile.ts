@@ -2,8 +2,9 @@
 import { EnvSchema } from "@stasis/protocol";
 import { DEFAULT_PATH } from "../../runtime/oci-spec.js";
 import { TemplateSpecError, type BaseImage, type BuildStep, type TemplateDefinition } from "../template-definition.js";
+import { shellQuote } from "../shell-quote.js";
 import { EXAMPLE_FROM, parseBaseImage } from "./base-image.js";
-import { checkCopy, checkSize, ENV_NAME_RE, MAX_STEPS, READY_TIMEOUT_MAX_MS, READY_TIMEOUT_MIN_MS, shellQuote, truncate, USER_RE } from "./limits.js";
+import { checkCopy, checkSize, ENV_NAME_RE, MAX_STEPS, READY_TIMEOUT_MAX_MS, READY_TIMEOUT_MIN_MS, truncate, USER_RE } from "./checks.js";
 import { expandWord, splitWords } from "./shell-words.js";
 
 interface Instruction {

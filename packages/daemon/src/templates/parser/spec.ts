@@ -4,7 +4,7 @@ import { Lexer, LineCounter, parseDocument, Parser, type Document } from "yaml";
 import { z } from "zod";
 import { TemplateSpecError, type BuildStep, type TemplateDefinition } from "../template-definition.js";
 import { parseBaseImage } from "./base-image.js";
-import { checkCopy, checkSize, ENV_NAME_RE, lineOfOffset, MAX_STEPS, oneLine, PACKAGE_RE, READY_TIMEOUT_MAX_MS, READY_TIMEOUT_MIN_MS, USER_RE } from "./limits.js";
+import { checkCopy, checkSize, ENV_NAME_RE, lineOfOffset, MAX_STEPS, oneLine, PACKAGE_RE, READY_TIMEOUT_MAX_MS, READY_TIMEOUT_MIN_MS, USER_RE } from "./checks.js";
 import { check, didYouMean, formatPath, NodeLines, type Path } from "./spec-validation.js";
 
 /** Nesting a spec may have (a real one has about 5). */

@@ -61,9 +61,3 @@ export function checkCopy(keyword: string, sources: string[], dest: string, line
     fail(`${keyword} with several sources needs a directory destination ending in "/" (e.g. ${dest}/)`);
   }
 }
-
-/** Quotes an argument for /bin/sh when it needs it. */
-export function shellQuote(arg: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
