@@ -43,13 +43,13 @@ func NewAgent(w io.Writer) *Agent {
 // keep running after Serve returns.
 func (a *Agent) Serve(r io.Reader) error {
 	a.out.send(helloEvent{Ev: "hello", Version: version, Protocol: protocolVersion})
-	lines := newLineReader(r, maxLineSize)
+	messages := newMessageReader(r, maxLineSize)
 	for {
-		line, err := lines.next()
+		m, err := messages.next()
 		if err != nil {
 			return err
 		}
-		a.dispatch(line)
+		a.dispatch(m)
 	}
 }
 
@@ -92,31 +92,42 @@ var ops = map[string]opSpec{
 	"stats":       {handle: (*Agent).stats},
 }
 
-// dispatch decodes one request line and schedules its handler. It never
-// blocks on output, so the daemon can always keep writing requests.
-func (a *Agent) dispatch(line []byte) {
-	if len(bytes.TrimSpace(line)) == 0 {
+// dispatch decodes one request and schedules its handler. It never blocks on
+// output, so the daemon can always keep writing requests.
+func (a *Agent) dispatch(m inMessage) {
+	line := m.body
+	if len(bytes.TrimSpace(line)) == 0 && !m.framed {
 		return
 	}
-	if len(line) > largeMessage {
+	if len(line)+len(m.payload) > largeMessage {
 		trimSoon()
 	}
 	req := new(request)
-	if err := json.Unmarshal(line, req); err != nil {
+	var err error
+	if err = json.Unmarshal(line, req); err != nil {
+		err = errorf(codeInvalidArgument, "%v", err)
+	} else if m.oversize {
+		err = errorf(codeTooLarge, "frame payload exceeds %d bytes", maxFrameData)
+	} else if m.framed && req.Data != nil {
+		err = errorf(codeInvalidArgument, "a frame carries its data as the payload, not in its header")
+	} else if m.framed {
+		req.Data, req.framed = m.payload, true
+	}
+	if err != nil {
 		// Reply to a well-formed request whose fields have the wrong types.
 		var envelope struct {
 			ID *int64 `json:"id"`
 		}
 		if json.Unmarshal(line, &envelope) != nil || envelope.ID == nil {
-			log.Printf("ignoring malformed line (%d bytes): %v", len(line), err)
+			log.Printf("ignoring malformed message (%d bytes): %v", len(line), err)
 			return
 		}
-		a.schedule("", &call{a: a, id: envelope.ID}, "decode", func() (any, error) {
-			return nil, errorf(codeInvalidArgument, "%v", err)
+		a.schedule("", &call{a: a, id: envelope.ID, framed: m.framed}, "decode", func() (any, error) {
+			return nil, err
 		})
 		return
 	}
-	c := &call{a: a, id: req.ID}
+	c := &call{a: a, id: req.ID, framed: m.framed}
 	spec, known := ops[req.Op]
 	switch {
 	case req.ID == nil && !(known && spec.noReply):
@@ -158,7 +169,14 @@ func (a *Agent) schedule(key string, c *call, op string, fn func() (any, error))
 type call struct {
 	a       *Agent
 	id      *int64 // nil for fire-and-forget requests
+	framed  bool   // the request came as a frame: so does the reply
 	replied bool
+}
+
+// payloadResult is a result with bulk data, which a framed reply carries as
+// its payload instead of base64 in the JSON.
+type payloadResult interface {
+	splitPayload() (meta any, payload []byte)
 }
 
 func (c *call) finish(result any, err error) {
@@ -179,14 +197,24 @@ func (c *call) finish(result any, err error) {
 		}
 		r.Result = result
 	}
-	c.a.out.send(r)
+	if !c.framed {
+		c.a.out.send(r)
+		return
+	}
+	var payload []byte
+	if pr, ok := r.Result.(payloadResult); ok {
+		r.Result, payload = pr.splitPayload()
+	}
+	c.a.out.sendFrame(r, payload)
 }
 
 func (a *Agent) ping(c *call, req *request) (any, error) {
+	// The protocol too: a daemon that reattaches to a running agent gets no hello.
 	return struct {
 		Version  string `json:"version"`
+		Protocol int    `json:"protocol"`
 		UptimeMs int64  `json:"uptimeMs"`
-	}{version, time.Since(a.started).Milliseconds()}, nil
+	}{version, protocolVersion, time.Since(a.started).Milliseconds()}, nil
 }
 
 func (a *Agent) stats(c *call, req *request) (any, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"log"
@@ -57,42 +58,148 @@ func (lr *lineReader) next() ([]byte, error) {
 	}
 }
 
-// lineWriter owns the agent's stdout: a single goroutine writes queued lines,
-// so concurrent producers never interleave their output.
-type lineWriter struct {
-	queue chan []byte
+// inMessage is one request read from the daemon: a JSON line, or a frame's
+// JSON header and payload.
+type inMessage struct {
+	body    []byte
+	payload []byte
+	framed  bool
+	// oversize: a frame whose payload exceeded maxFrameData; it was skipped
+	// (payload is nil) and the request is answered with too_large.
+	oversize bool
 }
 
-// writeQueueLen bounds the encoded lines waiting for stdout. When the daemon
-// reads slowly, send blocks, which in turn stops the pipe readers: backpressure
-// instead of unbounded buffering.
+// messageReader reads JSON lines and binary frames from one stream.
+type messageReader struct {
+	br    *bufio.Reader
+	lines *lineReader
+}
+
+func newMessageReader(r io.Reader, maxLine int) *messageReader {
+	lr := newLineReader(r, maxLine)
+	return &messageReader{br: lr.br, lines: lr}
+}
+
+// next returns the next message. A frame with an over-long header is skipped
+// whole (its lengths keep the stream in step); one with an over-long payload
+// is returned without it, marked oversize. Neither is ever buffered.
+func (mr *messageReader) next() (inMessage, error) {
+	for {
+		first, err := mr.br.Peek(1)
+		if err != nil {
+			return inMessage{}, err
+		}
+		if first[0] != frameMarker {
+			line, err := mr.lines.next()
+			return inMessage{body: line}, err
+		}
+		var prefix [framePrefixLen]byte
+		if _, err := io.ReadFull(mr.br, prefix[:]); err != nil {
+			return inMessage{}, unexpected(err)
+		}
+		headLen := int64(binary.BigEndian.Uint32(prefix[1:5]))
+		dataLen := int64(binary.BigEndian.Uint32(prefix[5:9]))
+		if headLen > maxFrameHeader {
+			log.Printf("discarding a frame with a %d-byte header (limit %d)", headLen, maxFrameHeader)
+			if _, err := io.CopyN(io.Discard, mr.br, headLen+dataLen); err != nil {
+				return inMessage{}, unexpected(err)
+			}
+			continue
+		}
+		m := inMessage{body: make([]byte, headLen), framed: true}
+		if _, err := io.ReadFull(mr.br, m.body); err != nil {
+			return inMessage{}, unexpected(err)
+		}
+		if dataLen > maxFrameData {
+			m.oversize = true
+			_, err = io.CopyN(io.Discard, mr.br, dataLen)
+		} else {
+			m.payload = make([]byte, dataLen)
+			_, err = io.ReadFull(mr.br, m.payload)
+		}
+		if err != nil {
+			return inMessage{}, unexpected(err)
+		}
+		return m, nil
+	}
+}
+
+// unexpected reports a stream that ends inside a frame.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// appendFramePrefix appends a frame's fixed prefix to b.
+func appendFramePrefix(b []byte, headLen, dataLen int) []byte {
+	b = append(b, frameMarker)
+	b = binary.BigEndian.AppendUint32(b, uint32(headLen))
+	return binary.BigEndian.AppendUint32(b, uint32(dataLen))
+}
+
+// outMessage is one queued message: a JSON line, or a frame's prefix and
+// header (head) followed by its payload.
+type outMessage struct {
+	head    []byte
+	payload []byte
+}
+
+// lineWriter owns the agent's stdout: a single goroutine writes queued
+// messages, so concurrent producers never interleave their output.
+type lineWriter struct {
+	queue chan outMessage
+}
+
+// writeQueueLen bounds the encoded messages waiting for stdout. When the
+// daemon reads slowly, send blocks, which in turn stops the pipe readers:
+// backpressure instead of unbounded buffering.
 const writeQueueLen = 32
 
 func newLineWriter(w io.Writer) *lineWriter {
-	lw := &lineWriter{queue: make(chan []byte, writeQueueLen)}
+	lw := &lineWriter{queue: make(chan outMessage, writeQueueLen)}
 	go lw.loop(w)
 	return lw
 }
 
-// send encodes v as one JSON line and queues it. Lines queued by one goroutine
-// are written in the order they were queued.
+// send encodes v as one JSON line and queues it. Messages queued by one
+// goroutine are written in the order they were queued.
 func (lw *lineWriter) send(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		log.Printf("cannot encode %T: %v", v, err)
 		return
 	}
-	lw.queue <- append(b, '\n')
+	lw.queue <- outMessage{head: append(b, '\n')}
+}
+
+// sendFrame queues v as a frame's JSON header, with payload after it.
+func (lw *lineWriter) sendFrame(v any, payload []byte) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		log.Printf("cannot encode %T: %v", v, err)
+		return
+	}
+	if len(b) > maxFrameHeader || len(payload) > maxFrameData {
+		log.Printf("cannot send a frame of %d+%d bytes", len(b), len(payload))
+		return
+	}
+	head := appendFramePrefix(make([]byte, 0, framePrefixLen+len(b)), len(b), len(payload))
+	lw.queue <- outMessage{head: append(head, b...), payload: payload}
 }
 
 func (lw *lineWriter) loop(w io.Writer) {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	failing := false
-	for line := range lw.queue {
-		if len(line) > largeMessage {
+	for m := range lw.queue {
+		if len(m.head)+len(m.payload) > largeMessage {
 			trimSoon()
 		}
-		_, err := bw.Write(line)
+		_, err := bw.Write(m.head)
+		if err == nil && len(m.payload) > 0 {
+			_, err = bw.Write(m.payload)
+		}
 		if err == nil && len(lw.queue) == 0 {
 			err = bw.Flush()
 		}

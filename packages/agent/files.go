@@ -185,8 +185,8 @@ func (a *Agent) read(c *call, req *request) (any, error) {
 	if req.Length != nil {
 		if length = *req.Length; length < 0 {
 			return nil, errorf(codeInvalidArgument, "length must not be negative")
-		} else if length > maxData {
-			return nil, errorf(codeTooLarge, "length exceeds %d bytes", maxData)
+		} else if length > req.dataLimit() {
+			return nil, errorf(codeTooLarge, "length exceeds %d bytes", req.dataLimit())
 		}
 	}
 	// O_NONBLOCK: opening a FIFO must not hang the request.
@@ -213,11 +213,21 @@ func (a *Agent) read(c *call, req *request) (any, error) {
 		return nil, fsError(err)
 	}
 	eof := err == io.EOF || (fi.Mode().IsRegular() && req.Offset+int64(n) >= fi.Size())
+	return &readResult{Data: buf[:n], EOF: eof, Size: fi.Size()}, nil
+}
+
+type readResult struct {
+	Data []byte `json:"data"`
+	EOF  bool   `json:"eof"`
+	Size int64  `json:"size"`
+}
+
+// splitPayload gives a framed reply its data as the payload.
+func (r *readResult) splitPayload() (any, []byte) {
 	return struct {
-		Data []byte `json:"data"`
-		EOF  bool   `json:"eof"`
-		Size int64  `json:"size"`
-	}{buf[:n], eof, fi.Size()}, nil
+		EOF  bool  `json:"eof"`
+		Size int64 `json:"size"`
+	}{r.EOF, r.Size}, r.Data
 }
 
 func describe(path string, fi fs.FileInfo) *fileInfo {

@@ -12,7 +12,7 @@ import (
 )
 
 // End-to-end harness: an in-process agent served over pipes, driven through
-// the same JSON lines the daemon writes.
+// the same JSON lines and frames the daemon writes.
 
 func TestMain(m *testing.M) {
 	// Orphans of test processes must be reparented to (and reaped by) the
@@ -42,6 +42,9 @@ type message struct {
 	Signal   *string         `json:"signal"`
 	Version  string          `json:"version"`
 	Protocol int             `json:"protocol"`
+
+	framed  bool   // it came as a frame
+	payload []byte // the frame's payload
 }
 
 type harness struct {
@@ -70,16 +73,18 @@ func newHarness(t *testing.T) *harness {
 }
 
 func (h *harness) readLoop(r io.Reader) {
-	lines := newLineReader(r, 16<<20)
+	messages := newMessageReader(r, 16<<20)
 	for {
-		line, err := lines.next()
+		in, err := messages.next()
 		if err != nil {
 			return
 		}
+		line := in.body
 		var m message
 		if err := json.Unmarshal(line, &m); err != nil {
 			panic(fmt.Sprintf("agent wrote invalid JSON %.100q: %v", line, err))
 		}
+		m.framed, m.payload = in.framed, in.payload
 		if m.ID == nil {
 			h.events <- m
 			continue
@@ -105,6 +110,28 @@ func (h *harness) send(line string) {
 // start sends req with a fresh id and returns a channel for its reply.
 func (h *harness) start(req map[string]any) <-chan message {
 	h.t.Helper()
+	ch, b := h.prepare(req)
+	h.send(string(b))
+	return ch
+}
+
+// startFrame sends req as a frame with payload, with a fresh id, and returns
+// a channel for its reply.
+func (h *harness) startFrame(req map[string]any, payload []byte) <-chan message {
+	h.t.Helper()
+	ch, b := h.prepare(req)
+	frame := appendFramePrefix(nil, len(b), len(payload))
+	frame = append(append(frame, b...), payload...)
+	if _, err := h.in.Write(frame); err != nil {
+		h.t.Fatal(err)
+	}
+	return ch
+}
+
+// prepare gives req a fresh id, registers a channel for its reply and
+// encodes it.
+func (h *harness) prepare(req map[string]any) (chan message, []byte) {
+	h.t.Helper()
 	ch := make(chan message, 1)
 	h.mu.Lock()
 	h.lastID++
@@ -116,8 +143,7 @@ func (h *harness) start(req map[string]any) <-chan message {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.send(string(b))
-	return ch
+	return ch, b
 }
 
 func (h *harness) wait(ch <-chan message) message {

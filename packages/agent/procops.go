@@ -59,8 +59,8 @@ func (a *Agent) writeStdin(c *call, req *request) (any, error) {
 	if p.stdin == nil {
 		return nil, errorf(codeInvalidArgument, "process %d was started without stdin", p.pid)
 	}
-	if len(req.Data) > maxData {
-		return nil, errorf(codeTooLarge, "data exceeds %d bytes", maxData)
+	if limit := req.dataLimit(); int64(len(req.Data)) > limit {
+		return nil, errorf(codeTooLarge, "data exceeds %d bytes", limit)
 	}
 	// The pipe is non-blocking underneath: a process that does not read
 	// parks only this goroutine. Closing it on exit fails a pending write.

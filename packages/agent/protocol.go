@@ -5,13 +5,25 @@ import (
 	"fmt"
 )
 
-// Wire types of docs/agent-protocol.md (protocol version 1).
+// Wire types of docs/agent-protocol.md (protocol version 2: version 1's JSON
+// lines, plus binary frames).
 
-const protocolVersion = 1
+const protocolVersion = 2
 
 const (
 	maxLineSize = 4 << 20 // longest accepted request line, excluding '\n'
-	maxData     = 1 << 20 // most decoded bytes carried by one message
+	maxData     = 1 << 20 // most decoded bytes carried by one JSON message (base64 "data")
+)
+
+// Binary frames: frameMarker, the header length and the payload length (both
+// uint32 big-endian), the JSON header, then the payload, which stands for the
+// message's "data" (a reply's "result.data"). A JSON line never starts with
+// a NUL byte, so the first byte of a message tells the two apart.
+const (
+	frameMarker    = 0x00
+	framePrefixLen = 9
+	maxFrameHeader = 64 << 10 // longest JSON header of a frame
+	maxFrameData   = 4 << 20  // largest payload of a frame
 )
 
 // Error codes.
@@ -76,6 +88,18 @@ type request struct {
 	Offset    int64   `json:"offset"`
 	Length    *int64  `json:"length"`
 	Handle    string  `json:"handle"`
+
+	// framed: the request came as a binary frame (Data is its payload), and
+	// its reply goes back as one.
+	framed bool
+}
+
+// dataLimit is the most data bytes the request may carry or ask for.
+func (r *request) dataLimit() int64 {
+	if r.framed {
+		return maxFrameData
+	}
+	return maxData
 }
 
 // flexString accepts a JSON string or number, for fields such as "user"

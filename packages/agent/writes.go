@@ -132,8 +132,8 @@ func (a *Agent) writeOpen(c *call, req *request) (any, error) {
 }
 
 func (a *Agent) writeChunk(c *call, req *request) (any, error) {
-	if len(req.Data) > maxData {
-		return nil, errorf(codeTooLarge, "data exceeds %d bytes", maxData)
+	if limit := req.dataLimit(); int64(len(req.Data)) > limit {
+		return nil, errorf(codeTooLarge, "data exceeds %d bytes", limit)
 	}
 	h, err := a.writes.use(req.Handle)
 	if err != nil {

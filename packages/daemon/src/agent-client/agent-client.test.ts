@@ -1,42 +1,25 @@
-import { PassThrough } from "node:stream";
-import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { AgentClient, MAX_LINE_BYTES, type ProcessEvent } from "./agent-client.js";
+import { MAX_LINE_BYTES, type ProcessEvent } from "./agent-client.js";
+import { connectTestPeer } from "./test-peer.js";
 
-function setup() {
-  const input = new PassThrough();
-  const output = new PassThrough();
-  const client = new AgentClient({ input, output }, pino({ level: "silent" }));
-  const sent: Record<string, unknown>[] = [];
-  let buf = "";
-  input.on("data", (d: Buffer) => {
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      sent.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      buf = buf.slice(nl + 1);
-    }
-  });
-  const agentSays = (msg: unknown) => output.write(`${typeof msg === "string" ? msg : JSON.stringify(msg)}\n`);
-  const tick = () => new Promise((r) => setImmediate(r));
-  return { client, sent, agentSays, output, tick };
-}
+const tick = () => new Promise((r) => setImmediate(r));
+const stat = { name: "x", path: "/x", type: "file", size: 3, mode: 420, mtimeMs: 1, uid: 0, gid: 0 };
 
 describe("AgentClient", () => {
-  it("matches replies to requests by id, in any order", async () => {
-    const { client, sent, agentSays, tick } = setup();
-    const a = client.request<{ v: number }>("ping", {});
-    const b = client.request<{ v: number }>("ps", {});
-    await tick();
-    expect(sent.map((m) => m.op)).toEqual(["ping", "ps"]);
-    agentSays({ id: sent[1]!.id, ok: true, result: { v: 2 } });
-    agentSays({ id: sent[0]!.id, ok: true, result: { v: 1 } });
-    expect(await a).toEqual({ v: 1 });
-    expect(await b).toEqual({ v: 2 });
+  it("matches replies to requests by id, in any order, and parses them", async () => {
+    const { client, peer } = connectTestPeer();
+    const a = client.ping();
+    const b = client.ps();
+    const [ra, rb] = [await peer.next(), await peer.next()];
+    expect([ra.msg.op, rb.msg.op]).toEqual(["ping", "ps"]);
+    peer.ok(rb, { processes: [{ pid: 5, cmd: ["sh"], startedAtMs: 1, running: true, exitCode: null, signal: null, extra: "ignored" }] });
+    peer.ok(ra, { version: "1.2.3", uptimeMs: 9 });
+    expect(await a).toEqual({ version: "1.2.3", uptimeMs: 9 });
+    expect((await b).processes[0]).toMatchObject({ pid: 5, running: true });
   });
 
   it("maps agent error codes onto the API registry", async () => {
-    const { client, sent, agentSays, tick } = setup();
+    const { client, peer } = connectTestPeer();
     const cases: [string, string][] = [
       ["not_found", "file_not_found"],
       ["no_such_process", "process_not_found"],
@@ -45,31 +28,41 @@ describe("AgentClient", () => {
       ["something_new", "internal"],
     ];
     for (const [agentCode, apiCode] of cases) {
-      const p = client.request("stat", { path: "/x" });
-      await tick();
-      agentSays({ id: sent.at(-1)!.id, ok: false, error: { code: agentCode, message: "m" } });
+      const p = client.stat("/x");
+      peer.fail(await peer.next(), agentCode);
       await expect(p).rejects.toMatchObject({ code: apiCode });
     }
   });
 
+  it("rejects a reply that does not match the op's schema, naming the op and the field", async () => {
+    const { client, peer } = connectTestPeer();
+    const p = client.stat("/x");
+    peer.ok(await peer.next(), { ...stat, size: "big" });
+    await expect(p).rejects.toMatchObject({ code: "sandbox_failed", message: expect.stringMatching(/malformed 'stat' reply: size/) });
+    // A broken envelope fails its request at once instead of letting it time out.
+    const q = client.exec({ cmd: ["true"] });
+    peer.says({ id: (await peer.next()).msg.id, ok: "yes" });
+    await expect(q).rejects.toMatchObject({ code: "sandbox_failed", message: expect.stringMatching(/malformed 'exec' reply/) });
+    expect(client.closed).toBe(false);
+  });
+
   it("keeps events that arrive before their subscriber and replays them", async () => {
-    const { client, agentSays, tick } = setup();
-    agentSays({ ev: "out", pid: 7, fd: 1, data: Buffer.from("early").toString("base64") });
+    const { client, peer } = connectTestPeer();
+    peer.says({ ev: "out", pid: 7, fd: 1, data: Buffer.from("early").toString("base64") });
     await tick();
     const got: ProcessEvent[] = [];
     client.subscribe(7, (e) => got.push(e));
-    agentSays({ ev: "exit", pid: 7, code: 0, signal: null });
+    peer.saysFrame({ ev: "out", pid: 7, fd: 2 }, Buffer.from("framed"));
+    peer.says({ ev: "exit", pid: 7, code: 0, signal: null });
     await tick();
-    expect(got.map((e) => e.ev)).toEqual(["out", "exit"]);
-    expect(got[0]!.ev === "out" && got[0]!.data.toString()).toBe("early");
+    expect(got.map((e) => (e.ev === "out" ? `${e.fd}:${e.data.toString()}` : e.ev))).toEqual(["1:early", "2:framed", "exit"]);
   });
 
   it("bounds output kept for pids nobody listens to, but never drops an exit", async () => {
-    const { client, agentSays, tick } = setup();
+    const { client, peer } = connectTestPeer();
     const chunk = Buffer.alloc(3 * 1024 * 1024, "a").toString("base64");
-    for (let pid = 100; pid < 110; pid++) agentSays({ ev: "out", pid, fd: 1, data: chunk });
-    agentSays({ ev: "exit", pid: 109, code: 3, signal: null });
-    await tick();
+    for (let pid = 100; pid < 110; pid++) peer.says({ ev: "out", pid, fd: 1, data: chunk });
+    peer.says({ ev: "exit", pid: 109, code: 3, signal: null });
     await new Promise((r) => setTimeout(r, 50));
     const kept: ProcessEvent[] = [];
     for (let pid = 100; pid < 110; pid++) client.subscribe(pid, (e) => kept.push(e));
@@ -78,39 +71,103 @@ describe("AgentClient", () => {
     expect(kept.filter((e) => e.ev === "exit")).toHaveLength(1);
   });
 
-  it("survives garbage, wrong shapes and over-long lines from the sandbox", async () => {
-    const { client, sent, agentSays, output, tick } = setup();
-    agentSays("{not json");
-    agentSays("[1,2,3]");
-    agentSays({ ev: "out", pid: "nope", fd: 9, data: 1 });
-    agentSays({ id: 999_999, ok: true });
-    output.write(Buffer.alloc(MAX_LINE_BYTES + 10, "x"));
-    output.write("\n");
-    const p = client.request<{ ok: boolean }>("ping", {});
-    await tick();
-    agentSays({ id: sent.at(-1)!.id, ok: true, result: { ok: true } });
-    expect(await p).toEqual({ ok: true });
+  it("survives some garbage, wrong shapes and over-long lines from the sandbox", async () => {
+    const { client, peer } = connectTestPeer();
+    peer.says("{not json");
+    peer.says("[1,2,3]");
+    peer.says({ ev: "out", pid: "nope", fd: 9, data: 1 });
+    peer.says({ ev: "from-the-future" });
+    peer.says({ id: 999_999, ok: true });
+    peer.output.write(Buffer.alloc(MAX_LINE_BYTES + 10, "x"));
+    peer.output.write("\n");
+    const p = client.ping();
+    peer.ok(await peer.next(), { version: "v", uptimeMs: 1 });
+    expect(await p).toMatchObject({ version: "v" });
     expect(client.closed).toBe(false);
   });
 
-  it("rejects requests in flight when the channel closes, and later ones at once", async () => {
-    const { client, output, tick } = setup();
-    const p = client.request("ps", {});
+  it("closes the channel, with the reason, on a stream of garbage", async () => {
+    const { client, peer } = connectTestPeer();
+    const p = expect(client.ps()).rejects.toMatchObject({ code: "sandbox_failed", message: /more than 100 malformed messages/ });
+    await peer.next();
+    let reason = "";
+    client.on("closed", (r: string) => (reason = r));
+    peer.output.write(Buffer.from("garbage\n".repeat(10_000)));
     await tick();
-    output.end();
+    expect(reason).toMatch(/more than 100 malformed messages within 10 s \(last: unparsable JSON/);
+    await p;
+  });
+
+  it("closes the channel when a frame announces more than the limits, and allocates nothing for it", async () => {
+    const { client, peer } = connectTestPeer();
+    const p = client.ps();
+    await peer.next();
+    const lie = Buffer.alloc(9);
+    lie.writeUInt32BE(20, 1);
+    lie.writeUInt32BE(0xffff_ffff, 5);
+    peer.output.write(lie);
+    await expect(p).rejects.toMatchObject({ message: expect.stringMatching(/4294967295 payload bytes \(limits 65536 and 4194304\)/) });
+    expect(client.closed).toBe(true);
+  });
+
+  it("rejects requests in flight when the channel closes, and later ones at once", async () => {
+    const { client, peer } = connectTestPeer();
+    const p = client.ps();
+    await peer.next();
+    peer.output.end();
     await expect(p).rejects.toMatchObject({ code: "sandbox_failed" });
-    await expect(client.request("ps", {})).rejects.toMatchObject({ code: "sandbox_failed" });
+    await expect(client.ps()).rejects.toMatchObject({ code: "sandbox_failed" });
   });
 
   it("times out a request the agent never answers", async () => {
-    const { client } = setup();
-    await expect(client.request("ps", {}, 50)).rejects.toMatchObject({ code: "agent_timeout" });
+    const { client } = connectTestPeer();
+    await expect(client.list("/", 1, 50)).rejects.toMatchObject({ code: "agent_timeout" });
+  });
+});
+
+describe("AgentClient protocol versions", () => {
+  it("becomes ready on a hello of protocol 1 or 2, and uses frames only with 2", async () => {
+    for (const protocol of [1, 2]) {
+      const { client, peer } = connectTestPeer();
+      const ready = client.waitReady(1000);
+      peer.hello(protocol);
+      expect(await ready).toBe("9.9.9");
+      expect(client.protocol).toBe(protocol);
+      expect(client.framed).toBe(protocol >= 2);
+    }
   });
 
-  it("becomes ready on hello", async () => {
-    const { client, agentSays } = setup();
+  it("fails with both versions named when the agent speaks an unsupported protocol", async () => {
+    const { client, peer } = connectTestPeer();
     const ready = client.waitReady(1000);
-    agentSays({ ev: "hello", version: "9.9.9", protocol: 1 });
-    expect(await ready).toBe("9.9.9");
+    peer.hello(3, "7.0.0");
+    await expect(ready).rejects.toMatchObject({
+      code: "sandbox_failed",
+      message: "the sandbox agent 7.0.0 speaks protocol 3, but this daemon speaks protocols 1 to 2",
+    });
+    expect(client.closed).toBe(true);
+    await expect(client.waitReady(1000)).rejects.toMatchObject({ message: /protocol 3/ });
+  });
+
+  it("learns the protocol from a ping when it gets no hello (a reattached or restored agent)", async () => {
+    for (const [result, protocol] of [
+      [{ version: "0.1.0", uptimeMs: 5 }, 1],
+      [{ version: "0.2.0", uptimeMs: 5, protocol: 2 }, 2],
+    ] as const) {
+      const { client, peer } = connectTestPeer();
+      const ready = client.waitReady(1000);
+      const ping = await peer.next();
+      expect(ping.msg.op).toBe("ping");
+      peer.ok(ping, result);
+      expect(await ready).toBe(result.version);
+      expect(client.protocol).toBe(protocol);
+    }
+  });
+
+  it("rejects an unsupported protocol learnt from a ping", async () => {
+    const { client, peer } = connectTestPeer();
+    const ready = client.waitReady(1000);
+    peer.ok(await peer.next(), { version: "0.0.1", uptimeMs: 5, protocol: 0 });
+    await expect(ready).rejects.toMatchObject({ message: /speaks protocol 0, but this daemon speaks protocols 1 to 2/ });
   });
 });

@@ -1,231 +1,143 @@
-import { EventEmitter } from "node:events";
-import type { Logger } from "pino";
-import type { ErrorCode } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
-import type { AgentChannel } from "../runtime/driver.js";
-import { LineSplitter } from "../runtime/line-splitter.js";
+import { AgentConnection } from "./agent-connection.js";
+import {
+  MAX_FRAME_PAYLOAD,
+  MAX_LINE_DATA,
+  type AgentStat,
+  type AttachRequest,
+  type AttachResult,
+  type ExecRequest,
+  type ExecResult,
+  type ListResult,
+  type MkdirRequest,
+  type MkdirResult,
+  type PingResult,
+  type PrewarmRequest,
+  type PsResult,
+  type ReadRequest,
+  type ReadResult,
+  type SignalRequest,
+  type StatsResult,
+  type WriteOpenRequest,
+} from "./agent-protocol.js";
+import { readFileChunks, writeFileFrom, type WriteFileOptions } from "./file-transfer.js";
 
-export const MAX_LINE_BYTES = 4 * 1024 * 1024;
-
-export type ProcessEvent =
-  | { ev: "out"; pid: number; fd: 1 | 2; data: Buffer }
-  | { ev: "exit"; pid: number; code: number; signal: string | null };
-
-type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; op: string };
-
-/** Maps the agent's error codes onto the API's registry. */
-const agentErrorCodes: Record<string, ErrorCode> = {
-  invalid_argument: "invalid_request",
-  not_found: "file_not_found",
-  already_exists: "file_exists",
-  permission_denied: "permission_denied",
-  not_a_directory: "not_a_directory",
-  is_a_directory: "is_a_directory",
-  not_empty: "directory_not_empty",
-  no_such_process: "process_not_found",
-  exec_failed: "exec_failed",
-  too_large: "payload_too_large",
-};
-
-/** How long events for a pid nobody listens to yet are kept (the exec reply can trail its first output). */
-const EARLY_EVENT_TTL_MS = 5_000;
-/** Bound on early output kept across all pids: the agent is untrusted and could invent pids. */
-const EARLY_BYTES_MAX = 8 * 1024 * 1024;
+export { type ProcessEvent } from "./agent-connection.js";
+export { MAX_LINE_BYTES } from "./agent-protocol.js";
 
 /**
- * The daemon's end of one sandbox's agent channel: matches replies to requests by id, routes process
- * events to listeners by pid, and treats everything the agent says as untrusted (size-capped, parsed
- * defensively; a bad line is logged and dropped).
+ * One typed method per agent op (docs/agent-protocol.md). Requests travel as JSON lines, and bulk data
+ * (file bodies, stdin) as binary frames when the agent speaks protocol 2; an agent of protocol 1 (one
+ * restored from an old checkpoint, or reattached after a daemon upgrade) gets base64 lines.
  */
-export class AgentClient extends EventEmitter {
-  /** Random start: replies a previous daemon left unread in the pipe can never match our requests. */
-  private nextId = 1 + Math.floor(Math.random() * 2 ** 30);
-  private readonly pending = new Map<number, Pending>();
-  private readonly processListeners = new Map<number, Set<(e: ProcessEvent) => void>>();
-  private readonly early = new Map<number, { at: number; events: ProcessEvent[] }>();
-  private earlyBytes = 0;
-  private closedReason: string | null = null;
-  private helloWaiters: ((version: string) => void)[] = [];
-  version: string | null = null;
-
-  constructor(
-    private readonly channel: AgentChannel,
-    private readonly log: Logger,
-  ) {
-    super();
-    // One `closed` listener per open stream on this sandbox: there can be many.
-    this.setMaxListeners(0);
-    const splitter = new LineSplitter(MAX_LINE_BYTES, (line) => this.onLine(line), (bytes) =>
-      this.log.warn({ bytes }, "agent sent an over-long line; dropped"),
-    );
-    channel.output.on("data", (chunk: Buffer) => splitter.push(chunk));
-    channel.output.on("end", () => this.close("agent channel closed"));
-    channel.output.on("error", (err) => this.close(`agent channel error: ${err.message}`));
-    channel.input.on("error", (err) => this.close(`agent channel error: ${err.message}`));
+export class AgentClient extends AgentConnection {
+  exec(req: ExecRequest): Promise<ExecResult> {
+    return this.result("exec", req);
   }
 
-  get closed(): boolean {
-    return this.closedReason !== null;
+  ps(): Promise<PsResult> {
+    return this.result("ps", {});
   }
 
-  /** Resolves with the agent's version once it has said hello (or answered a ping). */
-  waitReady(timeoutMs: number): Promise<string> {
-    if (this.version) return Promise.resolve(this.version);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ApiError("sandbox_failed", `agent did not start within ${timeoutMs} ms`)), timeoutMs);
-      this.helloWaiters.push((v) => {
-        clearTimeout(timer);
-        resolve(v);
-      });
-      // A restarted daemon reattaching to a running agent gets no hello: ask.
-      this.request<{ version: string }>("ping", {}, timeoutMs)
-        .then((r) => this.onHello(r.version))
-        .catch(() => {});
-    });
+  async signal(req: SignalRequest): Promise<void> {
+    await this.call("signal", req);
   }
 
-  request<T>(op: string, args: Record<string, unknown>, timeoutMs = 30_000): Promise<T> {
-    if (this.closedReason) return Promise.reject(new ApiError("sandbox_failed", this.closedReason));
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new ApiError("agent_timeout", `sandbox agent did not answer '${op}' within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, op });
-      this.write({ id, op, ...args });
-    });
+  attach(req: AttachRequest): Promise<AttachResult> {
+    return this.result("attach", req);
   }
 
-  /** Fire-and-forget message (flow-control acks). */
-  send(op: string, args: Record<string, unknown>): void {
-    if (!this.closedReason) this.write({ op, ...args });
+  async detach(pid: number): Promise<void> {
+    await this.call("detach", { pid });
   }
 
-  /** Listens to a process's events; events that arrived before the listener are replayed first. */
-  subscribe(pid: number, listener: (e: ProcessEvent) => void): () => void {
-    let set = this.processListeners.get(pid);
-    if (!set) this.processListeners.set(pid, (set = new Set()));
-    set.add(listener);
-    const early = this.early.get(pid);
-    if (early) {
-      this.dropEarly(pid);
-      for (const e of early.events) listener(e);
+  /** Writes to a process's stdin (as a frame's payload when the agent takes frames), then closes it on eof. */
+  async stdin(pid: number, data: Buffer, eof: boolean): Promise<void> {
+    const limit = this.framed ? MAX_FRAME_PAYLOAD : MAX_LINE_DATA;
+    // Split so that no message exceeds the protocol's limit; only the last one closes stdin.
+    for (let off = 0; off < data.length || off === 0; off += limit) {
+      const piece = data.subarray(off, off + limit);
+      const last = off + limit >= data.length;
+      if (this.framed) await this.call("stdin", { pid, eof: eof && last }, { payload: piece });
+      else await this.call("stdin", { pid, data: piece.toString("base64"), eof: eof && last });
     }
-    return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.processListeners.get(pid) === set) this.processListeners.delete(pid);
-    };
   }
 
-  /** Resolves once no request is awaiting a reply, or after timeoutMs (a checkpoint is best taken between requests). */
-  async settled(timeoutMs: number): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    while (this.pending.size > 0 && !this.closed && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  /** Returns output credit to the agent (fire-and-forget). */
+  ack(pid: number, bytes: number): void {
+    this.send("ack", { pid, bytes });
   }
 
-  /** Resolves once the channel has closed (its writer gone and everything it wrote read), or after timeoutMs. */
-  async drained(timeoutMs: number): Promise<void> {
-    if (this.closed) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.once("closed", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+  async prewarm(req: PrewarmRequest): Promise<void> {
+    await this.call("prewarm", req);
   }
 
-  close(reason: string): void {
-    if (this.closedReason) return;
-    this.closedReason = reason;
-    for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(new ApiError("sandbox_failed", `sandbox stopped while '${p.op}' was in flight: ${reason}`));
-      this.pending.delete(id);
-    }
-    this.channel.input.destroy();
-    this.channel.output.destroy();
-    this.emit("closed", reason);
+  stat(path: string): Promise<AgentStat> {
+    return this.result("stat", { path });
   }
 
-  private write(message: Record<string, unknown>): void {
-    this.channel.input.write(`${JSON.stringify(message)}\n`);
+  list(path: string, depth: number, timeoutMs = 60_000): Promise<ListResult> {
+    return this.result("list", { path, depth }, timeoutMs);
   }
 
-  private onHello(version: string): void {
-    this.version = version;
-    const waiters = this.helloWaiters;
-    this.helloWaiters = [];
-    for (const w of waiters) w(version);
+  mkdir(req: MkdirRequest): Promise<MkdirResult> {
+    return this.result("mkdir", req);
   }
 
-  private onLine(line: Buffer): void {
-    let msg: Record<string, unknown>;
-    try {
-      const parsed: unknown = JSON.parse(line.toString("utf8"));
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
-      msg = parsed as Record<string, unknown>;
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message, bytes: line.length }, "agent sent an unparsable line; dropped");
-      return;
-    }
-    if (typeof msg.id === "number") return this.onReply(msg.id, msg);
-    switch (msg.ev) {
-      case "hello":
-        return this.onHello(typeof msg.version === "string" ? msg.version : "unknown");
-      case "out":
-        if (typeof msg.pid === "number" && (msg.fd === 1 || msg.fd === 2) && typeof msg.data === "string") {
-          return this.dispatch({ ev: "out", pid: msg.pid, fd: msg.fd, data: Buffer.from(msg.data, "base64") });
-        }
-        break;
-      case "exit":
-        if (typeof msg.pid === "number" && typeof msg.code === "number") {
-          return this.dispatch({ ev: "exit", pid: msg.pid, code: msg.code, signal: typeof msg.signal === "string" ? msg.signal : null });
-        }
-        break;
-    }
-    this.log.debug({ ev: msg.ev }, "agent sent an unknown or malformed event; ignored");
+  async move(from: string, to: string): Promise<void> {
+    await this.call("move", { from, to });
   }
 
-  private onReply(id: number, msg: Record<string, unknown>): void {
-    const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    clearTimeout(p.timer);
-    if (msg.ok === true) return p.resolve(msg.result ?? {});
-    const error = (typeof msg.error === "object" && msg.error !== null ? msg.error : {}) as { code?: unknown; message?: unknown };
-    const code = typeof error.code === "string" ? (agentErrorCodes[error.code] ?? "internal") : "internal";
-    const message = typeof error.message === "string" ? error.message.slice(0, 4096) : "agent error";
-    p.reject(new ApiError(code, message));
+  async remove(path: string, recursive: boolean, timeoutMs = 120_000): Promise<void> {
+    await this.call("remove", { path, recursive }, { timeoutMs });
   }
 
-  private dispatch(event: ProcessEvent): void {
-    const set = this.processListeners.get(event.pid);
-    if (set && set.size > 0) {
-      for (const l of [...set]) l(event);
-      return;
-    }
-    const now = Date.now();
-    for (const [pid, e] of this.early) if (now - e.at > EARLY_EVENT_TTL_MS) this.dropEarly(pid);
-    const size = event.ev === "out" ? event.data.length : 0;
-    // Output beyond the bound is dropped; an exit is always kept, so no waiter is left hanging.
-    if (event.ev === "out" && this.earlyBytes + size > EARLY_BYTES_MAX) return;
-    const entry = this.early.get(event.pid) ?? { at: now, events: [] };
-    entry.events.push(event);
-    this.earlyBytes += size;
-    this.early.set(event.pid, entry);
+  /** One chunk of a file: as a frame's payload from an agent of protocol 2, else base64. */
+  async read(req: ReadRequest): Promise<ReadResult> {
+    const { result, payload } = await this.call("read", req, { framed: this.framed });
+    const data = payload ?? Buffer.from(result.data ?? "", "base64");
+    if (data.length > req.length) throw new ApiError("sandbox_failed", `the sandbox agent answered a ${req.length}-byte read with ${data.length} bytes`);
+    return { data, eof: result.eof, size: result.size };
   }
 
-  private dropEarly(pid: number): void {
-    const entry = this.early.get(pid);
-    if (!entry) return;
-    this.early.delete(pid);
-    for (const e of entry.events) if (e.ev === "out") this.earlyBytes -= e.data.length;
+  async writeOpen(req: WriteOpenRequest): Promise<string> {
+    return (await this.call("write_open", req)).result.handle;
   }
 
-  /** How many listeners a process has: attach and detach are sent to the agent for the first and last. */
-  subscriberCount(pid: number): number {
-    return this.processListeners.get(pid)?.size ?? 0;
+  async writeChunk(handle: string, data: Buffer): Promise<void> {
+    if (this.framed) await this.call("write_chunk", { handle }, { payload: data });
+    else await this.call("write_chunk", { handle, data: data.toString("base64") });
+  }
+
+  /** Renames the written file into place; resolves with it as written. */
+  writeClose(handle: string): Promise<AgentStat> {
+    return this.result("write_close", { handle });
+  }
+
+  async writeAbort(handle: string): Promise<void> {
+    await this.call("write_abort", { handle });
+  }
+
+  ping(): Promise<PingResult> {
+    return this.result("ping", {});
+  }
+
+  stats(): Promise<StatsResult> {
+    return this.result("stats", {});
+  }
+
+  /** Streams a file in chunks, several requests in flight. `size` (from a stat) sizes the read-ahead. */
+  readFile(path: string, size: number): AsyncGenerator<Buffer> {
+    return readFileChunks(this, path, size);
+  }
+
+  /** Writes a file atomically from a byte stream, several chunks in flight; aborts on any failure. */
+  writeFile(path: string, source: AsyncIterable<Uint8Array>, options: WriteFileOptions): Promise<AgentStat> {
+    return writeFileFrom(this, path, source, options);
+  }
+
+  private async result<K extends "exec" | "ps" | "attach" | "prewarm" | "signal" | "stat" | "list" | "mkdir" | "write_close" | "ping" | "stats">(op: K, args: object, timeoutMs?: number) {
+    return (await this.call(op, args, timeoutMs === undefined ? {} : { timeoutMs })).result;
   }
 }
+

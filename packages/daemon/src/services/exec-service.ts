@@ -1,5 +1,6 @@
 import type { CommandEvent, CommandParams, CommandResult, ProcessInfo, SignalName } from "@stasis/protocol";
 import type { ProcessEvent } from "../agent-client/agent-client.js";
+import type { ExecRequest, PsEntry } from "../agent-client/agent-protocol.js";
 import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { LiveSandbox, SandboxService } from "./sandbox-service.js";
@@ -7,18 +8,6 @@ import type { LiveSandbox, SandboxService } from "./sandbox-service.js";
 /** Credit the agent may send ahead of what a client has consumed (per process). */
 const WINDOW_BYTES = 1024 * 1024;
 const FOREGROUND_TIMEOUT_MS = 60_000;
-
-type AgentProcess = {
-  pid: number;
-  cmd: string[];
-  tag?: string | null;
-  cwd?: string | null;
-  user?: string | null;
-  startedAtMs: number;
-  running: boolean;
-  exitCode: number | null;
-  signal: string | null;
-};
 
 /** Runs commands and manages processes through a sandbox's agent. */
 export class ExecService {
@@ -76,9 +65,9 @@ export class ExecService {
   async startBackground(id: string, params: CommandParams): Promise<{ pid: number }> {
     const live = await this.sandboxes.acquire(id);
     this.metrics.commands.inc({ kind: "background" });
-    const { pid } = await live.agent.request<{ pid: number }>("exec", { ...this.execArgs(live, params), subscribe: false, window: 0 });
+    const { pid } = await live.agent.exec({ ...this.execArgs(live, params), subscribe: false, window: 0 });
     if (params.timeoutMs) {
-      setTimeout(() => void live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {}), params.timeoutMs).unref();
+      setTimeout(() => void live.agent.signal({ pid, signal: "SIGKILL" }).catch(() => {}), params.timeoutMs).unref();
     }
     return { pid };
   }
@@ -108,17 +97,17 @@ export class ExecService {
     const first = live.agent.subscriberCount(pid) === 0;
     const events = this.subscribe(live, pid, signal);
     try {
-      if (first) await live.agent.request("attach", { pid, window: WINDOW_BYTES, replay });
+      if (first) await live.agent.attach({ pid, window: WINDOW_BYTES, replay });
       yield* events.iterate();
     } finally {
       events.close();
-      if (!events.exited && live.agent.subscriberCount(pid) === 0) await live.agent.request("detach", { pid }).catch(() => {});
+      if (!events.exited && live.agent.subscriberCount(pid) === 0) await live.agent.detach(pid).catch(() => {});
     }
   }
 
   async listProcesses(id: string): Promise<ProcessInfo[]> {
     const live = await this.sandboxes.acquire(id);
-    const { processes } = await live.agent.request<{ processes: AgentProcess[] }>("ps", {});
+    const { processes } = await live.agent.ps();
     return processes.map(toProcessInfo);
   }
 
@@ -130,15 +119,15 @@ export class ExecService {
 
   async writeStdin(id: string, pid: number, data: string | Buffer, eof: boolean): Promise<void> {
     const live = await this.sandboxes.acquire(id);
-    await live.agent.request("stdin", { pid, data: (typeof data === "string" ? Buffer.from(data, "utf8") : data).toString("base64"), eof });
+    await live.agent.stdin(pid, typeof data === "string" ? Buffer.from(data, "utf8") : data, eof);
   }
 
   async signal(id: string, pid: number, signal: SignalName): Promise<void> {
     const live = await this.sandboxes.acquire(id);
-    await live.agent.request("signal", { pid, signal });
+    await live.agent.signal({ pid, signal });
   }
 
-  private execArgs(live: LiveSandbox, params: CommandParams): Record<string, unknown> {
+  private execArgs(live: LiveSandbox, params: CommandParams): ExecRequest {
     const cmd = typeof params.cmd === "string" ? ["/bin/sh", "-c", params.cmd] : params.cmd;
     // The template's WORKDIR and USER are the defaults, as in a container started from the image.
     const defaults = this.sandboxes.commandDefaults(live.record.template);
@@ -168,7 +157,7 @@ export class ExecService {
     this.metrics.commands.inc({ kind });
     const started = performance.now();
     // Output that arrives before this reply is kept by the agent client until we subscribe.
-    const { pid } = await live.agent.request<{ pid: number }>("exec", { ...this.execArgs(live, params), subscribe: true, window: WINDOW_BYTES });
+    const { pid } = await live.agent.exec({ ...this.execArgs(live, params), subscribe: true, window: WINDOW_BYTES });
     const events = this.subscribe(live, pid, signal);
     const timeoutMs = params.timeoutMs ?? FOREGROUND_TIMEOUT_MS;
     let timedOut = false;
@@ -176,7 +165,7 @@ export class ExecService {
       timeoutMs > 0
         ? setTimeout(() => {
             timedOut = true;
-            void live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+            void live.agent.signal({ pid, signal: "SIGKILL" }).catch(() => {});
           }, timeoutMs)
         : null;
     try {
@@ -194,9 +183,9 @@ export class ExecService {
       // The consumer left before the exit (client disconnected): a foreground command dies with its
       // stream, unless it is to be left running (then it only stops sending output).
       if (!events.exited) {
-        if (timedOut || !leaveRunning()) await live.agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+        if (timedOut || !leaveRunning()) await live.agent.signal({ pid, signal: "SIGKILL" }).catch(() => {});
         // Detach only when nobody else listens: a client may re-attach before this one's cleanup ran.
-        else if (live.agent.subscriberCount(pid) === 0) await live.agent.request("detach", { pid }).catch(() => {});
+        else if (live.agent.subscriberCount(pid) === 0) await live.agent.detach(pid).catch(() => {});
       }
     }
   }
@@ -276,7 +265,7 @@ class ProcessEventQueue {
         // The consumer came back for more: it has taken this chunk, so return its credit.
         if (next.kind === "data") {
           this.queuedBytes -= next.data.length;
-          this.live.agent.send("ack", { pid: this.pid, bytes: next.data.length });
+          this.live.agent.ack(this.pid, next.data.length);
         }
         if (next.kind === "exit") return;
         continue;
@@ -295,7 +284,7 @@ class ProcessEventQueue {
     // Output this consumer will never take: its credit goes back, or another listener of the same
     // process (a re-attach) would find the agent's window used up and wait forever.
     if (this.queuedBytes > 0 && !this.live.agent.closed) {
-      this.live.agent.send("ack", { pid: this.pid, bytes: this.queuedBytes });
+      this.live.agent.ack(this.pid, this.queuedBytes);
       this.queuedBytes = 0;
     }
   }
@@ -320,7 +309,7 @@ async function* toCommandEvents(raw: AsyncIterable<OutputEvent>): AsyncGenerator
   }
 }
 
-function toProcessInfo(p: AgentProcess): ProcessInfo {
+function toProcessInfo(p: PsEntry): ProcessInfo {
   return {
     pid: p.pid,
     cmd: p.cmd,

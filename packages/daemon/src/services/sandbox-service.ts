@@ -51,7 +51,9 @@ export class SandboxService {
   /** Probes runtimes, reconciles sandboxes left by a previous daemon, starts the standby and expiry sweeper. */
   async start(): Promise<void> {
     await this.core.probeRuntimes();
+    this.core.deps.log.info({ agent: this.core.agent.path }, "guest agent pinned");
     await reconcile(this.core);
+    this.core.removeUnusedAgents();
     this.sweeper.start();
     this.core.updateGauges();
   }

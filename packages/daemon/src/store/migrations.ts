@@ -71,4 +71,6 @@ export const MIGRATIONS: readonly Migration[] = [
            auto_resume INTEGER NOT NULL DEFAULT 0
          );`,
   },
+  // 7: the pinned agent binary a sandbox was started with (null: from before pinning, the configured one).
+  { name: "sandboxes.agent", up: `ALTER TABLE sandboxes ADD COLUMN agent TEXT;` },
 ];

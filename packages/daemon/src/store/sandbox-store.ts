@@ -28,6 +28,8 @@ export interface SandboxRecord {
   /** A member of a warm pool: booted ahead of any request, frozen, hidden from lists until claimed. */
   pooled: boolean;
   createdVia: CreatedVia;
+  /** Host path of the (pinned) agent binary the sandbox runs; null for sandboxes from before pinning. */
+  agent: string | null;
 }
 
 export interface ListFilter {
@@ -60,6 +62,7 @@ type Row = {
   forked_from: string | null;
   pooled: number;
   created_via: string;
+  agent: string | null;
 };
 
 /**
@@ -85,9 +88,9 @@ export class SandboxStore {
   insert(r: SandboxRecord): void {
     this.stmt(
         `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at, standby_since, standby_reason,
-                                on_timeout, idle_timeout_ms, hibernate_after_ms, forked_from, pooled, created_via)
+                                on_timeout, idle_timeout_ms, hibernate_after_ms, forked_from, pooled, created_via, agent)
          VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt, @standbySince, @standbyReason,
-                 @onTimeout, @idleTimeoutMs, @hibernateAfterMs, @forkedFrom, @pooled, @createdVia)`,
+                 @onTimeout, @idleTimeoutMs, @hibernateAfterMs, @forkedFrom, @pooled, @createdVia, @agent)`,
       )
       .run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata), pooled: r.pooled ? 1 : 0 });
   }
@@ -212,5 +215,6 @@ function fromRow(row: Row): SandboxRecord {
     forkedFrom: row.forked_from,
     pooled: row.pooled === 1,
     createdVia: row.created_via as CreatedVia,
+    agent: row.agent,
   };
 }

@@ -26,6 +26,7 @@ export function testRecord(id: string, extra: Partial<SandboxRecord> = {}): Sand
     forkedFrom: null,
     pooled: false,
     createdVia: "cold",
+    agent: null,
     ...extra,
   };
 }

@@ -33,7 +33,7 @@ async function launch(driver: FakeDriver, id: string): Promise<AgentClient> {
 
 /** Runs to exit with a subscription; returns stdout+stderr and the exit event. */
 async function exec(agent: AgentClient, script: string, extra: Record<string, unknown> = {}): Promise<{ pid: number; output: string; exit: Promise<ProcessEvent> }> {
-  const { pid } = await agent.request<{ pid: number }>("exec", { cmd: ["/bin/sh", "-c", script], env: {}, stdin: false, subscribe: true, window: 65_536, ...extra });
+  const { pid } = await agent.exec({ cmd: ["/bin/sh", "-c", script], env: {}, stdin: false, subscribe: true, window: 65_536, ...extra });
   let output = "";
   const exit = new Promise<ProcessEvent>((resolve) => {
     agent.subscribe(pid, (e) => {
@@ -46,32 +46,31 @@ async function exec(agent: AgentClient, script: string, extra: Record<string, un
 }
 
 describe("fake driver and agent", () => {
-  it("says hello, answers ping, runs scripts with exit codes, and refuses unknown ops", async () => {
+  it("says hello, answers ping, runs scripts with exit codes, and refuses bad requests", async () => {
     const driver = new FakeDriver(new FakeHost());
     const agent = await launch(driver, "a1");
     expect(agent.version).toBe("fake");
-    expect(await agent.request("ping", {})).toMatchObject({ version: "fake", protocol: 1 });
+    expect(await agent.ping()).toMatchObject({ version: "fake", protocol: 1 });
     const r = await exec(agent, "echo one; false || echo 'two words' && nope; exit 4");
     expect(r.output).toBe("one\ntwo words\nsh: 1: nope: not found\n");
     expect(await r.exit).toMatchObject({ ev: "exit", code: 4, signal: null });
-    await expect(agent.request("frobnicate", {})).rejects.toMatchObject({ code: "internal", message: "unknown op 'frobnicate'" });
-    await expect(agent.request("exec", { cmd: [] })).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(agent.exec({ cmd: [] })).rejects.toMatchObject({ code: "invalid_request" });
   });
 
   it("keeps output for a later attach, signals process groups, and pipes stdin to cat", async () => {
     const driver = new FakeDriver(new FakeHost());
     const agent = await launch(driver, "a2");
-    const { pid } = await agent.request<{ pid: number }>("exec", { cmd: ["/bin/sh", "-c", "echo early; sleep infinity"], env: {}, stdin: false, subscribe: false, window: 0 });
+    const { pid } = await agent.exec({ cmd: ["/bin/sh", "-c", "echo early; sleep infinity"], env: {}, stdin: false, subscribe: false, window: 0 });
     const events: ProcessEvent[] = [];
     agent.subscribe(pid, (e) => events.push(e));
-    expect(await agent.request("attach", { pid, window: 65_536, replay: true })).toEqual({ pid, running: true });
-    await agent.request("signal", { pid, signal: "term" });
-    await expect(agent.request("signal", { pid, signal: "SIGTERM" })).rejects.toMatchObject({ code: "process_not_found" });
+    expect(await agent.attach({ pid, window: 65_536, replay: true })).toEqual({ pid, running: true });
+    await agent.signal({ pid, signal: "term" });
+    await expect(agent.signal({ pid, signal: "SIGTERM" })).rejects.toMatchObject({ code: "process_not_found" });
     expect(events.map((e) => (e.ev === "out" ? e.data.toString() : `${e.code} ${e.signal}`))).toEqual(["early\n", "143 SIGTERM"]);
-    const cat = await agent.request<{ pid: number }>("exec", { cmd: ["cat"], env: {}, stdin: true, subscribe: true, window: 65_536 });
+    const cat = await agent.exec({ cmd: ["cat"], env: {}, stdin: true, subscribe: true, window: 65_536 });
     const out: string[] = [];
     const exited = new Promise((resolve) => agent.subscribe(cat.pid, (e) => (e.ev === "out" ? out.push(e.data.toString()) : resolve(e.code))));
-    await agent.request("stdin", { pid: cat.pid, data: Buffer.from("hi\n").toString("base64"), eof: true });
+    await agent.stdin(cat.pid, Buffer.from("hi\n"), true);
     expect(await exited).toBe(0);
     expect(out).toEqual(["hi\n"]);
   });
@@ -79,7 +78,7 @@ describe("fake driver and agent", () => {
   it("frozen, answers nothing and its sleeps stand still; thawed, it carries on", async () => {
     const driver = new FakeDriver(new FakeHost());
     const agent = await launch(driver, "a3");
-    const { pid } = await agent.request<{ pid: number }>("exec", { cmd: ["/bin/sh", "-c", "sleep 0.05; echo woke"], env: {}, stdin: false, subscribe: true, window: 65_536 });
+    const { pid } = await agent.exec({ cmd: ["/bin/sh", "-c", "sleep 0.05; echo woke"], env: {}, stdin: false, subscribe: true, window: 65_536 });
     let exitedAt = 0;
     agent.subscribe(pid, (e) => {
       if (e.ev === "exit") exitedAt = Date.now();
@@ -87,7 +86,7 @@ describe("fake driver and agent", () => {
     await driver.pause({ id: "a3", dir });
     expect(await driver.observe({ id: "a3", dir })).toBe("paused");
     let answered = false;
-    const ping = agent.request("ping", {}).then(() => (answered = true));
+    const ping = agent.ping().then(() => (answered = true));
     await new Promise((r) => setTimeout(r, 100));
     expect([answered, exitedAt]).toEqual([false, 0]);
     await driver.resume({ id: "a3", dir });
@@ -101,7 +100,7 @@ describe("fake driver and agent", () => {
     const driver = new FakeDriver(host);
     const agent = await launch(driver, "a4");
     await exec(agent, "incr; incr");
-    const bg = await agent.request<{ pid: number }>("exec", { cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, stdin: false, subscribe: false, window: 0 });
+    const bg = await agent.exec({ cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, stdin: false, subscribe: false, window: 0 });
     await driver.pause({ id: "a4", dir });
     const image = new CheckpointImage(join(dir, "a4-image"));
     await driver.checkpoint({ id: "a4", dir }, image);
@@ -115,7 +114,7 @@ describe("fake driver and agent", () => {
     clients.push(clone);
     await clone.waitReady(1_000);
     expect((await exec(clone, "incr")).output).toBe("3\n");
-    const { processes } = await clone.request<{ processes: { pid: number; running: boolean }[] }>("ps", {});
+    const { processes } = await clone.ps();
     expect(processes.find((p) => p.pid === bg.pid)?.running).toBe(true);
     expect(host.ids()).toEqual(["a5"]);
   });

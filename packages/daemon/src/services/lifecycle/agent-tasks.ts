@@ -16,7 +16,7 @@ export async function warmUp(agent: AgentClient): Promise<void> {
 
 /** Runs a short command through the agent to its exit; the output is kept (bounded) for error messages. */
 export async function execToExit(agent: AgentClient, args: { cmd: string[]; env: Record<string, string>; user: string; cwd?: string }, timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  const { pid } = await agent.request<{ pid: number }>("exec", { ...args, stdin: false, subscribe: true, window: 65_536 });
+  const { pid } = await agent.exec({ ...args, stdin: false, subscribe: true, window: 65_536 });
   return new Promise((resolve) => {
     let output = "";
     let finished = false;
@@ -31,7 +31,7 @@ export async function execToExit(agent: AgentClient, args: { cmd: string[]; env:
       finished = true;
       clearTimeout(timer);
       queueMicrotask(() => unsubscribe());
-      if (code === null) agent.request("signal", { pid, signal: "SIGKILL" }).catch(() => {});
+      if (code === null) agent.signal({ pid, signal: "SIGKILL" }).catch(() => {});
       resolve({ code, output });
     }
   });
@@ -45,11 +45,11 @@ export async function startTemplateCommand(record: SandboxRecord, agent: AgentCl
   if (!template.start) return;
   const user = template.user ?? "root";
   const cwd = template.workdir ? { cwd: template.workdir } : {};
-  const { pid } = await agent.request<{ pid: number }>("exec", { cmd: ["/bin/sh", "-c", template.start], env: record.env, user, ...cwd, stdin: false, subscribe: false, window: 0, tag: "start" });
+  const { pid } = await agent.exec({ cmd: ["/bin/sh", "-c", template.start], env: record.env, user, ...cwd, stdin: false, subscribe: false, window: 0, tag: "start" });
   const exited = async (): Promise<string | null> => {
-    const { processes } = await agent.request<{ processes: { pid: number; running?: boolean; exitCode?: number | null; state?: string }[] }>("ps", {});
+    const { processes } = await agent.ps();
     const p = processes.find((x) => x.pid === pid);
-    if (!p || p.running === false || p.state === "exited") return `the start command \`${template.start}\` exited${p?.exitCode !== undefined && p.exitCode !== null ? ` with code ${p.exitCode}` : ""}`;
+    if (!p || !p.running) return `the start command \`${template.start}\` exited${p?.exitCode !== undefined && p.exitCode !== null ? ` with code ${p.exitCode}` : ""}`;
     return null;
   };
   const deadline = Date.now() + (template.readyTimeoutMs ?? 60_000);

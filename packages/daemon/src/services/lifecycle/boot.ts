@@ -78,6 +78,7 @@ export class Booter {
       forkedFrom: null,
       pooled,
       createdVia: this.usesSnapshot(shape) ? "snapshot" : "cold",
+      agent: this.core.agent.path,
     };
   }
 
@@ -88,7 +89,9 @@ export class Booter {
 
   /** What takes and restores snapshots here (the checkpointing runtime's build), or null without one. */
   snapshotFormat(runtime: Runtime = "gvisor"): string | null {
-    return this.checkpointer(runtime)?.imageFormat() ?? null;
+    const driver = this.checkpointer(runtime);
+    // The agent is part of the image (restored as it was checkpointed): another agent's snapshot is stale.
+    return driver ? `${driver.imageFormat()} agent ${this.core.agent.hash}` : null;
   }
 
   private usesSnapshot(shape: SandboxShape): boolean {

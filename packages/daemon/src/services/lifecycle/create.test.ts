@@ -28,7 +28,7 @@ describe("create", () => {
     const sbx = await d.service.create(params({ template: "app" }));
     expect(sbx).toMatchObject({ state: "running", template: "app:1", createdVia: "cold" });
     const live = await d.service.acquire(sbx.id);
-    const { processes } = await live.agent.request<{ processes: { tag: string | null; running: boolean; cmd: string[] }[] }>("ps", {});
+    const { processes } = await live.agent.ps();
     expect(processes.find((p) => p.tag === "start")).toMatchObject({ running: true, cmd: ["/bin/sh", "-c", "incr && sleep infinity"] });
     expect(env.host.agent(sbx.id).counter).toBe(1);
   });

@@ -16,13 +16,13 @@ async function source(): Promise<{ id: string; pid: number }> {
   await incr(d.service, id);
   await incr(d.service, id);
   const live = await d.service.acquire(id);
-  const { pid } = await live.agent.request<{ pid: number }>("exec", { cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, tag: "bg", stdin: false, subscribe: false, window: 0 });
+  const { pid } = await live.agent.exec({ cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, tag: "bg", stdin: false, subscribe: false, window: 0 });
   return { id, pid };
 }
 
 async function hasProcess(id: string, pid: number): Promise<boolean> {
   const live = await d.service.acquire(id);
-  const { processes } = await live.agent.request<{ processes: { pid: number; running: boolean }[] }>("ps", {});
+  const { processes } = await live.agent.ps();
   return processes.some((p) => p.pid === pid && p.running);
 }
 

@@ -11,6 +11,7 @@ import type { SandboxFilesystem } from "../../storage/sandbox-filesystem.js";
 import type { SandboxRecord, SandboxStore } from "../../store/sandbox-store.js";
 import type { TemplateStore } from "../../templates/template-store.js";
 import { Limiter } from "../limiter.js";
+import { pinAgent, removeUnusedAgents, type PinnedAgent } from "./agent-binary.js";
 import { RESIDENT_STATES } from "./records.js";
 
 /** The per-sandbox disk and root filesystem operations the lifecycle uses (a fake in unit tests). */
@@ -62,8 +63,22 @@ export class SandboxCore {
   /** Template versions a delete is removing: creates, pool claims and refills refuse them. */
   readonly deletingTemplates = new Set<string>();
 
+  private pinned: PinnedAgent | null = null;
+
   constructor(readonly deps: SandboxServiceDeps) {
     this.boots = new Limiter(deps.config.createParallelism);
+  }
+
+  /** The agent new sandboxes start with: the configured binary, pinned under its hash. */
+  get agent(): PinnedAgent {
+    this.pinned ??= pinAgent(this.deps.config.agentPath, this.deps.config.dataDir);
+    return this.pinned;
+  }
+
+  /** After reconcile: pinned agents that no sandbox records are removed. */
+  removeUnusedAgents(): void {
+    const removed = removeUnusedAgents(this.deps.config.dataDir, this.agent, this.deps.store.live().map((r) => r.agent));
+    if (removed.length > 0) this.deps.log.info({ agents: removed }, "removed agent binaries no sandbox uses");
   }
 
   get log(): Logger {
@@ -155,7 +170,8 @@ export class SandboxCore {
       id: record.id,
       dir: paths.runtimeDir,
       rootfs: paths.rootfs,
-      agentPath: this.deps.config.agentPath,
+      // The agent it was started with: a restore must mount the very binary it checkpointed.
+      agentPath: record.agent ?? this.deps.config.agentPath,
       cpu: record.cpu,
       memoryMiB: record.memoryMiB,
       pidsLimit: this.deps.config.pidsLimit,
@@ -166,15 +182,19 @@ export class SandboxCore {
   /** Opens the agent channel of a freshly started runtime and waits until the agent answers. */
   async connect(record: SandboxRecord, launched: LaunchedSandbox, timeoutMs: number, phase: string): Promise<AgentClient> {
     const agent = this.agentOn(record.id, launched.channel);
+    const exitedDuring = (reason: string) => new ApiError("sandbox_failed", `sandbox exited during ${phase} (${reason}): ${this.runtimeLogTail(record.id)}`);
     const exitedEarly = launched.exited.then((reason) => {
-      throw new ApiError("sandbox_failed", `sandbox exited during ${phase} (${reason}): ${this.runtimeLogTail(record.id)}`);
+      throw exitedDuring(reason);
     });
     try {
       await Promise.race([agent.waitReady(timeoutMs), exitedEarly]);
       return agent;
     } catch (err) {
       agent.close(`${phase} failed`);
-      throw err;
+      if (err instanceof ApiError && /exited during/.test(err.message)) throw err;
+      // A channel that closed means the runtime is going: its exit and log say why, better than EOF.
+      const reason = await Promise.race([launched.exited, new Promise<null>((r) => setTimeout(() => r(null), 1_000))]);
+      throw reason === null ? err : exitedDuring(reason);
     } finally {
       exitedEarly.catch(() => {});
     }
@@ -191,7 +211,7 @@ export class SandboxCore {
     // A spare shell for the commonest request (sh -c with the sandbox's env, as root): spawning a process
     // inside gVisor costs milliseconds, so the agent keeps one started ahead of time.
     agent
-      .request("prewarm", { env: record.env, user: "root" })
+      .prewarm({ env: record.env, user: "root" })
       .catch((err: Error) => this.deps.log.debug({ sandbox: record.id, err: err.message }, "agent keeps no spare shell"));
     agent.once("closed", (reason: string) => {
       this.onAgentClosed(record, agent, reason, exited).catch((err: Error) => this.deps.log.error({ err, sandbox: record.id }, "handling a dead sandbox failed"));

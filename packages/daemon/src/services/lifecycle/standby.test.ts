@@ -10,7 +10,6 @@ beforeEach(async () => {
 });
 afterEach(() => env.close());
 
-type Ps = { processes: { pid: number; running: boolean; tag: string | null }[] };
 
 /** A sandbox with state in memory: counter 2 and a background process that runs until killed. */
 async function busySandbox(runtime: "gvisor" | "crun" = "gvisor"): Promise<{ id: string; pid: number }> {
@@ -18,13 +17,13 @@ async function busySandbox(runtime: "gvisor" | "crun" = "gvisor"): Promise<{ id:
   await incr(d.service, id);
   await incr(d.service, id);
   const live = await d.service.acquire(id);
-  const { pid } = await live.agent.request<{ pid: number }>("exec", { cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, tag: "bg", stdin: false, subscribe: false, window: 0 });
+  const { pid } = await live.agent.exec({ cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, tag: "bg", stdin: false, subscribe: false, window: 0 });
   return { id, pid };
 }
 
 async function stillRunning(id: string, pid: number): Promise<boolean> {
   const live = await d.service.acquire(id);
-  const { processes } = await live.agent.request<Ps>("ps", {});
+  const { processes } = await live.agent.ps();
   return processes.some((p) => p.pid === pid && p.running && p.tag === "bg");
 }
 
@@ -36,7 +35,7 @@ describe("pause", () => {
     expect(paused).toMatchObject({ state: "paused", standbyReason: "requested", expiresAt: null });
     expect(env.host.observe(id)).toBe("paused");
     let answered = false;
-    const ping = live.agent.request("ping", {}, 5_000).then(() => (answered = true));
+    const ping = live.agent.ping().then(() => (answered = true));
     await new Promise((r) => setTimeout(r, 20));
     expect(answered).toBe(false);
     expect(await d.service.resume(id)).toMatchObject({ state: "running", standbySince: null });

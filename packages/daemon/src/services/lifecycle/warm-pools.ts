@@ -83,7 +83,7 @@ export class WarmPools {
     this.core.live.set(id, { record: claimed, agent: live.agent });
     this.core.touch(id);
     // The spare shell follows the sandbox's env (kept as is when the env is the pool's, which is empty).
-    live.agent.request("prewarm", { env: claimed.env, user: "root" }).catch(() => {});
+    live.agent.prewarm({ env: claimed.env, user: "root" }).catch(() => {});
     this.core.updateGauges();
     return toSandbox(claimed);
   }

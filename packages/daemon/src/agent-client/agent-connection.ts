@@ -1,0 +1,338 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { ErrorCode } from "@stasis/protocol";
+import { ApiError } from "../errors/api-error.js";
+import type { AgentChannel } from "../runtime/driver.js";
+import {
+  AgentEventSchema,
+  describeIssues,
+  FRAME_MARKER,
+  FRAME_PREFIX_BYTES,
+  FRAMES_PROTOCOL,
+  MAX_FRAME_HEADER,
+  MAX_FRAME_PAYLOAD,
+  MAX_LINE_BYTES,
+  MAX_PROTOCOL,
+  MIN_PROTOCOL,
+  ReplySchema,
+  resultSchemas,
+  type AgentOp,
+  type ResultOf,
+} from "./agent-protocol.js";
+import { MessageReader } from "./message-reader.js";
+
+export type ProcessEvent =
+  | { ev: "out"; pid: number; fd: 1 | 2; data: Buffer }
+  | { ev: "exit"; pid: number; code: number; signal: string | null };
+
+/** A parsed reply, with a frame's payload (the result's data) when it came as one. */
+export type Reply<K extends AgentOp> = { result: ResultOf<K>; payload: Buffer | null };
+export type CallOptions = { timeoutMs?: number; payload?: Buffer; framed?: boolean };
+
+type Pending = { resolve: (r: { result: unknown; payload: Buffer | null }) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; op: AgentOp };
+
+/** Maps the agent's error codes onto the API's registry. */
+const agentErrorCodes: Record<string, ErrorCode> = {
+  invalid_argument: "invalid_request",
+  not_found: "file_not_found",
+  already_exists: "file_exists",
+  permission_denied: "permission_denied",
+  not_a_directory: "not_a_directory",
+  is_a_directory: "is_a_directory",
+  not_empty: "directory_not_empty",
+  no_such_process: "process_not_found",
+  exec_failed: "exec_failed",
+  too_large: "payload_too_large",
+};
+
+/** How long events for a pid nobody listens to yet are kept (the exec reply can trail its first output). */
+const EARLY_EVENT_TTL_MS = 5_000;
+/** Bound on early output kept across all pids: the agent is untrusted and could invent pids. */
+const EARLY_BYTES_MAX = 8 * 1024 * 1024;
+/** Malformed messages tolerated per window (a restarted daemon may read the tail of an old message); more closes the channel. */
+const MALFORMED_LIMIT = 100;
+const MALFORMED_WINDOW_MS = 10_000;
+/** Of those, how many are logged per window. */
+const MALFORMED_LOGGED = 5;
+
+/**
+ * The daemon's end of one sandbox's agent channel: sends requests (JSON lines, or binary frames to an
+ * agent of protocol 2), matches replies to requests by id and parses them with the op's schema, routes
+ * process events to listeners by pid, and treats everything the agent says as untrusted: sizes are
+ * capped, every message is validated, and a stream of garbage closes the channel with the reason.
+ */
+export class AgentConnection extends EventEmitter {
+  /** Random start: replies a previous daemon left unread in the pipe can never match our requests. */
+  private nextId = 1 + Math.floor(Math.random() * 2 ** 30);
+  private readonly pending = new Map<number, Pending>();
+  private readonly processListeners = new Map<number, Set<(e: ProcessEvent) => void>>();
+  private readonly early = new Map<number, { at: number; events: ProcessEvent[] }>();
+  private earlyBytes = 0;
+  private closedReason: string | null = null;
+  private readyWaiters: { resolve: (version: string) => void; reject: (err: Error) => void }[] = [];
+  private malformed = { since: 0, count: 0 };
+  private readonly reader: MessageReader;
+  /** The agent's version and protocol, from its hello or a ping (null until heard from). */
+  version: string | null = null;
+  protocol: number | null = null;
+
+  constructor(
+    private readonly channel: AgentChannel,
+    protected readonly log: Logger,
+  ) {
+    super();
+    // One `closed` listener per open stream on this sandbox: there can be many.
+    this.setMaxListeners(0);
+    const reader = (this.reader = new MessageReader(MAX_LINE_BYTES, {
+      message: (body, payload) => this.onMessage(body, payload),
+      oversizeLine: (bytes) => this.onMalformed(`an over-long line (${bytes} bytes)`),
+      fatal: (reason) => this.close(`${reason}; channel closed`),
+    }));
+    channel.output.on("data", (chunk: Buffer) => reader.push(chunk));
+    channel.output.on("end", () => this.close("agent channel closed"));
+    channel.output.on("error", (err) => this.close(`agent channel error: ${err.message}`));
+    channel.input.on("error", (err) => this.close(`agent channel error: ${err.message}`));
+  }
+
+  get closed(): boolean {
+    return this.closedReason !== null;
+  }
+
+  /** Whether requests may travel as binary frames (the agent announced protocol 2 or later). */
+  get framed(): boolean {
+    return (this.protocol ?? 0) >= FRAMES_PROTOCOL;
+  }
+
+  /**
+   * Resolves with the agent's version once it has said hello (or answered a ping) with a protocol this
+   * daemon speaks; rejects when the protocol is not one of them.
+   */
+  waitReady(timeoutMs: number): Promise<string> {
+    if (this.closedReason) return Promise.reject(new ApiError("sandbox_failed", this.closedReason));
+    if (this.version && this.protocol !== null) return Promise.resolve(this.version);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ApiError("sandbox_failed", `agent did not start within ${timeoutMs} ms`)), timeoutMs);
+      this.readyWaiters.push({
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+      // A restarted daemon reattaching to a running agent gets no hello: ask. An agent of protocol 1
+      // leaves `protocol` out of its ping reply.
+      this.call("ping", {}, { timeoutMs })
+        .then(({ result }) => this.onHello(result.version, result.protocol ?? 1))
+        .catch(() => {});
+    });
+  }
+
+  /** Sends a request and resolves with its reply, parsed with the op's schema (a malformed reply is an error). */
+  protected call<K extends AgentOp>(op: K, args: object, options: CallOptions = {}): Promise<Reply<K>> {
+    if (this.closedReason) return Promise.reject(new ApiError("sandbox_failed", this.closedReason));
+    const { timeoutMs = 30_000, payload, framed = payload !== undefined } = options;
+    if (framed && !this.framed) return Promise.reject(new ApiError("internal", `'${op}' as a frame needs agent protocol ${FRAMES_PROTOCOL} (agent speaks ${this.protocol ?? "unknown"})`));
+    const id = this.nextId++;
+    let encoded: (string | Buffer)[];
+    try {
+      encoded = framed ? encodeFrame({ id, op, ...args }, payload ?? Buffer.alloc(0)) : [`${JSON.stringify({ id, op, ...args })}\n`];
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return new Promise<Reply<K>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ApiError("agent_timeout", `sandbox agent did not answer '${op}' within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const settle = (raw: { result: unknown; payload: Buffer | null }) => {
+        const parsed = resultSchemas[op].safeParse(raw.result ?? {});
+        if (!parsed.success) {
+          reject(new ApiError("sandbox_failed", `the sandbox agent sent a malformed '${op}' reply: ${describeIssues(parsed.error)}`));
+          return;
+        }
+        resolve({ result: parsed.data as ResultOf<K>, payload: raw.payload });
+      };
+      this.pending.set(id, { resolve: settle, reject, timer, op });
+      // Written in one tick: nothing else can come between a frame's parts.
+      for (const part of encoded) this.channel.input.write(part);
+    });
+  }
+
+  /** Fire-and-forget message (flow-control acks). */
+  protected send(op: "ack", args: object): void {
+    if (!this.closedReason) this.writeLine({ op, ...args });
+  }
+
+  /** Listens to a process's events; events that arrived before the listener are replayed first. */
+  subscribe(pid: number, listener: (e: ProcessEvent) => void): () => void {
+    let set = this.processListeners.get(pid);
+    if (!set) this.processListeners.set(pid, (set = new Set()));
+    set.add(listener);
+    const early = this.early.get(pid);
+    if (early) {
+      this.dropEarly(pid);
+      for (const e of early.events) listener(e);
+    }
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.processListeners.get(pid) === set) this.processListeners.delete(pid);
+    };
+  }
+
+  /** How many listeners a process has: attach and detach are sent to the agent for the first and last. */
+  subscriberCount(pid: number): number {
+    return this.processListeners.get(pid)?.size ?? 0;
+  }
+
+  /** Resolves once no request is awaiting a reply, or after timeoutMs (a checkpoint is best taken between requests). */
+  async settled(timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (this.pending.size > 0 && !this.closed && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** Resolves once the channel has closed (its writer gone and everything it wrote read), or after timeoutMs. */
+  async drained(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.once("closed", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  close(reason: string): void {
+    if (this.closedReason) return;
+    this.closedReason = reason;
+    this.reader.stop();
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new ApiError("sandbox_failed", `sandbox stopped while '${p.op}' was in flight: ${reason}`));
+      this.pending.delete(id);
+    }
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(new ApiError("sandbox_failed", reason));
+    this.channel.input.destroy();
+    this.channel.output.destroy();
+    this.emit("closed", reason);
+  }
+
+  private writeLine(message: object): void {
+    this.channel.input.write(`${JSON.stringify(message)}\n`);
+  }
+
+  private onHello(version: string, protocol: number): void {
+    if (protocol < MIN_PROTOCOL || protocol > MAX_PROTOCOL) {
+      this.version = version;
+      this.close(`the sandbox agent ${version} speaks protocol ${protocol}, but this daemon speaks protocols ${MIN_PROTOCOL} to ${MAX_PROTOCOL}`);
+      return;
+    }
+    this.version = version;
+    this.protocol = protocol;
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.resolve(version);
+  }
+
+  private onMessage(body: Buffer, payload: Buffer | null): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(body.toString("utf8"));
+    } catch {
+      return this.onMalformed(`unparsable JSON (${body.length} bytes)`);
+    }
+    if (typeof msg !== "object" || msg === null || Array.isArray(msg)) return this.onMalformed("a message that is not a JSON object");
+    if ("id" in msg) return this.onReply(msg, payload);
+    if ("ev" in msg && (msg.ev === "hello" || msg.ev === "out" || msg.ev === "exit")) return this.onEvent(msg, payload);
+    // An event kind from a newer agent: not an error.
+    this.log.debug({ ev: "ev" in msg ? String(msg.ev).slice(0, 64) : null }, "agent sent an unknown event; ignored");
+  }
+
+  private onReply(msg: object, payload: Buffer | null): void {
+    const parsed = ReplySchema.safeParse(msg);
+    if (!parsed.success) {
+      // The request it answers fails now rather than timing out.
+      const id = "id" in msg && typeof msg.id === "number" ? msg.id : null;
+      const p = id === null ? undefined : this.pending.get(id);
+      if (p && id !== null) {
+        this.pending.delete(id);
+        clearTimeout(p.timer);
+        p.reject(new ApiError("sandbox_failed", `the sandbox agent sent a malformed '${p.op}' reply: ${describeIssues(parsed.error)}`));
+      }
+      return this.onMalformed(`a malformed reply (${describeIssues(parsed.error)})`);
+    }
+    const reply = parsed.data;
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    this.pending.delete(reply.id);
+    clearTimeout(p.timer);
+    if (reply.ok) return p.resolve({ result: reply.result, payload });
+    p.reject(new ApiError(agentErrorCodes[reply.error.code] ?? "internal", reply.error.message.slice(0, 4096)));
+  }
+
+  private onEvent(msg: object, payload: Buffer | null): void {
+    const parsed = AgentEventSchema.safeParse(msg);
+    if (!parsed.success) return this.onMalformed(`a malformed event (${describeIssues(parsed.error)})`);
+    const ev = parsed.data;
+    if (ev.ev === "hello") return this.onHello(ev.version, ev.protocol);
+    if (ev.ev === "exit") return this.dispatch(ev);
+    // In a frame, the payload is the output; in a line, base64 `data`.
+    const data = payload ?? (ev.data !== undefined ? Buffer.from(ev.data, "base64") : null);
+    if (!data) return this.onMalformed("an out event without data");
+    this.dispatch({ ev: "out", pid: ev.pid, fd: ev.fd, data });
+  }
+
+  /** Counts and logs (a few) malformed messages; a stream of them closes the channel. */
+  private onMalformed(what: string): void {
+    const now = Date.now();
+    if (now - this.malformed.since > MALFORMED_WINDOW_MS) this.malformed = { since: now, count: 0 };
+    this.malformed.count++;
+    if (this.malformed.count <= MALFORMED_LOGGED) this.log.warn({ what }, "agent sent a malformed message; dropped");
+    if (this.malformed.count > MALFORMED_LIMIT) {
+      this.close(`the agent sent more than ${MALFORMED_LIMIT} malformed messages within ${MALFORMED_WINDOW_MS / 1000} s (last: ${what}); channel closed`);
+    }
+  }
+
+  private dispatch(event: ProcessEvent): void {
+    const set = this.processListeners.get(event.pid);
+    if (set && set.size > 0) {
+      for (const l of [...set]) l(event);
+      return;
+    }
+    const now = Date.now();
+    for (const [pid, e] of this.early) if (now - e.at > EARLY_EVENT_TTL_MS) this.dropEarly(pid);
+    const size = event.ev === "out" ? event.data.length : 0;
+    // Output beyond the bound is dropped; an exit is always kept, so no waiter is left hanging.
+    if (event.ev === "out" && this.earlyBytes + size > EARLY_BYTES_MAX) return;
+    const entry = this.early.get(event.pid) ?? { at: now, events: [] };
+    entry.events.push(event);
+    this.earlyBytes += size;
+    this.early.set(event.pid, entry);
+  }
+
+  private dropEarly(pid: number): void {
+    const entry = this.early.get(pid);
+    if (!entry) return;
+    this.early.delete(pid);
+    for (const e of entry.events) if (e.ev === "out") this.earlyBytes -= e.data.length;
+  }
+}
+
+/** A frame's bytes (docs/agent-protocol.md): marker, header and payload lengths (u32 BE), JSON header, payload. */
+export function encodeFrame(header: object, payload: Buffer): Buffer[] {
+  const json = Buffer.from(JSON.stringify(header), "utf8");
+  if (json.length > MAX_FRAME_HEADER || payload.length > MAX_FRAME_PAYLOAD) {
+    throw new ApiError("internal", `a frame of ${json.length}+${payload.length} bytes exceeds the protocol's limits`);
+  }
+  const prefix = Buffer.allocUnsafe(FRAME_PREFIX_BYTES);
+  prefix[0] = FRAME_MARKER;
+  prefix.writeUInt32BE(json.length, 1);
+  prefix.writeUInt32BE(payload.length, 5);
+  const head = Buffer.concat([prefix, json]);
+  return payload.length > 0 ? [head, payload] : [head];
+}

@@ -1,0 +1,92 @@
+import { ApiError } from "../errors/api-error.js";
+import type { AgentClient } from "./agent-client.js";
+import type { AgentStat, ReadResult } from "./agent-protocol.js";
+
+/**
+ * Chunk size and chunks in flight per transfer. Pipelining keeps the channel busy instead of paying a
+ * round trip per chunk; the agent runs reads concurrently and writes of one handle in arrival order.
+ * Frames (protocol 2) carry raw bytes; lines (protocol 1) base64, at most 1 MiB decoded.
+ */
+export const TRANSFER = {
+  frames: { chunkBytes: 1024 * 1024, window: 8 },
+  lines: { chunkBytes: 512 * 1024, window: 4 },
+};
+
+export type WriteFileOptions = { mode?: number; user?: string; maxBytes: number };
+
+function shape(agent: AgentClient): { chunkBytes: number; window: number } {
+  return agent.framed ? TRANSFER.frames : TRANSFER.lines;
+}
+
+/**
+ * Streams a file in order. Reads run ahead within the size a stat saw; beyond it (a file that grew, or
+ * one such as /proc's that reports size 0) one chunk at a time, until the agent says eof.
+ */
+export async function* readFileChunks(agent: AgentClient, path: string, size: number): AsyncGenerator<Buffer> {
+  const { chunkBytes, window } = shape(agent);
+  const inflight: { offset: number; reply: Promise<ReadResult> }[] = [];
+  let next = 0;
+  const issue = () => {
+    const reply = agent.read({ path, offset: next, length: chunkBytes });
+    // Awaited in order below; a failure is seen there, not as an unhandled rejection.
+    reply.catch(() => {});
+    inflight.push({ offset: next, reply });
+    next += chunkBytes;
+  };
+  for (;;) {
+    while (inflight.length < window && (inflight.length === 0 || next < size)) issue();
+    const head = inflight.shift()!;
+    const r = await head.reply;
+    if (r.data.length > 0) yield r.data;
+    if (r.eof || r.data.length === 0) return;
+    if (r.data.length < chunkBytes) {
+      // A short read before eof: the reads queued behind it would leave a gap; go on from here.
+      inflight.length = 0;
+      next = head.offset + r.data.length;
+    }
+  }
+}
+
+/** Writes a file atomically through a write handle; any failure (or too many bytes) aborts it, keeping the old file. */
+export async function writeFileFrom(agent: AgentClient, path: string, source: AsyncIterable<Uint8Array>, options: WriteFileOptions): Promise<AgentStat> {
+  const handle = await agent.writeOpen({
+    path,
+    ...(options.mode !== undefined ? { mode: options.mode } : {}),
+    ...(options.user ? { user: options.user } : {}),
+    parents: true,
+  });
+  const { chunkBytes, window } = shape(agent);
+  const inflight: Promise<void>[] = [];
+  let buf = Buffer.allocUnsafe(chunkBytes);
+  let fill = 0;
+  let total = 0;
+  const flush = async () => {
+    if (fill === 0) return;
+    if (inflight.length >= window) await inflight.shift();
+    const sent = agent.writeChunk(handle, buf.subarray(0, fill));
+    sent.catch(() => {});
+    inflight.push(sent);
+    buf = Buffer.allocUnsafe(chunkBytes);
+    fill = 0;
+  };
+  try {
+    for await (const chunk of source) {
+      total += chunk.length;
+      if (total > options.maxBytes) throw new ApiError("payload_too_large", `file exceeds the ${options.maxBytes}-byte upload limit`);
+      for (let off = 0; off < chunk.length; ) {
+        const n = Math.min(chunk.length - off, chunkBytes - fill);
+        buf.set(chunk.subarray(off, off + n), fill);
+        fill += n;
+        off += n;
+        if (fill === chunkBytes) await flush();
+      }
+    }
+    await flush();
+    await Promise.all(inflight);
+    // The file as written (not a later stat: a process in the sandbox may consume it at once).
+    return await agent.writeClose(handle);
+  } catch (err) {
+    await agent.writeAbort(handle).catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,120 @@
+import { FRAME_MARKER, FRAME_PREFIX_BYTES, MAX_FRAME_HEADER, MAX_FRAME_PAYLOAD } from "./agent-protocol.js";
+
+export interface MessageSink {
+  /** One message: a JSON line (payload null) or a frame's JSON header and payload. */
+  message(body: Buffer, payload: Buffer | null): void;
+  /** A line over the limit was dropped (the stream resynchronises at the next newline). */
+  oversizeLine(bytes: number): void;
+  /** The stream cannot be followed any more (a frame announced more than the limits); nothing more is read. */
+  fatal(reason: string): void;
+}
+
+type State = "start" | "line" | "prefix" | "frame";
+
+/**
+ * Splits the agent's output into messages: JSON lines, and binary frames (a NUL byte, two u32 BE
+ * lengths, the JSON header, the payload; docs/agent-protocol.md). The stream is untrusted, so what is
+ * held is bounded: a line by maxLineBytes, a frame by its limits, checked before anything is allocated.
+ * A frame's lengths cannot be checked against anything else, so one over the limits ends the stream.
+ */
+export class MessageReader {
+  private state: State = "start";
+  private lineParts: Buffer[] = [];
+  private lineLength = 0;
+  private discardingLine = false;
+  private readonly prefix = Buffer.alloc(FRAME_PREFIX_BYTES);
+  private prefixHave = 0;
+  private frame: Buffer | null = null;
+  private frameHave = 0;
+  private headerBytes = 0;
+  private dead = false;
+
+  constructor(
+    private readonly maxLineBytes: number,
+    private readonly sink: MessageSink,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let pos = 0;
+    while (pos < chunk.length && !this.dead) {
+      switch (this.state) {
+        case "start":
+          this.state = chunk[pos] === FRAME_MARKER ? "prefix" : "line";
+          break;
+        case "line":
+          pos = this.pushLine(chunk, pos);
+          break;
+        case "prefix": {
+          const n = chunk.copy(this.prefix, this.prefixHave, pos, pos + FRAME_PREFIX_BYTES - this.prefixHave);
+          this.prefixHave += n;
+          pos += n;
+          if (this.prefixHave === FRAME_PREFIX_BYTES) this.startFrame();
+          break;
+        }
+        case "frame": {
+          const frame = this.frame!;
+          const n = chunk.copy(frame, this.frameHave, pos, pos + frame.length - this.frameHave);
+          this.frameHave += n;
+          pos += n;
+          if (this.frameHave === frame.length) this.endFrame(frame);
+          break;
+        }
+      }
+    }
+  }
+
+  private pushLine(chunk: Buffer, pos: number): number {
+    const nl = chunk.indexOf(10, pos);
+    const end = nl === -1 ? chunk.length : nl;
+    if (!this.discardingLine) {
+      if (this.lineLength + end - pos > this.maxLineBytes) {
+        this.discardingLine = true;
+        this.sink.oversizeLine(this.lineLength + end - pos);
+        this.lineParts = [];
+        this.lineLength = 0;
+      } else if (end > pos) {
+        this.lineParts.push(chunk.subarray(pos, end));
+        this.lineLength += end - pos;
+      }
+    }
+    if (nl === -1) return chunk.length;
+    const parts = this.lineParts;
+    const length = this.lineLength;
+    const keep = !this.discardingLine && length > 0;
+    this.lineParts = [];
+    this.lineLength = 0;
+    this.discardingLine = false;
+    this.state = "start";
+    if (keep) this.sink.message(parts.length === 1 ? parts[0]! : Buffer.concat(parts, length), null);
+    return nl + 1;
+  }
+
+  /** Reads nothing more (the channel is closed): a garbage stream costs no more CPU. */
+  stop(): void {
+    this.dead = true;
+    this.lineParts = [];
+    this.frame = null;
+  }
+
+  private startFrame(): void {
+    const header = this.prefix.readUInt32BE(1);
+    const payload = this.prefix.readUInt32BE(5);
+    this.prefixHave = 0;
+    if (header === 0 || header > MAX_FRAME_HEADER || payload > MAX_FRAME_PAYLOAD) {
+      this.dead = true;
+      this.sink.fatal(`the agent announced a frame of ${header} header and ${payload} payload bytes (limits ${MAX_FRAME_HEADER} and ${MAX_FRAME_PAYLOAD})`);
+      return;
+    }
+    this.headerBytes = header;
+    // One allocation for header and payload, at most the limits; filled as bytes arrive.
+    this.frame = Buffer.allocUnsafe(header + payload);
+    this.frameHave = 0;
+    this.state = "frame";
+  }
+
+  private endFrame(frame: Buffer): void {
+    this.frame = null;
+    this.state = "start";
+    this.sink.message(frame.subarray(0, this.headerBytes), frame.subarray(this.headerBytes));
+  }
+}
