@@ -95,7 +95,7 @@ describe("create", () => {
     env.templates.define("snap", { start: "incr && sleep infinity", ready: "count" });
     const d = await env.startDaemon();
     const taken = await d.service.snapshotTemplate("snap:1", new AbortController().signal);
-    expect(taken.runtime).toBe("fake 1");
+    expect(taken.runtime).toBe("fake 1 agent unpinned");
     env.templates.define("snap", { start: "incr && sleep infinity", ready: "count", snapshot: true });
     const sbx = await d.service.create(params({ template: "snap" }));
     expect(sbx).toMatchObject({ state: "running", createdVia: "snapshot" });

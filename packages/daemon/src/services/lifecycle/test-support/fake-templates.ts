@@ -42,7 +42,7 @@ export class FakeTemplates implements TemplateSource {
       readyTimeoutMs: spec.readyTimeoutMs ?? null,
       resources: spec.resources ?? SMALL,
       pool: spec.pool ?? 0,
-      snapshot: spec.snapshot ? { image: join(dir, "image"), disk: join(dir, "disk.img"), runtime: "fake 1" } : null,
+      snapshot: spec.snapshot ? { image: join(dir, "image"), disk: join(dir, "disk.img"), runtime: "fake 1 agent unpinned" } : null,
     };
   }
 
