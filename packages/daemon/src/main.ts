@@ -19,7 +19,7 @@ import { FileService } from "./services/file-service.js";
 import { SandboxService } from "./services/sandbox-service.js";
 import { SandboxFilesystem } from "./storage/sandbox-filesystem.js";
 import { SandboxStore } from "./store/sandbox-store.js";
-import { TemplateStore } from "./templates/template-store.js";
+import { DEFAULT_RESOURCES, TemplateStore } from "./templates/template-store.js";
 import { createTemplateService } from "./services/template-service.js";
 import { removeStaleBuildContainers } from "./templates/build-container.js";
 import { removeStaleBuildNetworks } from "./templates/build-network.js";
@@ -50,7 +50,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   if (staleSteps.length > 0) log.info({ containers: staleSteps }, "removed build-step containers left by a stopped daemon");
   await templates.cleanupStale();
   await removeStaleBuildNetworks();
-  const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"));
+  const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"), { diskPool: config.diskPool, primeSizesMiB: [DEFAULT_RESOURCES.diskMiB], log });
+  await filesystem.start();
   const freezer = new Freezer(cgroupMode);
   const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, freezer, metrics, log });
   await sandboxes.start();
@@ -89,6 +90,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         await sandboxes.discardPools();
         sandboxes.stop();
       }
+      await filesystem.stop();
       store.close();
       e2bStore.close();
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
