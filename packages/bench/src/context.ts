@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { BenchDaemon } from "./daemon.js";
 import type { Recorder } from "./figures.js";
 import { RawRuntime, type RuntimeName } from "./raw/runtime.js";
-import type { ConcurrencyLevel, DensityResult } from "./result.js";
+import type { ConcurrencyLevel, DensityResult, Section } from "./result.js";
 
 /** Sample counts and sizes: `quick` stays under 4 minutes on a 2-core machine (3 min 25 s with templates), `full` under 20. */
 export interface Profile {
@@ -125,8 +125,16 @@ export class BenchContext {
     readonly startDaemon: (name: string, env: Record<string, string>) => Promise<BenchDaemon>,
     /** Deletes a daemon's sandboxes, stops it and removes everything it left. */
     readonly retireDaemon: (daemon: BenchDaemon) => Promise<void>,
+    /** `section:part` picked alone; a section with none listed runs all of its parts. */
+    readonly parts: ReadonlySet<string> = new Set(),
   ) {
     mkdirSync(workDir, { recursive: true });
+  }
+
+  /** Whether this run includes `part` of `section`. */
+  wants(section: Section, part: string): boolean {
+    const picked = [...this.parts].filter((p) => p.startsWith(`${section}:`));
+    return picked.length === 0 || picked.includes(`${section}:${part}`);
   }
 
   get conn(): { apiUrl: string; apiKey: string } {

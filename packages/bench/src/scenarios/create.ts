@@ -183,7 +183,7 @@ async function fromWarmPool(ctx: BenchContext): Promise<void> {
 }
 
 export async function createScenario(ctx: BenchContext): Promise<void> {
-  for (const runtime of ["gvisor", "crun"] as const) await cold(ctx, runtime);
-  await fromWarmPool(ctx);
-  await fromSnapshot(ctx);
+  if (ctx.wants("create", "cold")) for (const runtime of ["gvisor", "crun"] as const) await cold(ctx, runtime);
+  if (ctx.wants("create", "warm-pool")) await fromWarmPool(ctx);
+  if (ctx.wants("create", "snapshot")) await fromSnapshot(ctx);
 }
