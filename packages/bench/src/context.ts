@@ -26,8 +26,10 @@ export interface Profile {
   pythonRuns: number;
   /** Python end to end: create, run, delete. */
   pythonEndToEnd: number;
-  /** Pause/wake cycles per runtime. */
+  /** Pause/wake samples per runtime, load (idle, busy) and kind of wake (echo, a process, the resume call). */
   pauses: number;
+  /** How long a paused sandbox sleeps before it is woken (>= 1 s: users pause for seconds to days). */
+  pauseMs: number;
   /** Hibernate/wake cycles per working set. */
   hibernateCycles: number;
   /** How long a hibernated sandbox sleeps before it is woken. */
@@ -57,7 +59,8 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     echoes: 20,
     pythonRuns: 5,
     pythonEndToEnd: 3,
-    pauses: 10,
+    pauses: 6,
+    pauseMs: 1_000,
     hibernateCycles: 2,
     sleepMs: 2_000,
     forks: 2,
@@ -83,7 +86,8 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     echoes: 60,
     pythonRuns: 20,
     pythonEndToEnd: 8,
-    pauses: 30,
+    pauses: 10,
+    pauseMs: 3_000,
     hibernateCycles: 6,
     sleepMs: 3_000,
     forks: 4,

@@ -17,7 +17,8 @@ import { densityScenario } from "./scenarios/density.js";
 import { execScenario } from "./scenarios/exec.js";
 import { filesScenario } from "./scenarios/files.js";
 import { pythonScenario } from "./scenarios/python.js";
-import { hibernationScenario, pausedScenario } from "./scenarios/standby.js";
+import { pausedScenario } from "./scenarios/paused.js";
+import { hibernationScenario } from "./scenarios/standby.js";
 import { removeTemplateLeftovers, templatesScenario } from "./scenarios/templates.js";
 import { evaluateTargets } from "./targets.js";
 
