@@ -183,6 +183,20 @@ describe("DiskPool", () => {
   });
 });
 
+describe("DiskPool refill timing", () => {
+  it("waits refillDelayMs after a hand-out, but a steady stream of creates does not postpone the refill", async () => {
+    const p = pool({ perSize: 4, refillDelayMs: 50 });
+    await p.start();
+    await p.settled();
+    const initial = disks.formats.length;
+    for (let i = 0; i < 20; i++) {
+      p.take(4096, join(root, `sbx_${i}`));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(disks.formats.length).toBeGreaterThan(initial);
+  });
+});
+
 describe("DiskPool hand-out failures", () => {
   it("refuses a target that exists and keeps its disk; skips a disk removed behind its back", async () => {
     const p = pool();

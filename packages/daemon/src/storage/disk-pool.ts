@@ -48,7 +48,7 @@ export class DiskPool {
 
   constructor(private readonly opts: DiskPoolOptions) {
     this.maxSizes = Math.max(1, opts.maxSizes ?? 4);
-    this.refillDelayMs = opts.refillDelayMs ?? 300;
+    this.refillDelayMs = opts.refillDelayMs ?? 500;
     for (const size of opts.primeSizesMiB) this.want(size);
   }
 
@@ -151,14 +151,14 @@ export class DiskPool {
     }
   }
 
-  /** Runs the refill loop after `delayMs` unless it is running or already due. */
+  /** Runs the refill loop after `delayMs` unless it is running or already due (a steady stream of creates does not postpone it). */
   private schedule(delayMs: number): void {
     if (!this.enabled || !this.started) return;
     if (this.refilling) {
       this.again = true;
       return;
     }
-    clearTimeout(this.timer);
+    if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.refilling = this.refill().finally(() => {
