@@ -59,7 +59,7 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     echoes: 20,
     pythonRuns: 5,
     pythonEndToEnd: 3,
-    pauses: 6,
+    pauses: 5,
     pauseMs: 1_000,
     hibernateCycles: 2,
     sleepMs: 2_000,

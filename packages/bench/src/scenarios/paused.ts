@@ -14,7 +14,7 @@ const BUSY = ["python3", "-c", "while True: pass"];
  * After a sample, a sandbox runs this long before it is paused again: an agent thinks between commands,
  * and a sandbox that pauses on its own has been idle for a while, so the agent's spare shell is back.
  */
-const SETTLE_MS = 250;
+const SETTLE_MS = 200;
 
 /** One thing that is paused and woken: a Stasis sandbox or a raw container, idle or busy. */
 interface Subject {
