@@ -8,6 +8,8 @@ export interface DiskCommands {
   format(image: string, sizeMiB: number, opts?: { background?: boolean }): Promise<void>;
   /** Loop-mounts `image` on `target` with the sandbox disks' options (noatime, nodev). */
   mount(image: string, target: string, opts?: { background?: boolean }): Promise<void>;
+  /** Makes named pipes (mode 600). */
+  makeFifos(paths: string[], opts?: { background?: boolean }): Promise<void>;
   unmount(target: string): Promise<void>;
   isMounted(target: string): Promise<boolean>;
 }
@@ -33,6 +35,9 @@ export const hostDiskCommands: DiskCommands = {
     // nodev: device nodes in a template's layers (an imported image may carry any) or on the disk open
     // nothing, on either runtime (gVisor's gofer opened them too); the runtimes mount their own /dev.
     await mustRun(...low("mount", ["-o", "loop,noatime,nodev", image, target], opts?.background));
+  },
+  async makeFifos(paths, opts) {
+    await mustRun(...low("mkfifo", ["-m", "0600", ...paths], opts?.background));
   },
   async unmount(target) {
     await unmount(target);

@@ -25,6 +25,10 @@ class FakeDisks implements DiskCommands {
     await Promise.resolve();
     writeFileSync(join(target, ".mounted"), "");
   }
+  async makeFifos(paths: string[]): Promise<void> {
+    await Promise.resolve();
+    for (const path of paths) writeFileSync(path, "fifo");
+  }
   async unmount(target: string): Promise<void> {
     await Promise.resolve();
     this.unmounts.push(target);
@@ -82,6 +86,8 @@ describe("DiskPool", () => {
     expect(p.take(4096, target)).toBe(true);
     expect(readFileSync(join(target, "disk.img"), "utf8")).toBe("ext4 4096");
     expect(existsSync(join(target, "disk", ".mounted"))).toBe(true);
+    // The agent channel's pipes, where the runtime looks for them (it makes none that exist).
+    expect(readdirSync(join(target, "runtime")).sort()).toEqual(["agent.in", "agent.out"]);
     expect(p.counts()).toEqual({ 4096: 1 });
     await p.settled();
     expect(p.counts()).toEqual({ 4096: 2 });

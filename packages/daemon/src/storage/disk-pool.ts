@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs"
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
+import { FifoPair } from "../runtime/fifo-channel.js";
 import type { DiskCommands } from "./disk-commands.js";
 
 /** A pooled disk's folder: `<sizeMiB>m-<random>` once complete, `.tmp-` in front while it is being made. */
@@ -26,9 +27,10 @@ export interface DiskPoolOptions {
 /**
  * Formatted, loop-mounted sandbox disks made ahead, so that a create only renames one into place
  * instead of running truncate, mkfs.ext4 and a loop mount on its path. Each pooled disk is a folder
- * laid out as a sandbox's (`disk.img`, `disk/` mounted): made under a temporary name and renamed once
- * complete, so a crash never leaves a half-made disk where it could be handed out. One disk is made at
- * a time, at the lowest CPU priority.
+ * laid out as a sandbox's: `disk.img`, `disk/` mounted, and `runtime/` with the agent channel's named
+ * pipes (which the runtime otherwise makes with mkfifo processes at launch). It is made under a
+ * temporary name and renamed once complete, so a crash never leaves a half-made disk where it could be
+ * handed out. One disk is made at a time, at the lowest CPU priority.
  */
 export class DiskPool {
   /** Ready disks per size, oldest first. */
@@ -201,6 +203,9 @@ export class DiskPool {
     mkdirSync(temp, { mode: 0o700 });
     try {
       mkdirSync(join(temp, "disk"));
+      mkdirSync(join(temp, "runtime"), { mode: 0o700 });
+      const fifos = new FifoPair(join(temp, "runtime"));
+      await this.opts.commands.makeFifos([fifos.inPath, fifos.outPath], { background: true });
       await this.opts.commands.format(join(temp, "disk.img"), sizeMiB, { background: true });
       await this.opts.commands.mount(join(temp, "disk.img"), join(temp, "disk"), { background: true });
       renameSync(temp, join(this.opts.dir, name));

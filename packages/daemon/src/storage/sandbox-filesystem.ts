@@ -129,7 +129,7 @@ export class SandboxFilesystem {
     return (await isMountpoint(p.diskMount)) && (await isMountpoint(p.rootfs));
   }
 
-  /** `exists`: the folder is a pooled disk's, moved into place (mode 700, root's). */
+  /** `exists`: the folder is a pooled disk's, moved into place (mode 700, root's, with `runtime/`). */
   private makeDirs(id: string, owner: number, exists = false): SandboxPaths {
     const p = this.paths(id);
     // No other host user may reach a sandbox's files (a setuid file written by the sandbox would otherwise
@@ -140,7 +140,8 @@ export class SandboxFilesystem {
     if (exists) chmodSync(p.dir, mode);
     else mkdirSync(p.dir, { mode });
     if (owner !== 0) chownSync(p.dir, 0, owner);
-    mkdirSync(p.runtimeDir, { mode: 0o700 });
+    // A pooled folder brings its runtime folder, with the agent channel's pipes already made.
+    if (!exists) mkdirSync(p.runtimeDir, { mode: 0o700 });
     mkdirSync(p.diskMount, { recursive: true });
     mkdirSync(p.rootfs, { recursive: true });
     return p;
