@@ -15,7 +15,7 @@ export const NOTES: Record<string, ScenarioNotes> = {
   create: {
     title: "Create to first command",
     measures:
-      "`Sandbox.create()` until the reply (a sparse ext4 disk, formatted and loop-mounted ahead by the daemon's disk pool, `STASIS_DISK_POOL`, and moved into place; an overlay over the template; the OCI bundle, the runtime's start and the guest agent's hello), then `commands.run(\"echo hi\")`, against a raw cold `runsc run` / `crun run` of `/bin/echo hi` on the same template rootfs. Samples of the two alternate. " +
+      "`Sandbox.create()` until the reply (a sparse ext4 disk, formatted and loop-mounted ahead by the daemon's disk pool, `STASIS_DISK_POOL`, and moved into place; an overlay over the template; the OCI bundle, the runtime's start and the guest agent's hello), then `commands.run(\"echo hi\")`, against a raw cold `runsc run` / `crun run` of `/bin/echo hi` on the same template rootfs. Samples of the two alternate, each Stasis sample followed by 1.5 s of quiet (the daemon's disk pool refills in the background after a create) before the raw one. " +
       "**Warm pool**: a second private daemon with `STASIS_WARM_POOL=base=1` (the main one has no pool, so its creates stay cold); each sample waits until the pool holds a booted, frozen member again, then times create → first `echo hi`; beside it, the same by hand: a raw container started ahead and frozen through its cgroup, then thawed and `runsc exec echo hi`. " +
       "**Snapshot**: fork, `sandbox.fork(1)` of an idle running sandbox until the copy has answered its first `echo hi`, against a raw `runsc restore --detach` of an idle container's checkpoint followed by `runsc exec echo hi`.",
     slower:

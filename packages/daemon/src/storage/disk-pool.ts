@@ -18,7 +18,7 @@ export interface DiskPoolOptions {
   primeSizesMiB: number[];
   /** Distinct sizes kept at most: a new size pushes out the one used least recently. */
   maxSizes?: number;
-  /** Wait after a disk is handed out before making its replacement, so the refill stays off that create's boot. */
+  /** Wait after a disk is handed out before making its replacement, so that the refill stays off that create's boot (a gVisor boot takes ~0.2-1 s). */
   refillDelayMs?: number;
   commands: DiskCommands;
   log?: Pick<Logger, "warn">;
@@ -50,7 +50,7 @@ export class DiskPool {
 
   constructor(private readonly opts: DiskPoolOptions) {
     this.maxSizes = Math.max(1, opts.maxSizes ?? 4);
-    this.refillDelayMs = opts.refillDelayMs ?? 500;
+    this.refillDelayMs = opts.refillDelayMs ?? 1_500;
     for (const size of opts.primeSizesMiB) this.want(size);
   }
 
