@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { BenchDaemon } from "./daemon.js";
 import type { Recorder } from "./figures.js";
 import { RawRuntime, type RuntimeName } from "./raw/runtime.js";
-import type { ConcurrencyLevel, DensityResult } from "./result.js";
+import type { ConcurrencyLevel, DensityResult, Section } from "./result.js";
 
 /** Sample counts and sizes: `quick` stays under 4 minutes on a 2-core machine (3 min 25 s with templates), `full` under 20. */
 export interface Profile {
@@ -26,8 +26,10 @@ export interface Profile {
   pythonRuns: number;
   /** Python end to end: create, run, delete. */
   pythonEndToEnd: number;
-  /** Pause/wake cycles per runtime. */
+  /** Pause/wake samples per runtime, load (idle, busy) and kind of wake (echo, a process, the resume call). */
   pauses: number;
+  /** How long a paused sandbox sleeps before it is woken (>= 1 s: users pause for seconds to days). */
+  pauseMs: number;
   /** Hibernate/wake cycles per working set. */
   hibernateCycles: number;
   /** How long a hibernated sandbox sleeps before it is woken. */
@@ -57,7 +59,8 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     echoes: 20,
     pythonRuns: 5,
     pythonEndToEnd: 3,
-    pauses: 10,
+    pauses: 5,
+    pauseMs: 1_000,
     hibernateCycles: 2,
     sleepMs: 2_000,
     forks: 2,
@@ -83,7 +86,8 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     echoes: 60,
     pythonRuns: 20,
     pythonEndToEnd: 8,
-    pauses: 30,
+    pauses: 10,
+    pauseMs: 3_000,
     hibernateCycles: 6,
     sleepMs: 3_000,
     forks: 4,
@@ -125,8 +129,16 @@ export class BenchContext {
     readonly startDaemon: (name: string, env: Record<string, string>) => Promise<BenchDaemon>,
     /** Deletes a daemon's sandboxes, stops it and removes everything it left. */
     readonly retireDaemon: (daemon: BenchDaemon) => Promise<void>,
+    /** `section:part` picked alone; a section with none listed runs all of its parts. */
+    readonly parts: ReadonlySet<string> = new Set(),
   ) {
     mkdirSync(workDir, { recursive: true });
+  }
+
+  /** Whether this run includes `part` of `section`. */
+  wants(section: Section, part: string): boolean {
+    const picked = [...this.parts].filter((p) => p.startsWith(`${section}:`));
+    return picked.length === 0 || picked.includes(`${section}:${part}`);
   }
 
   get conn(): { apiUrl: string; apiKey: string } {

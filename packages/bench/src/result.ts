@@ -4,6 +4,17 @@ import type { Stats } from "./stats.js";
 export const SECTIONS = ["create", "templates", "exec", "python", "paused", "hibernation", "files", "concurrency", "density"] as const;
 export type Section = (typeof SECTIONS)[number];
 
+/** Parts of a section that `--sections section:part` runs alone (a section named bare runs all of its parts). */
+export const SECTION_PARTS: Partial<Record<Section, readonly string[]>> = {
+  create: ["cold", "warm-pool", "snapshot"],
+  paused: ["idle", "busy"],
+};
+
+/** Whether `part` names a part of `section` (for `--sections section:part`). */
+export function isSectionPart(section: Section, part: string): boolean {
+  return SECTION_PARTS[section]?.includes(part) ?? false;
+}
+
 export type Unit = "ms" | "s" | "MiB" | "MiB/s" | "%" | "count" | "/s";
 
 export interface Series {

@@ -17,7 +17,8 @@ import { densityScenario } from "./scenarios/density.js";
 import { execScenario } from "./scenarios/exec.js";
 import { filesScenario } from "./scenarios/files.js";
 import { pythonScenario } from "./scenarios/python.js";
-import { hibernationScenario, pausedScenario } from "./scenarios/standby.js";
+import { pausedScenario } from "./scenarios/paused.js";
+import { hibernationScenario } from "./scenarios/standby.js";
 import { removeTemplateLeftovers, templatesScenario } from "./scenarios/templates.js";
 import { evaluateTargets } from "./targets.js";
 
@@ -29,6 +30,8 @@ export interface BenchOptions {
   quick?: boolean;
   /** Which parts to run (default: all). */
   sections?: Section[];
+  /** Parts of sections run alone, as `section:part` (a section without any here runs all of its parts). */
+  parts?: string[];
   /** Where benchmarks.md goes; charts and results.json go to <outDir>/bench (default: <repo>/docs). */
   outDir?: string;
   /** Where a timestamped copy of the JSON goes (default: <repo>/bench/results). */
@@ -192,8 +195,8 @@ export async function runBench(options: BenchOptions = {}): Promise<{ result: Be
   try {
     const machine = describeMachine();
     daemon = await startDaemon("main", {});
-    ctx = new BenchContext(daemon, profile, rec, log, tag, templatesDir, join(dataDir, "bench-work"), startDaemon, retireDaemon);
-    log(`stasis bench (${profile.mode}): ${sections.join(", ")}`);
+    ctx = new BenchContext(daemon, profile, rec, log, tag, templatesDir, join(dataDir, "bench-work"), startDaemon, retireDaemon, new Set(options.parts ?? []));
+    log(`stasis bench (${profile.mode}): ${sections.map((s) => (options.parts?.some((p) => p.startsWith(`${s}:`)) ? options.parts.filter((p) => p.startsWith(`${s}:`)).join(", ") : s)).join(", ")}`);
     for (const section of sections) {
       if (interrupted) break;
       const ts = performance.now();

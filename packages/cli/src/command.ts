@@ -29,7 +29,7 @@ export type Command =
   | { kind: "template.get"; ref: string }
   | { kind: "template.rm"; refs: string[] }
   | { kind: "template.set"; ref: string; resources: TemplateResourceFlags }
-  | { kind: "bench"; quick: boolean; sections?: BenchSection[]; out?: string; compare?: string; compareTo?: string }
+  | { kind: "bench"; quick: boolean; sections?: BenchSection[]; parts?: string[]; out?: string; compare?: string; compareTo?: string }
   | { kind: "sandbox.create"; request: CreateSandboxRequest }
   | { kind: "sandbox.list"; state?: SandboxState; metadata: Record<string, string> }
   | { kind: "sandbox.get"; id: string }

@@ -232,6 +232,10 @@ describe("parseCommandLine", () => {
     expect(command("bench --compare a.json --to b.json")).toEqual({ kind: "bench", quick: false, compare: "a.json", compareTo: "b.json" });
     expect(usageError("bench --sections exec,warp").message).toMatch(/--sections must be one of create, (templates, )?exec/);
     expect(usageError("bench --sections ,").message).toMatch(/at least one section/);
+    expect(command("bench --sections create:cold,paused")).toEqual({ kind: "bench", quick: false, sections: ["create", "paused"], parts: ["create:cold"] });
+    expect(command("bench --sections create:cold,create:snapshot")).toEqual({ kind: "bench", quick: false, sections: ["create"], parts: ["create:cold", "create:snapshot"] });
+    expect(usageError("bench --sections create:warm").message).toMatch(/create has the parts cold, warm-pool, snapshot/);
+    expect(usageError("bench --sections exec:api").message).toMatch(/exec has no parts/);
     expect(usageError("bench --to b.json").message).toMatch(/--to needs --compare/);
     expect(usageError("bench extra").topic).toEqual(["bench"]);
   });

@@ -1,4 +1,4 @@
-import { BENCH_SECTIONS, type BenchSection } from "./bench-sections.js";
+import { BENCH_SECTION_PARTS, BENCH_SECTIONS, isBenchSectionPart, type BenchSection } from "./bench-sections.js";
 import { OnTimeoutSchema, SandboxStateSchema, signalNames, TemplateNameSchema, TemplateRefSchema, type CreateSandboxRequest, type StandbyPolicy } from "@stasis/protocol";
 import type { ParseArgsConfig } from "node:util";
 import type { Command, TemplateResourceFlags } from "./command.js";
@@ -231,11 +231,11 @@ export const specs: CommandSpec[] = [
   },
   {
     path: "bench",
-    usage: "stasis bench [--quick] [--sections S,...] [--out DIR] [--compare FILE [--to FILE]]",
+    usage: "stasis bench [--quick] [--sections S[:PART],...] [--out DIR] [--compare FILE [--to FILE]]",
     summary: "Benchmark Stasis beside the raw runtimes and write docs/benchmarks.md with charts (as root)",
     flags: [
       ["--quick", "fewer samples, 50 MiB working set, 1/10/50 clients: under 4 minutes (full: under 20)"],
-      ["--sections S,...", `only these parts: ${BENCH_SECTIONS.join(", ")}`],
+      ["--sections S[:PART],...", `only these parts: ${BENCH_SECTIONS.join(", ")}; S:PART runs one part of S (${Object.entries(BENCH_SECTION_PARTS).map(([s, p]) => `${s}: ${p.join("/")}`).join("; ")})`],
       ["--out DIR", "write DIR/benchmarks.md and DIR/bench/ (charts, results.json); default: the repository's docs/"],
       ["--compare FILE", "after the run, print FILE's figures (an earlier results.json) against this run's"],
       ["--to FILE", "with --compare: compare FILE against it instead of running (no root needed)"],
@@ -244,11 +244,19 @@ export const specs: CommandSpec[] = [
     options: { quick: { type: "boolean" }, sections: { type: "string" }, out: { type: "string" }, compare: { type: "string" }, to: { type: "string" } },
     args: { min: 0, max: 0 },
     build: ({ values }) => {
-      const sections = str(values, "sections")
+      const items = str(values, "sections")
         ?.split(",")
         .map((s) => s.trim())
-        .filter(Boolean)
-        .map((s): BenchSection => oneOf(s, BENCH_SECTIONS, "--sections")!);
+        .filter(Boolean);
+      const parts = items?.filter((item) => item.includes(":"));
+      const sections = items
+        ?.map((item): BenchSection => {
+          const [name = "", part] = item.split(":");
+          const section = oneOf(name, BENCH_SECTIONS, "--sections")!;
+          if (part !== undefined && !isBenchSectionPart(section, part)) throw new UsageError(`--sections ${item}: ${section} has ${BENCH_SECTION_PARTS[section] ? `the parts ${BENCH_SECTION_PARTS[section].join(", ")}` : "no parts"}`);
+          return section;
+        })
+        .filter((s, i, all) => all.indexOf(s) === i);
       if (sections !== undefined && sections.length === 0) throw new UsageError("--sections needs at least one section");
       const compareTo = str(values, "to");
       const compare = str(values, "compare");
@@ -257,6 +265,7 @@ export const specs: CommandSpec[] = [
         kind: "bench",
         quick: bool(values, "quick"),
         ...(sections ? { sections } : {}),
+        ...(parts?.length ? { parts } : {}),
         ...(str(values, "out") !== undefined ? { out: str(values, "out") } : {}),
         ...(compare !== undefined ? { compare } : {}),
         ...(compareTo !== undefined ? { compareTo } : {}),

@@ -17,7 +17,7 @@ import { SandboxService } from "./services/sandbox-service.js";
 import { SandboxFilesystem } from "./storage/sandbox-filesystem.js";
 import { Database } from "./store/database.js";
 import { SandboxStore } from "./store/sandbox-store.js";
-import { TemplateStore } from "./templates/template-store.js";
+import { DEFAULT_RESOURCES, TemplateStore } from "./templates/template-store.js";
 import { createTemplateService } from "./services/template-service.js";
 import { removeStaleBuildNetworks } from "./templates/build-network.js";
 import { DAEMON_VERSION } from "./version.js";
@@ -46,7 +46,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   if (staleSteps.length > 0) log.info({ containers: staleSteps }, "removed build-step containers left by a stopped daemon");
   await templates.cleanupStale();
   await removeStaleBuildNetworks();
-  const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"));
+  const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"), { diskPool: config.diskPool, primeSizesMiB: [DEFAULT_RESOURCES.diskMiB], log });
+  await filesystem.start();
   const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log });
   await sandboxes.start();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
@@ -83,6 +84,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         await sandboxes.discardPools();
         sandboxes.stop();
       }
+      await filesystem.stop();
       database.close();
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
     },

@@ -2,80 +2,10 @@ import { rmSync } from "node:fs";
 import { Sandbox } from "@stasis/sdk";
 import type { BenchContext } from "../context.js";
 import { mib } from "../format.js";
-import { diskUsage, freezerWrite, sleep, time } from "../host.js";
-import type { RuntimeName } from "../raw/runtime.js";
+import { diskUsage, sleep, time } from "../host.js";
 
 function expectHi(stdout: string, what: string): void {
   if (stdout.trim() !== "hi") throw new Error(`${what} printed ${JSON.stringify(stdout)} instead of "hi"`);
-}
-
-/**
- * Paused tier: the first command after a pause (the wake is part of it) and the resume call alone, against
- * a raw container frozen through its cgroup: the bare thaw, and thaw + `exec echo hi`.
- */
-async function paused(ctx: BenchContext, runtime: RuntimeName): Promise<void> {
-  ctx.log(`\n# resume from paused, ${runtime}`);
-  const raw = ctx.raw(runtime);
-  const rawId = ctx.id(`pause-${runtime}`);
-  const bundle = await raw.bundle("pause", ["/bin/sleep", "3600"], { cgroupId: rawId });
-  await raw.start(bundle, rawId);
-  const cgroup = raw.cgroupPath(rawId);
-  const s = await Sandbox.create({ runtime, idleTimeoutMs: 0, ...ctx.conn });
-  const first: number[] = [];
-  const rawFirst: number[] = [];
-  const call: number[] = [];
-  const thaw: number[] = [];
-  try {
-    await s.commands.run("echo hi");
-    for (let i = 0; i < ctx.profile.pauses; i++) {
-      await s.pause();
-      await sleep(20);
-      first.push(await time(async () => expectHi((await s.commands.run("echo hi")).stdout, "the woken sandbox")));
-      await sleep(30);
-      freezerWrite(cgroup, true);
-      await sleep(20);
-      rawFirst.push(
-        await time(async () => {
-          freezerWrite(cgroup, false);
-          expectHi(await raw.exec(rawId, ["/bin/echo", "hi"]), `raw ${raw.tool} exec`);
-        }),
-      );
-      await sleep(30);
-    }
-    for (let i = 0; i < ctx.profile.pauses; i++) {
-      await s.pause();
-      await sleep(20);
-      call.push(await time(() => s.resume()));
-      freezerWrite(cgroup, true);
-      await sleep(20);
-      thaw.push(await time(() => freezerWrite(cgroup, false)));
-    }
-  } finally {
-    await s.kill().catch(() => undefined);
-    await raw.remove(rawId);
-  }
-  ctx.rec.record({
-    id: `${runtime}.paused.first-command`,
-    section: "paused",
-    scenario: "paused",
-    label: `${runtime}: first 'echo hi' after pause (SDK, wake included)`,
-    unit: "ms",
-    samples: first,
-    baseline: { label: `raw freezer thaw + '${raw.tool} exec echo hi'`, samples: rawFirst },
-  });
-  ctx.rec.record({
-    id: `${runtime}.paused.resume`,
-    section: "paused",
-    scenario: "paused",
-    label: `${runtime}: resume call from paused (SDK)`,
-    unit: "ms",
-    samples: call,
-    baseline: { label: "raw freezer thaw (cgroup write until it reads back)", samples: thaw },
-  });
-}
-
-export async function pausedScenario(ctx: BenchContext): Promise<void> {
-  for (const runtime of ["gvisor", "crun"] as const) await paused(ctx, runtime);
 }
 
 /** A Python process holding `mb` MiB of random (incompressible, every page touched) bytes; prints "ready". */

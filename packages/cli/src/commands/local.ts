@@ -80,7 +80,8 @@ export async function templateBuildBuiltin(cmd: CommandOf<"template.build.builti
 function benchCommandLine(cmd: CommandOf<"bench">, env: NodeJS.ProcessEnv): string {
   const args = [
     ...(cmd.quick ? ["--quick"] : []),
-    ...(cmd.sections ? ["--sections", cmd.sections.join(",")] : []),
+    // A section run in part is named by its parts.
+    ...(cmd.sections ? ["--sections", cmd.sections.flatMap((s) => (cmd.parts?.some((p) => p.startsWith(`${s}:`)) ? cmd.parts.filter((p) => p.startsWith(`${s}:`)) : [s])).join(",")] : []),
     ...(cmd.out ? ["--out", cmd.out] : []),
     ...(cmd.compare ? ["--compare", cmd.compare] : []),
   ].join(" ");
@@ -100,6 +101,7 @@ export async function bench(cmd: CommandOf<"bench">, ctx: Context): Promise<numb
   const { result, exitCode } = await b.runBench({
     quick: cmd.quick,
     ...(cmd.sections ? { sections: cmd.sections } : {}),
+    ...(cmd.parts ? { parts: cmd.parts } : {}),
     ...(cmd.out ? { outDir: cmd.out } : {}),
     ...(cmd.compare ? { compare: cmd.compare } : {}),
     // The bench's daemon is `stasis serve` of this same CLI.

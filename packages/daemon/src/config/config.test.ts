@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseWarmPools } from "./config.js";
+import { loadConfig, parseDiskPool, parseWarmPools } from "./config.js";
 
 describe("STASIS_WARM_POOL", () => {
   it("reads template=size pairs, drops empty pools, and refuses anything else", () => {
@@ -8,5 +8,17 @@ describe("STASIS_WARM_POOL", () => {
     expect(parseWarmPools("base=1").constructor).toBeUndefined();
     expect(parseWarmPools("constructor=1").constructor).toBe(1);
     for (const bad of ["base", "base=-1", "Base=1", "base=1000", "base=two"]) expect(() => parseWarmPools(bad)).toThrow(/template=size/);
+  });
+});
+
+describe("STASIS_DISK_POOL", () => {
+  it("defaults to 2 disks per size, 0 turns it off, and refuses anything else", () => {
+    expect(parseDiskPool(undefined)).toBe(2);
+    expect(parseDiskPool("")).toBe(2);
+    expect(parseDiskPool("0")).toBe(0);
+    expect(parseDiskPool("16")).toBe(16);
+    expect(() => parseDiskPool("17")).toThrow(/at most 16/);
+    for (const bad of ["-1", "two", "1.5"]) expect(() => parseDiskPool(bad)).toThrow(/non-negative integer/);
+    expect(loadConfig({ STASIS_API_KEY: "k".repeat(16), STASIS_DISK_POOL: "3" }).diskPool).toBe(3);
   });
 });

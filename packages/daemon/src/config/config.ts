@@ -39,6 +39,8 @@ export interface DaemonConfig {
   createParallelism: number;
   /** Frozen, already booted sandboxes kept per template for instant creates (STASIS_WARM_POOL=base=2). */
   warmPools: Record<string, number>;
+  /** Formatted sandbox disks kept ready per disk size, so that a create does not format one (STASIS_DISK_POOL; 0 = off). */
+  diskPool: number;
 }
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -88,8 +90,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     hibernateOnStop: (env.STASIS_HIBERNATE_ON_STOP ?? "1") !== "0",
     hibernateParallelism: Math.max(1, int(env.STASIS_HIBERNATE_PARALLELISM, Math.min(4, availableParallelism()), "STASIS_HIBERNATE_PARALLELISM")),
     warmPools: parseWarmPools(env.STASIS_WARM_POOL ?? ""),
+    diskPool: parseDiskPool(env.STASIS_DISK_POOL),
     createParallelism: Math.max(1, int(env.STASIS_CREATE_PARALLELISM, Math.max(2, 2 * availableParallelism()), "STASIS_CREATE_PARALLELISM")),
   };
+}
+
+/** Disks kept ready per size: a few cover a burst; each is a mounted loop device, so the count is bounded. */
+export function parseDiskPool(value: string | undefined): number {
+  const n = int(value, 2, "STASIS_DISK_POOL");
+  if (n > 16) throw new Error(`STASIS_DISK_POOL must be at most 16, got '${value}'`);
+  return n;
 }
 
 /** `base=2,python=1` → { base: 2, python: 1 }. */

@@ -1,8 +1,8 @@
-import { execFileSync } from "node:child_process";
 import { constants, openSync, closeSync, existsSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import type { AgentChannel } from "./driver.js";
+import { mustRun } from "./run-command.js";
 
 /**
  * The agent channel is a pair of named pipes in the sandbox directory. The runtime process gets both
@@ -19,10 +19,10 @@ export class FifoPair {
     this.outPath = join(dir, "agent.out");
   }
 
-  create(): void {
-    for (const path of [this.inPath, this.outPath]) {
-      if (!existsSync(path)) execFileSync("mkfifo", ["-m", "0600", path]);
-    }
+  /** Makes the pipes that are not there yet (one mkfifo, off the event loop). */
+  async create(): Promise<void> {
+    const missing = [this.inPath, this.outPath].filter((p) => !existsSync(p));
+    if (missing.length > 0) await mustRun("mkfifo", ["-m", "0600", ...missing]);
   }
 
   /** File descriptors handed to the runtime as the agent's stdin and stdout. Close them after spawn. */

@@ -9,9 +9,9 @@ import { FifoPair } from "./fifo-channel.js";
  * its stdin/stdout. The CLI gets its own session so sandboxes outlive a daemon restart; its stderr goes
  * to runtime.log in the sandbox dir for `doctor` and failure reasons.
  */
-export function launchRuntimeProcess(command: string, args: string[], runtimeDir: string): LaunchedSandbox {
+export async function launchRuntimeProcess(command: string, args: string[], runtimeDir: string): Promise<LaunchedSandbox> {
   const fifos = new FifoPair(runtimeDir);
-  fifos.create();
+  await fifos.create();
   const fds = fifos.openForRuntime();
   const logFd = openSync(join(runtimeDir, "runtime.log"), "a");
   let child;

@@ -1,7 +1,21 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, rmSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { mustRun as must, runCommand } from "../runtime/run-command.js";
+import type { Logger } from "pino";
+import { mustRun as must } from "../runtime/run-command.js";
+import { hostDiskCommands, isMountpoint, unmount, type DiskCommands } from "./disk-commands.js";
+import { DiskPool } from "./disk-pool.js";
+
+export { unmount } from "./disk-commands.js";
+
+export interface SandboxFilesystemOptions {
+  /** Formatted disks kept ready per size (STASIS_DISK_POOL); 0 or absent: every create formats its own. */
+  diskPool?: number;
+  /** Disk sizes the pool keeps from the start (others are learned from creates). */
+  primeSizesMiB?: number[];
+  /** The host commands (tests inject their own). */
+  commands?: DiskCommands;
+  log?: Pick<Logger, "warn">;
+}
 
 export interface SandboxPaths {
   /** Everything of one sandbox lives below this directory. */
@@ -23,7 +37,30 @@ export interface SandboxPaths {
  * disk, and files stay on disk across hibernation and reboots.
  */
 export class SandboxFilesystem {
-  constructor(private readonly root: string) {}
+  private readonly commands: DiskCommands;
+  private readonly pool: DiskPool | undefined;
+
+  constructor(
+    private readonly root: string,
+    options: SandboxFilesystemOptions = {},
+  ) {
+    this.commands = options.commands ?? hostDiskCommands;
+    if ((options.diskPool ?? 0) > 0) {
+      // Inside the root, so that a pooled disk's folder becomes a sandbox's by rename (sandbox ids never start with a dot).
+      this.pool = new DiskPool({ dir: join(root, ".disk-pool"), perSize: options.diskPool ?? 0, primeSizesMiB: options.primeSizesMiB ?? [], commands: this.commands, ...(options.log ? { log: options.log } : {}) });
+    }
+  }
+
+  /** Takes over or cleans up a previous daemon's pooled disks and starts filling the pool in the background. */
+  async start(): Promise<void> {
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    await this.pool?.start();
+  }
+
+  /** Stops the pool's refill and unmounts and deletes its disks; sandboxes' disks stay mounted. */
+  async stop(): Promise<void> {
+    await this.pool?.stop();
+  }
 
   paths(id: string): SandboxPaths {
     const dir = join(this.root, id);
@@ -39,10 +76,11 @@ export class SandboxFilesystem {
 
   /** Creates the disk and mounts the overlay. `owner` is the host uid of the sandbox's root (user namespaces). */
   async create(id: string, lowerdir: string, diskMiB: number, owner: number): Promise<SandboxPaths> {
-    const p = this.makeDirs(id, owner);
-    await must("truncate", ["-s", `${diskMiB}M`, p.diskImage]);
-    chmodSync(p.diskImage, 0o600);
-    await must("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", p.diskImage]);
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    // A pooled disk arrives formatted and mounted, as this sandbox's folder; otherwise it is made here.
+    const pooled = this.pool?.take(diskMiB, this.paths(id).dir) ?? false;
+    const p = this.makeDirs(id, owner, pooled);
+    if (!pooled) await this.commands.format(p.diskImage, diskMiB);
     await this.mount(id, lowerdir, owner);
     return p;
   }
@@ -91,15 +129,19 @@ export class SandboxFilesystem {
     return (await isMountpoint(p.diskMount)) && (await isMountpoint(p.rootfs));
   }
 
-  private makeDirs(id: string, owner: number): SandboxPaths {
+  /** `exists`: the folder is a pooled disk's, moved into place (mode 700, root's, with `runtime/`). */
+  private makeDirs(id: string, owner: number, exists = false): SandboxPaths {
     const p = this.paths(id);
     // No other host user may reach a sandbox's files (a setuid file written by the sandbox would otherwise
     // be runnable from the host). The one exception is a user-namespaced root, which must traverse to its
     // own rootfs: it gets group search permission on its own directory only.
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
-    mkdirSync(p.dir, { mode: owner === 0 ? 0o700 : 0o710 });
+    const mode = owner === 0 ? 0o700 : 0o710;
+    if (exists) chmodSync(p.dir, mode);
+    else mkdirSync(p.dir, { mode });
     if (owner !== 0) chownSync(p.dir, 0, owner);
-    mkdirSync(p.runtimeDir, { mode: 0o700 });
+    // A pooled folder brings its runtime folder, with the agent channel's pipes already made.
+    if (!exists) mkdirSync(p.runtimeDir, { mode: 0o700 });
     mkdirSync(p.diskMount, { recursive: true });
     mkdirSync(p.rootfs, { recursive: true });
     return p;
@@ -108,9 +150,7 @@ export class SandboxFilesystem {
   /** Mounts the disk and the overlay (again, after a host reboot). */
   async mount(id: string, lowerdir: string, owner: number): Promise<void> {
     const p = this.paths(id);
-    // nodev: device nodes in a template's layers (an imported image may carry any) or on the disk open
-    // nothing, on either runtime (gVisor's gofer opened them too); the runtimes mount their own /dev.
-    if (!(await isMountpoint(p.diskMount))) await must("mount", ["-o", "loop,noatime,nodev", p.diskImage, p.diskMount]);
+    if (!(await isMountpoint(p.diskMount))) await this.commands.mount(p.diskImage, p.diskMount);
     const upper = join(p.diskMount, "upper");
     const work = join(p.diskMount, "work");
     for (const d of [upper, work]) {
@@ -120,6 +160,7 @@ export class SandboxFilesystem {
       }
     }
     if (!(await isMountpoint(p.rootfs))) {
+      // nodev: device nodes in a template's layers (an imported image may carry any) open nothing.
       await must("mount", ["-t", "overlay", "overlay", "-o", `nodev,lowerdir=${lowerdir},upperdir=${upper},workdir=${work}`, p.rootfs]);
     }
   }
@@ -133,20 +174,4 @@ export class SandboxFilesystem {
     }
     rmSync(p.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
-}
-
-/** Unmounts, retrying briefly while a dying runtime still holds the mount, then detaches it lazily. */
-export async function unmount(target: string): Promise<void> {
-  for (let attempt = 0; attempt < 5 && (await isMountpoint(target)); attempt++) {
-    const out = await runCommand("umount", [target], { timeoutMs: 30_000 });
-    if (out.code === 0) return;
-    await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
-  }
-  if (await isMountpoint(target)) await runCommand("umount", ["-l", target], { timeoutMs: 30_000 });
-}
-
-/** Reads the mount table directly: cheaper than spawning mountpoint(1) on the create path. */
-async function isMountpoint(path: string): Promise<boolean> {
-  const mounts = await readFile("/proc/self/mounts", "utf8");
-  return mounts.split("\n").some((line) => line.split(" ")[1] === path);
 }
