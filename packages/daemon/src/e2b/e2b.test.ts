@@ -10,7 +10,7 @@ import { ExecService } from "../services/exec-service.js";
 import { FileService } from "../services/file-service.js";
 import { SandboxService } from "../services/sandbox-service.js";
 import { createTemplateService } from "../services/template-service.js";
-import { SandboxFilesystem } from "../storage/sandbox-filesystem.js";
+import { SandboxFilesystem } from "../disks/sandbox-filesystem.js";
 import { Database } from "../store/database.js";
 import { SandboxStore, type SandboxRecord } from "../store/sandbox-store.js";
 import { testRecord } from "../store/test-records.js";

@@ -7,7 +7,7 @@ import type { DaemonConfig } from "../../config/config.js";
 import { ApiError } from "../../errors/api-error.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { AgentChannel, LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec, SandboxRef } from "../../runtime/driver.js";
-import type { SandboxFilesystem } from "../../storage/sandbox-filesystem.js";
+import type { SandboxFilesystem } from "../../disks/sandbox-filesystem.js";
 import type { SandboxRecord, SandboxStore } from "../../store/sandbox-store.js";
 import type { TemplateStore } from "../../templates/template-store.js";
 import { Limiter } from "../limiter.js";

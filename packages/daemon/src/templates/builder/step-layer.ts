@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import type { BuildStepRunner } from "../../runtime/driver.js";
-import { unmount } from "../../storage/sandbox-filesystem.js";
+import { unmount } from "../../disks/sandbox-filesystem.js";
 import { createBuildNetwork } from "../build-network.js";
 import { TemplateSpecError, type BuildStep } from "../template-definition.js";
 import type { TemplateStore } from "../template-store.js";

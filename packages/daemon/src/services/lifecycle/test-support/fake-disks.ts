@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { StepFaults } from "../../../runtime/drivers/fake-faults.js";
-import type { SandboxPaths } from "../../../storage/sandbox-filesystem.js";
+import type { SandboxPaths } from "../../../disks/sandbox-filesystem.js";
 import type { SandboxDisks } from "../sandbox-core.js";
 
 export type DiskStep = "create" | "createFromImage" | "clone" | "sync" | "mount" | "unmount" | "remove";
