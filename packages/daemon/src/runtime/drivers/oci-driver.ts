@@ -48,8 +48,15 @@ export abstract class OciDriver implements RuntimeDriver, Pausable {
     return (await this.freezer.isFrozen(cgroup)) ? "paused" : "running";
   }
 
-  pause(ref: SandboxRef): Promise<void> {
-    return this.freezer.freeze(this.cgroupPath(ref));
+  async pause(ref: SandboxRef): Promise<void> {
+    const cgroup = this.cgroupPath(ref);
+    try {
+      await this.freezer.freeze(cgroup);
+    } catch (err) {
+      // A freeze that does not complete (tasks stuck in I/O) must not leave the sandbox half frozen.
+      await this.freezer.thaw(cgroup).catch(() => {});
+      throw err;
+    }
   }
 
   resume(ref: SandboxRef): Promise<void> {

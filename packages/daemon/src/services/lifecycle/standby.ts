@@ -55,7 +55,12 @@ export class Standby {
     if (record.state !== "running" || !this.core.live.has(id)) throw notRunning(record);
     const driver = this.pausable(record);
     const started = performance.now();
-    await driver.pause(this.core.ref(id));
+    try {
+      await driver.pause(this.core.ref(id));
+    } catch (err) {
+      // The driver thawed it again: it runs on, and a later pause may succeed.
+      throw new ApiError("agent_timeout", `sandbox ${id} could not be paused, it keeps running: ${(err as Error).message}`);
+    }
     store.setStandby(id, "paused", { since: Date.now(), reason }, record.expiresAt, note);
     metrics.standbyTransition.observe({ op: "pause" }, (performance.now() - started) / 1000);
     this.core.log.info({ sandbox: id, reason, note }, "sandbox paused");
