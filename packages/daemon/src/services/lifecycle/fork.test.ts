@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { incr, params, run, TestHost, type Daemon } from "./test-support/harness.js";
+import { backgroundRunning, busySandbox, incr, params, run, TestHost, type Daemon } from "./test-support/harness.js";
 
 let env: TestHost;
 let d: Daemon;
@@ -11,20 +11,8 @@ beforeEach(async () => {
 afterEach(() => env.close());
 
 /** A source with counter 2 and a background process (its pid returned). */
-async function source(): Promise<{ id: string; pid: number }> {
-  const { id } = await d.service.create(params({ metadata: { role: "source" } }));
-  await incr(d.service, id);
-  await incr(d.service, id);
-  const live = await d.service.acquire(id);
-  const { pid } = await live.agent.exec({ cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, tag: "bg", stdin: false, subscribe: false, window: 0 });
-  return { id, pid };
-}
-
-async function hasProcess(id: string, pid: number): Promise<boolean> {
-  const live = await d.service.acquire(id);
-  const { processes } = await live.agent.ps();
-  return processes.some((p) => p.pid === pid && p.running);
-}
+const source = () => busySandbox(d.service, { metadata: { role: "source" } });
+const hasProcess = (id: string, pid: number) => backgroundRunning(d.service, id, pid);
 
 describe("fork", () => {
   it("makes independent clones of memory and processes; the running source carries on", async () => {

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CheckpointImage } from "../../runtime/checkpoint-image.js";
 import type { ObservedState } from "../../runtime/driver.js";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
-import { incr, params, TestHost, type Daemon } from "./test-support/harness.js";
+import { backgroundRunning, busySandbox, incr, params, TestHost, type Daemon } from "./test-support/harness.js";
 
 // A daemon restarted cleanly, after a host reboot, or after dying at any step of any transition: a new
 // SandboxService over the same SQLite file and the same fake host reconciles in start().
@@ -16,21 +16,8 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-/** A sandbox with counter 2 and a background process; returns its id and the process's pid. */
-async function busy(d: Daemon, runtime: "gvisor" | "crun" = "gvisor"): Promise<{ id: string; pid: number }> {
-  const { id } = await d.service.create(params({ runtime }));
-  await incr(d.service, id);
-  await incr(d.service, id);
-  const live = await d.service.acquire(id);
-  const { pid } = await live.agent.exec({ cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, tag: "bg", stdin: false, subscribe: false, window: 0 });
-  return { id, pid };
-}
-
-async function hasProcess(d: Daemon, id: string, pid: number): Promise<boolean> {
-  const live = await d.service.acquire(id);
-  const { processes } = await live.agent.ps();
-  return processes.some((p) => p.pid === pid && p.running);
-}
+const busy = (d: Daemon, runtime: "gvisor" | "crun" = "gvisor") => busySandbox(d.service, { runtime });
+const hasProcess = (d: Daemon, id: string, pid: number) => backgroundRunning(d.service, id, pid);
 
 describe("restart", () => {
   it("reattaches running and paused sandboxes and keeps hibernated ones, each with its memory", async () => {

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { incr, params, run, TestHost, type Daemon } from "./test-support/harness.js";
+import { backgroundRunning, busySandbox, incr, params, run, TestHost, type Daemon } from "./test-support/harness.js";
 
 let env: TestHost;
 let d: Daemon;
@@ -11,25 +11,12 @@ beforeEach(async () => {
 afterEach(() => env.close());
 
 
-/** A sandbox with state in memory: counter 2 and a background process that runs until killed. */
-async function busySandbox(runtime: "gvisor" | "crun" = "gvisor"): Promise<{ id: string; pid: number }> {
-  const { id } = await d.service.create(params({ runtime }));
-  await incr(d.service, id);
-  await incr(d.service, id);
-  const live = await d.service.acquire(id);
-  const { pid } = await live.agent.exec({ cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, tag: "bg", stdin: false, subscribe: false, window: 0 });
-  return { id, pid };
-}
-
-async function stillRunning(id: string, pid: number): Promise<boolean> {
-  const live = await d.service.acquire(id);
-  const { processes } = await live.agent.ps();
-  return processes.some((p) => p.pid === pid && p.running && p.tag === "bg");
-}
+const busy = (runtime: "gvisor" | "crun" = "gvisor") => busySandbox(d.service, { runtime });
+const stillRunning = (id: string, pid: number) => backgroundRunning(d.service, id, pid);
 
 describe("pause", () => {
   it("freezes in RAM: requests wait until it is resumed; memory and processes are kept", async () => {
-    const { id, pid } = await busySandbox();
+    const { id, pid } = await busy();
     const live = await d.service.acquire(id);
     const paused = await d.service.pause(id);
     expect(paused).toMatchObject({ state: "paused", standbyReason: "requested", expiresAt: null });
@@ -45,7 +32,7 @@ describe("pause", () => {
   });
 
   it("a failed pause leaves the sandbox running", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     d.driver.failNext("pause", new Error("freezer: EBUSY"));
     await expect(d.service.pause(id)).rejects.toMatchObject({ code: "agent_timeout", message: expect.stringMatching(/could not be paused, it keeps running: freezer: EBUSY/) });
     expect(d.service.get(id).state).toBe("running");
@@ -53,7 +40,7 @@ describe("pause", () => {
   });
 
   it("a failed thaw leaves it paused, and the next wake works", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     await d.service.pause(id);
     d.driver.failNext("resume", new Error("freezer: EIO"));
     await expect(d.service.resume(id)).rejects.toThrow(/EIO/);
@@ -65,7 +52,7 @@ describe("pause", () => {
 
 describe("hibernate and wake", () => {
   it("checkpoints to disk and wakes with memory and processes", async () => {
-    const { id, pid } = await busySandbox();
+    const { id, pid } = await busy();
     const image = d.disks.paths(id).checkpointDir;
     expect(await d.service.hibernate(id)).toMatchObject({ state: "hibernated", standbyReason: "requested" });
     expect(env.host.has(id)).toBe(false);
@@ -79,7 +66,7 @@ describe("hibernate and wake", () => {
   });
 
   it("hibernates a paused sandbox, keeping why it slept", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     await d.service.pause(id);
     expect(await d.service.hibernate(id)).toMatchObject({ state: "hibernated", standbyReason: "requested" });
     expect(await d.service.resume(id)).toMatchObject({ state: "running" });
@@ -87,7 +74,7 @@ describe("hibernate and wake", () => {
   });
 
   it("concurrent requests share one wake, from either tier", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     await d.service.hibernate(id);
     const counters = await Promise.all(Array.from({ length: 5 }, () => incr(d.service, id)));
     expect(counters.sort()).toEqual([3, 4, 5, 6, 7]);
@@ -99,7 +86,7 @@ describe("hibernate and wake", () => {
   });
 
   it("a pause and a request that race run in arrival order on the sandbox's lock", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     // The pause came first: the request then wakes the sandbox.
     const [, value] = await Promise.all([d.service.pause(id), incr(d.service, id)]);
     expect(value).toBe(3);
@@ -112,7 +99,7 @@ describe("hibernate and wake", () => {
   });
 
   it("a failed checkpoint leaves a running sandbox running, with the reason", async () => {
-    const { id, pid } = await busySandbox();
+    const { id, pid } = await busy();
     d.driver.failNext("checkpoint", new Error("runsc checkpoint: out of disk"));
     await expect(d.service.hibernate(id)).rejects.toMatchObject({ code: "sandbox_failed", message: expect.stringMatching(/still running/) as unknown });
     expect(d.service.get(id)).toMatchObject({ state: "running", stateReason: expect.stringMatching(/hibernation failed: .*out of disk/) as unknown });
@@ -122,7 +109,7 @@ describe("hibernate and wake", () => {
   });
 
   it("a failed checkpoint leaves a paused sandbox paused", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     await d.service.pause(id);
     d.driver.failNext("checkpoint");
     await expect(d.service.hibernate(id)).rejects.toThrow(/still paused/);
@@ -135,7 +122,7 @@ describe("hibernate and wake", () => {
   // "cannot tell" for "dead" and tears down a sandbox whose runtime and agent channel are still up
   // (standby.ts: `driver.observe(ref).catch(() => "stopped")`).
   it.fails("a failed checkpoint whose host state cannot be read keeps the live sandbox (bug: it is torn down)", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     d.driver.failNext("checkpoint");
     d.driver.failNext("observe", new Error("cgroup unreadable"));
     await expect(d.service.hibernate(id)).rejects.toThrow();
@@ -143,7 +130,7 @@ describe("hibernate and wake", () => {
   });
 
   it("a failed restore keeps the sandbox hibernated with the reason; the next request wakes it", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     await d.service.hibernate(id);
     d.driver.failNext("restore", new Error("runsc restore: image version mismatch"));
     await expect(d.service.resume(id)).rejects.toMatchObject({ code: "sandbox_failed" });
@@ -153,7 +140,7 @@ describe("hibernate and wake", () => {
   });
 
   it("retries a restore once when the restored agent dies, and gives up after the second", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     await d.service.hibernate(id);
     env.host.nextAgent({ exitBeforeHello: true }, id);
     expect(await d.service.resume(id)).toMatchObject({ state: "running" });
@@ -168,7 +155,7 @@ describe("hibernate and wake", () => {
   });
 
   it("a runtime without checkpoint refuses hibernate with 409 but pauses and resumes", async () => {
-    const { id } = await busySandbox("crun");
+    const { id } = await busy("crun");
     await expect(d.service.hibernate(id)).rejects.toMatchObject({ code: "not_supported_by_runtime", status: 409 });
     await expect(d.service.fork(id, 1)).rejects.toMatchObject({ code: "not_supported_by_runtime", status: 409 });
     expect(d.service.get(id).state).toBe("running");
@@ -189,7 +176,7 @@ describe("delete and death", () => {
   });
 
   it("a delete whose runtime kill fails leaves the record stopping; a retry removes it", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     d.driver.failNext("destroy", new Error("runsc kill: timeout"));
     await expect(d.service.delete(id)).rejects.toThrow(/timeout/);
     expect(d.service.get(id).state).toBe("stopping");
@@ -199,7 +186,7 @@ describe("delete and death", () => {
   });
 
   it("a sandbox that dies is marked failed with the likely cause and cleaned up", async () => {
-    const { id } = await busySandbox();
+    const { id } = await busy();
     expect((await run(d.service, id, "oom", 100)).code).toBeNull();
     await vi.waitFor(() => expect(d.service.get(id).stateReason).toMatch(/memory limit of 64 MiB/), { timeout: 2_000, interval: 5 });
     expect(d.service.get(id).state).toBe("failed");

@@ -137,3 +137,20 @@ export async function incr(service: SandboxService, id: string): Promise<number>
   if (r.code !== 0) throw new Error(`incr exited with ${r.code}: ${r.output}`);
   return Number(r.output.trim());
 }
+
+/** A sandbox with state in memory: counter 2 and a background process (tag "bg") that runs until killed. */
+export async function busySandbox(service: SandboxService, request: CreateSandboxRequest = {}): Promise<{ id: string; pid: number }> {
+  const { id } = await service.create(params(request));
+  await incr(service, id);
+  await incr(service, id);
+  const live = await service.acquire(id);
+  const { pid } = await live.agent.exec({ cmd: ["/bin/sh", "-c", "sleep infinity"], env: {}, tag: "bg", stdin: false, subscribe: false, window: 0 });
+  return { id, pid };
+}
+
+/** Whether the background process `busySandbox` started still runs in the sandbox. */
+export async function backgroundRunning(service: SandboxService, id: string, pid: number): Promise<boolean> {
+  const live = await service.acquire(id);
+  const { processes } = await live.agent.ps();
+  return processes.some((p) => p.pid === pid && p.running && p.tag === "bg");
+}
