@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"io"
 	"log"
 	"os"
@@ -106,8 +107,9 @@ func (a *Agent) dispatch(m inMessage) {
 	var err error
 	if err = json.Unmarshal(line, req); err != nil {
 		err = errorf(codeInvalidArgument, "%v", err)
-	} else if m.oversize {
-		err = errorf(codeTooLarge, "frame payload exceeds %d bytes", maxFrameData)
+	} else if m.framed && req.CRC != nil && crc32.ChecksumIEEE(m.payload) != *req.CRC {
+		// A torn frame completed by the next daemon's resync padding: never act on it.
+		err = errorf(codeInvalidArgument, "the frame's payload does not match its crc (torn mid-write)")
 	} else if m.framed && req.Data != nil {
 		err = errorf(codeInvalidArgument, "a frame carries its data as the payload, not in its header")
 	} else if m.framed {

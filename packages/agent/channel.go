@@ -64,9 +64,6 @@ type inMessage struct {
 	body    []byte
 	payload []byte
 	framed  bool
-	// oversize: a frame whose payload exceeded maxFrameData; it was skipped
-	// (payload is nil) and the request is answered with too_large.
-	oversize bool
 }
 
 // messageReader reads JSON lines and binary frames from one stream.
@@ -80,9 +77,13 @@ func newMessageReader(r io.Reader, maxLine int) *messageReader {
 	return &messageReader{br: lr.br, lines: lr}
 }
 
-// next returns the next message. A frame with an over-long header is skipped
-// whole (its lengths keep the stream in step); one with an over-long payload
-// is returned without it, marked oversize. Neither is ever buffered.
+// next returns the next message. A frame whose lengths break the limits (or
+// whose header is empty) means the stream lost step: a daemon killed in the
+// middle of writing a message leaves the rest of it missing, and the next
+// daemon's bytes are read in its place. Such a frame is never skipped by its
+// lengths (they are garbage); the reader drops everything through the next
+// newline instead, which the daemon's resync padding provides (see
+// docs/agent-protocol.md, "Resync after a daemon restart").
 func (mr *messageReader) next() (inMessage, error) {
 	for {
 		first, err := mr.br.Peek(1)
@@ -99,28 +100,31 @@ func (mr *messageReader) next() (inMessage, error) {
 		}
 		headLen := int64(binary.BigEndian.Uint32(prefix[1:5]))
 		dataLen := int64(binary.BigEndian.Uint32(prefix[5:9]))
-		if headLen > maxFrameHeader {
-			log.Printf("discarding a frame with a %d-byte header (limit %d)", headLen, maxFrameHeader)
-			if _, err := io.CopyN(io.Discard, mr.br, headLen+dataLen); err != nil {
-				return inMessage{}, unexpected(err)
+		if headLen == 0 || headLen > maxFrameHeader || dataLen > maxFrameData {
+			log.Printf("the request stream lost step (a frame of %d+%d bytes); skipping to the next line", headLen, dataLen)
+			if err := mr.skipLine(); err != nil {
+				return inMessage{}, err
 			}
 			continue
 		}
-		m := inMessage{body: make([]byte, headLen), framed: true}
+		m := inMessage{body: make([]byte, headLen), payload: make([]byte, dataLen), framed: true}
 		if _, err := io.ReadFull(mr.br, m.body); err != nil {
 			return inMessage{}, unexpected(err)
 		}
-		if dataLen > maxFrameData {
-			m.oversize = true
-			_, err = io.CopyN(io.Discard, mr.br, dataLen)
-		} else {
-			m.payload = make([]byte, dataLen)
-			_, err = io.ReadFull(mr.br, m.payload)
-		}
-		if err != nil {
+		if _, err := io.ReadFull(mr.br, m.payload); err != nil {
 			return inMessage{}, unexpected(err)
 		}
 		return m, nil
+	}
+}
+
+// skipLine drops bytes through the next newline, without buffering them.
+func (mr *messageReader) skipLine() error {
+	for {
+		_, err := mr.br.ReadSlice('\n')
+		if err != bufio.ErrBufferFull {
+			return err
+		}
 	}
 }
 

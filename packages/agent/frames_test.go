@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -66,23 +68,56 @@ func TestMessageReaderMixesLinesAndFrames(t *testing.T) {
 	}
 }
 
-func TestMessageReaderSkipsOversizeFramesInStep(t *testing.T) {
+func TestMessageReaderSkipsToTheNextLineOnBadLengths(t *testing.T) {
 	var in bytes.Buffer
-	// Header over the limit: skipped whole, header and payload.
-	big := strings.Repeat(" ", maxFrameHeader+1)
-	in.Write(frameBytes(big, []byte("xyz")))
-	// Payload over the limit: the header is kept, the payload skipped.
-	in.Write(frameBytes(`{"id":1}`, make([]byte, maxFrameData+1)))
-	in.WriteString(`{"id":2}` + "\n")
+	// Header over the limit, payload over the limit, empty header: the
+	// lengths are garbage, so each drops everything through the next newline.
+	in.Write(frameBytes(strings.Repeat(" ", maxFrameHeader+1), []byte("xyz\n")))
+	in.WriteString(`{"id":1}` + "\n")
+	oversize := frameBytes(`{"id":2}`, []byte("x\n"))
+	binary.BigEndian.PutUint32(oversize[5:9], maxFrameData+1)
+	in.Write(oversize)
+	in.WriteString(`{"id":3}` + "\n")
+	in.Write([]byte{frameMarker, 0, 0, 0, 0, 0, 0, 0, 0})
+	in.WriteString("rest of a line\n" + `{"id":4}` + "\n")
 	mr := newMessageReader(&in, 100)
-
-	m, err := mr.next()
-	if err != nil || string(m.body) != `{"id":1}` || !m.oversize || m.payload != nil {
-		t.Fatalf("first = %q oversize %v payload %d, %v", m.body, m.oversize, len(m.payload), err)
+	for _, want := range []string{`{"id":1}`, `{"id":3}`, `{"id":4}`} {
+		m, err := mr.next()
+		if err != nil || string(m.body) != want || m.framed {
+			t.Fatalf("got %q framed %v, %v; want %s", m.body, m.framed, err, want)
+		}
 	}
-	m, err = mr.next()
-	if err != nil || string(m.body) != `{"id":2}` || m.framed {
-		t.Fatalf("second = %q framed %v, %v", m.body, m.framed, err)
+}
+
+// A daemon killed mid-message leaves it torn; the next daemon sends 0xff
+// padding, a newline and a ping. Wherever the tear was, the ping is read
+// whole and nothing torn is acted on.
+func TestResyncAfterATornMessage(t *testing.T) {
+	frame := frameBytes(`{"id":9,"op":"write_chunk","handle":"h","crc":1234}`, bytes.Repeat([]byte("d"), 300))
+	line := []byte(`{"id":8,"op":"ping"}` + "\n")
+	padding := append(bytes.Repeat([]byte{0xff}, maxFrameHeader+len(frame)+framePrefixLen), '\n')
+	for _, torn := range [][]byte{frame, line} {
+		for cut := 1; cut < len(torn); cut++ {
+			var in bytes.Buffer
+			in.Write(torn[:cut])
+			in.Write(padding)
+			in.WriteString(`{"id":77,"op":"ping"}` + "\n")
+			mr := newMessageReader(&in, 1<<20)
+			found := false
+			for !found {
+				m, err := mr.next()
+				if err != nil {
+					t.Fatalf("cut %d: the resync ping was never read: %v", cut, err)
+				}
+				found = string(m.body) == `{"id":77,"op":"ping"}`
+				if !found && m.framed && len(m.payload) > 0 && len(m.body) > 0 && m.body[0] == '{' && cut > len(torn)-len(m.payload) {
+					// A frame torn in its payload is read with padding in it: its crc no longer matches.
+					if crc32.ChecksumIEEE(m.payload) == 1234 {
+						t.Fatalf("cut %d: a torn frame passes its crc", cut)
+					}
+				}
+			}
+		}
 	}
 }
 
@@ -162,11 +197,10 @@ func TestFramedErrorsAndLimits(t *testing.T) {
 	if m.OK || !m.framed || m.Error == nil || m.Error.Code != codeNotFound || len(m.payload) != 0 {
 		t.Fatalf("read missing = %+v", m)
 	}
-	// A payload over the limit is skipped, answered with too_large, and the
-	// stream stays in step.
-	m = h.wait(h.startFrame(map[string]any{"op": "write_chunk", "handle": "h1"}, make([]byte, maxFrameData+1)))
-	if m.OK || m.Error == nil || m.Error.Code != codeTooLarge {
-		t.Fatalf("oversize frame = %+v", m)
+	// A payload whose crc does not match (a torn frame) is refused.
+	m = h.wait(h.startFrame(map[string]any{"op": "write_chunk", "handle": "h1", "crc": 1}, []byte("x")))
+	if m.OK || m.Error == nil || m.Error.Code != codeInvalidArgument {
+		t.Fatalf("torn frame = %+v", m)
 	}
 	// Data both in the header and as payload is refused.
 	m = h.wait(h.startFrame(map[string]any{"op": "write_chunk", "handle": "h1", "data": "eA=="}, []byte("x")))

@@ -89,6 +89,9 @@ type request struct {
 	Length    *int64  `json:"length"`
 	Handle    string  `json:"handle"`
 
+	// CRC-32 (IEEE) of a frame's payload, when the sender gives one.
+	CRC *uint32 `json:"crc"`
+
 	// framed: the request came as a binary frame (Data is its payload), and
 	// its reply goes back as one.
 	framed bool

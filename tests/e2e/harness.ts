@@ -19,8 +19,10 @@ export interface TestDaemon {
   logs: string[];
   /** Stops the daemon process (SIGTERM, or SIGKILL to simulate a crash); sandboxes keep running. */
   stop(signal?: NodeJS.Signals): Promise<void>;
-  /** Starts the daemon again on the same data dir. */
-  restart(): Promise<void>;
+  /** Starts the daemon again on the same data dir (with `extraEnv` for this run only). */
+  restart(extraEnv?: NodeJS.ProcessEnv): Promise<void>;
+  /** Resolves once the daemon process has exited by itself (a crash hook killed it). */
+  exited(): Promise<void>;
   /** Stops the daemon and deletes every sandbox it made. */
   destroy(): Promise<void>;
 }
@@ -45,8 +47,8 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
   let child: ChildProcess | null = null;
   let url = "";
 
-  async function launch(): Promise<void> {
-    const proc = spawn(process.execPath, [CLI, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  async function launch(extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
+    const proc = spawn(process.execPath, [CLI, "serve"], { env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
     url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${logs.slice(-20).join("\n")}`)), 60_000);
@@ -71,7 +73,7 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
 
   async function stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     const proc = child;
-    if (!proc || proc.exitCode !== null) return;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       proc.once("exit", () => resolve());
       proc.kill(signal);
@@ -88,6 +90,11 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
     logs,
     stop,
     restart: launch,
+    exited() {
+      const proc = child;
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+      return new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+    },
     async destroy() {
       if (child) {
         const { sandboxes } = await Sandbox.list({ limit: 1000 }, daemon.conn).catch(() => ({ sandboxes: [] }));

@@ -1,7 +1,7 @@
 import { ApiError } from "../errors/api-error.js";
 import { AgentConnection } from "./agent-connection.js";
 import {
-  MAX_FRAME_PAYLOAD,
+  MAX_SENT_PAYLOAD,
   MAX_LINE_DATA,
   type AgentStat,
   type AttachRequest,
@@ -53,7 +53,7 @@ export class AgentClient extends AgentConnection {
 
   /** Writes to a process's stdin (as a frame's payload when the agent takes frames), then closes it on eof. */
   async stdin(pid: number, data: Buffer, eof: boolean): Promise<void> {
-    const limit = this.framed ? MAX_FRAME_PAYLOAD : MAX_LINE_DATA;
+    const limit = this.framed ? MAX_SENT_PAYLOAD : MAX_LINE_DATA;
     // Split so that no message exceeds the protocol's limit; only the last one closes stdin.
     for (let off = 0; off < data.length || off === 0; off += limit) {
       const piece = data.subarray(off, off + limit);

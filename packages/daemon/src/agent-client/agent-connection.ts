@@ -10,8 +10,8 @@ import {
   FRAME_PREFIX_BYTES,
   FRAMES_PROTOCOL,
   MAX_FRAME_HEADER,
-  MAX_FRAME_PAYLOAD,
   MAX_LINE_BYTES,
+  MAX_SENT_PAYLOAD,
   MAX_PROTOCOL,
   MIN_PROTOCOL,
   ReplySchema,
@@ -19,6 +19,7 @@ import {
   type AgentOp,
   type ResultOf,
 } from "./agent-protocol.js";
+import { crc32 } from "./crc32.js";
 import { MessageReader } from "./message-reader.js";
 
 export type ProcessEvent =
@@ -30,6 +31,14 @@ export type Reply<K extends AgentOp> = { result: ResultOf<K>; payload: Buffer | 
 export type CallOptions = { timeoutMs?: number; payload?: Buffer; framed?: boolean };
 
 type Pending = { resolve: (r: { result: unknown; payload: Buffer | null }) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; op: AgentOp };
+
+/**
+ * Completes a request torn by a daemon killed mid-write: 0xff bytes end no line and make no valid frame
+ * lengths, so the agent either reads them into the torn message (which then fails its JSON or crc) or
+ * drops them to the newline. Long enough for the largest torn frame this daemon writes (whose lengths
+ * the padding may have completed to MAX_SENT_PAYLOAD + 64 KiB), then a newline.
+ */
+const RESYNC_PADDING = Buffer.concat([Buffer.alloc(MAX_SENT_PAYLOAD + 2 * MAX_FRAME_HEADER + FRAME_PREFIX_BYTES, 0xff), Buffer.from("\n")]);
 
 /** Maps the agent's error codes onto the API's registry. */
 const agentErrorCodes: Record<string, ErrorCode> = {
@@ -127,6 +136,21 @@ export class AgentConnection extends EventEmitter {
       this.call("ping", {}, { timeoutMs })
         .then(({ result }) => this.onHello(result.version, result.protocol ?? 1))
         .catch(() => {});
+    });
+  }
+
+  /**
+   * After a daemon restart, before anything else is sent: the previous daemon may have died in the middle
+   * of a message, either way. The agent gets padding that completes any torn request harmlessly, then a
+   * ping; everything the agent wrote before the ping's answer is dropped unread (docs/agent-protocol.md,
+   * "Resync after a daemon restart"). The answer also tells the agent's version.
+   */
+  resync(timeoutMs: number): Promise<string> {
+    this.reader.skipUntil(Buffer.from(`{"id":${this.nextId},"ok":`));
+    this.channel.input.write(RESYNC_PADDING);
+    return this.call("ping", {}, { timeoutMs }).then(({ result }) => {
+      this.onHello(result.version, result.protocol ?? 1);
+      return result.version;
     });
   }
 
@@ -325,8 +349,9 @@ export class AgentConnection extends EventEmitter {
 
 /** A frame's bytes (docs/agent-protocol.md): marker, header and payload lengths (u32 BE), JSON header, payload. */
 export function encodeFrame(header: object, payload: Buffer): Buffer[] {
-  const json = Buffer.from(JSON.stringify(header), "utf8");
-  if (json.length > MAX_FRAME_HEADER || payload.length > MAX_FRAME_PAYLOAD) {
+  // The crc lets the agent refuse a frame torn by a daemon that died mid-write.
+  const json = Buffer.from(JSON.stringify(payload.length > 0 ? { ...header, crc: crc32(payload) } : header), "utf8");
+  if (json.length > MAX_FRAME_HEADER || payload.length > MAX_SENT_PAYLOAD) {
     throw new ApiError("internal", `a frame of ${json.length}+${payload.length} bytes exceeds the protocol's limits`);
   }
   const prefix = Buffer.allocUnsafe(FRAME_PREFIX_BYTES);

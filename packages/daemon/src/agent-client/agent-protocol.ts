@@ -144,6 +144,8 @@ export const FRAME_MARKER = 0x00;
 export const FRAME_PREFIX_BYTES = 9;
 export const MAX_FRAME_HEADER = 64 * 1024;
 export const MAX_FRAME_PAYLOAD = 4 * 1024 * 1024;
+/** The largest payload the daemon itself sends: the resync padding is sized by it. */
+export const MAX_SENT_PAYLOAD = 1024 * 1024;
 
 /** A short description of why a value failed its schema, for an error message. */
 export function describeIssues(error: z.ZodError): string {

@@ -1,3 +1,4 @@
+import { crc32 } from "./crc32.js";
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { TRANSFER } from "./file-transfer.js";
@@ -150,7 +151,8 @@ describe("file transfer", () => {
   it("sends stdin as frames to protocol 2 and as base64 to protocol 1, closing it on the last piece only", async () => {
     for (const protocol of [1, 2]) {
       const { client, peer } = await ready(protocol);
-      const data = randomBytes(protocol === 2 ? 5 * 1024 * 1024 : 1536 * 1024);
+      // Two pieces either way: frames carry at most 1 MiB from the daemon, base64 lines 1 MiB decoded.
+      const data = randomBytes(1536 * 1024);
       const sent = client.stdin(9, data, true);
       const pieces: Received[] = [];
       for (;;) {
@@ -164,6 +166,8 @@ describe("file transfer", () => {
       expect(pieces.map((p) => p.msg.eof)).toEqual([false, true]);
       const bytes = pieces.map((p) => (protocol === 2 ? p.payload! : Buffer.from(p.msg.data as string, "base64")));
       expect(Buffer.concat(bytes).equals(data)).toBe(true);
+      // Each frame names its payload's crc, so the agent can refuse one torn by a daemon's death.
+      if (protocol === 2) for (const p of pieces) expect(p.msg.crc).toBe(crc32(p.payload!));
     }
   });
 });

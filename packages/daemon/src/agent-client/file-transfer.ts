@@ -1,6 +1,7 @@
 import { ApiError } from "../errors/api-error.js";
+import { crashPoint } from "../runtime/crash-point.js";
 import type { AgentClient } from "./agent-client.js";
-import type { AgentStat, ReadResult } from "./agent-protocol.js";
+import { MAX_SENT_PAYLOAD, type AgentStat, type ReadResult } from "./agent-protocol.js";
 
 /**
  * Chunk size and chunks in flight per transfer. Pipelining keeps the channel busy instead of paying a
@@ -8,7 +9,7 @@ import type { AgentStat, ReadResult } from "./agent-protocol.js";
  * Frames (protocol 2) carry raw bytes; lines (protocol 1) base64, at most 1 MiB decoded.
  */
 export const TRANSFER = {
-  frames: { chunkBytes: 1024 * 1024, window: 8 },
+  frames: { chunkBytes: MAX_SENT_PAYLOAD, window: 8 },
   lines: { chunkBytes: 512 * 1024, window: 4 },
 };
 
@@ -60,12 +61,15 @@ export async function writeFileFrom(agent: AgentClient, path: string, source: As
   let buf = Buffer.allocUnsafe(chunkBytes);
   let fill = 0;
   let total = 0;
+  let sent = 0;
   const flush = async () => {
     if (fill === 0) return;
     if (inflight.length >= window) await inflight.shift();
-    const sent = agent.writeChunk(handle, buf.subarray(0, fill));
-    sent.catch(() => {});
-    inflight.push(sent);
+    const chunk = agent.writeChunk(handle, buf.subarray(0, fill));
+    chunk.catch(() => {});
+    inflight.push(chunk);
+    // (The crash suite's point: part of the file has reached the agent, the rest has not.)
+    if (++sent === 2) crashPoint("upload.partial");
     buf = Buffer.allocUnsafe(chunkBytes);
     fill = 0;
   };

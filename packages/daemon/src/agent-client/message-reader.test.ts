@@ -63,3 +63,17 @@ describe("MessageReader", () => {
     }
   });
 });
+
+describe("MessageReader.skipUntil (resync after a daemon restart)", () => {
+  it("drops whatever came before the token, even split across chunks and mid-frame, then parses in step", () => {
+    const got: string[] = [];
+    const reader = new MessageReader(1024, { message: (body) => got.push(body.toString()), oversizeLine: () => {}, fatal: (r) => got.push(`fatal: ${r}`) });
+    // The tail of a frame a previous daemon was reading (a huge announced length would be fatal if parsed).
+    const stale = Buffer.concat([Buffer.from([0, 0xff, 0xff, 0xff, 0xff]), Buffer.from('garbage {"id":1,"ok":true}\n')]);
+    reader.skipUntil(Buffer.from('{"id":42,"ok":'));
+    const wanted = Buffer.from('{"id":42,"ok":true,"result":{}}\n{"ev":"after"}\n');
+    const all = Buffer.concat([stale, wanted]);
+    for (let i = 0; i < all.length; i += 7) reader.push(all.subarray(i, i + 7));
+    expect(got).toEqual(['{"id":42,"ok":true,"result":{}}', '{"ev":"after"}']);
+  });
+});

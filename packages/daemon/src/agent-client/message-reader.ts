@@ -28,13 +28,42 @@ export class MessageReader {
   private frameHave = 0;
   private headerBytes = 0;
   private dead = false;
+  /** While set: bytes are dropped unread until this sequence, where parsing starts afresh (resync). */
+  private hunting: { token: Buffer; tail: Buffer } | null = null;
 
   constructor(
     private readonly maxLineBytes: number,
     private readonly sink: MessageSink,
   ) {}
 
+  /**
+   * Drops everything up to `token` (the start of the message that proves the stream is in step again),
+   * whatever state the stream was in: what came before it was written for a previous reader, and may
+   * begin or end in the middle of a message.
+   */
+  skipUntil(token: Buffer): void {
+    this.hunting = { token, tail: Buffer.alloc(0) };
+    this.state = "start";
+    this.lineParts = [];
+    this.lineLength = 0;
+    this.discardingLine = false;
+    this.prefixHave = 0;
+    this.frame = null;
+  }
+
   push(chunk: Buffer): void {
+    if (this.hunting) {
+      const { token, tail } = this.hunting;
+      const joined = tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk;
+      const at = joined.indexOf(token);
+      if (at === -1) {
+        // The token may straddle two chunks: keep what could be its start.
+        this.hunting.tail = Buffer.from(joined.subarray(Math.max(0, joined.length - token.length + 1)));
+        return;
+      }
+      this.hunting = null;
+      chunk = joined.subarray(at);
+    }
     let pos = 0;
     while (pos < chunk.length && !this.dead) {
       switch (this.state) {

@@ -1,7 +1,8 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { mustRun as must } from "../runtime/run-command.js";
+import { crashPoint } from "../runtime/crash-point.js";
+import { mustRun as must, runCommand } from "../runtime/run-command.js";
 import { hostDiskCommands, isMountpoint, unmount, type DiskCommands } from "./disk-commands.js";
 import { DiskPool } from "./disk-pool.js";
 
@@ -111,12 +112,24 @@ export class SandboxFilesystem {
     const targets = cloneIds.map((id) => this.makeDirs(id, owner));
     await must("fsfreeze", ["--freeze", src.diskMount]);
     try {
+      crashPoint("fork.copying");
       // Sparse-aware: a 4 GiB disk with 50 MB written copies 50 MB.
       for (const t of targets) await must("cp", ["--sparse=always", src.diskImage, t.diskImage]);
     } finally {
       await must("fsfreeze", ["--unfreeze", src.diskMount]);
     }
     for (const id of cloneIds) await this.mount(id, lowerdir, owner);
+  }
+
+  /**
+   * Thaws the sandbox's filesystem if a crash left it frozen (a daemon killed mid-copy): its writes would
+   * hang, and so would unmounting it. Not frozen, or not mounted: nothing to do.
+   */
+  async thaw(id: string): Promise<void> {
+    const p = this.paths(id);
+    if (!(await isMountpoint(p.diskMount))) return;
+    const out = await runCommand("fsfreeze", ["--unfreeze", p.diskMount], { timeoutMs: 10_000 });
+    if (out.code !== 0 && !/Invalid argument/i.test(out.stderr)) throw new Error(`fsfreeze --unfreeze ${p.diskMount}: ${out.stderr.trim()}`);
   }
 
   /** Flushes the sandbox's writable layer to disk (after a checkpoint: files must survive a host crash). */
@@ -168,6 +181,7 @@ export class SandboxFilesystem {
   /** Unmounts and deletes everything of the sandbox. Idempotent. */
   async remove(id: string): Promise<void> {
     const p = this.paths(id);
+    await this.thaw(id).catch(() => {});
     for (const target of [p.rootfs, p.diskMount]) await unmount(target);
     if (await isMountpoint(p.rootfs) || await isMountpoint(p.diskMount)) {
       throw new Error(`sandbox ${id}: its filesystem is still mounted; not deleting ${p.dir}`);

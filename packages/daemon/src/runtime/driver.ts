@@ -88,7 +88,9 @@ export interface Checkpointable {
   /**
    * Saves the sandbox's memory, processes and open files into `image` (written under its partial name;
    * the caller commits it) and stops the sandbox. A paused sandbox is thawed first (the checkpoint runs
-   * inside its kernel); on failure it is left as it was, paused or running.
+   * inside its kernel); on failure it is left as it was, paused or running. The writer notes its pid in
+   * `image.writerPidPath` and marks the partial image whole once it is, even if the daemon died meanwhile:
+   * that is how a restarted daemon tells a whole image from a torn one.
    */
   checkpoint(ref: SandboxRef, image: CheckpointImage): Promise<void>;
   /**

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 export interface CommandOutput {
   code: number | null;
@@ -73,4 +74,54 @@ export function isAlive(pid: number): boolean {
  */
 export function leftByPreviousDaemon(pid: number): boolean {
   return pid === process.pid || !isAlive(pid);
+}
+
+export interface OutlivingCommand {
+  /** Gets the wrapper's pid at once, so a restarted daemon can tell whether the command still runs. */
+  pidFile: string;
+  /** Created only once the command exited 0. */
+  doneFile: string;
+  /** The command's stdout and stderr. */
+  logFile: string;
+  timeoutMs: number;
+}
+
+/**
+ * Runs a command that must finish even if the daemon dies meanwhile (a checkpoint being written): in its
+ * own session (a signal to the daemon's group does not reach it), with no pipe to the daemon (a write to
+ * a dead daemon's pipe would kill it with SIGPIPE), its output in a file and its success as a file.
+ */
+export function runOutliving(cmd: string, args: string[], o: OutlivingCommand): Promise<{ code: number | null; output: string }> {
+  const script = 'echo $$ >"$1"; done=$2; log=$3; shift 3; "$@" >"$log" 2>&1 && : >"$done"';
+  return new Promise((resolve) => {
+    const child = spawn("sh", ["-c", script, "sh", o.pidFile, o.doneFile, o.logFile, cmd, ...args], { detached: true, stdio: "ignore" });
+    const timer = setTimeout(() => {
+      try {
+        if (child.pid) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }, o.timeoutMs);
+    const finish = (code: number | null, extra = "") => {
+      clearTimeout(timer);
+      let output = "";
+      try {
+        output = readFileSync(o.logFile, "utf8").slice(-64 * 1024);
+      } catch {
+        // No output written.
+      }
+      resolve({ code, output: `${output}${extra}` });
+    };
+    child.on("error", (err) => finish(null, err.message));
+    child.on("close", (code, signal) => finish(code, signal ? `(killed by ${signal}${signal === "SIGKILL" ? `, after ${o.timeoutMs} ms?` : ""})` : ""));
+  });
+}
+
+/** Whether `pid` is alive and its command line mentions `marker` (a pid noted in a file may be reused). */
+export function isAliveWith(pid: number, marker: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker);
+  } catch {
+    return false;
+  }
 }

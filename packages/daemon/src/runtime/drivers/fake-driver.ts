@@ -98,6 +98,15 @@ export class FakeHost {
     sb.stop(reason);
   }
 
+  /** What a checkpoint does to the host: the sandbox's memory written into `dir`, then the sandbox stopped. */
+  checkpointInto(id: string, dir: string): void {
+    const sb = this.running(id);
+    // The checkpoint runs inside the sandbox's kernel: a frozen one is thawed for it.
+    if (sb.paused) this.resume(id);
+    writeFileSync(join(dir, MEMORY_FILE), JSON.stringify(sb.agent.shell.snapshot()));
+    this.stop(id, "checkpointed");
+  }
+
   pause(id: string): void {
     const sb = this.running(id);
     if (sb.paused) return;
@@ -225,12 +234,9 @@ export class FakeDriver implements RuntimeDriver, Pausable, Checkpointable {
   checkpoint(ref: SandboxRef, image: CheckpointImage): Promise<void> {
     return this.faults.run("checkpoint", ref.id, () => {
       this.requireCheckpoint();
-      const sb = this.host.running(ref.id);
-      // The checkpoint runs inside the sandbox's kernel: a frozen one is thawed for it.
-      if (sb.paused) this.host.resume(ref.id);
-      const dir = image.beginWrite();
-      writeFileSync(join(dir, MEMORY_FILE), JSON.stringify(sb.agent.shell.snapshot()));
-      this.host.stop(ref.id, "checkpointed");
+      this.host.running(ref.id);
+      this.host.checkpointInto(ref.id, image.beginWrite());
+      image.markPartialWhole();
     });
   }
 

@@ -5,7 +5,8 @@ import type { CheckpointImage } from "../checkpoint-image.js";
 import type { Freezer } from "../freezer.js";
 import { launchRuntimeProcess } from "../launch-process.js";
 import { buildOciSpec, prepareBoundTmp } from "../oci-spec.js";
-import { runCommand } from "../run-command.js";
+import { crashPoint } from "../crash-point.js";
+import { runCommand, runOutliving } from "../run-command.js";
 import { ContainerIds } from "./container-ids.js";
 import { removeStaleBuildContainers, runBuildStep } from "./gvisor-build-steps.js";
 import { OciDriver } from "./oci-driver.js";
@@ -79,11 +80,19 @@ export class GvisorDriver extends OciDriver implements Checkpointable, BuildStep
     if (wasFrozen) await this.freezer.thaw(cgroup);
     const partial = image.beginWrite();
     // Uncompressed: restoring 200 MB takes ~0.5 s instead of ~0.8 s, at the price of a larger image.
-    const out = await runCommand(this.options.runscPath, [...this.runsc(), "checkpoint", "--compression=none", "--image-path", partial, id], { timeoutMs: 300_000 });
+    // The writer outlives a daemon killed meanwhile and leaves a marker once runsc says the image is whole.
+    const writing = runOutliving(this.options.runscPath, [...this.runsc(), "checkpoint", "--compression=none", "--image-path", partial, id], {
+      pidFile: image.writerPidPath,
+      doneFile: image.wholeMarkerPath,
+      logFile: join(ref.dir, "checkpoint.log"),
+      timeoutMs: 300_000,
+    });
+    crashPoint("hibernate.writing");
+    const out = await writing;
     if (out.code !== 0) {
       image.discardPartial();
       if (wasFrozen && (await this.freezer.hasProcesses(cgroup))) await this.freezer.freeze(cgroup).catch(() => {});
-      throw new Error(`runsc checkpoint failed: ${out.stderr.trim().slice(-2000) || `exit ${out.code}`}`);
+      throw new Error(`runsc checkpoint failed: ${out.output.trim().slice(-2000) || `exit ${out.code}`}`);
     }
     // A checkpointed container stays listed until deleted. Restores start a new incarnation under a fresh
     // id, so this delete (over a second for a container that was itself restored) runs in the background.

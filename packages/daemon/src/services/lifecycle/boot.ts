@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { CreateSandboxParams, Runtime } from "@stasis/protocol";
 import type { AgentClient } from "../../agent-client/agent-client.js";
 import { ApiError } from "../../errors/api-error.js";
+import { crashPoint } from "../../runtime/crash-point.js";
 import { CheckpointImage } from "../../runtime/checkpoint-image.js";
 import { canCheckpoint, type RuntimeDriver } from "../../runtime/driver.js";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
@@ -144,6 +145,7 @@ export class Booter {
       const lower = await this.core.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
       await this.core.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
       const launched = await driver.launch(this.core.launchSpec(record));
+      crashPoint("create.launched");
       return { agent: await this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start"), launched };
     });
     record.state = "running";
@@ -178,6 +180,7 @@ export class Booter {
       let restored: { agent: AgentClient; exited: Promise<string> } | null = null;
       for (let attempt = 1; !restored; attempt++) {
         const launched = await driver.restore(this.core.launchSpec(record), image);
+        crashPoint(why === "fork" ? "fork.restored" : "wake.restored");
         try {
           restored = { agent: await this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "resume" ? "wake" : why), exited: launched.exited };
         } catch (err) {

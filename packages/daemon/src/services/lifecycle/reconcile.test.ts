@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CheckpointImage } from "../../runtime/checkpoint-image.js";
 import type { ObservedState } from "../../runtime/driver.js";
@@ -39,7 +40,7 @@ describe("restart", () => {
     }
   });
 
-  it("after a host reboot, marks what was in RAM failed and wakes hibernated sandboxes onto remounted disks", async () => {
+  it("after a host reboot, marks what was in RAM failed (its files kept until a delete) and wakes hibernated sandboxes onto remounted disks", async () => {
     const d1 = await env.startDaemon();
     const running = await busy(d1);
     const paused = await busy(d1);
@@ -50,11 +51,13 @@ describe("restart", () => {
     const d2 = await env.startDaemon();
     for (const id of [running.id, paused.id]) {
       expect(d2.service.get(id)).toMatchObject({ state: "failed", stateReason: expect.stringMatching(/not running when the daemon restarted/) as unknown });
-      expect(existsSync(d2.disks.paths(id).dir)).toBe(false);
+      expect(existsSync(d2.disks.paths(id).diskImage)).toBe(true);
     }
     expect(d2.service.get(asleep.id).state).toBe("hibernated");
     expect(await incr(d2.service, asleep.id)).toBe(3);
     expect(d2.faults.count("mount")).toBe(1);
+    await d2.service.delete(running.id);
+    expect(existsSync(d2.disks.paths(running.id).dir)).toBe(false);
   });
 
   it("finishes a delete the previous daemon did not: the record ends stopped", async () => {
@@ -126,10 +129,6 @@ const crashes: CrashCase[] = [
     left: "hibernating",
     state: "hibernated",
     host: "stopped",
-    bug:
-      "issue 14: the runtime's checkpoint returned (the image is whole) but the daemon died before image.commit() " +
-      "(drained(500) and filesystem.sync run in between); reconcile sees only a partial image and a stopped runtime, " +
-      "marks the sandbox failed and deletes it with its memory. Committing right after driver.checkpoint returns closes the window.",
   },
   {
     name: "hibernate, at the disk sync after the checkpoint",
@@ -138,7 +137,6 @@ const crashes: CrashCase[] = [
     left: "hibernating",
     state: "hibernated",
     host: "stopped",
-    bug: "issue 14: as above; the image is whole under its partial name and the sandbox is deleted",
   },
   {
     name: "hibernate, image committed but the record not yet written",
@@ -163,6 +161,8 @@ const crashes: CrashCase[] = [
     reason: /restarted while it was resuming/,
   },
   { name: "fork, copying the disks", step: "clone", act: (d, id) => d.service.fork(id, 2), left: "hibernated", state: "hibernated", host: "stopped" },
+  // The source's filesystem is frozen for the copy: the restart thaws it, or every write would hang.
+  { name: "fork, mid-copy with the source's filesystem frozen", step: "copy", act: (d, id) => d.service.fork(id, 2), left: "hibernated", state: "hibernated", host: "stopped" },
   { name: "fork, the source restored but not connected", step: "restore", after: true, act: (d, id) => d.service.fork(id, 2), left: "resuming", state: "running", host: "running" },
 ];
 
@@ -179,6 +179,7 @@ describe("crash at a transition, then restart", () => {
       c.atCrash?.(d1, id);
       expect(d1.store.get(id)?.state).toBe(c.left);
       const d2 = await env.restartAfterCrash(d1);
+      expect([...env.mounts.frozen]).toEqual([]);
       const record = d2.store.get(id);
       expect(record?.state).toBe(c.state);
       if (c.reason) expect(record?.stateReason).toMatch(c.reason);
@@ -216,10 +217,40 @@ describe("crash at a transition, then restart", () => {
 
 });
 
-describe("restart: sandboxes reconcile deletes though they are alive or complete (issue 14)", () => {
-  // Bug (issue 14): an agent that does not answer a ping within 5 s (busy, or its pipe slow to reopen) gets its
-  // running sandbox marked failed and torn down by reconcile, though its runtime is alive.
-  it.fails("a running sandbox whose agent does not answer at reattach is kept (bug: it is torn down)", async () => {
+describe("restart: nothing is given up that is alive or complete", () => {
+  // `kill -9` while the runtime still writes the checkpoint: its writer outlives the daemon. The restart
+  // does not wait for it; the sandbox settles once the writer ends, from what it left.
+  it.each([
+    { whole: true, state: "hibernated", host: "stopped" },
+    { whole: false, state: "running", host: "running" },
+  ] as const)("a checkpoint still being written at the restart settles when it ends (whole: $whole): $state", async ({ whole, state, host }) => {
+    const d1 = await env.startDaemon();
+    const { id, pid } = await busy(d1);
+    const crashed = d1.faults.crashAt("checkpoint", { id });
+    d1.service.hibernate(id).catch(() => {});
+    await crashed;
+    // What the previous daemon's writer left: its pid beside a partial image it is still writing.
+    const image = new CheckpointImage(d1.disks.paths(id).checkpointDir);
+    image.beginWrite();
+    const writer = spawn("sh", ["-c", "read line", image.writerPidPath], { stdio: ["pipe", "ignore", "ignore"] });
+    writeFileSync(image.writerPidPath, String(writer.pid));
+    const d2 = await env.restartAfterCrash(d1);
+    expect(d2.store.get(id)?.state).toBe("hibernating");
+    if (whole) {
+      // The runtime finished the image and stopped the sandbox; then the writer ends.
+      env.host.checkpointInto(id, image.partialPath);
+      image.markPartialWhole();
+    }
+    writer.stdin.end("done\n");
+    await vi.waitFor(() => expect(d2.store.get(id)?.state).toBe(state), { timeout: 3_000, interval: 20 });
+    expect(env.host.observe(id)).toBe(host);
+    expect(await incr(d2.service, id)).toBe(3);
+    expect(await hasProcess(d2, id, pid)).toBe(true);
+  });
+
+  // An agent that does not answer a ping within 5 s (busy, or its pipe slow to reopen) is no reason to give
+  // up a sandbox whose runtime is alive.
+  it("a running sandbox whose agent does not answer at reattach is kept", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
     const d1 = await env.startDaemon();
     const { id } = await busy(d1);
@@ -231,8 +262,8 @@ describe("restart: sandboxes reconcile deletes though they are alive or complete
     expect(d2.service.get(id).state).not.toBe("failed");
   });
 
-  // Same bug, when reopening the channel fails outright (e.g. the FIFOs cannot be opened this time).
-  it.fails("a running sandbox whose channel cannot be reopened is kept (bug: it is torn down)", async () => {
+  // Nor when reopening the channel fails once (e.g. the FIFOs cannot be opened this time): it is retried.
+  it("a running sandbox whose channel cannot be reopened at once is kept and reattached", async () => {
     const d1 = await env.startDaemon();
     const { id } = await busy(d1);
     d1.service.stop();
@@ -241,12 +272,11 @@ describe("restart: sandboxes reconcile deletes though they are alive or complete
     await d2.service.start();
     expect(env.host.has(id)).toBe(true);
     expect(d2.service.get(id).state).not.toBe("failed");
+    expect(await incr(d2.service, id)).toBe(3);
   });
 
-  // Bug (issue 14): a daemon started without a runtime in its drivers (not configured this time) marks that
-  // runtime's hibernated sandboxes failed and deletes their complete images and disks: `!driver` is checked
-  // before the hibernated case in reconcile.ts.
-  it.fails("a hibernated sandbox whose runtime is not configured keeps its image (bug: deleted)", async () => {
+  // A daemon started without a runtime (not configured this time) leaves that runtime's sandboxes alone.
+  it("a hibernated sandbox whose runtime is not configured keeps its image", async () => {
     const d1 = await env.startDaemon();
     const { id } = await busy(d1);
     await d1.service.hibernate(id);

@@ -15,7 +15,7 @@ import { pinAgent, removeUnusedAgents, type PinnedAgent } from "./agent-binary.j
 import { RESIDENT_STATES } from "./records.js";
 
 /** The per-sandbox disk and root filesystem operations the lifecycle uses (a fake in unit tests). */
-export type SandboxDisks = Pick<SandboxFilesystem, "paths" | "create" | "createFromImage" | "unmount" | "clone" | "sync" | "isMounted" | "mount" | "remove">;
+export type SandboxDisks = Pick<SandboxFilesystem, "paths" | "create" | "createFromImage" | "unmount" | "clone" | "sync" | "thaw" | "isMounted" | "mount" | "remove">;
 /** The template operations the lifecycle uses. */
 export type TemplateSource = Pick<TemplateStore, "resolve" | "rootfs" | "snapshotDir" | "pooledTemplates">;
 
@@ -241,8 +241,20 @@ export class SandboxCore {
     const runtimeExit = exited ? await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 1000))]) : null;
     const why = `sandbox died (${runtimeExit ?? reason}); ${this.deathCause(record, runtimeExit)}`;
     this.deps.log.warn({ sandbox: record.id, reason: why }, "sandbox died");
-    this.deps.store.setState(record.id, "failed", why);
-    await this.teardown(record).catch((err: Error) => this.deps.log.error({ err }, "cleanup of dead sandbox failed"));
+    await this.fail(record, why);
+  }
+
+  /**
+   * A sandbox that cannot be brought back: failed, with the reason. What is left of its runtime is removed
+   * (it is dead), but its files stay on disk, readable, until the user deletes it: nothing the user may
+   * still want is deleted on the daemon's judgement.
+   */
+  async fail(record: SandboxRecord, reason: string): Promise<void> {
+    this.deps.store.setState(record.id, "failed", reason.slice(0, 4000));
+    this.detach(record.id, "sandbox failed");
+    const driver = this.deps.drivers.get(record.runtime);
+    if (driver) await driver.destroy(this.ref(record.id)).catch((err: Error) => this.deps.log.warn({ sandbox: record.id, err: err.message }, "removing a failed sandbox's runtime failed"));
+    await this.deps.filesystem.thaw(record.id).catch(() => {});
     this.updateGauges();
   }
 

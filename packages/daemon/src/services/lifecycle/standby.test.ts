@@ -118,10 +118,8 @@ describe("hibernate and wake", () => {
     expect(await incr(d.service, id)).toBe(3);
   });
 
-  // Bug: when the checkpoint fails and the host cannot be read (observe throws), the lifecycle takes
-  // "cannot tell" for "dead" and tears down a sandbox whose runtime and agent channel are still up
-  // (standby.ts: `driver.observe(ref).catch(() => "stopped")`).
-  it.fails("a failed checkpoint whose host state cannot be read keeps the live sandbox (bug: it is torn down)", async () => {
+  // "Cannot tell" (observe throws) is not "dead": the runtime and agent channel are still up.
+  it("a failed checkpoint whose host state cannot be read keeps the live sandbox", async () => {
     const { id } = await busy();
     d.driver.failNext("checkpoint");
     d.driver.failNext("observe", new Error("cgroup unreadable"));
@@ -185,12 +183,14 @@ describe("delete and death", () => {
     expect(env.host.has(id)).toBe(false);
   });
 
-  it("a sandbox that dies is marked failed with the likely cause and cleaned up", async () => {
+  it("a sandbox that dies is marked failed with the likely cause; its runtime goes, its files stay until a delete", async () => {
     const { id } = await busy();
     expect((await run(d.service, id, "oom", 100)).code).toBeNull();
     await vi.waitFor(() => expect(d.service.get(id).stateReason).toMatch(/memory limit of 64 MiB/), { timeout: 2_000, interval: 5 });
     expect(d.service.get(id).state).toBe("failed");
     expect(env.host.has(id)).toBe(false);
+    expect(existsSync(d.disks.paths(id).diskImage)).toBe(true);
+    await d.service.delete(id);
     expect(existsSync(d.disks.paths(id).dir)).toBe(false);
   });
 });

@@ -1,6 +1,7 @@
 import type { StandbyReason } from "@stasis/protocol";
 import { ApiError } from "../../errors/api-error.js";
 import { CheckpointImage } from "../../runtime/checkpoint-image.js";
+import { crashPoint } from "../../runtime/crash-point.js";
 import { canCheckpoint, canPause, type CheckpointingDriver, type PausableDriver } from "../../runtime/driver.js";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
 import type { Booter } from "./boot.js";
@@ -57,6 +58,7 @@ export class Standby {
     const started = performance.now();
     try {
       await driver.pause(this.core.ref(id));
+      crashPoint("pause.frozen");
     } catch (err) {
       // The driver thawed it again: it runs on, and a later pause may succeed.
       throw new ApiError("agent_timeout", `sandbox ${id} could not be paused, it keeps running: ${(err as Error).message}`);
@@ -89,7 +91,8 @@ export class Standby {
     try {
       await driver.checkpoint(ref, image);
     } catch (err) {
-      const alive = (await driver.observe(ref).catch(() => "stopped")) !== "stopped";
+      // A host that cannot be read is taken as alive: a wrong "dead" would give up a live sandbox.
+      const alive = (await driver.observe(ref).catch(() => "running")) !== "stopped";
       log.error({ err: (err as Error).message, alive }, "checkpoint failed");
       if (alive && !live.agent.closed) {
         // The driver left it as it was: paused or running.
@@ -98,12 +101,13 @@ export class Standby {
         else store.setStandby(id, "running", null, record.expiresAt, `hibernation failed: ${(err as Error).message}`.slice(0, 4000));
         throw new ApiError("sandbox_failed", `hibernation failed; the sandbox is still ${wasPaused ? "paused" : "running"}: ${(err as Error).message}`);
       }
-      store.setState(id, "failed", `hibernation failed and the sandbox did not survive it: ${(err as Error).message}`.slice(0, 4000));
-      await this.core.teardown(record).catch((e: Error) => log.error({ err: e }, "cleanup after a failed hibernation failed"));
+      live.agent.close("hibernation failed");
+      await this.core.fail(record, `hibernation failed and the sandbox did not survive it: ${(err as Error).message}; its files are kept`);
       throw new ApiError("sandbox_failed", `hibernation failed: ${(err as Error).message}`);
     } finally {
       this.core.updateGauges();
     }
+    crashPoint("hibernate.written");
     // The runtime is gone: read what the agent wrote before the checkpoint, then let the channel go.
     await live.agent.drained(500);
     live.agent.removeAllListeners("closed");
@@ -131,6 +135,7 @@ export class Standby {
     if (!live) throw notRunning(record);
     const started = performance.now();
     await this.pausable(record).resume(this.core.ref(record.id));
+    crashPoint("resume.thawed");
     this.core.deps.store.setStandby(record.id, "running", null, wokenExpiry(record, Date.now()));
     this.core.touch(record.id);
     this.core.updateGauges();

@@ -4,11 +4,13 @@ import { StepFaults } from "../../../runtime/drivers/fake-faults.js";
 import type { SandboxPaths } from "../../../disks/sandbox-filesystem.js";
 import type { SandboxDisks } from "../sandbox-core.js";
 
-export type DiskStep = "create" | "createFromImage" | "clone" | "sync" | "mount" | "unmount" | "remove";
+export type DiskStep = "create" | "createFromImage" | "clone" | "copy" | "sync" | "thaw" | "mount" | "unmount" | "remove";
 
 /** The host's mount table: it outlives a daemon, and a reboot empties it. */
 export class FakeMounts {
   private readonly mounted = new Set<string>();
+  /** Filesystems frozen (fsfreeze) for a consistent copy; a crash mid-copy leaves one frozen. */
+  readonly frozen = new Set<string>();
 
   has(id: string): boolean {
     return this.mounted.has(id);
@@ -24,6 +26,7 @@ export class FakeMounts {
 
   reboot(): void {
     this.mounted.clear();
+    this.frozen.clear();
   }
 }
 
@@ -66,17 +69,23 @@ export class FakeDisks implements SandboxDisks {
   }
 
   clone(sourceId: string, cloneIds: string[], _lowerdir: string, _owner: number): Promise<void> {
-    return this.faults.run("clone", sourceId, () => {
+    return this.faults.run("clone", sourceId, async () => {
       const src = this.paths(sourceId);
-      for (const id of cloneIds) {
-        copyFileSync(src.diskImage, this.makeDirs(id).diskImage);
-        this.mounts.add(id);
-      }
+      this.mounts.frozen.add(sourceId);
+      await this.faults.run("copy", sourceId, () => {
+        for (const id of cloneIds) copyFileSync(src.diskImage, this.makeDirs(id).diskImage);
+      });
+      this.mounts.frozen.delete(sourceId);
+      for (const id of cloneIds) this.mounts.add(id);
     });
   }
 
   sync(id: string): Promise<void> {
     return this.faults.run("sync", id, () => undefined);
+  }
+
+  thaw(id: string): Promise<void> {
+    return this.faults.run("thaw", id, () => void this.mounts.frozen.delete(id));
   }
 
   isMounted(id: string): Promise<boolean> {
@@ -92,6 +101,7 @@ export class FakeDisks implements SandboxDisks {
 
   remove(id: string): Promise<void> {
     return this.faults.run("remove", id, () => {
+      this.mounts.frozen.delete(id);
       this.mounts.delete(id);
       rmSync(this.paths(id).dir, { recursive: true, force: true });
     });
