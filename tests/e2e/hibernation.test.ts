@@ -65,6 +65,15 @@ describe("hibernation on gvisor", () => {
     await daemon?.destroy();
   });
 
+  it("lets a command in flight finish before it hibernates", async () => {
+    const sandbox = await Sandbox.create({ idleTimeoutMs: 0, ...daemon.conn });
+    const result = sandbox.commands.run("sleep 1; echo done", { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await sandbox.hibernate()).state).toBe("hibernated");
+    expect(await result).toMatchObject({ exitCode: 0, stdout: "done\n", timedOut: false });
+    await sandbox.kill();
+  });
+
   it("keeps a process's counter and 50 MB across pause, hibernate and daemon restarts", async () => {
     let sandbox = await Sandbox.create({ idleTimeoutMs: 0, ...daemon.conn });
     const { pid, state } = await startWorker(sandbox);

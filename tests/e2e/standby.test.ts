@@ -71,6 +71,20 @@ describe.each(["gvisor", "crun"] as const)("pause and resume on %s", (runtime) =
     sandbox = again;
   });
 
+  it("a command in flight is frozen with a pause, and its request still ends at its deadline", async () => {
+    const s = await Sandbox.connect(sandbox.id, daemon.conn);
+    if (s.info.state !== "running") await s.resume();
+    const started = Date.now();
+    const result = s.commands.run("sleep 30", { timeoutMs: 1_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    await s.pause();
+    expect(await result).toMatchObject({ timedOut: true });
+    // The deadline and the kill's grace (2 s), not the pause's length: the sandbox is still paused.
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect((await s.refresh()).state).toBe("paused");
+    await s.resume();
+  });
+
   it("deletes a paused sandbox", async () => {
     const other = await Sandbox.create({ runtime, ...daemon.conn });
     await other.pause();

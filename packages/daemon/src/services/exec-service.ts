@@ -3,11 +3,14 @@ import type { ProcessEvent } from "../agent-client/agent-client.js";
 import type { ExecRequest, PsEntry } from "../agent-client/agent-protocol.js";
 import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
+import { HIBERNATE_WAITS_FOR_COMMANDS_MS } from "./lifecycle/standby.js";
 import type { LiveSandbox, SandboxService } from "./sandbox-service.js";
 
 /** Credit the agent may send ahead of what a client has consumed (per process). */
 const WINDOW_BYTES = 1024 * 1024;
 const FOREGROUND_TIMEOUT_MS = 60_000;
+/** After a command's deadline and its kill: how long its exit may take before the request ends without it. */
+const KILL_GRACE_MS = 2_000;
 
 /** Runs commands and manages processes through a sandbox's agent. */
 export class ExecService {
@@ -144,8 +147,10 @@ export class ExecService {
 
   private async *streamRaw(id: string, params: CommandParams, kind: string, signal?: AbortSignal, leaveRunning = () => false): AsyncGenerator<OutputEvent> {
     const live = await this.sandboxes.acquire(id);
-    // A foreground command keeps its sandbox awake (no automatic pause) until it ends.
-    const release = this.sandboxes.hold(id);
+    // A foreground command keeps its sandbox awake (no automatic pause) until it ends, and a hibernation
+    // waits for it (within its deadline).
+    const timeoutMs = params.timeoutMs ?? FOREGROUND_TIMEOUT_MS;
+    const release = this.sandboxes.hold(id, { deadline: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity });
     try {
       yield* this.runForeground(live, params, kind, signal, leaveRunning);
     } finally {
@@ -161,11 +166,15 @@ export class ExecService {
     const events = this.subscribe(live, pid, signal);
     const timeoutMs = params.timeoutMs ?? FOREGROUND_TIMEOUT_MS;
     let timedOut = false;
+    let grace: NodeJS.Timeout | null = null;
     const timer =
       timeoutMs > 0
         ? setTimeout(() => {
             timedOut = true;
             void live.agent.signal({ pid, signal: "SIGKILL" }).catch(() => {});
+            // The deadline holds even when the agent cannot act on the kill now (its sandbox is paused:
+            // the kill reaches the process as it thaws): the request ends as timed out.
+            grace = setTimeout(() => events.expire(), KILL_GRACE_MS);
           }, timeoutMs)
         : null;
     try {
@@ -179,6 +188,7 @@ export class ExecService {
       }
     } finally {
       if (timer) clearTimeout(timer);
+      if (grace) clearTimeout(grace);
       events.close();
       // The consumer left before the exit (client disconnected): a foreground command dies with its
       // stream, unless it is to be left running (then it only stops sending output).
@@ -217,7 +227,12 @@ class ProcessEventQueue {
   exited = false;
   private readonly unsubscribe: () => void;
   private readonly onAbort = () => this.fail(new ApiError("invalid_request", "stream aborted by the client"));
-  private readonly onClosed = (reason: string) => this.fail(new ApiError("sandbox_failed", `sandbox stopped: ${reason}`));
+  private readonly onClosed = (reason: string) =>
+    this.fail(
+      /hibernated/.test(reason)
+        ? new ApiError("sandbox_not_running", `the sandbox was hibernated while process ${this.pid} ran (a hibernation waits ${HIBERNATE_WAITS_FOR_COMMANDS_MS / 1000} s at most); it goes on when the sandbox wakes: attach to it`)
+        : new ApiError("sandbox_failed", `sandbox stopped: ${reason}`),
+    );
 
   constructor(
     private readonly live: LiveSandbox,
@@ -248,6 +263,15 @@ class ProcessEventQueue {
       });
       this.done = true;
     }
+    this.wake?.();
+  }
+
+  /** The command's deadline passed and its exit did not come (the sandbox is frozen): it ends as killed. */
+  expire(): void {
+    if (this.done) return;
+    this.exited = true;
+    this.queue.push({ kind: "exit", exit: { type: "exit", exitCode: 137, signal: "SIGKILL", timedOut: true, durationMs: null } });
+    this.done = true;
     this.wake?.();
   }
 

@@ -250,15 +250,20 @@ export class SandboxService {
     return woken;
   }
 
-  /** Marks the sandbox busy (an open stream or a running foreground command) until the returned release. */
-  hold(id: string): () => void {
+  /**
+   * Marks the sandbox busy (an open stream or a running foreground command) until the returned release.
+   * A foreground command gives its deadline (Infinity: none): a hibernation lets it finish first.
+   */
+  hold(id: string, command?: { deadline: number }): () => void {
     const a = this.core.touch(id);
     a.holds++;
+    if (command) a.commands.add(command);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       a.holds--;
+      if (command) a.commands.delete(command);
       a.lastAt = Date.now();
     };
   }

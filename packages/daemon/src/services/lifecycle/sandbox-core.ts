@@ -39,6 +39,8 @@ export interface LiveSandbox {
 interface Activity {
   lastAt: number;
   holds: number;
+  /** The deadlines of foreground commands in flight (Infinity: none): a hibernation waits for them. */
+  commands: Set<{ deadline: number }>;
 }
 
 export const AGENT_READY_TIMEOUT_MS = 15_000;
@@ -137,7 +139,7 @@ export class SandboxCore {
 
   touch(id: string): Activity {
     let a = this.activity.get(id);
-    if (!a) this.activity.set(id, (a = { lastAt: Date.now(), holds: 0 }));
+    if (!a) this.activity.set(id, (a = { lastAt: Date.now(), holds: 0, commands: new Set() }));
     else a.lastAt = Date.now();
     return a;
   }
@@ -273,6 +275,22 @@ export class SandboxCore {
     const driver = this.deps.drivers.get(record.runtime);
     if (driver) await driver.destroy(this.ref(record.id));
     await this.deps.filesystem.remove(record.id);
+  }
+
+  /**
+   * Resolves once no foreground command runs in the sandbox, or once `capMs` has passed or every command
+   * left is past its deadline (its kill is on its way): a hibernation lets commands in flight finish first.
+   */
+  async commandsDone(id: string, capMs: number): Promise<void> {
+    const until = Date.now() + capMs;
+    for (;;) {
+      const commands = this.activity.get(id)?.commands;
+      if (!commands || commands.size === 0) return;
+      const now = Date.now();
+      const latest = Math.max(...[...commands].map((c) => c.deadline));
+      if (now >= until || now >= latest) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** Tears down and forgets a sandbox that belongs to nobody (a pool member, a clone that failed). */

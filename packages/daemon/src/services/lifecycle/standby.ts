@@ -8,6 +8,9 @@ import type { Booter } from "./boot.js";
 import { notRunning, wokenExpiry } from "./records.js";
 import type { SandboxCore } from "./sandbox-core.js";
 
+/** How long a hibernation waits for foreground commands in flight to end. */
+export const HIBERNATE_WAITS_FOR_COMMANDS_MS = 10_000;
+
 /**
  * The standby tiers, each step under the sandbox's lock: pause (frozen in RAM), hibernate (memory image on
  * disk, runtime stopped) and wake from either.
@@ -83,7 +86,9 @@ export class Standby {
     const since = record.standbySince ?? Date.now();
     store.setStandby(id, "hibernating", { since, reason }, record.expiresAt);
     this.core.updateGauges();
-    // Replies are matched by id only within one channel: let requests in flight finish first.
+    // Foreground commands in flight finish first (within their deadlines, at most a while): their
+    // streams end when the channel closes. Then replies: they are matched by id only within one channel.
+    await this.core.commandsDone(id, HIBERNATE_WAITS_FOR_COMMANDS_MS);
     await live.agent.settled(2_000);
     this.core.live.delete(id);
     const image = this.image(id);
