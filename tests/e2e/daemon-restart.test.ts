@@ -36,17 +36,24 @@ describe("daemon restart", () => {
     await again.kill();
   });
 
-  it("marks a sandbox whose runtime vanished while the daemon was down as failed, with the reason", async () => {
+  it("marks a sandbox whose runtime vanished while the daemon was down as failed, with the reason, and keeps its files readable", async () => {
     const sandbox = await Sandbox.create({ ...daemon.conn });
+    await sandbox.files.write("/root/notes/kept.txt", "still readable");
+    await sandbox.commands.run("ln -s /root/notes/kept.txt /root/link");
     await daemon.stop("SIGKILL");
     // Simulate a host reboot for this sandbox: its runtime is gone, its record is not.
     const { execFileSync } = await import("node:child_process");
     execFileSync("runsc", ["--root", `${daemon.env.STASIS_RUN_DIR}/runsc`, "kill", sandbox.id, "KILL"]);
     await new Promise((r) => setTimeout(r, 500));
     await daemon.restart();
-    const info = (await Sandbox.connect(sandbox.id, daemon.conn)).info;
-    expect(info.state).toBe("failed");
-    expect(info.stateReason).toMatch(/not running when the daemon restarted/);
+    const failed = await Sandbox.connect(sandbox.id, daemon.conn);
+    expect(failed.info.state).toBe("failed");
+    expect(failed.info.stateReason).toMatch(/not running when the daemon restarted/);
+    // Nothing is deleted on the daemon's judgement: the files stay, read-only, until the user deletes it.
+    expect(await failed.files.readText("/root/link")).toBe("still readable");
+    expect((await failed.files.list("/root/notes")).entries.map((e) => e.name)).toEqual(["kept.txt"]);
+    await expect(failed.files.write("/root/new.txt", "x")).rejects.toMatchObject({ code: "sandbox_not_running" });
     await Sandbox.kill(sandbox.id, daemon.conn);
+    await expect(Sandbox.connect(sandbox.id, daemon.conn)).rejects.toMatchObject({ code: "sandbox_not_found" });
   });
 });

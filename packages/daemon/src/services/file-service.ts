@@ -5,7 +5,8 @@ import type { SandboxService } from "./sandbox-service.js";
 
 /**
  * File operations go through the agent, never the host path: gVisor caches the root filesystem, so the
- * host must not write behind its back, and the agent sees exactly what the sandbox sees.
+ * host must not write behind its back, and the agent sees exactly what the sandbox sees. The one exception:
+ * a failed sandbox (no runtime, no agent) keeps its files, which are read from the host, read-only.
  */
 export class FileService {
   constructor(
@@ -14,11 +15,15 @@ export class FileService {
   ) {}
 
   async stat(id: string, path: string): Promise<FileInfo> {
+    const failed = await this.sandboxes.failedFiles(id);
+    if (failed) return failed.stat(path);
     const live = await this.sandboxes.acquire(id);
     return toFileInfo(await live.agent.stat(path));
   }
 
   async list(id: string, path: string, depth: number): Promise<FileList> {
+    const failed = await this.sandboxes.failedFiles(id);
+    if (failed) return failed.list(path, depth);
     const live = await this.sandboxes.acquire(id);
     const result = await live.agent.list(path, depth);
     return { entries: result.entries.map(toFileInfo), truncated: result.truncated };
@@ -26,6 +31,8 @@ export class FileService {
 
   /** Checks the file and returns its size and a byte stream read in chunks through the agent. */
   async read(id: string, path: string): Promise<{ size: number; body: AsyncGenerator<Buffer> }> {
+    const failed = await this.sandboxes.failedFiles(id);
+    if (failed) return failed.read(path);
     const live = await this.sandboxes.acquire(id);
     const info = await live.agent.stat(path);
     if (info.type === "dir") throw new ApiError("is_a_directory", `${path} is a directory`);

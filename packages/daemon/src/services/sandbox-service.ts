@@ -1,8 +1,9 @@
-import { statfsSync } from "node:fs";
+import { existsSync, statfsSync } from "node:fs";
 import type { CreateSandboxParams, ListSandboxesQuery, Runtime, Sandbox, SandboxList, StandbyPolicy } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
 import { Booter } from "./lifecycle/boot.js";
 import { Forker } from "./lifecycle/fork.js";
+import { FailedSandboxFiles } from "./failed-files.js";
 import { reconcile } from "./lifecycle/reconcile.js";
 import { asApiError, forEachLimited, isAwakeOrAsleep, listCursor, RESIDENT_STATES, toSandbox, wokenExpiry } from "./lifecycle/records.js";
 import { SandboxCore, type LiveSandbox, type SandboxServiceDeps } from "./lifecycle/sandbox-core.js";
@@ -248,6 +249,25 @@ export class SandboxService {
     }
     this.core.touch(id);
     return woken;
+  }
+
+  /**
+   * A reader of a failed sandbox's kept files (read-only, from the host), or null when the sandbox is not
+   * failed. Only once its runtime is known dead: nothing inside may change a path while it is resolved.
+   */
+  async failedFiles(id: string): Promise<FailedSandboxFiles | null> {
+    const record = this.core.record(id);
+    if (record.state !== "failed") return null;
+    const { drivers, filesystem, templates } = this.core.deps;
+    const driver = drivers.get(record.runtime);
+    if (driver && (await driver.observe(this.core.ref(id)).catch(() => "running")) !== "stopped") {
+      throw new ApiError("sandbox_not_running", `sandbox ${id} is failed (${record.stateReason ?? "no reason"}) but its runtime still runs; delete it`);
+    }
+    if (!existsSync(filesystem.paths(id).diskImage)) throw new ApiError("sandbox_not_running", `sandbox ${id} is failed and its files are gone`);
+    const owner = this.core.ownerOf(record);
+    // After a host reboot its disk is no longer mounted.
+    if (!(await filesystem.isMounted(id))) await filesystem.mount(id, await templates.rootfs(record.template, owner), owner);
+    return new FailedSandboxFiles(filesystem.paths(id).rootfs, owner);
   }
 
   /**
