@@ -60,6 +60,40 @@ export function evaluateTargets(input: { figures: Figure[]; concurrency: Concurr
   if (templatePool) {
     targets.push({ key: "template-pool-30ms", what: "gVisor create from a template's warm pool → first 'echo hi'", target: "< 30 ms median", measured: ms(templatePool.stasis.stats.median), met: templatePool.stasis.stats.median < 30 });
   }
+  // Issue 13's: what the runtime seam was to make cheap.
+  const write = get("gvisor.files.100.write");
+  const read = get("gvisor.files.100.read");
+  if (write && read) {
+    const slowest = Math.min(write.stasis.stats.median, read.stasis.stats.median);
+    targets.push({
+      key: "files-300mibs",
+      what: "gVisor file write and read of 100 MiB through the API",
+      target: ">= 300 MiB/s both ways",
+      measured: `${formatValue(write.stasis.stats.median, "MiB/s")} write, ${formatValue(read.stasis.stats.median, "MiB/s")} read`,
+      met: slowest >= 300,
+    });
+  }
+  const fork = get("gvisor.create.from-snapshot");
+  if (fork?.baseline && fork.ratio !== undefined) {
+    targets.push({
+      key: "fork-1.5x",
+      what: "gVisor fork of an idle sandbox → the copy's first 'echo hi', against raw 'runsc restore' + 'runsc exec'",
+      target: "within 1.5x",
+      measured: `${ms(fork.stasis.stats.median)} vs ${ms(fork.baseline.stats.median)}: ${fork.ratio.toFixed(2)}x`,
+      met: fork.ratio <= 1.5,
+    });
+  }
+  for (const [runtime, limit] of [["gvisor", 1.15], ["crun", 2]] as const) {
+    const create = get(`${runtime}.create.first-command`);
+    if (!create?.baseline || create.ratio === undefined) continue;
+    targets.push({
+      key: `create-${runtime}`,
+      what: `${runtime === "gvisor" ? "gVisor" : "crun"} cold create → first 'echo hi', against a raw cold '${runtime === "gvisor" ? "runsc" : "crun"} run'`,
+      target: `within ${limit}x`,
+      measured: `${ms(create.stasis.stats.median)} vs ${ms(create.baseline.stats.median)}: ${create.ratio.toFixed(2)}x`,
+      met: create.ratio <= limit,
+    });
+  }
   const burstErrors = get("gvisor.templates.burst.errors");
   if (burstErrors) {
     const burst = get("gvisor.templates.burst.create");
