@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@stasis/sdk";
@@ -49,6 +49,18 @@ function floodChannel(daemon: TestDaemon, id: string, line: string): ChildProces
   expect(existsSync(fifo)).toBe(true);
   return spawn("sh", ["-c", `exec yes '${line}' > ${fifo}`], { stdio: "ignore" });
 }
+
+/** Opens inotify instances until the kernel refuses one, says how many and why, and holds them. */
+const INOTIFY_HOG = `
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+n = 0
+while n < 100000 and libc.inotify_init() >= 0:
+    n += 1
+print(n, os.strerror(ctypes.get_errno()), flush=True)
+time.sleep(600)
+`;
+const INOTIFY_ONE = "import ctypes; print('inotify fd', ctypes.CDLL(None).inotify_init())";
 
 describe.each(["gvisor", "crun"] as const)("hostile sandboxes on %s", (runtime) => {
   let daemon: TestDaemon;
@@ -141,6 +153,21 @@ describe.each(["gvisor", "crun"] as const)("hostile sandboxes on %s", (runtime) 
     } finally {
       flood.kill("SIGKILL");
       await Sandbox.kill(s.id, daemon.conn).catch(() => {});
+    }
+  });
+
+  it("a sandbox that takes all the inotify instances it can leaves some to other sandboxes and the host", async () => {
+    const hog = await Sandbox.create({ runtime, ...daemon.conn });
+    try {
+      await hog.files.write("/tmp/hog.py", INOTIFY_HOG);
+      await hog.commands.start("python3 /tmp/hog.py > /tmp/hog.out 2>&1");
+      await expect.poll(async () => (await hog.commands.run("cat /tmp/hog.out")).stdout, { timeout: 20_000 }).toMatch(/^\d+ /);
+      console.log(`${runtime}: the hog opened ${(await hog.commands.run("cat /tmp/hog.out")).stdout.trim()}`);
+      expect((await neighbour.commands.run(`python3 -c "${INOTIFY_ONE}"`)).stdout).toMatch(/^inotify fd \d+$/m);
+      expect(execFileSync("python3", ["-c", INOTIFY_ONE], { encoding: "utf8" })).toMatch(/^inotify fd \d+$/m);
+      expect((await hog.commands.run("echo alive")).stdout).toBe("alive\n");
+    } finally {
+      await hog.kill().catch(() => {});
     }
   });
 });
