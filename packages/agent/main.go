@@ -23,6 +23,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("stasis-agent: ")
 	tuneMemory()
+	guardChannel()
 
 	// A broken stdout must return EPIPE rather than kill the agent. Go
 	// turns SIGPIPE on fd 1 into an exit unless SIGPIPE is handled; a handler
@@ -41,4 +42,15 @@ func main() {
 	// Exiting would kill the sandbox (PID 1) and every process in it.
 	log.Printf("stdin closed (%v); idling, processes keep running", err)
 	select {}
+}
+
+// guardChannel keeps the sandbox's processes off the agent's stdin and
+// stdout, the daemon's channel: /proc/1/fd/* of a non-dumpable process opens
+// only for a caller with CAP_SYS_PTRACE, which no command gets (the sandbox's
+// capability set lacks it). The flag is the process's, not inherited across
+// exec, so commands stay dumpable.
+func guardChannel() {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_DUMPABLE, 0, 0); errno != 0 {
+		log.Printf("cannot make the agent non-dumpable (its channel stays reachable through /proc/1/fd): %v", errno)
+	}
 }

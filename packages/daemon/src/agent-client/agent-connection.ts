@@ -10,6 +10,7 @@ import {
   FRAME_PREFIX_BYTES,
   FRAMES_PROTOCOL,
   MAX_FRAME_HEADER,
+  MAX_FRAME_PAYLOAD,
   MAX_LINE_BYTES,
   MAX_SENT_PAYLOAD,
   MAX_PROTOCOL,
@@ -20,6 +21,7 @@ import {
   type ResultOf,
 } from "./agent-protocol.js";
 import { crc32 } from "./crc32.js";
+import { JunkMeter } from "./junk-meter.js";
 import { MessageReader } from "./message-reader.js";
 
 export type ProcessEvent =
@@ -58,11 +60,15 @@ const agentErrorCodes: Record<string, ErrorCode> = {
 const EARLY_EVENT_TTL_MS = 5_000;
 /** Bound on early output kept across all pids: the agent is untrusted and could invent pids. */
 const EARLY_BYTES_MAX = 8 * 1024 * 1024;
-/** Malformed messages tolerated per window (a restarted daemon may read the tail of an old message); more closes the channel. */
-const MALFORMED_LIMIT = 100;
-const MALFORMED_WINDOW_MS = 10_000;
-/** Of those, how many are logged per window. */
-const MALFORMED_LOGGED = 5;
+/** Bound on pids with early events (an exit is kept even past the byte bound, so pids are bounded too). */
+const EARLY_PIDS_MAX = 1024;
+/**
+ * What a resync may drop before the agent's answer: the pipe's capacity (at most 1 MiB) and the agent's
+ * queue of 32 messages of at most a frame each. More is a flood, not an agent catching up.
+ */
+const MAX_RESYNC_DROP = 2 ** 20 + 32 * (FRAME_PREFIX_BYTES + MAX_FRAME_HEADER + MAX_FRAME_PAYLOAD);
+/** Every reason the channel gives up on the agent starts so, and the sandbox's failure says it. */
+const BROKEN = "agent channel broken";
 
 /**
  * The daemon's end of one sandbox's agent channel: sends requests (JSON lines, or binary frames to an
@@ -79,7 +85,8 @@ export class AgentConnection extends EventEmitter {
   private earlyBytes = 0;
   private closedReason: string | null = null;
   private readyWaiters: { resolve: (version: string) => void; reject: (err: Error) => void }[] = [];
-  private malformed = { since: 0, count: 0 };
+  private readonly junk: JunkMeter;
+  private earlySweptAt = 0;
   private readonly reader: MessageReader;
   /** The agent's version and protocol, from its hello or a ping (null until heard from). */
   version: string | null = null;
@@ -92,11 +99,16 @@ export class AgentConnection extends EventEmitter {
     super();
     // One `closed` listener per open stream on this sandbox: there can be many.
     this.setMaxListeners(0);
-    const reader = (this.reader = new MessageReader(MAX_LINE_BYTES, {
-      message: (body, payload) => this.onMessage(body, payload),
-      oversizeLine: (bytes) => this.onMalformed(`an over-long line (${bytes} bytes)`),
-      fatal: (reason) => this.close(`${reason}; channel closed`),
-    }));
+    this.junk = new JunkMeter(log, (reason) => this.close(`${BROKEN}: ${reason}; stopped reading it`));
+    const reader = (this.reader = new MessageReader(
+      MAX_LINE_BYTES,
+      {
+        message: (body, payload) => this.onMessage(body, payload),
+        oversizeLine: (bytes) => this.junk.malformed(`an over-long line (${bytes} bytes so far)`, bytes),
+        fatal: (reason) => this.close(`${BROKEN}: ${reason}; stopped reading it`),
+      },
+      MAX_RESYNC_DROP,
+    ));
     channel.output.on("data", (chunk: Buffer) => reader.push(chunk));
     channel.output.on("end", () => this.close("agent channel closed"));
     channel.output.on("error", (err) => this.close(`agent channel error: ${err.message}`));
@@ -268,16 +280,18 @@ export class AgentConnection extends EventEmitter {
     try {
       msg = JSON.parse(body.toString("utf8"));
     } catch {
-      return this.onMalformed(`unparsable JSON (${body.length} bytes)`);
+      return this.junk.malformed(`unparsable JSON (${body.length} bytes)`, body.length);
     }
-    if (typeof msg !== "object" || msg === null || Array.isArray(msg)) return this.onMalformed("a message that is not a JSON object");
-    if ("id" in msg) return this.onReply(msg, payload);
-    if ("ev" in msg && (msg.ev === "hello" || msg.ev === "out" || msg.ev === "exit")) return this.onEvent(msg, payload);
-    // An event kind from a newer agent: not an error.
-    this.log.debug({ ev: "ev" in msg ? String(msg.ev).slice(0, 64) : null }, "agent sent an unknown event; ignored");
+    const size = body.length + (payload?.length ?? 0);
+    if (typeof msg !== "object" || msg === null || Array.isArray(msg)) return this.junk.malformed("a message that is not a JSON object", size);
+    if ("id" in msg) return this.onReply(msg, payload, size);
+    if (!("ev" in msg)) return this.junk.malformed("an object that is neither a reply nor an event", size);
+    if (msg.ev === "hello" || msg.ev === "out" || msg.ev === "exit") return this.onEvent(msg, payload, size);
+    // An event kind from a newer agent: not an error, but not free either.
+    this.junk.unexpected(`an unknown event '${String(msg.ev).slice(0, 64)}'`, size);
   }
 
-  private onReply(msg: object, payload: Buffer | null): void {
+  private onReply(msg: object, payload: Buffer | null, size: number): void {
     const parsed = ReplySchema.safeParse(msg);
     if (!parsed.success) {
       // The request it answers fails now rather than timing out.
@@ -288,38 +302,28 @@ export class AgentConnection extends EventEmitter {
         clearTimeout(p.timer);
         p.reject(new ApiError("sandbox_failed", `the sandbox agent sent a malformed '${p.op}' reply: ${describeIssues(parsed.error)}`));
       }
-      return this.onMalformed(`a malformed reply (${describeIssues(parsed.error)})`);
+      return this.junk.malformed(`a malformed reply (${describeIssues(parsed.error)})`, size);
     }
     const reply = parsed.data;
     const p = this.pending.get(reply.id);
-    if (!p) return;
+    // A reply to a request that timed out is rare; a stream of them is a flood.
+    if (!p) return this.junk.unexpected(`a reply to no request (id ${reply.id})`, size);
     this.pending.delete(reply.id);
     clearTimeout(p.timer);
     if (reply.ok) return p.resolve({ result: reply.result, payload });
     p.reject(new ApiError(agentErrorCodes[reply.error.code] ?? "internal", reply.error.message.slice(0, 4096)));
   }
 
-  private onEvent(msg: object, payload: Buffer | null): void {
+  private onEvent(msg: object, payload: Buffer | null, size: number): void {
     const parsed = AgentEventSchema.safeParse(msg);
-    if (!parsed.success) return this.onMalformed(`a malformed event (${describeIssues(parsed.error)})`);
+    if (!parsed.success) return this.junk.malformed(`a malformed event (${describeIssues(parsed.error)})`, size);
     const ev = parsed.data;
     if (ev.ev === "hello") return this.onHello(ev.version, ev.protocol);
     if (ev.ev === "exit") return this.dispatch(ev);
     // In a frame, the payload is the output; in a line, base64 `data`.
     const data = payload ?? (ev.data !== undefined ? Buffer.from(ev.data, "base64") : null);
-    if (!data) return this.onMalformed("an out event without data");
+    if (!data) return this.junk.malformed("an out event without data", size);
     this.dispatch({ ev: "out", pid: ev.pid, fd: ev.fd, data });
-  }
-
-  /** Counts and logs (a few) malformed messages; a stream of them closes the channel. */
-  private onMalformed(what: string): void {
-    const now = Date.now();
-    if (now - this.malformed.since > MALFORMED_WINDOW_MS) this.malformed = { since: now, count: 0 };
-    this.malformed.count++;
-    if (this.malformed.count <= MALFORMED_LOGGED) this.log.warn({ what }, "agent sent a malformed message; dropped");
-    if (this.malformed.count > MALFORMED_LIMIT) {
-      this.close(`the agent sent more than ${MALFORMED_LIMIT} malformed messages within ${MALFORMED_WINDOW_MS / 1000} s (last: ${what}); channel closed`);
-    }
   }
 
   private dispatch(event: ProcessEvent): void {
@@ -329,10 +333,17 @@ export class AgentConnection extends EventEmitter {
       return;
     }
     const now = Date.now();
-    for (const [pid, e] of this.early) if (now - e.at > EARLY_EVENT_TTL_MS) this.dropEarly(pid);
+    // Swept at most once a second: a stream of events must not cost a pass over the map each.
+    if (now - this.earlySweptAt > 1000) {
+      this.earlySweptAt = now;
+      for (const [pid, e] of this.early) if (now - e.at > EARLY_EVENT_TTL_MS) this.dropEarly(pid);
+    }
     const size = event.ev === "out" ? event.data.length : 0;
-    // Output beyond the bound is dropped; an exit is always kept, so no waiter is left hanging.
-    if (event.ev === "out" && this.earlyBytes + size > EARLY_BYTES_MAX) return;
+    // Output beyond the bound is dropped (counted as a message, not by its bytes, which were legitimate
+    // output); an exit is kept, so no waiter is left hanging, unless the agent invents more pids than any
+    // sandbox starts in a few seconds.
+    if (event.ev === "out" && this.earlyBytes + size > EARLY_BYTES_MAX) return this.junk.unexpected(`output for pid ${event.pid}, which nobody listens to`, 0);
+    if (!this.early.has(event.pid) && this.early.size >= EARLY_PIDS_MAX) return this.junk.unexpected(`an event for yet another unknown pid (${event.pid})`, size);
     const entry = this.early.get(event.pid) ?? { at: now, events: [] };
     entry.events.push(event);
     this.earlyBytes += size;

@@ -77,3 +77,22 @@ describe("MessageReader.skipUntil (resync after a daemon restart)", () => {
     expect(got).toEqual(['{"id":42,"ok":true,"result":{}}', '{"ev":"after"}']);
   });
 });
+
+describe("MessageReader bounds what a flood costs", () => {
+  it("gives up a resync that drops more than its bound, and reads nothing after", () => {
+    const got: string[] = [];
+    const reader = new MessageReader(1024, { message: (b) => got.push(b.toString()), oversizeLine: () => {}, fatal: (r) => got.push(`fatal: ${r}`) }, 3 * 2 ** 20);
+    reader.skipUntil(Buffer.from('{"id":42,"ok":'));
+    const flood = Buffer.from("{}\n".repeat(64 * 1024));
+    for (let i = 0; i < 100; i++) reader.push(flood);
+    reader.push(Buffer.from('{"id":42,"ok":true}\n'));
+    expect(got).toEqual(["fatal: more than 3 MiB arrived on the agent channel before the agent answered the resync"]);
+  });
+
+  it("says again and again that an endless line is being dropped", () => {
+    const { got, reader } = collect(10);
+    for (let i = 0; i < 10; i++) reader.push(Buffer.from("x".repeat(7)));
+    reader.push(Buffer.from("\nok\n"));
+    expect(got).toEqual(["oversize 14", "oversize 28", "oversize 42", "oversize 56", "oversize 70", "line ok"]);
+  });
+});

@@ -3,7 +3,10 @@ import { FRAME_MARKER, FRAME_PREFIX_BYTES, MAX_FRAME_HEADER, MAX_FRAME_PAYLOAD }
 export interface MessageSink {
   /** One message: a JSON line (payload null) or a frame's JSON header and payload. */
   message(body: Buffer, payload: Buffer | null): void;
-  /** A line over the limit was dropped (the stream resynchronises at the next newline). */
+  /**
+   * A line went over the limit and is being dropped (the stream resynchronises at the next newline):
+   * said when it does, then again after each further maxLineBytes dropped, so an endless line is seen.
+   */
   oversizeLine(bytes: number): void;
   /** The stream cannot be followed any more (a frame announced more than the limits); nothing more is read. */
   fatal(reason: string): void;
@@ -22,6 +25,9 @@ export class MessageReader {
   private lineParts: Buffer[] = [];
   private lineLength = 0;
   private discardingLine = false;
+  /** Bytes of the over-long line dropped so far, and when to say so next. */
+  private discarded = 0;
+  private nextReport = 0;
   private readonly prefix = Buffer.alloc(FRAME_PREFIX_BYTES);
   private prefixHave = 0;
   private frame: Buffer | null = null;
@@ -29,11 +35,16 @@ export class MessageReader {
   private headerBytes = 0;
   private dead = false;
   /** While set: bytes are dropped unread until this sequence, where parsing starts afresh (resync). */
-  private hunting: { token: Buffer; tail: Buffer } | null = null;
+  private hunting: { token: Buffer; tail: Buffer; dropped: number } | null = null;
 
+  /**
+   * maxHuntBytes bounds what a resync may drop: past it the stream is not an agent catching up but a flood,
+   * and it ends (fatal) rather than costing CPU for as long as the flood lasts.
+   */
   constructor(
     private readonly maxLineBytes: number,
     private readonly sink: MessageSink,
+    private readonly maxHuntBytes = Number.POSITIVE_INFINITY,
   ) {}
 
   /**
@@ -42,7 +53,7 @@ export class MessageReader {
    * begin or end in the middle of a message.
    */
   skipUntil(token: Buffer): void {
-    this.hunting = { token, tail: Buffer.alloc(0) };
+    this.hunting = { token, tail: Buffer.alloc(0), dropped: 0 };
     this.state = "start";
     this.lineParts = [];
     this.lineLength = 0;
@@ -52,13 +63,19 @@ export class MessageReader {
   }
 
   push(chunk: Buffer): void {
+    if (this.dead) return;
     if (this.hunting) {
-      const { token, tail } = this.hunting;
-      const joined = tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk;
-      const at = joined.indexOf(token);
+      const hunt = this.hunting;
+      const joined = hunt.tail.length > 0 ? Buffer.concat([hunt.tail, chunk]) : chunk;
+      const at = joined.indexOf(hunt.token);
       if (at === -1) {
         // The token may straddle two chunks: keep what could be its start.
-        this.hunting.tail = Buffer.from(joined.subarray(Math.max(0, joined.length - token.length + 1)));
+        hunt.tail = Buffer.from(joined.subarray(Math.max(0, joined.length - hunt.token.length + 1)));
+        hunt.dropped += chunk.length;
+        if (hunt.dropped > this.maxHuntBytes) {
+          this.stop();
+          this.sink.fatal(`more than ${Math.round(this.maxHuntBytes / 2 ** 20)} MiB arrived on the agent channel before the agent answered the resync`);
+        }
         return;
       }
       this.hunting = null;
@@ -95,18 +112,24 @@ export class MessageReader {
   private pushLine(chunk: Buffer, pos: number): number {
     const nl = chunk.indexOf(10, pos);
     const end = nl === -1 ? chunk.length : nl;
-    if (!this.discardingLine) {
-      if (this.lineLength + end - pos > this.maxLineBytes) {
-        this.discardingLine = true;
-        this.sink.oversizeLine(this.lineLength + end - pos);
-        this.lineParts = [];
-        this.lineLength = 0;
-      } else if (end > pos) {
-        this.lineParts.push(chunk.subarray(pos, end));
-        this.lineLength += end - pos;
+    if (this.discardingLine) {
+      this.discarded += end - pos;
+      if (this.discarded >= this.nextReport) {
+        this.nextReport = this.discarded + this.maxLineBytes;
+        this.sink.oversizeLine(this.discarded);
       }
+    } else if (this.lineLength + end - pos > this.maxLineBytes) {
+      this.discardingLine = true;
+      this.discarded = this.lineLength + end - pos;
+      this.nextReport = this.discarded + this.maxLineBytes;
+      this.sink.oversizeLine(this.discarded);
+      this.lineParts = [];
+      this.lineLength = 0;
+    } else if (end > pos) {
+      this.lineParts.push(chunk.subarray(pos, end));
+      this.lineLength += end - pos;
     }
-    if (nl === -1) return chunk.length;
+    if (nl === -1 || this.dead) return chunk.length;
     const parts = this.lineParts;
     const length = this.lineLength;
     const keep = !this.discardingLine && length > 0;

@@ -25,6 +25,8 @@ export interface OciSpecOptions {
   seccomp?: object;
   /** Bind the writable rootfs's own /tmp so /tmp is on disk (runsc would otherwise mount a tmpfs). */
   bindTmp?: boolean;
+  /** OCI hooks (run by the runtime on the host, with the container's state on stdin). */
+  hooks?: Record<string, { path: string; args?: string[]; env?: string[]; timeout?: number }[]>;
 }
 
 /** cgroup path shared by every runtime, so the freezer and metrics find sandboxes in one place. */
@@ -53,6 +55,7 @@ export function buildOciSpec(spec: SandboxLaunchSpec, options: OciSpecOptions): 
       oomScoreAdj: 0,
     },
     root: { path: spec.rootfs, readonly: false },
+    ...(options.hooks ? { hooks: options.hooks } : {}),
     hostname: spec.hostname,
     mounts: [
       { destination: "/proc", type: "proc", source: "proc" },

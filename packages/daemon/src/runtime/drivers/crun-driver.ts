@@ -4,7 +4,7 @@ import type { LaunchedSandbox, RuntimeProbe, SandboxLaunchSpec, SandboxRef } fro
 import type { CgroupMode } from "../cgroups.js";
 import type { Freezer } from "../freezer.js";
 import { launchRuntimeProcess } from "../launch-process.js";
-import { buildOciSpec } from "../oci-spec.js";
+import { buildOciSpec, DEFAULT_PATH } from "../oci-spec.js";
 import { runCommand } from "../run-command.js";
 import { defaultSeccompProfile } from "../seccomp-profile.js";
 import { OciDriver } from "./oci-driver.js";
@@ -19,6 +19,25 @@ export interface CrunDriverOptions {
 }
 
 export const USERNS_SIZE = 65536;
+/**
+ * inotify instances per uid inside one sandbox. Every crun sandbox's user namespace is owned by host
+ * root, so the kernel also charges what a sandbox opens to host root's own limit
+ * (fs.inotify.max_user_instances, 128 by default), shared with the host's services and every other
+ * sandbox: without a bound inside, one sandbox can take them all.
+ */
+export const INOTIFY_INSTANCES_PER_UID = 32;
+
+/**
+ * Sets the sandbox's user-namespace limits (/proc/sys/user/*, which crun's `sysctl` refuses as "not
+ * namespaced") from the host, in the new user namespace, before the agent starts: a createRuntime hook
+ * gets the container's state, with its pid, on stdin.
+ */
+function userNamespaceLimitsHook(): { path: string; args: string[]; env: string[]; timeout: number } {
+  const script =
+    'pid=$(tr , "\\n" | sed -n "s/^ *\\"pid\\": *\\([0-9]*\\).*/\\1/p"); ' +
+    `exec nsenter --user --target "$pid" sh -c "echo ${INOTIFY_INSTANCES_PER_UID} > /proc/sys/user/max_inotify_instances"`;
+  return { path: "/bin/sh", args: ["sh", "-c", script], env: [`PATH=${DEFAULT_PATH}`], timeout: 10 };
+}
 
 /**
  * crun: the fast container tier. Each container runs in its own user namespace (root inside is an
@@ -63,6 +82,7 @@ export class CrunDriver extends OciDriver {
       namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "network" }, { type: "user" }, { type: "cgroup" }],
       uidMappings: [{ containerID: 0, hostID: this.options.usernsBase, size: USERNS_SIZE }],
       seccomp: defaultSeccompProfile(),
+      hooks: { createRuntime: [userNamespaceLimitsHook()] },
     });
     writeFileSync(join(bundle, "config.json"), JSON.stringify(config, null, 2));
     const [cmd, args] = this.command(["run", "--bundle", bundle, spec.id]);
