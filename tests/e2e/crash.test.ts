@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Sandbox, type SandboxInfo } from "@stasis/sdk";
 import { startTestDaemon, type TestDaemon } from "./harness.js";
@@ -53,6 +54,22 @@ async function counter(s: Sandbox): Promise<number> {
 
 /** The sandbox came back with its processes (the same pid, still counting from where it was) and files. */
 async function expectIntact(daemon: TestDaemon, id: string, pid: number, before: number): Promise<SandboxInfo> {
+  try {
+    return await checkIntact(daemon, id, pid, before);
+  } catch (err) {
+    // What the daemon said about this sandbox tells why: kept with the failure.
+    const said = daemon.logs.filter((l) => l.includes(id)).slice(-15).join("\n");
+    let agent = "";
+    try {
+      agent = execFileSync("sh", ["-c", `tail -n 20 ${daemon.dataDir}/*/${id}/runtime/runtime.log`]).toString();
+    } catch {
+      agent = "(no runtime log)";
+    }
+    throw new Error(`${(err as Error).message}\n--- daemon log lines of ${id}:\n${said}\n--- its runtime log:\n${agent}`, { cause: err });
+  }
+}
+
+async function checkIntact(daemon: TestDaemon, id: string, pid: number, before: number): Promise<SandboxInfo> {
   const s = await Sandbox.connect(id, daemon.conn);
   const info = s.info;
   expect(["running", "paused", "hibernated", "hibernating"], `${id}: ${info.state} (${info.stateReason})`).toContain(info.state);
