@@ -1,6 +1,5 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import type { ErrorCode } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
 import type { AgentChannel } from "../runtime/driver.js";
 import {
@@ -19,6 +18,7 @@ import {
   type AgentOp,
   type ResultOf,
 } from "./agent-protocol.js";
+import { apiCodeOf } from "./agent-errors.js";
 import { crc32 } from "./crc32.js";
 import { MessageReader } from "./message-reader.js";
 
@@ -39,20 +39,6 @@ type Pending = { resolve: (r: { result: unknown; payload: Buffer | null }) => vo
  * the padding may have completed to MAX_SENT_PAYLOAD + 64 KiB), then a newline.
  */
 const RESYNC_PADDING = Buffer.concat([Buffer.alloc(MAX_SENT_PAYLOAD + 2 * MAX_FRAME_HEADER + FRAME_PREFIX_BYTES, 0xff), Buffer.from("\n")]);
-
-/** Maps the agent's error codes onto the API's registry. */
-const agentErrorCodes: Record<string, ErrorCode> = {
-  invalid_argument: "invalid_request",
-  not_found: "file_not_found",
-  already_exists: "file_exists",
-  permission_denied: "permission_denied",
-  not_a_directory: "not_a_directory",
-  is_a_directory: "is_a_directory",
-  not_empty: "directory_not_empty",
-  no_such_process: "process_not_found",
-  exec_failed: "exec_failed",
-  too_large: "payload_too_large",
-};
 
 /** How long events for a pid nobody listens to yet are kept (the exec reply can trail its first output). */
 const EARLY_EVENT_TTL_MS = 5_000;
@@ -94,7 +80,7 @@ export class AgentConnection extends EventEmitter {
     this.setMaxListeners(0);
     const reader = (this.reader = new MessageReader(MAX_LINE_BYTES, {
       message: (body, payload) => this.onMessage(body, payload),
-      oversizeLine: (bytes) => this.onMalformed(`an over-long line (${bytes} bytes)`),
+      oversizeLine: (bytes, head) => this.onOversize(bytes, head),
       fatal: (reason) => this.close(`${reason}; channel closed`),
     }));
     channel.output.on("data", (chunk: Buffer) => reader.push(chunk));
@@ -296,7 +282,7 @@ export class AgentConnection extends EventEmitter {
     this.pending.delete(reply.id);
     clearTimeout(p.timer);
     if (reply.ok) return p.resolve({ result: reply.result, payload });
-    p.reject(new ApiError(agentErrorCodes[reply.error.code] ?? "internal", reply.error.message.slice(0, 4096)));
+    p.reject(new ApiError(apiCodeOf(reply.error), reply.error.message.slice(0, 4096)));
   }
 
   private onEvent(msg: object, payload: Buffer | null): void {
@@ -309,6 +295,21 @@ export class AgentConnection extends EventEmitter {
     const data = payload ?? (ev.data !== undefined ? Buffer.from(ev.data, "base64") : null);
     if (!data) return this.onMalformed("an out event without data");
     this.dispatch({ ev: "out", pid: ev.pid, fd: ev.fd, data });
+  }
+
+  /**
+   * A line over the limit is dropped unread; when it is a reply, its request fails now with the reason
+   * instead of waiting for its timeout. (The agent bounds its replies; this is for one that does not.)
+   */
+  private onOversize(bytes: number, head: Buffer): void {
+    const id = /^\{"id":(\d+)[,}]/.exec(head.toString("latin1"))?.[1];
+    const p = id === undefined ? undefined : this.pending.get(Number(id));
+    if (p) {
+      this.pending.delete(Number(id));
+      clearTimeout(p.timer);
+      p.reject(new ApiError("reply_too_large", `the sandbox agent's '${p.op}' reply exceeded the ${MAX_LINE_BYTES}-byte message limit (over ${bytes} bytes) and was dropped`));
+    }
+    this.onMalformed(`an over-long line (${bytes} bytes)`);
   }
 
   /** Counts and logs (a few) malformed messages; a stream of them closes the channel. */

@@ -3,13 +3,19 @@ import { FRAME_MARKER, FRAME_PREFIX_BYTES, MAX_FRAME_HEADER, MAX_FRAME_PAYLOAD }
 export interface MessageSink {
   /** One message: a JSON line (payload null) or a frame's JSON header and payload. */
   message(body: Buffer, payload: Buffer | null): void;
-  /** A line over the limit was dropped (the stream resynchronises at the next newline). */
-  oversizeLine(bytes: number): void;
+  /**
+   * A line over the limit is being dropped (the stream resynchronises at the next newline); `head` is its
+   * first bytes, which tell whose reply it was.
+   */
+  oversizeLine(bytes: number, head: Buffer): void;
   /** The stream cannot be followed any more (a frame announced more than the limits); nothing more is read. */
   fatal(reason: string): void;
 }
 
 type State = "start" | "line" | "prefix" | "frame";
+
+/** How much of an over-long line is passed on: enough for a reply's `{"id":N,`. */
+const LINE_HEAD_BYTES = 64;
 
 /**
  * Splits the agent's output into messages: JSON lines, and binary frames (a NUL byte, two u32 BE
@@ -98,7 +104,8 @@ export class MessageReader {
     if (!this.discardingLine) {
       if (this.lineLength + end - pos > this.maxLineBytes) {
         this.discardingLine = true;
-        this.sink.oversizeLine(this.lineLength + end - pos);
+        const head = Buffer.concat([...this.lineParts, chunk.subarray(pos, end)]).subarray(0, LINE_HEAD_BYTES);
+        this.sink.oversizeLine(this.lineLength + end - pos, head);
         this.lineParts = [];
         this.lineLength = 0;
       } else if (end > pos) {
