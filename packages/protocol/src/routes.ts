@@ -70,7 +70,7 @@ const fileErrors: ErrorCode[] = [...sandboxErrors, "file_not_found", "permission
 /** Every route of the API. The daemon mounts exactly these; the OpenAPI document is generated from them. */
 export const routes = {
   health: { method: "get", path: "/healthz", summary: "Liveness probe", tag: "system", auth: false, response: { kind: "json", status: 200, schema: HealthSchema }, errors: [] },
-  metrics: { method: "get", path: "/metrics", summary: "Prometheus metrics", tag: "system", auth: false, response: { kind: "text" }, errors: [] },
+  metrics: { method: "get", path: "/metrics", summary: "Prometheus metrics; without a key only from loopback by default (STASIS_METRICS_AUTH), else send the API key", tag: "system", auth: false, response: { kind: "text" }, errors: [] },
   openapi: { method: "get", path: "/v1/openapi.json", summary: "This OpenAPI document", tag: "system", auth: false, response: { kind: "json", status: 200, schema: z.record(z.string(), z.unknown()) }, errors: [] },
   info: { method: "get", path: "/v1/info", summary: "Daemon version, runtimes, templates and capacity", tag: "system", auth: true, response: { kind: "json", status: 200, schema: DaemonInfoSchema }, errors: [] },
 

@@ -1,8 +1,10 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
-import { Hono } from "hono";
+import type { IncomingMessage } from "node:http";
+import { Hono, type Context } from "hono";
 import type { Logger } from "pino";
 import { routes, type RouteId, type RouteSpec } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
+import type { MetricsAuth } from "../config/config.js";
 import type { Metrics } from "../observability/metrics.js";
 import { sendError, toApiError } from "./http-errors.js";
 import type { E2bAuth } from "../e2b/e2b-auth.js";
@@ -18,6 +20,8 @@ import type { Services } from "./services.js";
 
 export interface AppOptions {
   apiKey: string;
+  /** Who may read /metrics without the key (default loopback: clients on the host). */
+  metricsAuth?: MetricsAuth;
   log: Logger;
   metrics: Metrics;
   services: Services;
@@ -51,7 +55,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
       const started = performance.now();
       let status = 500;
       try {
-        if (spec.auth) {
+        if (spec.auth || (id === "metrics" && metricsNeedKey(options.metricsAuth ?? "loopback", c))) {
           const given = Buffer.from(c.req.header("authorization") ?? "");
           if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
             throw new ApiError("unauthorized", "missing or wrong API key: send `Authorization: Bearer <key>`");
@@ -80,4 +84,11 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     return sendError(c, toApiError(err));
   });
   return app;
+}
+
+/** Whether this /metrics request must carry the key: metrics name templates and tenants' activity. */
+function metricsNeedKey(mode: MetricsAuth, c: Context<AppEnv>): boolean {
+  if (mode !== "loopback") return mode === "key";
+  const address = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress ?? "";
+  return !/^(127\.|::1$|::ffff:127\.)/.test(address);
 }
