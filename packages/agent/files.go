@@ -13,7 +13,13 @@ import (
 
 // File ops. They run as root; a "user" field only chowns what is created.
 
-const maxListEntries = 10000
+// A listing stops at maxListEntries entries or listReplyBytes of JSON, with
+// "truncated" set, so that its reply always fits in one message (maxLineSize:
+// 10000 entries of long paths and symlink targets would not).
+const (
+	maxListEntries = 10000
+	listReplyBytes = 3 << 20
+)
 
 type fileInfo struct {
 	Name          string `json:"name"`
@@ -59,6 +65,7 @@ func (a *Agent) list(c *call, req *request) (any, error) {
 	// Breadth-first, so that a truncated listing keeps the shallower levels.
 	entries := []*fileInfo{}
 	truncated := false
+	size := 0
 	level := []string{root}
 walk:
 	for d := 0; d < depth && len(level) > 0; d++ {
@@ -81,7 +88,12 @@ walk:
 					continue
 				}
 				path := filepath.Join(dir, de.Name())
-				entries = append(entries, describe(path, fi))
+				info := describe(path, fi)
+				if size += encodedSize(info) + 1; size > listReplyBytes {
+					truncated = true
+					break walk
+				}
+				entries = append(entries, info)
 				if fi.IsDir() {
 					next = append(next, path)
 				}
@@ -202,7 +214,12 @@ func (a *Agent) read(c *call, req *request) (any, error) {
 	if fi.IsDir() {
 		return nil, errorf(codeIsADirectory, "%s is a directory", path)
 	}
-	if fi.Mode().IsRegular() && fi.Size() > 0 {
+	if !fi.Mode().IsRegular() {
+		// A FIFO would block or fail mid-stream, a device such as /dev/zero never ends: only regular
+		// files are read (those of /proc and /sys are regular).
+		return nil, errorf(codeNotRegular, "%s is not a regular file (%s)", path, kindOf(fi.Mode()))
+	}
+	if fi.Size() > 0 {
 		// Don't allocate 1 MiB to read a small file. (Files such as those in
 		// /proc report size 0 and get the whole length.)
 		length = min(length, max(fi.Size()-req.Offset, 0))
@@ -212,7 +229,7 @@ func (a *Agent) read(c *call, req *request) (any, error) {
 	if err != nil && err != io.EOF {
 		return nil, fsError(err)
 	}
-	eof := err == io.EOF || (fi.Mode().IsRegular() && req.Offset+int64(n) >= fi.Size())
+	eof := err == io.EOF || req.Offset+int64(n) >= fi.Size()
 	return &readResult{Data: buf[:n], EOF: eof, Size: fi.Size()}, nil
 }
 
@@ -228,6 +245,21 @@ func (r *readResult) splitPayload() (any, []byte) {
 		EOF  bool  `json:"eof"`
 		Size int64 `json:"size"`
 	}{r.EOF, r.Size}, r.Data
+}
+
+// kindOf names a file type that is not a regular file, for messages.
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "not a regular file"
 }
 
 func describe(path string, fi fs.FileInfo) *fileInfo {
@@ -359,6 +391,18 @@ func fsError(err error) error {
 			code = codeIsADirectory
 		case syscall.ENOTEMPTY:
 			code = codeNotEmpty
+		case syscall.ENOSPC, syscall.EDQUOT:
+			code = codeNoSpace
+		case syscall.ENAMETOOLONG:
+			code = codeNameTooLong
+		case syscall.EBUSY, syscall.ETXTBSY:
+			code = codeBusy
+		case syscall.EXDEV:
+			code = codeCrossDevice
+		case syscall.ELOOP:
+			code = codeSymlinkLoop
+		case syscall.EFBIG:
+			code = codeTooLarge
 		}
 	}
 	return &apiError{Code: code, Message: err.Error()}

@@ -101,7 +101,8 @@ func TestStdin(t *testing.T) {
 	if r := h.collect(pid); r.stdout != "hello world" || r.code != 0 {
 		t.Fatalf("result = %+v", r)
 	}
-	h.fails(map[string]any{"op": "stdin", "pid": pid, "data": []byte("late")}, codeIOError)
+	// Written after close: the caller's mistake, not an agent failure.
+	h.fails(map[string]any{"op": "stdin", "pid": pid, "data": []byte("late")}, codeStdinClosed)
 
 	// Without "stdin", the process reads /dev/null and stdin ops are refused.
 	pid = h.exec(map[string]any{"cmd": []string{"sh", "-c", "cat; echo eof"}, "subscribe": true})
@@ -133,8 +134,8 @@ func TestBlockedStdinDoesNotBlockOtherRequests(t *testing.T) {
 	if r := h.collect(pid); r.code != 137 {
 		t.Fatalf("result = %+v", r)
 	}
-	if m := h.wait(pending); m.OK || m.Error.Code != codeIOError {
-		t.Fatalf("blocked stdin write ended with %+v, want io_error", m)
+	if m := h.wait(pending); m.OK || m.Error.Code != codeStdinClosed {
+		t.Fatalf("blocked stdin write ended with %+v, want stdin_closed", m)
 	}
 }
 

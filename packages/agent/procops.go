@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"syscall"
@@ -66,7 +67,7 @@ func (a *Agent) writeStdin(c *call, req *request) (any, error) {
 	// parks only this goroutine. Closing it on exit fails a pending write.
 	if len(req.Data) > 0 {
 		if _, err := p.stdin.Write(req.Data); err != nil {
-			return nil, errorf(codeIOError, "writing stdin: %v", err)
+			return nil, stdinError(p.pid, err)
 		}
 	}
 	if req.EOF {
@@ -75,6 +76,16 @@ func (a *Agent) writeStdin(c *call, req *request) (any, error) {
 		}
 	}
 	return empty{}, nil
+}
+
+// stdinError reports a write to a stdin that was closed (by an earlier eof, or
+// when the process exited) or whose reader is gone (EPIPE) as stdin_closed:
+// the caller's mistake or the process's choice, not an agent failure.
+func stdinError(pid int, err error) error {
+	if errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EPIPE) {
+		return errorf(codeStdinClosed, "process %d's stdin is closed", pid)
+	}
+	return errorf(codeIOError, "writing stdin: %v", err)
 }
 
 func (a *Agent) signal(c *call, req *request) (any, error) {
@@ -101,13 +112,62 @@ func (a *Agent) signal(c *call, req *request) (any, error) {
 	}
 }
 
+// Bounds of a ps reply, so that it always fits in one message (maxLineSize):
+// each entry's command line, cwd and tag are cut to psFieldBytes, and entries
+// stop at psReplyBytes, with "truncated" set.
+const (
+	psFieldBytes = 8 << 10
+	psReplyBytes = 2 << 20
+)
+
 func (a *Agent) ps(c *call, req *request) (any, error) {
-	procs := a.procs.list()
-	entries := make([]psEntry, len(procs))
-	for i, p := range procs {
-		entries[i] = p.info()
+	entries := []psEntry{}
+	size, truncated := 0, false
+	for _, p := range a.procs.list() {
+		e := p.info()
+		cut := boundEntry(&e)
+		n := encodedSize(e)
+		if size+n > psReplyBytes {
+			truncated = true
+			break
+		}
+		size += n
+		truncated = truncated || cut
+		entries = append(entries, e)
 	}
 	return struct {
 		Processes []psEntry `json:"processes"`
-	}{entries}, nil
+		Truncated bool      `json:"truncated"`
+	}{entries, truncated}, nil
+}
+
+// boundEntry cuts e's variable-length fields to psFieldBytes; it reports
+// whether it cut anything.
+func boundEntry(e *psEntry) bool {
+	cut := false
+	budget := psFieldBytes
+	for i, arg := range e.Cmd {
+		if len(arg) > budget {
+			e.Cmd = append(append([]string{}, e.Cmd[:i]...), arg[:budget])
+			cut = true
+			break
+		}
+		budget -= len(arg)
+	}
+	for _, f := range []*string{&e.Cwd, &e.Tag, &e.User} {
+		if len(*f) > psFieldBytes {
+			*f, cut = (*f)[:psFieldBytes], true
+		}
+	}
+	return cut
+}
+
+// encodedSize is the length of v in JSON (escaping can make a string up to
+// six times longer than its bytes), or a huge number if it cannot be encoded.
+func encodedSize(v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return maxLineSize
+	}
+	return len(b)
 }

@@ -40,6 +40,13 @@ const (
 	codeTooLarge         = "too_large"
 	codeIOError          = "io_error"
 	codeUnknownOp        = "unknown_op"
+	codeNoSpace          = "no_space"      // ENOSPC, EDQUOT
+	codeNameTooLong      = "name_too_long" // ENAMETOOLONG
+	codeBusy             = "busy"          // EBUSY, ETXTBSY: a mount point or a running binary
+	codeCrossDevice      = "cross_device"  // EXDEV: a rename across file systems
+	codeSymlinkLoop      = "symlink_loop"  // ELOOP
+	codeNotRegular       = "not_regular"   // a read of a FIFO, device or socket
+	codeStdinClosed      = "stdin_closed"  // stdin written after it was closed, or after the reader left
 )
 
 // apiError is an error reported to the daemon with a protocol error code.

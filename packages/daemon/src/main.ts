@@ -55,6 +55,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });
   const app = createApp({
     apiKey: config.apiKey,
+    metricsAuth: config.metricsAuth,
     log,
     metrics,
     services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },

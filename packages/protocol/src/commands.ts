@@ -74,7 +74,13 @@ export const ProcessSchema = z
   .meta({ id: "Process" });
 export type ProcessInfo = z.infer<typeof ProcessSchema>;
 
-export const ProcessListSchema = z.object({ processes: z.array(ProcessSchema) }).meta({ id: "ProcessList" });
+export const ProcessListSchema = z
+  .object({
+    processes: z.array(ProcessSchema),
+    /** Set when the list (or a long command line in it) was cut to keep the agent's reply within its limit. */
+    truncated: z.boolean().optional(),
+  })
+  .meta({ id: "ProcessList" });
 export const StartedProcessSchema = z.object({ pid: z.number().int() }).meta({ id: "StartedProcess" });
 
 export const StdinRequestSchema = z

@@ -60,6 +60,14 @@ export class SandboxNotRunningError extends ConflictError {}
 export class TemplateInUseError extends ConflictError {}
 /** The sandbox's runtime cannot do this (crun cannot hibernate or fork). */
 export class NotSupportedByRuntimeError extends ConflictError {}
+export class NotARegularFileError extends ConflictError {}
+export class FileBusyError extends ConflictError {}
+export class CrossDeviceError extends ConflictError {}
+export class StdinClosedError extends ConflictError {}
+export class NameTooLongError extends InvalidRequestError {}
+export class SymlinkLoopError extends InvalidRequestError {}
+/** The sandbox's disk is full, or the host cannot hold the requested disk. */
+export class InsufficientStorageError extends StasisError {}
 
 export class CapacityError extends StasisError {}
 export class ExecFailedError extends StasisError {}
@@ -120,6 +128,14 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   not_a_directory: NotADirectoryError,
   is_a_directory: IsADirectoryError,
   directory_not_empty: DirectoryNotEmptyError,
+  name_too_long: NameTooLongError,
+  symlink_loop: SymlinkLoopError,
+  not_a_regular_file: NotARegularFileError,
+  file_busy: FileBusyError,
+  cross_device: CrossDeviceError,
+  stdin_closed: StdinClosedError,
+  insufficient_storage: InsufficientStorageError,
+  reply_too_large: SandboxFailedError,
   sandbox_not_running: SandboxNotRunningError,
   payload_too_large: PayloadTooLargeError,
   unsupported_media_type: UnsupportedMediaTypeError,

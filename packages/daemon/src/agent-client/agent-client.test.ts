@@ -25,6 +25,13 @@ describe("AgentClient", () => {
       ["no_such_process", "process_not_found"],
       ["not_empty", "directory_not_empty"],
       ["exec_failed", "exec_failed"],
+      ["no_space", "insufficient_storage"],
+      ["name_too_long", "name_too_long"],
+      ["busy", "file_busy"],
+      ["cross_device", "cross_device"],
+      ["symlink_loop", "symlink_loop"],
+      ["not_regular", "not_a_regular_file"],
+      ["stdin_closed", "stdin_closed"],
       ["something_new", "internal"],
     ];
     for (const [agentCode, apiCode] of cases) {
@@ -32,6 +39,36 @@ describe("AgentClient", () => {
       peer.fail(await peer.next(), agentCode);
       await expect(p).rejects.toMatchObject({ code: apiCode });
     }
+  });
+
+  it("reads an older agent's io_error texts for the errnos that are the caller's doing", async () => {
+    const { client, peer } = connectTestPeer();
+    const cases: [string, string][] = [
+      ["write /tmp/.f.stasis-1: no space left on device", "insufficient_storage"],
+      ["rename /tmp/x /.stasis/agent: device or resource busy", "file_busy"],
+      ["rename /tmp/x /mnt/y: invalid cross-device link", "cross_device"],
+      ["writing stdin: write |1: file already closed", "stdin_closed"],
+      ["read /x: input/output error", "internal"],
+    ];
+    for (const [message, apiCode] of cases) {
+      const p = client.stat("/x");
+      peer.fail(await peer.next(), "io_error", message);
+      await expect(p).rejects.toMatchObject({ code: apiCode });
+    }
+  });
+
+  it("fails a request whose reply is over the line limit at once, naming the op, instead of timing out", async () => {
+    const { client, peer } = connectTestPeer();
+    const p = client.list("/big", 1, 60_000);
+    const { id } = (await peer.next()).msg;
+    peer.output.write(`{"id":${String(id)},"ok":true,"result":{"entries":[`);
+    peer.output.write(Buffer.alloc(MAX_LINE_BYTES, "x"));
+    peer.output.write("]}}\n");
+    await expect(p).rejects.toMatchObject({ code: "reply_too_large", status: 502, message: expect.stringMatching(/'list' reply exceeded/) });
+    // The stream is in step again.
+    const q = client.ping();
+    peer.ok(await peer.next(), { version: "v", uptimeMs: 1 });
+    expect(await q).toMatchObject({ version: "v" });
   });
 
   it("rejects a reply that does not match the op's schema, naming the op and the field", async () => {

@@ -20,7 +20,7 @@ import {
   type StatsResult,
   type WriteOpenRequest,
 } from "./agent-protocol.js";
-import { readFileChunks, writeFileFrom, type WriteFileOptions } from "./file-transfer.js";
+import { openFile, readFileChunks, writeFileFrom, type WriteFileOptions } from "./file-transfer.js";
 
 export { type ProcessEvent } from "./agent-connection.js";
 export { MAX_LINE_BYTES } from "./agent-protocol.js";
@@ -129,6 +129,11 @@ export class AgentClient extends AgentConnection {
   /** Streams a file in chunks, several requests in flight. `size` (from a stat) sizes the read-ahead. */
   readFile(path: string, size: number): AsyncGenerator<Buffer> {
     return readFileChunks(this, path, size);
+  }
+
+  /** Reads the first chunk (any error is thrown here), then streams the file: see `openFile`. */
+  openFile(path: string): Promise<{ size: number; body: AsyncGenerator<Buffer> }> {
+    return openFile(this, path);
   }
 
   /** Writes a file atomically from a byte stream, several chunks in flight; aborts on any failure. */

@@ -1,6 +1,5 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import type { ErrorCode } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
 import type { AgentChannel } from "../runtime/driver.js";
 import {
@@ -20,6 +19,7 @@ import {
   type AgentOp,
   type ResultOf,
 } from "./agent-protocol.js";
+import { apiCodeOf } from "./agent-errors.js";
 import { crc32 } from "./crc32.js";
 import { JunkMeter } from "./junk-meter.js";
 import { MessageReader } from "./message-reader.js";
@@ -41,20 +41,6 @@ type Pending = { resolve: (r: { result: unknown; payload: Buffer | null }) => vo
  * the padding may have completed to MAX_SENT_PAYLOAD + 64 KiB), then a newline.
  */
 const RESYNC_PADDING = Buffer.concat([Buffer.alloc(MAX_SENT_PAYLOAD + 2 * MAX_FRAME_HEADER + FRAME_PREFIX_BYTES, 0xff), Buffer.from("\n")]);
-
-/** Maps the agent's error codes onto the API's registry. */
-const agentErrorCodes: Record<string, ErrorCode> = {
-  invalid_argument: "invalid_request",
-  not_found: "file_not_found",
-  already_exists: "file_exists",
-  permission_denied: "permission_denied",
-  not_a_directory: "not_a_directory",
-  is_a_directory: "is_a_directory",
-  not_empty: "directory_not_empty",
-  no_such_process: "process_not_found",
-  exec_failed: "exec_failed",
-  too_large: "payload_too_large",
-};
 
 /** How long events for a pid nobody listens to yet are kept (the exec reply can trail its first output). */
 const EARLY_EVENT_TTL_MS = 5_000;
@@ -104,7 +90,7 @@ export class AgentConnection extends EventEmitter {
       MAX_LINE_BYTES,
       {
         message: (body, payload) => this.onMessage(body, payload),
-        oversizeLine: (bytes) => this.junk.malformed(`an over-long line (${bytes} bytes so far)`, bytes),
+        oversizeLine: (bytes, head) => this.onOversize(bytes, head),
         fatal: (reason) => this.close(`${BROKEN}: ${reason}; stopped reading it`),
       },
       MAX_RESYNC_DROP,
@@ -311,7 +297,7 @@ export class AgentConnection extends EventEmitter {
     this.pending.delete(reply.id);
     clearTimeout(p.timer);
     if (reply.ok) return p.resolve({ result: reply.result, payload });
-    p.reject(new ApiError(agentErrorCodes[reply.error.code] ?? "internal", reply.error.message.slice(0, 4096)));
+    p.reject(new ApiError(apiCodeOf(reply.error), reply.error.message.slice(0, 4096)));
   }
 
   private onEvent(msg: object, payload: Buffer | null, size: number): void {
@@ -324,6 +310,21 @@ export class AgentConnection extends EventEmitter {
     const data = payload ?? (ev.data !== undefined ? Buffer.from(ev.data, "base64") : null);
     if (!data) return this.junk.malformed("an out event without data", size);
     this.dispatch({ ev: "out", pid: ev.pid, fd: ev.fd, data });
+  }
+
+  /**
+   * A line over the limit is dropped unread; when it is a reply, its request fails now with the reason
+   * instead of waiting for its timeout. (The agent bounds its replies; this is for one that does not.)
+   */
+  private onOversize(bytes: number, head: Buffer): void {
+    const id = /^\{"id":(\d+)[,}]/.exec(head.toString("latin1"))?.[1];
+    const p = id === undefined ? undefined : this.pending.get(Number(id));
+    if (p) {
+      this.pending.delete(Number(id));
+      clearTimeout(p.timer);
+      p.reject(new ApiError("reply_too_large", `the sandbox agent's '${p.op}' reply exceeded the ${MAX_LINE_BYTES}-byte message limit (over ${bytes} bytes) and was dropped`));
+    }
+    this.junk.malformed(`an over-long line (${bytes} bytes so far)`, bytes);
   }
 
   private dispatch(event: ProcessEvent): void {

@@ -57,7 +57,8 @@ export const PsEntrySchema = z.object({
   exitCode: int.nullable(),
   signal: z.string().nullable(),
 });
-export const PsResultSchema = z.object({ processes: z.array(PsEntrySchema) });
+/** `truncated`: the agent cut the list or a command line to keep the reply within a line (absent from older agents). */
+export const PsResultSchema = z.object({ processes: z.array(PsEntrySchema), truncated: z.boolean().optional() });
 
 export const SignalRequestSchema = z.object({ pid, signal: z.union([z.string(), int]) });
 export const AttachRequestSchema = z.object({ pid, window: uint.optional(), replay: z.boolean().optional() });

@@ -141,6 +141,33 @@ describe("file transfer", () => {
     expect(Buffer.concat(got).equals(content)).toBe(true);
   });
 
+  it("opens a file by reading its first chunk: the agent's refusal is thrown before any byte is streamed", async () => {
+    const { client, peer } = await ready(2);
+    for (const code of ["not_found", "symlink_loop", "is_a_directory", "not_regular"]) {
+      const opening = client.openFile("/f");
+      peer.fail(await peer.next(), code);
+      await expect(opening).rejects.toMatchObject({ status: expect.any(Number) as number });
+    }
+    // A readable file: the first chunk is streamed as it came, the rest read from its end.
+    const { chunkBytes } = TRANSFER.frames;
+    const content = randomBytes(chunkBytes + 5);
+    const opening = client.openFile("/f");
+    const r0 = await peer.next();
+    expect(r0.msg).toMatchObject({ op: "read", offset: 0, length: chunkBytes });
+    peer.ok(r0, { data: content.subarray(0, chunkBytes), eof: false, size: content.length });
+    const { size, body } = await opening;
+    expect(size).toBe(content.length);
+    const got: Buffer[] = [];
+    const reading = (async () => {
+      for await (const c of body) got.push(c);
+    })();
+    const r1 = await peer.next();
+    expect(r1.msg.offset).toBe(chunkBytes);
+    peer.ok(r1, { data: content.subarray(chunkBytes), eof: true, size: content.length });
+    await reading;
+    expect(Buffer.concat(got).equals(content)).toBe(true);
+  });
+
   it("refuses a read answered with more bytes than asked", async () => {
     const { client, peer } = await ready(2);
     const p = client.read({ path: "/f", offset: 0, length: 10 });

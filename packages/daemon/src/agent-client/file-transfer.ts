@@ -20,13 +20,30 @@ function shape(agent: AgentClient): { chunkBytes: number; window: number } {
 }
 
 /**
- * Streams a file in order. Reads run ahead within the size a stat saw; beyond it (a file that grew, or
- * one such as /proc's that reports size 0) one chunk at a time, until the agent says eof.
+ * Reads a file's first chunk, then returns its size and a stream of all of it. Done before a reply's
+ * headers are sent: a path that cannot be read (missing, a symlink loop, a directory, a FIFO or a device)
+ * then fails as an error reply, never as a 200 whose body aborts. The agent follows a final symlink, so
+ * the size is the target's.
  */
-export async function* readFileChunks(agent: AgentClient, path: string, size: number): AsyncGenerator<Buffer> {
+export async function openFile(agent: AgentClient, path: string): Promise<{ size: number; body: AsyncGenerator<Buffer> }> {
+  const first = await agent.read({ path, offset: 0, length: shape(agent).chunkBytes });
+  return { size: first.size, body: readFileChunks(agent, path, first.size, first) };
+}
+
+/**
+ * Streams a file in order, after `first` (the chunk at offset 0) when given. Reads run ahead within the
+ * size a stat saw; beyond it (a file that grew, or one such as /proc's that reports size 0) one chunk at
+ * a time, until the agent says eof.
+ */
+export async function* readFileChunks(agent: AgentClient, path: string, size: number, first?: ReadResult): AsyncGenerator<Buffer> {
   const { chunkBytes, window } = shape(agent);
   const inflight: { offset: number; reply: Promise<ReadResult> }[] = [];
   let next = 0;
+  if (first) {
+    if (first.data.length > 0) yield first.data;
+    if (first.eof || first.data.length === 0) return;
+    next = first.data.length;
+  }
   const issue = () => {
     const reply = agent.read({ path, offset: next, length: chunkBytes });
     // Awaited in order below; a failure is seen there, not as an unhandled rejection.

@@ -5,14 +5,18 @@ export interface MessageSink {
   message(body: Buffer, payload: Buffer | null): void;
   /**
    * A line went over the limit and is being dropped (the stream resynchronises at the next newline):
-   * said when it does, then again after each further maxLineBytes dropped, so an endless line is seen.
+   * said when it does, with `head`, its first bytes, which tell whose reply it was; then again after each
+   * further maxLineBytes dropped (with an empty head), so an endless line is seen.
    */
-  oversizeLine(bytes: number): void;
+  oversizeLine(bytes: number, head: Buffer): void;
   /** The stream cannot be followed any more (a frame announced more than the limits); nothing more is read. */
   fatal(reason: string): void;
 }
 
 type State = "start" | "line" | "prefix" | "frame";
+
+/** How much of an over-long line is passed on: enough for a reply's `{"id":N,`. */
+const LINE_HEAD_BYTES = 64;
 
 /**
  * Splits the agent's output into messages: JSON lines, and binary frames (a NUL byte, two u32 BE
@@ -116,13 +120,14 @@ export class MessageReader {
       this.discarded += end - pos;
       if (this.discarded >= this.nextReport) {
         this.nextReport = this.discarded + this.maxLineBytes;
-        this.sink.oversizeLine(this.discarded);
+        this.sink.oversizeLine(this.discarded, Buffer.alloc(0));
       }
     } else if (this.lineLength + end - pos > this.maxLineBytes) {
       this.discardingLine = true;
       this.discarded = this.lineLength + end - pos;
       this.nextReport = this.discarded + this.maxLineBytes;
-      this.sink.oversizeLine(this.discarded);
+      const head = Buffer.concat([...this.lineParts, chunk.subarray(pos, end)]).subarray(0, LINE_HEAD_BYTES);
+      this.sink.oversizeLine(this.discarded, head);
       this.lineParts = [];
       this.lineLength = 0;
     } else if (end > pos) {

@@ -22,3 +22,14 @@ describe("STASIS_DISK_POOL", () => {
     expect(loadConfig({ STASIS_API_KEY: "k".repeat(16), STASIS_DISK_POOL: "3" }).diskPool).toBe(3);
   });
 });
+
+describe("STASIS_METRICS_AUTH", () => {
+  it("defaults to loopback, takes key or none, and refuses anything else", () => {
+    const load = (value?: string) => loadConfig({ STASIS_API_KEY: "k".repeat(16), ...(value === undefined ? {} : { STASIS_METRICS_AUTH: value }) }).metricsAuth;
+    expect(load()).toBe("loopback");
+    expect(load("")).toBe("loopback");
+    expect(load("key")).toBe("key");
+    expect(load("none")).toBe("none");
+    expect(() => load("open")).toThrow(/loopback, key or none/);
+  });
+});

@@ -41,7 +41,12 @@ export interface DaemonConfig {
   warmPools: Record<string, number>;
   /** Formatted sandbox disks kept ready per disk size, so that a create does not format one (STASIS_DISK_POOL; 0 = off). */
   diskPool: number;
+  /** Who may read /metrics without the API key (STASIS_METRICS_AUTH). */
+  metricsAuth: MetricsAuth;
 }
+
+/** `loopback`: clients on the host read /metrics without a key, others need it; `key`: everyone needs it; `none`: nobody does. */
+export type MetricsAuth = "loopback" | "key" | "none";
 
 function int(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined || value === "") return fallback;
@@ -65,6 +70,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   if (runtime !== "gvisor" && runtime !== "crun") throw new Error(`STASIS_DEFAULT_RUNTIME must be gvisor or crun, got '${runtime}'`);
   const platform = env.STASIS_RUNSC_PLATFORM ?? "";
   if (platform !== "" && platform !== "systrap" && platform !== "ptrace") throw new Error(`STASIS_RUNSC_PLATFORM must be systrap or ptrace`);
+  const metricsAuth = env.STASIS_METRICS_AUTH || "loopback";
+  if (metricsAuth !== "loopback" && metricsAuth !== "key" && metricsAuth !== "none") throw new Error(`STASIS_METRICS_AUTH must be loopback, key or none, got '${metricsAuth}'`);
   const apiKey = env.STASIS_API_KEY ?? loadOrCreateApiKey(dataDir);
   if (apiKey.length < 16) throw new Error("the API key must be at least 16 characters (STASIS_API_KEY or <data dir>/api-key)");
   return {
@@ -91,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     hibernateParallelism: Math.max(1, int(env.STASIS_HIBERNATE_PARALLELISM, Math.min(4, availableParallelism()), "STASIS_HIBERNATE_PARALLELISM")),
     warmPools: parseWarmPools(env.STASIS_WARM_POOL ?? ""),
     diskPool: parseDiskPool(env.STASIS_DISK_POOL),
+    metricsAuth,
     createParallelism: Math.max(1, int(env.STASIS_CREATE_PARALLELISM, Math.max(2, 2 * availableParallelism()), "STASIS_CREATE_PARALLELISM")),
   };
 }

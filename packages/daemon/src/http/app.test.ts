@@ -27,22 +27,18 @@ const metrics = new Metrics();
 const log = pino({ level: "silent" });
 const templates = new TemplateStore(join(dir, "templates"));
 const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
-const app = createApp({
-  apiKey: "k-0123456789abcdef",
-  log,
+const services = {
+  sandboxes,
+  exec: new ExecService(sandboxes, metrics, 1024),
+  files: new FileService(sandboxes, 1024),
+  templates,
+  templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),
+  e2bKeys: new E2bStore(database),
   metrics,
-  services: {
-    sandboxes,
-    exec: new ExecService(sandboxes, metrics, 1024),
-    files: new FileService(sandboxes, 1024),
-    templates,
-    templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),
-    e2bKeys: new E2bStore(database),
-    metrics,
-    version: "test",
-    defaultRuntime: "gvisor",
-  },
-});
+  version: "test",
+  defaultRuntime: "gvisor" as const,
+};
+const app = createApp({ apiKey: "k-0123456789abcdef", log, metrics, services });
 afterAll(() => {
   database.close();
   rmSync(dir, { recursive: true, force: true });
@@ -112,9 +108,22 @@ describe("http app", () => {
   it("lists an empty store and exposes metrics", async () => {
     const res = await app.request("/v1/sandboxes", { headers: auth });
     expect(await res.json()).toEqual({ sandboxes: [], nextCursor: null });
-    const text = await (await app.request("/metrics")).text();
+    const text = await (await app.request("/metrics", { headers: auth })).text();
     expect(text).toContain("stasis_http_requests_total");
     expect(text).toContain("stasis_sandboxes");
+  });
+
+  it("serves /metrics without a key to loopback clients only, by default", async () => {
+    const from = (remoteAddress: string) => ({ incoming: { socket: { remoteAddress } } });
+    for (const address of ["127.0.0.1", "::1", "::ffff:127.0.0.1"]) expect((await app.request("/metrics", {}, from(address))).status).toBe(200);
+    await error(await app.request("/metrics", {}, from("10.1.2.3")), 401, "unauthorized");
+    await error(await app.request("/metrics", {}, from("::ffff:192.168.0.9")), 401, "unauthorized");
+    expect((await app.request("/metrics", { headers: auth }, from("10.1.2.3"))).status).toBe(200);
+    // key: even loopback needs the key; none: nobody does.
+    const keyed = createApp({ apiKey: "k-0123456789abcdef", log, metrics, services, metricsAuth: "key" });
+    await error(await keyed.request("/metrics", {}, from("127.0.0.1")), 401, "unauthorized");
+    const open = createApp({ apiKey: "k-0123456789abcdef", log, metrics, services, metricsAuth: "none" });
+    expect((await open.request("/metrics", {}, from("10.1.2.3"))).status).toBe(200);
   });
 
   it("validates template builds before building: the spec's line, reserved names, unknown templates", async () => {

@@ -1,7 +1,8 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import type { Context } from "hono";
 import type { z } from "zod";
 import { ApiError } from "../errors/api-error.js";
+import { requestBody } from "./request-body.js";
 
 const MAX_JSON_BODY_BYTES = 2 * 1024 * 1024;
 
@@ -53,16 +54,14 @@ async function readText(c: Context, maxBytes: number): Promise<string> {
   return (await readBody(c, maxBytes)).toString("utf8");
 }
 
-/** The whole request body, refused once it passes maxBytes. */
+/** The whole request body, refused once it passes maxBytes (or when it stalls). */
 export async function readBody(c: Context, maxBytes: number): Promise<Buffer> {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  const source = incoming ? (incoming as AsyncIterable<Buffer>) : ((c.req.raw.body ?? []) as AsyncIterable<Uint8Array>);
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of source) {
+  for await (const chunk of requestBody(c)) {
     total += chunk.length;
     if (total > maxBytes) throw tooLarge(maxBytes);
-    chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
 }

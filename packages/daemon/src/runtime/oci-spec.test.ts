@@ -35,6 +35,10 @@ describe("default seccomp profile", () => {
     expect(p.defaultAction).toBe("SCMP_ACT_ALLOW");
     const denied = p.syscalls.filter((r) => !r.args).flatMap((r) => r.names);
     for (const name of ["mount", "unshare", "setns", "bpf", "init_module", "keyctl", "ptrace", "clone3"]) expect(denied).toContain(name);
+    // io_uring with EPERM (errno 1), like the other denials.
+    for (const name of ["io_uring_setup", "io_uring_enter", "io_uring_register"]) {
+      expect(p.syscalls.find((r) => r.names.includes(name))).toMatchObject({ action: "SCMP_ACT_ERRNO", errnoRet: 1 });
+    }
     const cloneRules = p.syscalls.filter((r) => r.names.includes("clone") && r.args);
     expect(cloneRules.length).toBe(7);
     for (const r of cloneRules) expect(r.args?.[0]?.value).toBe(r.args?.[0]?.valueTwo);

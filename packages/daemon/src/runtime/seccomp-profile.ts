@@ -1,12 +1,14 @@
 /**
  * Default seccomp profile for the crun tier: allow ordinary syscalls, refuse (EPERM) the ones that
  * reach kernel surfaces a sandbox never needs: namespaces and mounts, kernel modules and keyrings, BPF,
- * perf, clock changes, reboot and swap. Modelled on Docker's default denials.
+ * perf, clock changes, reboot and swap, and io_uring (a large kernel surface with a history of
+ * privilege escalations, which Docker's and ChromeOS's profiles refuse too; programs fall back to
+ * ordinary syscalls). Modelled on Docker's default denials.
  */
 const DENIED = [
   "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
   "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "get_mempolicy",
-  "init_module", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
+  "init_module", "io_uring_enter", "io_uring_register", "io_uring_setup", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
   "mbind", "mount", "mount_setattr", "move_mount", "move_pages", "name_to_handle_at", "nfsservctl",
   "open_by_handle_at", "open_tree", "perf_event_open", "personality", "pivot_root", "process_vm_readv",
   "process_vm_writev", "ptrace", "query_module", "quotactl", "reboot", "request_key", "set_mempolicy",

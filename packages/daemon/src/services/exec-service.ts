@@ -109,9 +109,14 @@ export class ExecService {
   }
 
   async listProcesses(id: string): Promise<ProcessInfo[]> {
+    return (await this.processList(id)).processes;
+  }
+
+  /** The processes, and whether the agent cut the list (or a command line) to fit its reply's limit. */
+  async processList(id: string): Promise<{ processes: ProcessInfo[]; truncated: boolean }> {
     const live = await this.sandboxes.acquire(id);
-    const { processes } = await live.agent.ps();
-    return processes.map(toProcessInfo);
+    const { processes, truncated } = await live.agent.ps();
+    return { processes: processes.map(toProcessInfo), truncated: truncated ?? false };
   }
 
   async getProcess(id: string, pid: number): Promise<ProcessInfo> {

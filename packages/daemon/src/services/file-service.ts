@@ -29,14 +29,25 @@ export class FileService {
     return { entries: result.entries.map(toFileInfo), truncated: result.truncated };
   }
 
-  /** Checks the file and returns its size and a byte stream read in chunks through the agent. */
+  /**
+   * Returns the file's size and a byte stream read in chunks through the agent. Everything that makes
+   * the path unreadable is found before this returns (the first chunk is read here), so the HTTP reply
+   * is an error, never a 200 whose body aborts.
+   */
   async read(id: string, path: string): Promise<{ size: number; body: AsyncGenerator<Buffer> }> {
     const failed = await this.sandboxes.failedFiles(id);
     if (failed) return failed.read(path);
     const live = await this.sandboxes.acquire(id);
-    const info = await live.agent.stat(path);
-    if (info.type === "dir") throw new ApiError("is_a_directory", `${path} is a directory`);
-    return { size: info.size, body: live.agent.readFile(path, info.size) };
+    // An agent from before `not_regular` reads devices and FIFOs: its lstat tells them apart.
+    const lstat = live.agent.stat(path);
+    lstat.catch(() => {});
+    const file = await live.agent.openFile(path);
+    const info = await lstat.catch(() => null);
+    if (info?.type === "other") {
+      await file.body.return(undefined);
+      throw new ApiError("not_a_regular_file", `${path} is not a regular file (a FIFO, device or socket)`);
+    }
+    return file;
   }
 
   /** Writes a file atomically from a byte stream; aborts (leaving the old file) if the stream fails or is too large. */

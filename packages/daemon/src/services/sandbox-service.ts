@@ -1,6 +1,8 @@
 import { existsSync, statfsSync } from "node:fs";
 import type { CreateSandboxParams, ListSandboxesQuery, Runtime, Sandbox, SandboxList, StandbyPolicy } from "@stasis/protocol";
+import { dirname } from "node:path";
 import { ApiError } from "../errors/api-error.js";
+import { checkDiskFits, freeBytes } from "./disk-space.js";
 import { Booter } from "./lifecycle/boot.js";
 import { Forker } from "./lifecycle/fork.js";
 import { FailedSandboxFiles } from "./failed-files.js";
@@ -111,6 +113,8 @@ export class SandboxService {
     const runtime = params.runtime ?? config.defaultRuntime;
     const driver = this.core.usableDriver(runtime);
     const shape = this.booter.shapeOf(params, this.booter.resolveTemplate(params.template), runtime);
+    const disks = dirname(this.core.deps.filesystem.paths("_").dir);
+    checkDiskFits(shape.diskMiB, freeBytes(disks) ?? freeBytes(config.dataDir), disks);
     this.core.checkCapacity(1);
     const started = performance.now();
     const warm = await this.pools.claim(shape, params);

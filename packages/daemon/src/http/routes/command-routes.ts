@@ -21,7 +21,7 @@ export const commandHandlers = {
     const params = await jsonBody(c, CommandRequestSchema);
     return c.json(await s.exec.startBackground(c.req.param("id") ?? "", params), 201);
   },
-  listProcesses: async (c, s) => c.json({ processes: await s.exec.listProcesses(c.req.param("id") ?? "") }),
+  listProcesses: async (c, s) => c.json(await s.exec.processList(c.req.param("id") ?? "")),
   getProcess: async (c, s) => {
     const { id, pid } = target(c);
     return c.json(await s.exec.getProcess(id, pid));

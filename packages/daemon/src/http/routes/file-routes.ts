@@ -1,10 +1,9 @@
 import { ListQuerySchema, MkdirRequestSchema, MoveRequestSchema, PathQuerySchema, RemoveQuerySchema, WriteQuerySchema } from "@stasis/protocol";
 import type { Handler } from "../handler.js";
+import { requestBody } from "../request-body.js";
 import { ApiError } from "../../errors/api-error.js";
 import { byteStream } from "../byte-stream.js";
 import { jsonBody, query } from "../validation.js";
-
-async function* emptyBody(): AsyncGenerator<Uint8Array> {}
 
 export const fileHandlers = {
   readFile: async (c, s) => {
@@ -20,7 +19,7 @@ export const fileHandlers = {
     if (type.startsWith("multipart/")) {
       throw new ApiError("unsupported_media_type", "send the file as the raw request body (application/octet-stream), not a multipart form");
     }
-    const source = (c.req.raw.body as AsyncIterable<Uint8Array> | null) ?? emptyBody();
+    const source = requestBody(c);
     const info = await s.files.write(c.req.param("id") ?? "", q.path, source, {
       ...(q.mode ? { mode: parseInt(q.mode, 8) } : {}),
       ...(q.user ? { user: q.user } : {}),

@@ -1,9 +1,8 @@
 import { BuildTemplateQuerySchema, ImportTemplateQuerySchema, TemplateRefSchema, UpdateTemplateRequestSchema } from "@stasis/protocol";
 import type { Handler } from "../handler.js";
+import { requestBody } from "../request-body.js";
 import { ndjsonResponse } from "../ndjson.js";
 import { clientGone, jsonBody, parseWith, query } from "../validation.js";
-
-async function* emptyBody(): AsyncGenerator<Uint8Array> {}
 
 const ref = (param: string | undefined) => parseWith(TemplateRefSchema, param ?? "", "path");
 
@@ -18,12 +17,12 @@ export const templateHandlers = {
   // The body is a tar stream, read as it arrives; the build's events stream back.
   buildTemplate: (c, s) => {
     const q = query(c, BuildTemplateQuerySchema);
-    const body = (c.req.raw.body as AsyncIterable<Uint8Array> | null) ?? emptyBody();
+    const body = requestBody(c);
     return ndjsonResponse(s.templateBuilds.build(q, body, clientGone(c)), c.get("requestId"));
   },
   importTemplate: (c, s) => {
     const q = query(c, ImportTemplateQuerySchema);
-    const body = (c.req.raw.body as AsyncIterable<Uint8Array> | null) ?? emptyBody();
+    const body = requestBody(c);
     return ndjsonResponse(s.templateBuilds.import(q, body, clientGone(c)), c.get("requestId"));
   },
 } satisfies Record<string, Handler>;

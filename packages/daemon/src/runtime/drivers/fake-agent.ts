@@ -1,6 +1,7 @@
 import { PassThrough } from "node:stream";
 import { LineSplitter } from "../line-splitter.js";
 import type { AgentChannel } from "../driver.js";
+import { AgentError, FakeFiles } from "./fake-files.js";
 import { FakeShell, SIGNALS, type Fd, type ShellMemory } from "./fake-shell.js";
 
 /** Misbehaviours of one fake agent, set when it starts or at any time after. */
@@ -13,14 +14,6 @@ export interface AgentFaults {
   hang?: string[];
 }
 
-class AgentError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 interface Connection {
   toAgent: PassThrough;
@@ -40,6 +33,7 @@ const MAX_LINE_BYTES = 4 * 1024 * 1024;
  */
 export class FakeAgent {
   readonly shell: FakeShell;
+  private readonly files = new FakeFiles();
   /** Ops it never answers. */
   readonly hung = new Set<string>();
   private conn: Connection | null = null;
@@ -193,8 +187,11 @@ export class FakeAgent {
         if (outcome === "no_stdin") throw new AgentError("invalid_argument", "stdin was not requested");
         return { result: {} };
       }
-      default:
-        throw new AgentError("unknown_op", `unknown op '${op}'`);
+      default: {
+        const result = this.files.handle(op, msg);
+        if (!result) throw new AgentError("unknown_op", `unknown op '${op}'`);
+        return { result };
+      }
     }
   }
 
