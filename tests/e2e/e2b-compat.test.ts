@@ -363,6 +363,19 @@ describe("the e2b SDK against Stasis", () => {
         expect(metrics!.memUsed).toBeGreaterThan(1024 * 1024);
         expect(metrics!.diskUsed).toBeGreaterThan(0);
         expect(metrics!.timestamp).toBeInstanceOf(Date);
+
+        // A history, a sample every 5 s: a window holds its own samples and no others.
+        await expect.poll(async () => (await sbx.getMetrics()).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+        const history = await sbx.getMetrics();
+        const second = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
+        const [first, next] = [second(history[0]!.timestamp), second(history[1]!.timestamp)];
+        expect(next.getTime()).toBeGreaterThan(first.getTime());
+        const one = await sbx.getMetrics({ start: first, end: first });
+        expect(one.map((m) => second(m.timestamp).getTime())).toEqual([first.getTime()]);
+        const later = await sbx.getMetrics({ start: next });
+        expect(later[0]?.timestamp.getTime()).toBe(history[1]!.timestamp.getTime());
+        expect(later.every((m) => m.timestamp.getTime() >= next.getTime())).toBe(true);
+        expect(await sbx.getMetrics({ end: new Date(info.startedAt.getTime() - 60_000) })).toEqual([]);
       },
       TEST_TIMEOUT,
     );
@@ -391,6 +404,10 @@ describe("the e2b SDK against Stasis", () => {
         expect(items.map((i) => i.sandboxId)).toEqual([sbx.sandboxId]);
         expect(items[0]).toMatchObject({ templateId: "base", state: "running", metadata: { suite: "e2b-compat", tag, role: "main" } });
         expect(paginator.hasNext).toBe(false);
+        // A page filled exactly is the last one: no next page that would come back empty.
+        const exact = sdk.Sandbox.list({ ...conn, limit: 1, query: { metadata: { tag, role: "main" } } });
+        expect((await exact.nextItems()).map((i) => i.sandboxId)).toEqual([sbx.sandboxId]);
+        expect(exact.hasNext).toBe(false);
 
         const none = await sdk.Sandbox.list({ ...conn, query: { metadata: { tag: "no-such-tag" } } }).nextItems();
         expect(none).toEqual([]);

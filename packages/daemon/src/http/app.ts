@@ -6,6 +6,7 @@ import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
 import { sendError, toApiError } from "./http-errors.js";
 import type { E2bAuth } from "../e2b/e2b-auth.js";
+import { E2bMetricsHistory } from "../e2b/metrics-history.js";
 import { mountE2b } from "../e2b/mount.js";
 import { commandHandlers } from "./routes/command-routes.js";
 import { e2bKeyHandlers } from "./routes/e2b-key-routes.js";
@@ -21,8 +22,8 @@ export interface AppOptions {
   log: Logger;
   metrics: Metrics;
   services: Services;
-  /** The E2B-compatible surface; left out, only Stasis's own API is served. */
-  e2b?: { auth: E2bAuth };
+  /** The E2B-compatible surface; left out, only Stasis's own API is served. `metricsHistory`: started by its owner. */
+  e2b?: { auth: E2bAuth; metricsHistory?: E2bMetricsHistory };
 }
 
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
@@ -41,7 +42,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
 
   if (options.e2b) {
     const { sandboxes, exec, files, templates, e2bKeys } = services;
-    mountE2b(app, { sandboxes, exec, files, templates, store: e2bKeys, auth: options.e2b.auth, log, metrics });
+    const history = options.e2b.metricsHistory ?? new E2bMetricsHistory(sandboxes);
+    mountE2b(app, { sandboxes, exec, files, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics });
   }
 
   for (const [id, spec] of Object.entries(routes) as [RouteId, RouteSpec][]) {
