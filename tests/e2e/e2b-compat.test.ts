@@ -286,6 +286,30 @@ describe("the e2b SDK against Stasis", () => {
         expect(await sbx.files.exists("/home/user/fs/sub/b.txt")).toBe(false);
         await sbx.files.remove("/home/user/fs");
         expect(await sbx.files.exists("/home/user/fs")).toBe(false);
+        // Removing what is not there succeeds, as `rm -rf` (envd's os.RemoveAll) does.
+        await sbx.files.remove("/home/user/fs");
+        await sbx.files.remove("/home/user/never/was.txt");
+      },
+      TEST_TIMEOUT,
+    );
+
+    it(
+      "describes a symlink as envd does: its target's type and mode, and the absolute path it leads to",
+      async () => {
+        await sbx.commands.run(
+          "mkdir -p links/dir && echo hi > links/target.txt && chmod 640 links/target.txt && ln -sfn target.txt links/rel && ln -sfn ../links/rel links/chain && ln -sfn dir links/dirlink && ln -sfn nowhere links/dangling",
+        );
+        const rel = await sbx.files.getInfo("links/rel");
+        expect(rel).toMatchObject({ name: "rel", path: "/home/user/links/rel", type: sdk.FileType.FILE, mode: 0o640, symlinkTarget: "/home/user/links/target.txt" });
+        // Every link followed, to an absolute path.
+        expect((await sbx.files.getInfo("links/chain")).symlinkTarget).toBe("/home/user/links/target.txt");
+        expect(await sbx.files.getInfo("links/dirlink")).toMatchObject({ type: sdk.FileType.DIR, symlinkTarget: "/home/user/links/dir" });
+        const dangling = await sbx.files.getInfo("links/dangling");
+        expect(dangling.symlinkTarget).toBe("/home/user/links/dangling");
+        expect(dangling.type).toBeUndefined();
+        const listed = await sbx.files.list("links");
+        expect(listed.find((e) => e.name === "rel")).toMatchObject({ type: sdk.FileType.FILE, symlinkTarget: "/home/user/links/target.txt" });
+        expect(listed.find((e) => e.name === "target.txt")?.symlinkTarget).toBeUndefined();
       },
       TEST_TIMEOUT,
     );
@@ -318,6 +342,24 @@ describe("the e2b SDK against Stasis", () => {
         const expired = new URL(await sbx.downloadUrl("signed/upload.txt", { useSignatureExpiration: 60 }));
         expired.searchParams.set("signature_expiration", String(Math.floor(Date.now() / 1000) - 10));
         expect((await fetch(expired)).status).toBe(401);
+        // Signed for an expiry already past: envd's own words.
+        const past = new URL(await sbx.downloadUrl("signed/upload.txt", { useSignatureExpiration: -10 }));
+        const refused = await fetch(past);
+        expect(refused.status).toBe(401);
+        expect(await refused.json()).toEqual({ code: 401, message: "signature is already expired" });
+
+        // A form part without a filename is written to ?path= (its bytes exactly).
+        const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+        const boundary = "stasis-boundary";
+        const body = Buffer.concat([
+          Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"\r\n\r\n`),
+          bytes,
+          Buffer.from(`\r\n--${boundary}--\r\n`),
+        ]);
+        const plain = await fetch(await sbx.uploadUrl("signed/no-filename.bin"), { method: "POST", headers: { "content-type": `multipart/form-data; boundary=${boundary}` }, body });
+        expect(plain.status).toBe(200);
+        expect(await plain.json()).toEqual([expect.objectContaining({ path: "/home/user/signed/no-filename.bin" })]);
+        expect(Buffer.from(await sbx.files.read("signed/no-filename.bin", { format: "bytes" })).equals(bytes)).toBe(true);
       },
       TEST_TIMEOUT,
     );

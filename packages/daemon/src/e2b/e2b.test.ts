@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -234,6 +235,20 @@ describe("E2B sandbox traffic (envd)", () => {
     const stat = await envd(running, "/filesystem.Filesystem/Stat", { method: "POST", headers: { "content-type": "application/json" }, body: '{"path":"/etc"}' });
     expect(stat.status).toBe(503);
     expect(await stat.json()).toMatchObject({ code: "unavailable" });
+  });
+
+  it("checks a signed file URL's signature, then its expiry, in envd's words", async () => {
+    const sign = (path: string, expiration: number) =>
+      `v1_${createHash("sha256").update(`${path}:read::${auth.envdToken(running)}:${expiration}`).digest("base64").replace(/=+$/, "")}`;
+    const url = (path: string, signature: string, expiration: number) =>
+      `/files?path=${encodeURIComponent(path)}&signature=${encodeURIComponent(signature)}&signature_expiration=${expiration}`;
+    const past = Math.floor(Date.now() / 1000) - 10;
+    const expired = await app.request(url("/etc/hostname", sign("/etc/hostname", past), past));
+    expect(expired.status).toBe(401);
+    expect(await expired.json()).toEqual({ code: 401, message: "signature is already expired" });
+    const forged = await app.request(url("/etc/passwd", sign("/etc/hostname", past), past));
+    expect(forged.status).toBe(401);
+    expect(await forged.json()).toEqual({ code: 401, message: "invalid signature" });
   });
 
   it("resolves relative paths and ~ against the user's home", () => {
