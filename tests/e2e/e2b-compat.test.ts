@@ -501,6 +501,21 @@ describe("the e2b SDK against Stasis", () => {
     );
 
     it(
+      "ends a command whose sandbox is killed as E2B does: the SDK reports the sandbox killed",
+      async () => {
+        const doomed = await create({ metadata: { suite: "e2b-compat", tag, role: "doomed" } });
+        const running = doomed.commands.run("echo started; sleep 600", { timeoutMs: 0 });
+        const outcome = rejection(running);
+        await expect.poll(async () => (await doomed.commands.list()).some((p) => p.args.join(" ").includes("sleep 600")), { timeout: 15_000 }).toBe(true);
+        expect(await sdk.Sandbox.kill(doomed.sandboxId, conn)).toBe(true);
+        const err = await outcome;
+        expect(err).toBeInstanceOf(sdk.TimeoutError);
+        expect(err.message).toMatch(/The sandbox was killed or reached its end of life while the request was in flight/);
+      },
+      TEST_TIMEOUT,
+    );
+
+    it(
       "kills a sandbox, after which it is gone",
       async () => {
         const victim = other ?? (await create({ metadata: { suite: "e2b-compat", tag, role: "victim" } }));

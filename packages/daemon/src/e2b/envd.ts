@@ -51,7 +51,7 @@ export class Envd {
   private readonly filesystem: EnvdFilesystem;
 
   constructor(private readonly deps: EnvdDeps) {
-    this.processes = new EnvdProcesses(deps.exec);
+    this.processes = new EnvdProcesses(deps.exec, (id) => this.lookup(id) === null);
     this.filesystem = new EnvdFilesystem(deps.files);
   }
 
