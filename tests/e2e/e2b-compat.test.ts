@@ -25,6 +25,8 @@ const SDKS: { version: string; load: () => Promise<E2bSdk> }[] = [
 ];
 
 const TEST_TIMEOUT = 60_000;
+/** The runtime the test daemon gives sandboxes (the E2B API has no say): STASIS_DEFAULT_RUNTIME, as the daemon reads it. */
+const RUNTIME = process.env.STASIS_DEFAULT_RUNTIME ?? "gvisor";
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   try {
@@ -226,6 +228,24 @@ describe("the e2b SDK against Stasis", () => {
         expect(await cat.kill()).toBe(true);
         await expect(cat.wait()).rejects.toBeInstanceOf(sdk.CommandExitError);
         await expect.poll(async () => (await sbx.commands.list()).map((p) => p.pid), { timeout: 10_000 }).not.toContain(cat.pid);
+      },
+      TEST_TIMEOUT,
+    );
+
+    it(
+      "names the sandbox 'sandbox', in /etc/hostname too (not the host that built the template)",
+      async () => {
+        expect((await sbx.commands.run("cat /etc/hostname; hostname")).stdout).toBe("sandbox\nsandbox\n");
+      },
+      TEST_TIMEOUT,
+    );
+
+    // gVisor sets no_new_privs on every process, whatever the OCI spec says: setuid sudo works under crun only.
+    it.runIf(RUNTIME === "crun")(
+      "gives user passwordless sudo, as E2B's base template does",
+      async () => {
+        expect((await sbx.commands.run("sudo -n whoami")).stdout).toBe("root\n");
+        expect((await sbx.commands.run("sudo -n id -u", { user: "user" })).stdout).toBe("0\n");
       },
       TEST_TIMEOUT,
     );
