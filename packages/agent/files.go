@@ -31,6 +31,14 @@ type fileInfo struct {
 	UID           uint32 `json:"uid"`
 	GID           uint32 `json:"gid"`
 	SymlinkTarget string `json:"symlinkTarget,omitempty"`
+	// Resolved is where a symlink leads in the end (every link followed), absent when it leads nowhere.
+	Resolved *linkTarget `json:"resolved,omitempty"`
+}
+
+type linkTarget struct {
+	Path string `json:"path"`
+	Type string `json:"type"`
+	Mode uint32 `json:"mode"`
 }
 
 func (a *Agent) stat(c *call, req *request) (any, error) {
@@ -274,18 +282,29 @@ func describe(path string, fi fs.FileInfo) *fileInfo {
 		info.Mode = st.Mode & 0o7777 // with setuid, setgid and sticky bits
 		info.UID, info.GID = st.Uid, st.Gid
 	}
-	switch {
-	case fi.Mode().IsRegular():
-		info.Type = "file"
-	case fi.IsDir():
-		info.Type = "dir"
-	case fi.Mode()&fs.ModeSymlink != 0:
-		info.Type = "symlink"
+	info.Type = fileType(fi.Mode())
+	if info.Type == "symlink" {
 		info.SymlinkTarget, _ = os.Readlink(path)
-	default:
-		info.Type = "other"
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			if target, err := os.Stat(real); err == nil {
+				info.Resolved = &linkTarget{Path: real, Type: fileType(target.Mode()), Mode: uint32(target.Mode().Perm())}
+			}
+		}
 	}
 	return info
+}
+
+func fileType(mode fs.FileMode) string {
+	switch {
+	case mode.IsRegular():
+		return "file"
+	case mode.IsDir():
+		return "dir"
+	case mode&fs.ModeSymlink != 0:
+		return "symlink"
+	default:
+		return "other"
+	}
 }
 
 // checkPath validates an absolute path field and returns it cleaned.

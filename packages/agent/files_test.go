@@ -90,6 +90,18 @@ func TestStatAndList(t *testing.T) {
 	if st.Type != "symlink" || st.SymlinkTarget != "d" {
 		t.Fatalf("stat symlink = %+v", st)
 	}
+	real, err := filepath.EvalSymlinks(dir)
+	must(t, err)
+	if r := st.Resolved; r == nil || r.Path != filepath.Join(real, "d") || r.Type != "dir" || r.Mode != 0o755 {
+		t.Fatalf("stat symlink resolves to %+v", r)
+	}
+	must(t, os.Symlink("missing", filepath.Join(dir, "dangling")))
+	st = fileInfo{}
+	h.ok(map[string]any{"op": "stat", "path": filepath.Join(dir, "dangling")}, &st)
+	if st.Type != "symlink" || st.SymlinkTarget != "missing" || st.Resolved != nil {
+		t.Fatalf("stat dangling symlink = %+v", st)
+	}
+	must(t, os.Remove(filepath.Join(dir, "dangling")))
 	h.ok(map[string]any{"op": "stat", "path": dir + "/d/"}, &st)
 	if st.Type != "dir" || st.Path != dir+"/d" {
 		t.Fatalf("stat dir = %+v", st)

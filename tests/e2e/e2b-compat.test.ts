@@ -25,6 +25,8 @@ const SDKS: { version: string; load: () => Promise<E2bSdk> }[] = [
 ];
 
 const TEST_TIMEOUT = 60_000;
+/** The runtime the test daemon gives sandboxes (the E2B API has no say): STASIS_DEFAULT_RUNTIME, as the daemon reads it. */
+const RUNTIME = process.env.STASIS_DEFAULT_RUNTIME ?? "gvisor";
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   try {
@@ -231,6 +233,24 @@ describe("the e2b SDK against Stasis", () => {
     );
 
     it(
+      "names the sandbox 'sandbox', in /etc/hostname too (not the host that built the template)",
+      async () => {
+        expect((await sbx.commands.run("cat /etc/hostname; hostname")).stdout).toBe("sandbox\nsandbox\n");
+      },
+      TEST_TIMEOUT,
+    );
+
+    // gVisor sets no_new_privs on every process, whatever the OCI spec says: setuid sudo works under crun only.
+    it.runIf(RUNTIME === "crun")(
+      "gives user passwordless sudo, as E2B's base template does",
+      async () => {
+        expect((await sbx.commands.run("sudo -n whoami")).stdout).toBe("root\n");
+        expect((await sbx.commands.run("sudo -n id -u", { user: "user" })).stdout).toBe("0\n");
+      },
+      TEST_TIMEOUT,
+    );
+
+    it(
       "writes and reads text and bytes, relative to /home/user, as the default user",
       async () => {
         const written = await sbx.files.write("/home/user/compat/hello.txt", "héllo\n");
@@ -286,6 +306,30 @@ describe("the e2b SDK against Stasis", () => {
         expect(await sbx.files.exists("/home/user/fs/sub/b.txt")).toBe(false);
         await sbx.files.remove("/home/user/fs");
         expect(await sbx.files.exists("/home/user/fs")).toBe(false);
+        // Removing what is not there succeeds, as `rm -rf` (envd's os.RemoveAll) does.
+        await sbx.files.remove("/home/user/fs");
+        await sbx.files.remove("/home/user/never/was.txt");
+      },
+      TEST_TIMEOUT,
+    );
+
+    it(
+      "describes a symlink as envd does: its target's type and mode, and the absolute path it leads to",
+      async () => {
+        await sbx.commands.run(
+          "mkdir -p links/dir && echo hi > links/target.txt && chmod 640 links/target.txt && ln -sfn target.txt links/rel && ln -sfn ../links/rel links/chain && ln -sfn dir links/dirlink && ln -sfn nowhere links/dangling",
+        );
+        const rel = await sbx.files.getInfo("links/rel");
+        expect(rel).toMatchObject({ name: "rel", path: "/home/user/links/rel", type: sdk.FileType.FILE, mode: 0o640, symlinkTarget: "/home/user/links/target.txt" });
+        // Every link followed, to an absolute path.
+        expect((await sbx.files.getInfo("links/chain")).symlinkTarget).toBe("/home/user/links/target.txt");
+        expect(await sbx.files.getInfo("links/dirlink")).toMatchObject({ type: sdk.FileType.DIR, symlinkTarget: "/home/user/links/dir" });
+        const dangling = await sbx.files.getInfo("links/dangling");
+        expect(dangling.symlinkTarget).toBe("/home/user/links/dangling");
+        expect(dangling.type).toBeUndefined();
+        const listed = await sbx.files.list("links");
+        expect(listed.find((e) => e.name === "rel")).toMatchObject({ type: sdk.FileType.FILE, symlinkTarget: "/home/user/links/target.txt" });
+        expect(listed.find((e) => e.name === "target.txt")?.symlinkTarget).toBeUndefined();
       },
       TEST_TIMEOUT,
     );
@@ -318,6 +362,24 @@ describe("the e2b SDK against Stasis", () => {
         const expired = new URL(await sbx.downloadUrl("signed/upload.txt", { useSignatureExpiration: 60 }));
         expired.searchParams.set("signature_expiration", String(Math.floor(Date.now() / 1000) - 10));
         expect((await fetch(expired)).status).toBe(401);
+        // Signed for an expiry already past: envd's own words.
+        const past = new URL(await sbx.downloadUrl("signed/upload.txt", { useSignatureExpiration: -10 }));
+        const refused = await fetch(past);
+        expect(refused.status).toBe(401);
+        expect(await refused.json()).toEqual({ code: 401, message: "signature is already expired" });
+
+        // A form part without a filename is written to ?path= (its bytes exactly).
+        const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+        const boundary = "stasis-boundary";
+        const body = Buffer.concat([
+          Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"\r\n\r\n`),
+          bytes,
+          Buffer.from(`\r\n--${boundary}--\r\n`),
+        ]);
+        const plain = await fetch(await sbx.uploadUrl("signed/no-filename.bin"), { method: "POST", headers: { "content-type": `multipart/form-data; boundary=${boundary}` }, body });
+        expect(plain.status).toBe(200);
+        expect(await plain.json()).toEqual([expect.objectContaining({ path: "/home/user/signed/no-filename.bin" })]);
+        expect(Buffer.from(await sbx.files.read("signed/no-filename.bin", { format: "bytes" })).equals(bytes)).toBe(true);
       },
       TEST_TIMEOUT,
     );
@@ -363,6 +425,19 @@ describe("the e2b SDK against Stasis", () => {
         expect(metrics!.memUsed).toBeGreaterThan(1024 * 1024);
         expect(metrics!.diskUsed).toBeGreaterThan(0);
         expect(metrics!.timestamp).toBeInstanceOf(Date);
+
+        // A history, a sample every 5 s: a window holds its own samples and no others.
+        await expect.poll(async () => (await sbx.getMetrics()).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+        const history = await sbx.getMetrics();
+        const second = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
+        const [first, next] = [second(history[0]!.timestamp), second(history[1]!.timestamp)];
+        expect(next.getTime()).toBeGreaterThan(first.getTime());
+        const one = await sbx.getMetrics({ start: first, end: first });
+        expect(one.map((m) => second(m.timestamp).getTime())).toEqual([first.getTime()]);
+        const later = await sbx.getMetrics({ start: next });
+        expect(later[0]?.timestamp.getTime()).toBe(history[1]!.timestamp.getTime());
+        expect(later.every((m) => m.timestamp.getTime() >= next.getTime())).toBe(true);
+        expect(await sbx.getMetrics({ end: new Date(info.startedAt.getTime() - 60_000) })).toEqual([]);
       },
       TEST_TIMEOUT,
     );
@@ -391,6 +466,10 @@ describe("the e2b SDK against Stasis", () => {
         expect(items.map((i) => i.sandboxId)).toEqual([sbx.sandboxId]);
         expect(items[0]).toMatchObject({ templateId: "base", state: "running", metadata: { suite: "e2b-compat", tag, role: "main" } });
         expect(paginator.hasNext).toBe(false);
+        // A page filled exactly is the last one: no next page that would come back empty.
+        const exact = sdk.Sandbox.list({ ...conn, limit: 1, query: { metadata: { tag, role: "main" } } });
+        expect((await exact.nextItems()).map((i) => i.sandboxId)).toEqual([sbx.sandboxId]);
+        expect(exact.hasNext).toBe(false);
 
         const none = await sdk.Sandbox.list({ ...conn, query: { metadata: { tag: "no-such-tag" } } }).nextItems();
         expect(none).toEqual([]);
@@ -437,6 +516,21 @@ describe("the e2b SDK against Stasis", () => {
         expect((await resumed.commands.list()).map((p) => p.pid)).toContain(counter.pid);
         await expect.poll(() => read(resumed), { timeout: 10_000 }).toBeGreaterThan(after + 2);
         other = resumed;
+      },
+      TEST_TIMEOUT,
+    );
+
+    it(
+      "ends a command whose sandbox is killed as E2B does: the SDK reports the sandbox killed",
+      async () => {
+        const doomed = await create({ metadata: { suite: "e2b-compat", tag, role: "doomed" } });
+        const running = doomed.commands.run("echo started; sleep 600", { timeoutMs: 0 });
+        const outcome = rejection(running);
+        await expect.poll(async () => (await doomed.commands.list()).some((p) => p.args.join(" ").includes("sleep 600")), { timeout: 15_000 }).toBe(true);
+        expect(await sdk.Sandbox.kill(doomed.sandboxId, conn)).toBe(true);
+        const err = await outcome;
+        expect(err).toBeInstanceOf(sdk.TimeoutError);
+        expect(err.message).toMatch(/The sandbox was killed or reached its end of life while the request was in flight/);
       },
       TEST_TIMEOUT,
     );

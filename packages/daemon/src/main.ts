@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { DaemonConfig } from "./config/config.js";
 import { E2bAuth } from "./e2b/e2b-auth.js";
 import { E2bStore } from "./e2b/e2b-store.js";
+import { E2bMetricsHistory } from "./e2b/metrics-history.js";
 import { createApp } from "./http/app.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
@@ -53,13 +54,15 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
   const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });
+  const e2bMetrics = new E2bMetricsHistory(sandboxes);
+  e2bMetrics.start();
   const app = createApp({
     apiKey: config.apiKey,
     metricsAuth: config.metricsAuth,
     log,
     metrics,
     services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
-    e2b: { auth: new E2bAuth(config.apiKey, e2bStore) },
+    e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 
   const server = await new Promise<ServerType>((resolve, reject) => {
@@ -76,6 +79,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     log,
     async close() {
       await new Promise<void>((resolve) => {
+        e2bMetrics.stop();
         server.close(() => resolve());
         // Streams in flight would hold close() open; sandboxes keep running and are reattached on restart.
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();

@@ -77,6 +77,8 @@ export const StatSchema = z.object({
   uid: uint,
   gid: uint,
   symlinkTarget: z.string().nullish(),
+  /** Where a symlink leads once every link is followed (absent when it leads nowhere, or from older agents). */
+  resolved: z.object({ path: z.string(), type: z.enum(["file", "dir", "symlink", "other"]), mode: uint }).nullish(),
 });
 export const ListResultSchema = z.object({ entries: z.array(StatSchema), truncated: z.boolean() });
 export const MkdirResultSchema = z.object({ created: z.boolean() });

@@ -98,6 +98,17 @@ export function toConnectError(err: unknown): ConnectError {
   return new ConnectError("internal", "internal error; see the daemon log");
 }
 
+/**
+ * Thrown by a stream's source to end it the way a dead sandbox ends E2B's streams: the connection drops
+ * mid-stream, with no end-of-stream message (the SDK then probes /health to tell why).
+ */
+export class StreamDropped extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StreamDropped";
+  }
+}
+
 const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
 
 function decode<S extends z.ZodType>(schema: S, text: string): z.output<S> {
@@ -169,8 +180,9 @@ function envelope(flags: number, message: object): Uint8Array {
 }
 
 /**
- * A server stream fed by an async generator, pulled as fast as the client reads. It always ends with the
- * end-of-stream envelope, carrying the error when the generator threw. Errors before the first message
+ * A server stream fed by an async generator, pulled as fast as the client reads. It ends with the
+ * end-of-stream envelope, carrying the error when the generator threw (StreamDropped: no envelope, the
+ * connection is cut). Errors before the first message
  * are sent the same way (HTTP 200, error in the end envelope), as the protocol allows.
  */
 export function streamResponse(messages: AsyncGenerator<object>): Response {
@@ -189,6 +201,8 @@ export function streamResponse(messages: AsyncGenerator<object>): Response {
         controller.enqueue(envelope(0x00, next.value));
       } catch (err) {
         finished = true;
+        // Erroring the body makes the HTTP server cut the connection instead of ending the response.
+        if (err instanceof StreamDropped) return controller.error(err);
         const e = toConnectError(err);
         controller.enqueue(envelope(0x02, { error: { code: e.code, message: e.message } }));
         controller.close();

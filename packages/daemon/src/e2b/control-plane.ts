@@ -9,12 +9,14 @@ import type { E2bAuth } from "./e2b-auth.js";
 import { CLIENT_ID, e2bState, isE2bPaused, isE2bVisible } from "./e2b-sandbox.js";
 import type { E2bStore } from "./e2b-store.js";
 import { ENVD_VERSION } from "./envd.js";
+import type { E2bMetricsHistory, MetricSample } from "./metrics-history.js";
 
 export interface ControlPlaneDeps {
   sandboxes: SandboxService;
   templates: TemplateStore;
   store: E2bStore;
   auth: E2bAuth;
+  history: E2bMetricsHistory;
 }
 
 /** An E2B API error: `{code, message}` with code the HTTP status, as the SDK reads it. */
@@ -59,6 +61,8 @@ const ListQuery = z.object({
   startedAfter: z.iso.datetime({ offset: true }).optional(),
   order: z.enum(["asc", "desc"]).optional(),
 });
+const unixSeconds = z.coerce.number().int().min(0).max(1e11);
+const MetricsQuery = z.object({ start: unixSeconds.optional(), end: unixSeconds.optional() });
 
 function unsupported(what: string): E2bHttpError {
   return new E2bHttpError(400, `${what} is not supported by Stasis yet (see "Coming from E2B" in the README)`);
@@ -198,28 +202,20 @@ export class ControlPlane {
     return c.body(null, 204);
   }
 
-  /** GET /sandboxes/{id}/metrics: one sample, taken now (Stasis keeps no history). */
+  /**
+   * GET /sandboxes/{id}/metrics?start=&end= (unix seconds): the samples taken in that window, oldest first
+   * (one every 5 s, the last 30 minutes). Without a window and before the first sample, one reading taken now.
+   */
   async metrics(c: Context): Promise<Response> {
     const id = c.req.param("id") ?? "";
     const sandbox = this.visible(id);
-    const u = this.deps.sandboxes.usage(id);
-    const now = new Date();
-    const upSeconds = Math.max(1, (now.getTime() - Date.parse(sandbox.createdAt)) / 1000);
-    // Without an earlier sample, CPU use is averaged over the sandbox's life.
-    const cpuUsedPct = u.cpuUsageUsec === null ? 0 : Math.min(100, (u.cpuUsageUsec / 1e6 / upSeconds / Math.max(u.cpuCount, 0.01)) * 100);
-    return c.json([
-      {
-        timestamp: now.toISOString(),
-        timestampUnix: Math.floor(now.getTime() / 1000),
-        cpuCount: Math.max(1, Math.round(u.cpuCount)),
-        cpuUsedPct: Math.round(cpuUsedPct * 100) / 100,
-        memUsed: u.memoryBytes ?? 0,
-        memTotal: u.memoryLimitBytes,
-        memCache: 0,
-        diskUsed: u.diskUsedBytes ?? 0,
-        diskTotal: u.diskTotalBytes,
-      },
-    ]);
+    const q = MetricsQuery.safeParse(c.req.query());
+    if (!q.success) throw new E2bHttpError(400, `invalid query: ${q.error.issues[0]?.path.join(".") ?? ""}: ${q.error.issues[0]?.message ?? "rejected"}`);
+    const { start, end } = q.data;
+    if (start !== undefined && end !== undefined && start > end) throw new E2bHttpError(400, "start must not be after end");
+    let samples = this.deps.history.window(id, start, end);
+    if (samples.length === 0 && start === undefined && end === undefined) samples = [this.deps.history.current(sandbox, Date.now())];
+    return c.json(samples.map(toE2bMetric));
   }
 
   /** POST /sandboxes/{id}/fork (2.51): Stasis's fork, memory and processes included. */
@@ -314,12 +310,19 @@ export class ControlPlane {
       for (const s of page.sandboxes) {
         if (!isE2bVisible(s) || !states.has(e2bState(s))) continue;
         if (q.template && s.template !== q.template.replace(/:default$/, "")) continue;
-        if (startedAfter !== null && Date.parse(s.createdAt) <= startedAfter) continue;
+        // "After" includes the instant itself, as E2B's filter does.
+        if (startedAfter !== null && Date.parse(s.createdAt) < startedAfter) continue;
+        // A full page is the last one unless one more sandbox matches: only then is there a next page.
+        if (items.length === q.limit) return { items, nextToken: listCursor(items[items.length - 1]!) };
         items.push(s);
-        if (items.length === q.limit) return { items, nextToken: listCursor(s) };
       }
       if (!page.nextCursor) return { items, nextToken: null };
       cursor = page.nextCursor;
     }
   }
+}
+
+function toE2bMetric(s: MetricSample): object {
+  const { at, ...figures } = s;
+  return { timestamp: new Date(at).toISOString(), timestampUnix: Math.floor(at / 1000), ...figures, memCache: 0 };
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +19,7 @@ import { TemplateStore } from "../templates/template-store.js";
 import { E2bAuth } from "./e2b-auth.js";
 import { E2bStore } from "./e2b-store.js";
 import { resolvePath } from "./envd.js";
+import { E2bMetricsHistory, SAMPLES_KEPT } from "./metrics-history.js";
 
 // The E2B surface in-process, over records in a real store (no runtime): routing, auth, the translation
 // of states, and every refusal. The published SDK against real sandboxes is in tests/e2e/e2b-compat.
@@ -32,12 +34,14 @@ const log = pino({ level: "silent" });
 const templates = new TemplateStore(join(dir, "templates"));
 const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
 const auth = new E2bAuth(API_KEY, e2bStore);
+// Never started: the tests take each sample themselves, at the instants they choose.
+const history = new E2bMetricsHistory(sandboxes);
 const app = createApp({
   apiKey: API_KEY,
   log,
   metrics,
   services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, metrics, version: "test", defaultRuntime: "gvisor" },
-  e2b: { auth },
+  e2b: { auth, metricsHistory: history },
 });
 afterAll(() => {
   database.close();
@@ -59,7 +63,8 @@ const stopped = "sbx_e2b0stopped000e";
 const runningSince = Date.now() - 5000;
 store.insert(record(running, { metadata: { team: "ml" }, createdAt: runningSince, expiresAt: runningSince + 300_000 }));
 store.insert(record(idle, { state: "hibernated", standbySince: Date.now() - 1000, standbyReason: "idle", createdAt: Date.now() - 4000 }));
-store.insert(record(paused, { state: "paused", standbySince: Date.now() - 1000, standbyReason: "requested", metadata: { team: "ml" }, createdAt: Date.now() - 3000 }));
+const pausedSince = Date.now() - 3000;
+store.insert(record(paused, { state: "paused", standbySince: Date.now() - 1000, standbyReason: "requested", metadata: { team: "ml" }, createdAt: pausedSince }));
 store.insert(record(lifetime, { state: "paused", standbySince: Date.now(), standbyReason: "lifetime", onTimeout: "standby", createdAt: Date.now() - 2000 }));
 store.insert(record(stopped, { state: "stopped", stateReason: "lifetime reached", createdAt: Date.now() - 1000 }));
 
@@ -108,9 +113,56 @@ describe("E2B control plane", () => {
     expect(first.next).toBeTruthy();
     const second = await ids(`?limit=3&nextToken=${first.next}`);
     expect(second).toEqual({ ids: [running], next: null });
+    // A full last page has no next page (E2B's SDK would fetch an empty one and say hasNext until then).
+    expect(await ids("?limit=4")).toEqual({ ids: [lifetime, paused, idle, running], next: null });
+    const half = await ids("?limit=2");
+    expect(half.next).toBeTruthy();
+    expect(await ids(`?limit=2&nextToken=${half.next}`)).toEqual({ ids: [idle, running], next: null });
+    expect(await ids(`?state=paused&limit=2`)).toEqual({ ids: [lifetime, paused], next: null });
     const v1 = (await (await app.request("/sandboxes", { headers: api })).json()) as { sandboxID: string }[];
     expect(v1.map((s) => s.sandboxID)).toEqual([idle, running]);
     expect((await app.request("/v2/sandboxes?state=dead", { headers: api })).status).toBe(400);
+  });
+
+  it("lists sandboxes started at or after startedAfter, the instant itself included", async () => {
+    const since = (at: number) => app.request(`/v2/sandboxes?startedAfter=${encodeURIComponent(new Date(at).toISOString())}`, { headers: api });
+    const ids = async (at: number) => ((await (await since(at)).json()) as { sandboxID: string }[]).map((s) => s.sandboxID);
+    expect(await ids(pausedSince)).toEqual([lifetime, paused]);
+    expect(await ids(pausedSince + 1)).toEqual([lifetime]);
+  });
+
+  it("answers metrics from a bounded history: only the samples inside start..end", async () => {
+    const t0 = Math.floor(Date.now() / 1000) - 60;
+    for (const at of [t0, t0 + 5, t0 + 10]) history.sampleAll(at * 1000);
+    const seconds = async (id: string, query: string) => {
+      const res = await app.request(`/sandboxes/${id}/metrics${query}`, { headers: api });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { timestampUnix: number; memTotal: number }[]).map((m) => m.timestampUnix);
+    };
+    expect(await seconds(running, "")).toEqual([t0, t0 + 5, t0 + 10]);
+    expect(await seconds(running, `?start=${t0 + 5}&end=${t0 + 5}`)).toEqual([t0 + 5]);
+    expect(await seconds(running, `?start=${t0 + 1}`)).toEqual([t0 + 5, t0 + 10]);
+    expect(await seconds(running, `?end=${t0 + 9}`)).toEqual([t0, t0 + 5]);
+    expect(await seconds(running, `?end=${t0 - 1}`)).toEqual([]);
+    // Only running sandboxes are sampled; without a window and a history, one reading taken now.
+    expect(await seconds(paused, `?start=${t0}`)).toEqual([]);
+    const now = await seconds(paused, "");
+    expect(now).toHaveLength(1);
+    expect(Math.abs(now[0]! - Date.now() / 1000)).toBeLessThan(60);
+    expect((await app.request(`/sandboxes/${running}/metrics?start=${t0 + 5}&end=${t0}`, { headers: api })).status).toBe(400);
+    expect((await app.request(`/sandboxes/${running}/metrics?start=soon`, { headers: api })).status).toBe(400);
+
+    // Bounded: the oldest samples make way; a sandbox that is gone is forgotten.
+    for (let i = 1; i <= SAMPLES_KEPT; i++) history.sampleAll((t0 + 10 + i) * 1000);
+    expect(history.window(running)).toHaveLength(SAMPLES_KEPT);
+    expect(history.window(running)[0]?.at).toBe((t0 + 11) * 1000);
+    const brief = "sbx_e2b0brief00000f";
+    store.insert(record(brief, { createdAt: Date.now() }));
+    history.sampleAll(Date.now());
+    expect(history.window(brief)).toHaveLength(1);
+    store.delete(brief);
+    history.sampleAll(Date.now());
+    expect(history.window(brief)).toEqual([]);
   });
 
   it("answers 409 to pausing a paused sandbox, and 404 to killing an unknown one", async () => {
@@ -183,6 +235,20 @@ describe("E2B sandbox traffic (envd)", () => {
     const stat = await envd(running, "/filesystem.Filesystem/Stat", { method: "POST", headers: { "content-type": "application/json" }, body: '{"path":"/etc"}' });
     expect(stat.status).toBe(503);
     expect(await stat.json()).toMatchObject({ code: "unavailable" });
+  });
+
+  it("checks a signed file URL's signature, then its expiry, in envd's words", async () => {
+    const sign = (path: string, expiration: number) =>
+      `v1_${createHash("sha256").update(`${path}:read::${auth.envdToken(running)}:${expiration}`).digest("base64").replace(/=+$/, "")}`;
+    const url = (path: string, signature: string, expiration: number) =>
+      `/files?path=${encodeURIComponent(path)}&signature=${encodeURIComponent(signature)}&signature_expiration=${expiration}`;
+    const past = Math.floor(Date.now() / 1000) - 10;
+    const expired = await app.request(url("/etc/hostname", sign("/etc/hostname", past), past));
+    expect(expired.status).toBe(401);
+    expect(await expired.json()).toEqual({ code: 401, message: "signature is already expired" });
+    const forged = await app.request(url("/etc/passwd", sign("/etc/hostname", past), past));
+    expect(forged.status).toBe(401);
+    expect(await forged.json()).toEqual({ code: 401, message: "invalid signature" });
   });
 
   it("resolves relative paths and ~ against the user's home", () => {

@@ -51,7 +51,7 @@ export class Envd {
   private readonly filesystem: EnvdFilesystem;
 
   constructor(private readonly deps: EnvdDeps) {
-    this.processes = new EnvdProcesses(deps.exec);
+    this.processes = new EnvdProcesses(deps.exec, (id) => this.lookup(id) === null);
     this.filesystem = new EnvdFilesystem(deps.files);
   }
 
@@ -81,7 +81,6 @@ export class Envd {
     const operation = c.req.method === "GET" ? "read" : c.req.method === "POST" ? "write" : null;
     if (!operation) return c.json({ code: 405, message: "signed file URLs take GET (read) or POST (write)" }, 405);
     const expiration = q.signature_expiration;
-    if (expiration !== undefined && !(Number(expiration) * 1000 > Date.now())) return c.json({ code: 401, message: "the signed URL has expired" }, 401);
     const raw = `${q.path ?? ""}:${operation}:${q.username ?? ""}`;
     const given = Buffer.from(q.signature ?? "");
     const signs = (id: string) => {
@@ -93,11 +92,15 @@ export class Envd {
     for (let cursor: string | undefined; ; ) {
       const page = this.deps.sandboxes.list({ limit: 500, ...(cursor ? { cursor } : {}) });
       const match = page.sandboxes.find((s) => signs(s.id));
-      if (match) return this.awake(match.id) ? this.files(c, match.id) : sandboxNotFound(c, match.id);
+      if (match) {
+        // envd's order and words: the signature first, then its expiry (valid through its last second).
+        if (expiration !== undefined && Number(expiration) < Math.floor(Date.now() / 1000)) return c.json({ code: 401, message: "signature is already expired" }, 401);
+        return this.awake(match.id) ? this.files(c, match.id) : sandboxNotFound(c, match.id);
+      }
       if (!page.nextCursor) break;
       cursor = page.nextCursor;
     }
-    return c.json({ code: 401, message: "the signature matches no sandbox" }, 401);
+    return c.json({ code: 401, message: "invalid signature" }, 401);
   }
 
   /**

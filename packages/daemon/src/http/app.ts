@@ -8,6 +8,7 @@ import type { Metrics } from "../observability/metrics.js";
 import { sendError, toApiError } from "./http-errors.js";
 import { ClientGoneError, DEFAULT_BODY_IDLE_MS, incomingOf, setBodyIdle } from "./request-body.js";
 import type { E2bAuth } from "../e2b/e2b-auth.js";
+import { E2bMetricsHistory } from "../e2b/metrics-history.js";
 import { mountE2b } from "../e2b/mount.js";
 import { commandHandlers } from "./routes/command-routes.js";
 import { e2bKeyHandlers } from "./routes/e2b-key-routes.js";
@@ -27,8 +28,8 @@ export interface AppOptions {
   log: Logger;
   metrics: Metrics;
   services: Services;
-  /** The E2B-compatible surface; left out, only Stasis's own API is served. */
-  e2b?: { auth: E2bAuth };
+  /** The E2B-compatible surface; left out, only Stasis's own API is served. `metricsHistory`: started by its owner. */
+  e2b?: { auth: E2bAuth; metricsHistory?: E2bMetricsHistory };
 }
 
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
@@ -53,7 +54,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
 
   if (options.e2b) {
     const { sandboxes, exec, files, templates, e2bKeys } = services;
-    mountE2b(app, { sandboxes, exec, files, templates, store: e2bKeys, auth: options.e2b.auth, log, metrics });
+    const history = options.e2b.metricsHistory ?? new E2bMetricsHistory(sandboxes);
+    mountE2b(app, { sandboxes, exec, files, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics });
   }
 
   for (const [id, spec] of Object.entries(routes) as [RouteId, RouteSpec][]) {

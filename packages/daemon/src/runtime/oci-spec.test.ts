@@ -12,7 +12,8 @@ describe("buildOciSpec", () => {
       linux: { cgroupsPath: string; resources: { memory: { limit: number; swap: number }; cpu: { quota: number; period: number }; pids: { limit: number } } };
     };
     expect(oci.process.args).toEqual(["/.stasis/agent"]);
-    expect(oci.process.noNewPrivileges).toBe(true);
+    // setuid programs (sudo) work inside; the capability set still bounds what root can do.
+    expect(oci.process.noNewPrivileges).toBe(false);
     const agent = oci.mounts.find((m) => m.destination === "/.stasis/agent");
     expect(agent).toMatchObject({ source: "/opt/agent" });
     expect(agent?.options).toContain("ro");

@@ -51,7 +51,9 @@ export function buildOciSpec(spec: SandboxLaunchSpec, options: OciSpecOptions): 
         effective: AGENT_CAPABILITIES,
         permitted: AGENT_CAPABILITIES,
       },
-      noNewPrivileges: true,
+      // Off so that setuid programs work (sudo, which E2B's base gives `user`): the boundary is the
+      // sandbox, not the uid inside it; anyone who can run code in it can already run it as root.
+      noNewPrivileges: false,
       oomScoreAdj: 0,
     },
     root: { path: spec.rootfs, readonly: false },

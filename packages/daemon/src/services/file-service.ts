@@ -3,6 +3,17 @@ import type { AgentStat } from "../agent-client/agent-protocol.js";
 import { ApiError } from "../errors/api-error.js";
 import type { SandboxService } from "./sandbox-service.js";
 
+/** Where a symlink leads once every link is followed; null for other entries and links that lead nowhere. */
+export interface LinkTarget {
+  path: string;
+  type: FileInfo["type"];
+  mode: number;
+}
+export interface LinkedFileInfo {
+  info: FileInfo;
+  link: LinkTarget | null;
+}
+
 /**
  * File operations go through the agent, never the host path: gVisor caches the root filesystem, so the
  * host must not write behind its back, and the agent sees exactly what the sandbox sees. The one exception:
@@ -19,6 +30,18 @@ export class FileService {
     if (failed) return failed.stat(path);
     const live = await this.sandboxes.acquire(id);
     return toFileInfo(await live.agent.stat(path));
+  }
+
+  /** `stat`, with where a symlink leads (E2B's envd describes a link by its final target). */
+  async statLinked(id: string, path: string): Promise<LinkedFileInfo> {
+    const live = await this.sandboxes.acquire(id);
+    return linked(await live.agent.stat(path));
+  }
+
+  /** `list`, with where each symlink leads. */
+  async listLinked(id: string, path: string, depth: number): Promise<LinkedFileInfo[]> {
+    const live = await this.sandboxes.acquire(id);
+    return (await live.agent.list(path, depth)).entries.map(linked);
   }
 
   async list(id: string, path: string, depth: number): Promise<FileList> {
@@ -76,6 +99,10 @@ export class FileService {
     const live = await this.sandboxes.acquire(id);
     await live.agent.remove(path, recursive);
   }
+}
+
+function linked(s: AgentStat): LinkedFileInfo {
+  return { info: toFileInfo(s), link: s.type === "symlink" && s.resolved ? { ...s.resolved } : null };
 }
 
 function toFileInfo(s: AgentStat): FileInfo {

@@ -11,6 +11,9 @@ import type { FileService } from "../../services/file-service.js";
 import { ConnectError } from "../connect-rpc.js";
 import { MAX_PATH, resolvePath, UserSchema, userOf } from "./envd-user.js";
 
+/** A part without a filename is buffered whole (busboy gives it as a field): it is kept small. */
+const MAX_FIELD_FILE_BYTES = 2 * 1024 * 1024;
+
 const FilesQuery = z.object({
   path: z.string().max(MAX_PATH).optional(),
   username: UserSchema.optional(),
@@ -69,6 +72,15 @@ async function upload(files: FileService, c: Context, id: string): Promise<Respo
   return c.json(written);
 }
 
+/**
+ * A text field's bytes. Without a declared charset busboy decodes it as latin1 (defCharset), which gives
+ * the bytes back exactly; a part that declares another charset was decoded with it, and characters beyond
+ * latin1 show it was: such text goes back as UTF-8.
+ */
+function fieldBytes(value: string): Buffer {
+  return Buffer.from(value, /[^\u0000-\u00ff]/.test(value) ? "utf8" : "latin1");
+}
+
 /** Calls `onFile` for each file part of a multipart body, one after another, with backpressure. */
 function forEachFilePart(
   source: Readable,
@@ -79,7 +91,14 @@ function forEachFilePart(
     let parser: busboy.Busboy;
     try {
       // preservePath: the SDK names each part by its full destination path.
-      parser = busboy({ headers: { "content-type": contentType }, preservePath: true, limits: { fields: 16, parts: 1024 } });
+      // preservePath: the SDK names each part by its full destination path. latin1: a part without a
+      // filename arrives as a text field, whose bytes latin1 gives back exactly.
+      parser = busboy({
+        headers: { "content-type": contentType },
+        preservePath: true,
+        defCharset: "latin1",
+        limits: { fields: 8, fieldSize: MAX_FIELD_FILE_BYTES, parts: 1024 },
+      });
     } catch (err) {
       reject(new ApiError("invalid_request", `malformed multipart form: ${(err as Error).message}`));
       return;
@@ -99,6 +118,18 @@ function forEachFilePart(
         stream.resume();
         fail(err);
       });
+    });
+    // envd writes every part named "file", filename or not (the path then comes from ?path=); busboy
+    // hands one without a filename over as a field, held in memory, hence its smaller limit.
+    parser.on("field", (field, value, info) => {
+      if (field !== "file") return;
+      chain = chain
+        .then(() => {
+          if (failed) return undefined;
+          if (info.valueTruncated) throw new ApiError("payload_too_large", `a form part without a filename holds at most ${MAX_FIELD_FILE_BYTES} bytes: give it a filename or upload application/octet-stream`);
+          return onFile("", Readable.from([fieldBytes(value)]));
+        })
+        .catch(fail);
     });
     parser.on("error", (err: Error) => fail(new ApiError("invalid_request", `malformed multipart form: ${err.message}`)));
     parser.on("close", () => {

@@ -2,7 +2,8 @@
 import type { Context } from "hono";
 import { z } from "zod";
 import type { FileInfo } from "@stasis/protocol";
-import type { FileService } from "../../services/file-service.js";
+import { ApiError } from "../../errors/api-error.js";
+import type { FileService, LinkedFileInfo } from "../../services/file-service.js";
 import { ConnectError, unaryRequest, unaryResponse } from "../connect-rpc.js";
 import { MAX_PATH, resolvePath, userOf } from "./envd-user.js";
 
@@ -22,31 +23,35 @@ export class EnvdFilesystem {
     switch (rpc) {
       case "filesystem.Filesystem/Stat": {
         const { path } = await unaryRequest(c, PathRequest);
-        return unaryResponse({ entry: await this.entry(id, await this.files.stat(id, resolvePath(path, userOf(c)))) });
+        return unaryResponse({ entry: await this.entry(id, await this.files.statLinked(id, resolvePath(path, userOf(c)))) });
       }
       case "filesystem.Filesystem/MakeDir": {
         const user = userOf(c);
         const path = resolvePath((await unaryRequest(c, PathRequest)).path, user);
         const { created } = await this.files.mkdir(id, path, user);
         if (!created) throw new ConnectError("already_exists", `directory ${path} already exists`);
-        return unaryResponse({ entry: await this.entry(id, await this.files.stat(id, path)) });
+        return unaryResponse({ entry: await this.entry(id, await this.files.statLinked(id, path)) });
       }
       case "filesystem.Filesystem/Move": {
         const req = await unaryRequest(c, MoveRequest);
         const user = userOf(c);
-        const info = await this.files.move(id, resolvePath(req.source, user), resolvePath(req.destination, user));
-        return unaryResponse({ entry: await this.entry(id, info) });
+        const destination = resolvePath(req.destination, user);
+        await this.files.move(id, resolvePath(req.source, user), destination);
+        return unaryResponse({ entry: await this.entry(id, await this.files.statLinked(id, destination)) });
       }
       case "filesystem.Filesystem/ListDir": {
         const req = await unaryRequest(c, ListDirRequest);
-        const list = await this.files.list(id, resolvePath(req.path, userOf(c)), Math.max(1, req.depth));
+        const list = await this.files.listLinked(id, resolvePath(req.path, userOf(c)), Math.max(1, req.depth));
         const entries = [];
-        for (const e of list.entries) entries.push(await this.entry(id, e));
+        for (const e of list) entries.push(await this.entry(id, e));
         return unaryResponse({ entries });
       }
       case "filesystem.Filesystem/Remove": {
         const { path } = await unaryRequest(c, PathRequest);
-        await this.files.remove(id, resolvePath(path, userOf(c)), true);
+        // envd removes as `rm -rf` does: a path that is not there is already removed.
+        await this.files.remove(id, resolvePath(path, userOf(c)), true).catch((err: unknown) => {
+          if (!(err instanceof ApiError && err.code === "file_not_found")) throw err;
+        });
         return unaryResponse({});
       }
       default:
@@ -54,21 +59,26 @@ export class EnvdFilesystem {
     }
   }
 
-  /** Stasis's FileInfo as envd's EntryInfo (enum names, int64 as a string, owner names). */
-  private async entry(id: string, info: FileInfo): Promise<object> {
+  /**
+   * Stasis's FileInfo as envd's EntryInfo (enum names, int64 as a string, owner names). A symlink is
+   * described as envd describes it: the type and mode of what it finally leads to, and that absolute path
+   * as its target (the link's own path, typeless, when it leads nowhere).
+   */
+  private async entry(id: string, { info, link }: LinkedFileInfo): Promise<object> {
     const names = await this.ownerNames(id);
-    const type = info.type === "file" ? "FILE_TYPE_FILE" : info.type === "dir" ? "FILE_TYPE_DIRECTORY" : info.type === "symlink" ? "FILE_TYPE_SYMLINK" : "FILE_TYPE_UNSPECIFIED";
+    const symlink = info.type === "symlink";
+    const type = symlink ? (link ? link.type : "other") : info.type;
     return {
       name: info.name,
-      type,
+      type: type === "file" ? "FILE_TYPE_FILE" : type === "dir" ? "FILE_TYPE_DIRECTORY" : type === "symlink" ? "FILE_TYPE_SYMLINK" : "FILE_TYPE_UNSPECIFIED",
       path: info.path,
       size: String(info.size),
-      mode: info.mode & 0o777,
+      mode: (symlink ? (link?.mode ?? 0) : info.mode) & 0o777,
       permissions: permissionString(info),
       owner: names.users.get(info.uid) ?? String(info.uid),
       group: names.groups.get(info.gid) ?? String(info.gid),
       modifiedTime: info.mtime,
-      ...(info.symlinkTarget !== null ? { symlinkTarget: info.symlinkTarget } : {}),
+      ...(symlink ? { symlinkTarget: link?.path ?? info.path } : {}),
     };
   }
 

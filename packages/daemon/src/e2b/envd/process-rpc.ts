@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { z } from "zod";
 import type { CommandParams, SignalName } from "@stasis/protocol";
 import type { ExecService, OutputEvent } from "../../services/exec-service.js";
-import { ConnectError, deadlineMs, streamRequest, streamResponse, unaryRequest, unaryResponse } from "../connect-rpc.js";
+import { ConnectError, deadlineMs, StreamDropped, streamRequest, streamResponse, unaryRequest, unaryResponse } from "../connect-rpc.js";
 import { MAX_PATH, resolvePath, userOf } from "./envd-user.js";
 
 const DEFAULT_KEEPALIVE_S = 50;
@@ -32,7 +32,11 @@ const SendSignalRequest = z.object({
 const CloseStdinRequest = z.object({ process: ProcessSelectorSchema });
 
 export class EnvdProcesses {
-  constructor(private readonly exec: ExecService) {}
+  /** `gone(id)`: whether the sandbox is going or gone (killed, expired, failed) as far as E2B can tell. */
+  constructor(
+    private readonly exec: ExecService,
+    private readonly gone: (id: string) => boolean,
+  ) {}
 
   /** One process.Process method; errors are thrown for the caller to answer in the call's form (unary or stream). */
   async call(c: Context, id: string, rpc: string): Promise<Response> {
@@ -86,7 +90,8 @@ export class EnvdProcesses {
     const deadlineAt = deadline ? Date.now() + deadline : Infinity;
     const leaveRunning = () => Date.now() < deadlineAt - 100;
     const events = this.exec.streamBytes(id, params, { signal: gone.signal, leaveRunning });
-    yield* withKeepalive(toProcessEvents(events, "the command ran past its timeoutMs and was killed"), keepaliveMs(c), () => gone.abort());
+    const processEvents = toProcessEvents(events, "the command ran past its timeoutMs and was killed", () => this.gone(id));
+    yield* withKeepalive(processEvents, keepaliveMs(c), () => gone.abort());
   }
 
   /** process.Process/Connect: live events of a running process from now on; the deadline ends only the stream. */
@@ -103,9 +108,9 @@ export class EnvdProcesses {
       : null;
     try {
       const events = this.exec.attachBytes(id, pid, false, controller.signal);
-      yield* withKeepalive(toProcessEvents(events, null), keepaliveMs(c), () => controller.abort());
+      yield* withKeepalive(toProcessEvents(events, null, () => this.gone(id)), keepaliveMs(c), () => controller.abort());
     } catch (err) {
-      if (expired) throw new ConnectError("deadline_exceeded", "the connection ran past its timeoutMs (the process goes on)");
+      if (expired && !(err instanceof StreamDropped)) throw new ConnectError("deadline_exceeded", "the connection ran past its timeoutMs (the process goes on)");
       throw err;
     } finally {
       if (timer) clearTimeout(timer);
@@ -136,18 +141,32 @@ function keepaliveMs(c: Context): number {
   return Math.min(Math.max(Number.isFinite(s) && s > 0 ? s : DEFAULT_KEEPALIVE_S, 1), 300) * 1000;
 }
 
-/** Stasis's process events as envd's ProcessEvent messages. */
-async function* toProcessEvents(events: AsyncGenerator<OutputEvent>, timeoutMessage: string | null): AsyncGenerator<object> {
-  for await (const e of events) {
-    if (e.kind === "start") yield { event: { start: { pid: e.pid } } };
-    else if (e.kind === "data") yield { event: { data: { [e.fd === 1 ? "stdout" : "stderr"]: e.data.toString("base64") } } };
-    else {
-      if (e.exit.timedOut && timeoutMessage) throw new ConnectError("deadline_exceeded", timeoutMessage);
-      const { exitCode, signal } = e.exit;
-      const status = signal ? `signal: ${signal.replace(/^SIG/, "").toLowerCase()}` : `exit status ${exitCode}`;
-      yield { event: { end: { exitCode, exited: signal === null, status } } };
+/**
+ * Stasis's process events as envd's ProcessEvent messages. When the sandbox goes away under the process
+ * (killed, expired), its stream ends as on E2B, where the sandbox's envd dies with it: cut, with neither
+ * an end event nor an error, which the SDK reports as the sandbox killed.
+ */
+async function* toProcessEvents(events: AsyncGenerator<OutputEvent>, timeoutMessage: string | null, sandboxGone: () => boolean): AsyncGenerator<object> {
+  const dropped = () => new StreamDropped("the sandbox went away under the process");
+  let ended = false;
+  try {
+    for await (const e of events) {
+      if (e.kind === "start") yield { event: { start: { pid: e.pid } } };
+      else if (e.kind === "data") yield { event: { data: { [e.fd === 1 ? "stdout" : "stderr"]: e.data.toString("base64") } } };
+      else {
+        if (sandboxGone()) throw dropped();
+        if (e.exit.timedOut && timeoutMessage) throw new ConnectError("deadline_exceeded", timeoutMessage);
+        const { exitCode, signal } = e.exit;
+        const status = signal ? `signal: ${signal.replace(/^SIG/, "").toLowerCase()}` : `exit status ${exitCode}`;
+        ended = true;
+        yield { event: { end: { exitCode, exited: signal === null, status } } };
+      }
     }
+  } catch (err) {
+    if (!(err instanceof StreamDropped) && sandboxGone()) throw dropped();
+    throw err;
   }
+  if (!ended && sandboxGone()) throw dropped();
 }
 
 /**

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { streamLines } from "../../runtime/stream-lines.js";
-import { builtinRecipes, type TemplateRecipe } from "../template-recipes.js";
+import { builtinRecipes, DEBIAN_CUSTOMIZE, type TemplateRecipe } from "../template-recipes.js";
 import { recipeHash, TemplateNotFoundError, type TemplateStore, type TemplateVersionManifest } from "../template-store.js";
 import { BuildStepError, duBytes, hash, must, type BuildEmit, type BuildRequest } from "./build-common.js";
 
@@ -18,7 +18,7 @@ export interface BaseLayers {
 /** A Debian base made fresh with mmdebstrap: what `FROM debian:<suite>` starts from. */
 function debianRecipe(suite: string): TemplateRecipe {
   const base = builtinRecipes.base;
-  return { name: `debian-${suite}`, suite, variant: "minbase", packages: ["ca-certificates"], mirror: base?.mirror ?? "http://deb.debian.org/debian", customize: base?.customize ?? [] };
+  return { name: `debian-${suite}`, suite, variant: "minbase", packages: ["ca-certificates"], mirror: base?.mirror ?? "http://deb.debian.org/debian", customize: DEBIAN_CUSTOMIZE };
 }
 
 /** The first layer(s): a Debian release, the built-in base, or another template's layers and settings. */
