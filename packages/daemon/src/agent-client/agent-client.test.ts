@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { MAX_LINE_BYTES, type ProcessEvent } from "./agent-client.js";
 import { connectTestPeer } from "./test-peer.js";
 
@@ -206,5 +206,42 @@ describe("AgentClient protocol versions", () => {
     const ready = client.waitReady(1000);
     peer.ok(await peer.next(), { version: "0.0.1", uptimeMs: 5, protocol: 0 });
     await expect(ready).rejects.toMatchObject({ message: /speaks protocol 0, but this daemon speaks protocols 1 to 2/ });
+  });
+});
+
+describe("AgentClient.resync (a daemon restart)", () => {
+  it("drops what the agent wrote before answering the resync, and holds requests until then so no reply is lost", async () => {
+    const { client, peer } = connectTestPeer();
+    const synced = client.resync(1000);
+    // A request made during the resync is not sent yet: the agent answers requests concurrently, and a
+    // reply that came before the resync's own would be dropped with what the previous daemon left.
+    const stat = client.stat("/f");
+    const ping = await peer.next();
+    expect(ping.msg.op).toBe("ping");
+    await tick();
+    expect(peer.received.map((r) => r.msg.op)).toEqual(["ping"]);
+    // The tail of a frame and a reply to a request of the previous daemon, then the resync's answer.
+    peer.output.write(Buffer.from([0, 0, 0, 1, 0]));
+    peer.says({ id: 1, ok: true, result: {} });
+    peer.ok(ping, { version: "0.3.0", protocol: 2, uptimeMs: 5 });
+    expect(await synced).toBe("0.3.0");
+    const req = await peer.next();
+    expect(req.msg.op).toBe("stat");
+    peer.ok(req, { name: "f", path: "/f", type: "file", size: 1, mode: 420, mtimeMs: 1, uid: 0, gid: 0 });
+    expect((await stat).size).toBe(1);
+  });
+
+  it("a held request times out on its own deadline, and fails at once if the channel closes", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const { client } = connectTestPeer();
+    client.resync(120_000).catch(() => {});
+    const late = client.stat("/f");
+    const expectation = expect(late).rejects.toMatchObject({ code: "agent_timeout" });
+    await vi.advanceTimersByTimeAsync(30_000);
+    await expectation;
+    vi.useRealTimers();
+    const held = client.stat("/g");
+    client.close("gone");
+    await expect(held).rejects.toMatchObject({ code: "sandbox_failed" });
   });
 });

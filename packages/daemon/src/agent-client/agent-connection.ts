@@ -66,6 +66,8 @@ export class AgentConnection extends EventEmitter {
   /** Random start: replies a previous daemon left unread in the pipe can never match our requests. */
   private nextId = 1 + Math.floor(Math.random() * 2 ** 30);
   private readonly pending = new Map<number, Pending>();
+  /** Requests waiting for a resync to finish. */
+  private readonly held = new Set<() => void>();
   private readonly processListeners = new Map<number, Set<(e: ProcessEvent) => void>>();
   private readonly early = new Map<number, { at: number; events: ProcessEvent[] }>();
   private earlyBytes = 0;
@@ -92,6 +94,7 @@ export class AgentConnection extends EventEmitter {
         message: (body, payload) => this.onMessage(body, payload),
         oversizeLine: (bytes, head) => this.onOversize(bytes, head),
         fatal: (reason) => this.close(`${BROKEN}: ${reason}; stopped reading it`),
+        synced: () => this.releaseHeld(),
       },
       MAX_RESYNC_DROP,
     ));
@@ -146,15 +149,18 @@ export class AgentConnection extends EventEmitter {
   resync(timeoutMs: number): Promise<string> {
     this.reader.skipUntil(Buffer.from(`{"id":${this.nextId},"ok":`));
     this.channel.input.write(RESYNC_PADDING);
-    return this.call("ping", {}, { timeoutMs }).then(({ result }) => {
+    return this.call("ping", {}, { timeoutMs, resync: true }).then(({ result }) => {
       this.onHello(result.version, result.protocol ?? 1);
       return result.version;
     });
   }
 
   /** Sends a request and resolves with its reply, parsed with the op's schema (a malformed reply is an error). */
-  protected call<K extends AgentOp>(op: K, args: object, options: CallOptions = {}): Promise<Reply<K>> {
+  protected call<K extends AgentOp>(op: K, args: object, options: CallOptions & { resync?: boolean } = {}): Promise<Reply<K>> {
     if (this.closedReason) return Promise.reject(new ApiError("sandbox_failed", this.closedReason));
+    // During a resync the agent answers requests concurrently, so a reply could come before the resync's
+    // and be dropped with what the previous daemon left: requests wait until the stream is in step.
+    if (this.reader.resyncing && !options.resync) return this.holdUntilSynced(op, args, options);
     const { timeoutMs = 30_000, payload, framed = payload !== undefined } = options;
     if (framed && !this.framed) return Promise.reject(new ApiError("internal", `'${op}' as a frame needs agent protocol ${FRAMES_PROTOCOL} (agent speaks ${this.protocol ?? "unknown"})`));
     const id = this.nextId++;
@@ -181,6 +187,28 @@ export class AgentConnection extends EventEmitter {
       // Written in one tick: nothing else can come between a frame's parts.
       for (const part of encoded) this.channel.input.write(part);
     });
+  }
+
+  private holdUntilSynced<K extends AgentOp>(op: K, args: object, options: CallOptions): Promise<Reply<K>> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.held.delete(release);
+        reject(new ApiError("agent_timeout", `sandbox agent did not answer '${op}' within ${timeoutMs} ms (its channel was still resyncing)`));
+      }, timeoutMs);
+      const release = () => {
+        clearTimeout(timer);
+        this.call(op, args, options).then(resolve, reject);
+      };
+      this.held.add(release);
+    });
+  }
+
+  /** Sends what waited for a resync (or, once the channel is closed, fails it). */
+  private releaseHeld(): void {
+    const held = [...this.held];
+    this.held.clear();
+    for (const release of held) release();
   }
 
   /** Fire-and-forget message (flow-control acks). */
@@ -231,6 +259,7 @@ export class AgentConnection extends EventEmitter {
     if (this.closedReason) return;
     this.closedReason = reason;
     this.reader.stop();
+    this.releaseHeld();
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new ApiError("sandbox_failed", `sandbox stopped while '${p.op}' was in flight: ${reason}`));

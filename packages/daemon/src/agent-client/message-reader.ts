@@ -9,6 +9,8 @@ export interface MessageSink {
    * further maxLineBytes dropped (with an empty head), so an endless line is seen.
    */
   oversizeLine(bytes: number, head: Buffer): void;
+  /** A resync's token was found: the stream is in step again (see skipUntil). */
+  synced?(): void;
   /** The stream cannot be followed any more (a frame announced more than the limits); nothing more is read. */
   fatal(reason: string): void;
 }
@@ -66,6 +68,11 @@ export class MessageReader {
     this.frame = null;
   }
 
+  /** Whether a resync is still dropping what came before its token. */
+  get resyncing(): boolean {
+    return this.hunting !== null;
+  }
+
   push(chunk: Buffer): void {
     if (this.dead) return;
     if (this.hunting) {
@@ -84,6 +91,7 @@ export class MessageReader {
       }
       this.hunting = null;
       chunk = joined.subarray(at);
+      this.sink.synced?.();
     }
     let pos = 0;
     while (pos < chunk.length && !this.dead) {
