@@ -15,9 +15,17 @@ const version = "0.3.0"
 
 func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	pipeSize := flag.Int("pipe-size", 0, "on the host: set the capacity of the pipes on stdin and stdout to this many bytes, and exit")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println(version)
+		return
+	}
+	if *pipeSize > 0 {
+		if err := widenPipes(*pipeSize, 0, 1); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		return
 	}
 	log.SetFlags(0)

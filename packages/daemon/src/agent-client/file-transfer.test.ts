@@ -1,6 +1,6 @@
 import { crc32 } from "./crc32.js";
 import { randomBytes } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { TRANSFER } from "./file-transfer.js";
 import { connectTestPeer, type Received, type TestPeer } from "./test-peer.js";
 
@@ -59,6 +59,28 @@ describe("file transfer", () => {
     expect(Buffer.concat(chunks.map((c) => c.payload!)).equals(content)).toBe(true);
     expect(chunks[0]!.payload!.length).toBe(TRANSFER.frames.chunkBytes);
     expect(maxInFlight).toBe(Math.min(chunks.length, TRANSFER.frames.window));
+  });
+
+  it("reuses a chunk's buffer once the agent has answered it, never before", async () => {
+    const { client, peer } = await ready(2);
+    const { chunkBytes, window } = TRANSFER.frames;
+    const content = randomBytes(4 * window * chunkBytes + 3);
+    const alloc = vi.spyOn(Buffer, "allocUnsafe");
+    try {
+      const written = client.writeFile("/f", chunksOf(content, 65_536), { maxBytes: 1 << 30 });
+      // The agent answers a window's chunks only once all of them have come: a buffer reused before its
+      // answer would have been overwritten by then, and the file would come out wrong.
+      const { chunks } = await serveWrite(peer, window, content.length);
+      await written;
+      expect(Buffer.concat(chunks.map((c) => c.payload!)).equals(content)).toBe(true);
+      // A buffer per chunk in flight and the one being filled, not one per chunk (V8 collects garbage
+      // several times per 100 MiB of fresh 1 MiB buffers).
+      const chunkBuffers = alloc.mock.calls.filter(([size]) => size === chunkBytes).length;
+      expect(chunks.length).toBe(4 * window + 1);
+      expect(chunkBuffers).toBeLessThanOrEqual(window + 1);
+    } finally {
+      alloc.mockRestore();
+    }
   });
 
   it("writes base64 lines to a protocol-1 agent", async () => {

@@ -86,7 +86,7 @@ export class CrunDriver extends OciDriver {
     });
     writeFileSync(join(bundle, "config.json"), JSON.stringify(config, null, 2));
     const [cmd, args] = this.command(["run", "--bundle", bundle, spec.id]);
-    return launchRuntimeProcess(cmd, args, spec.dir);
+    return launchRuntimeProcess(cmd, args, spec.dir, spec.agentPath);
   }
 
   protected async remove(ref: SandboxRef): Promise<void> {

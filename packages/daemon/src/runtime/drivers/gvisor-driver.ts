@@ -61,7 +61,7 @@ export class GvisorDriver extends OciDriver implements Checkpointable, BuildStep
   async launch(spec: SandboxLaunchSpec): Promise<LaunchedSandbox> {
     new ContainerIds(spec).reset();
     const bundle = await this.writeBundle(spec, spec.id);
-    return this.track(spec.id, await launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "run", "--bundle", bundle, spec.id], spec.dir));
+    return this.track(spec.id, await launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "run", "--bundle", bundle, spec.id], spec.dir, spec.agentPath));
   }
 
   private track(containerId: string, launched: LaunchedSandbox): LaunchedSandbox {
@@ -121,7 +121,7 @@ export class GvisorDriver extends OciDriver implements Checkpointable, BuildStep
     if (!image.isComplete()) throw new Error(`no complete checkpoint image at ${image.path}`);
     const id = new ContainerIds(spec).startIncarnation();
     const bundle = await this.writeBundle(spec, id);
-    return this.track(id, await launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "restore", "--image-path", image.path, "--bundle", bundle, id], spec.dir));
+    return this.track(id, await launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "restore", "--image-path", image.path, "--bundle", bundle, id], spec.dir, spec.agentPath));
   }
 
   private async writeBundle(spec: SandboxLaunchSpec, containerId: string): Promise<string> {
