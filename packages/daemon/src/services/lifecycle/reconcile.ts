@@ -123,8 +123,9 @@ async function settleHibernating(core: SandboxCore, driver: RuntimeDriver, recor
 }
 
 async function backToHibernated(core: SandboxCore, driver: RuntimeDriver, record: SandboxRecord): Promise<void> {
-  // gVisor ends a checkpointed sandbox itself; what is left of it (a stopped container) goes.
-  await driver.destroy(core.ref(record.id)).catch(() => {});
+  // gVisor ends a checkpointed sandbox itself; what is left of it (a stopped container) goes, off the
+  // start's path (a runsc delete takes up to a second) but under the lock, so a wake waits for it.
+  void core.exclusive(record.id, () => driver.destroy(core.ref(record.id)).catch((err: Error) => core.log.warn({ sandbox: record.id, err: err.message }, "removing a checkpointed container failed")));
   core.deps.store.setStandby(record.id, "hibernated", { since: record.standbySince ?? Date.now(), reason: record.standbyReason ?? "requested" }, record.expiresAt, `the daemon restarted while it was ${record.state}`);
   core.log.info({ sandbox: record.id }, "settled as hibernated after a restart");
 }
