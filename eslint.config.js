@@ -99,7 +99,7 @@ export default tseslint.config(
     // The daemon must never lose an error to an unawaited promise; nor may the bench, which must clean up.
     files: ["packages/daemon/src/**/*.ts", "packages/bench/src/**/*.ts"],
     // Tests and the test-only fakes (kept out of the package's build) are not in its project.
-    ignores: ["**/*.test.ts", "packages/daemon/src/runtime/drivers/fake-*.ts", "packages/daemon/src/services/lifecycle/test-support/**"],
+    ignores: ["**/*.test.ts", "packages/daemon/src/runtime/drivers/fake-*.ts", "packages/daemon/src/**/test-support/**"],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       "@typescript-eslint/no-floating-promises": "error",

@@ -2,47 +2,14 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildOpenApi, ErrorResponseSchema, routes } from "@stasis/protocol";
-import { loadConfig } from "../config/config.js";
-import { E2bStore } from "../e2b/e2b-store.js";
-import { Metrics } from "../observability/metrics.js";
-import { ExecService } from "../services/exec-service.js";
-import { FileService } from "../services/file-service.js";
-import { SandboxService } from "../services/sandbox-service.js";
-import { createTemplateService } from "../services/template-service.js";
-import { SandboxFilesystem } from "../disks/sandbox-filesystem.js";
-import { Database } from "../store/database.js";
-import { SandboxStore } from "../store/sandbox-store.js";
-import { TemplateStore } from "../templates/template-store.js";
 import { createApp } from "./app.js";
+import { testApp } from "./test-support/test-app.js";
 
 // The HTTP layer in-process (no runtime): auth, validation and the error shape of every failure path.
-const dir = mkdtempSync(join(tmpdir(), "stasis-app-"));
-const config = loadConfig({ STASIS_DATA_DIR: dir, STASIS_API_KEY: "k-0123456789abcdef" });
-const database = new Database(join(dir, "db.sqlite"));
-const store = new SandboxStore(database);
-const metrics = new Metrics();
-const log = pino({ level: "silent" });
-const templates = new TemplateStore(join(dir, "templates"));
-const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
-const services = {
-  sandboxes,
-  exec: new ExecService(sandboxes, metrics, 1024),
-  files: new FileService(sandboxes, 1024),
-  templates,
-  templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),
-  e2bKeys: new E2bStore(database),
-  metrics,
-  version: "test",
-  defaultRuntime: "gvisor" as const,
-};
-const app = createApp({ apiKey: "k-0123456789abcdef", log, metrics, services });
-afterAll(() => {
-  database.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { app, services, metrics, log, close } = testApp();
+afterAll(close);
 
 const auth = { authorization: "Bearer k-0123456789abcdef" };
 async function error(res: Response, status: number, code: string) {

@@ -1,50 +1,14 @@
-import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../config/config.js";
-import { E2bStore } from "../e2b/e2b-store.js";
-import { Metrics } from "../observability/metrics.js";
-import { ExecService } from "../services/exec-service.js";
-import { FileService } from "../services/file-service.js";
-import { SandboxService } from "../services/sandbox-service.js";
-import { createTemplateService } from "../services/template-service.js";
-import { SandboxFilesystem } from "../disks/sandbox-filesystem.js";
-import { Database } from "../store/database.js";
-import { SandboxStore } from "../store/sandbox-store.js";
-import { TemplateStore } from "../templates/template-store.js";
-import { createApp } from "./app.js";
+import { testApp } from "./test-support/test-app.js";
 
 // The HTTP layer over a real socket: what a connection looks like after a refused body, a body that never
 // comes, and a client that leaves.
-const dir = mkdtempSync(join(tmpdir(), "stasis-conn-"));
-const config = loadConfig({ STASIS_DATA_DIR: dir, STASIS_API_KEY: "k-0123456789abcdef" });
-const database = new Database(join(dir, "db.sqlite"));
-const metrics = new Metrics();
 const logged: { level: number; msg: string }[] = [];
 const log = pino({ level: "debug" }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
-const templates = new TemplateStore(join(dir, "templates"));
-const sandboxes = new SandboxService({ config, store: new SandboxStore(database), drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
-const app = createApp({
-  apiKey: "k-0123456789abcdef",
-  log,
-  metrics,
-  bodyIdleMs: 300,
-  services: {
-    sandboxes,
-    exec: new ExecService(sandboxes, metrics, 1024),
-    files: new FileService(sandboxes, 1024),
-    templates,
-    templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),
-    e2bKeys: new E2bStore(database),
-    metrics,
-    version: "test",
-    defaultRuntime: "gvisor",
-  },
-});
+const { app, close } = testApp({ log, app: { bodyIdleMs: 300 } });
 let server: ServerType;
 let port = 0;
 beforeAll(async () => {
@@ -54,8 +18,7 @@ beforeAll(async () => {
 });
 afterAll(() => {
   server.close();
-  database.close();
-  rmSync(dir, { recursive: true, force: true });
+  close();
 });
 
 const head = "authorization: Bearer k-0123456789abcdef\r\nhost: x";
