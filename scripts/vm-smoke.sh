@@ -10,7 +10,7 @@ CACHE=/var/cache/stasis-vm
 MEMORY_MIB=6144
 CPUS=2
 ACCEL=auto
-SOURCE=head
+SOURCE="head"
 KEEP=0
 REBUILD=0
 IMAGE_ONLY=0
@@ -83,7 +83,9 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-command -v node >/dev/null && dpkg -s nodejs >/dev/null 2>&1 || die "the image takes Node.js from the host's nodejs package (>= 20), which is not installed"
+if ! command -v node >/dev/null || ! dpkg -s nodejs >/dev/null 2>&1; then
+  die "the image takes Node.js from the host's nodejs package (>= 20), which is not installed"
+fi
 echo "present: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), mmdebstrap, node $(node --version)" >&2
 
 # --- the cached image ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ stamp_lines() {
   [ -n "$prev_name" ] && timing "  up.sh: $prev_name" "$((SECONDS - prev_at))"
   return 0
 }
+# shellcheck disable=SC1091
 say "host: $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r), $(nproc) CPUs, $(free -m | awk '/^Mem/{print $2}') MiB"
 echo "cgroup file system at /sys/fs/cgroup: $(stat -fc %T /sys/fs/cgroup) (cgroup2fs = pure cgroup v2)"
 echo "controllers: $(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null || echo '(none: not cgroup v2)')"

@@ -211,7 +211,11 @@ async function killAll() {
 
 console.log(`stasis smoke test against ${apiUrl}: runtimes ${runtimes.join(", ")}; cgroups ${cgroupFacts("").mode}`);
 const t0 = performance.now();
-for (const runtime of runtimes) await runtimeSteps(runtime);
+const healthy = await step("daemon: healthy", async () => {
+  await waitUntil(async () => (await fetch(`${apiUrl}/healthz`).catch(() => null))?.ok === true, 60_000, `${apiUrl}/healthz`);
+  return `pid ${daemonPid()}`;
+});
+if (healthy) for (const runtime of runtimes) await runtimeSteps(runtime);
 if (sandboxes.size > 0) {
   if (await crashAndRestart()) for (const runtime of runtimes) await afterRestart(runtime);
   await killAll();
