@@ -45,7 +45,7 @@ Options:
 
 The VM uses QEMU user-mode networking (no privileges, outbound only: the set-up needs the npm registry
 and the Debian mirror). QEMU runs under nice -n 19. Node.js >= 20 is a prerequisite of the README and
-not in Debian 12: the host's own nodejs package files are copied into the image.
+not in Debian 12: the host's Node.js (node, its headers, npm and corepack as installed) is copied in.
 Results: the serial console is shown as it runs and kept in CACHE/runs/<time>/console.log, with the
 guest's set-up log, daemon log and step timings beside it.
 EOF
@@ -83,9 +83,10 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-if ! command -v node >/dev/null || ! dpkg -s nodejs >/dev/null 2>&1; then
-  die "the image takes Node.js from the host's nodejs package (>= 20), which is not installed"
-fi
+# Node.js >= 20 (a README prerequisite, not in Debian 12): the host's installation is copied into the image,
+# as it is now (npm may have been upgraded past what the nodejs package shipped).
+NODE_PATHS=(usr/bin/node usr/bin/npm usr/bin/npx usr/bin/corepack usr/include/node usr/lib/node_modules/npm usr/lib/node_modules/corepack)
+for p in "${NODE_PATHS[@]}"; do [ -e "/$p" ] || die "the image takes Node.js from this host, but /$p is missing (install Node.js >= 20)"; done
 echo "present: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), mmdebstrap, node $(node --version)" >&2
 
 # --- the cached image ---------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ echo "present: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}')
 IMAGE=$CACHE/image
 GUEST_DIR=$REPO/scripts/vm-smoke
 recipe_hash() {
-  { declare -f build_image; cat "$GUEST_DIR/image-hooks.sh"; echo "$MIRROR"; dpkg -s nodejs | grep ^Version; } | sha256sum | cut -c1-16
+  { declare -f build_image; cat "$GUEST_DIR/image-hooks.sh"; echo "$MIRROR"; node --version; npm --version; } | sha256sum | cut -c1-16
 }
 
 build_image() {
@@ -105,9 +106,7 @@ build_image() {
     --include=systemd,systemd-sysv,udev,dbus,linux-image-amd64,initramfs-tools,kmod,iproute2,ca-certificates,procps,e2fsprogs,util-linux,less,python3 \
     --customize-hook="bash $GUEST_DIR/image-hooks.sh \"\$1\"" \
     bookworm "$root" "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" "deb http://security.debian.org/debian-security bookworm-security main"
-  # Node.js >= 20 (README prerequisite): the host's nodejs package files, as its package would install them.
-  dpkg -L nodejs | while read -r f; do [ -f "$f" ] || [ -L "$f" ] && echo "${f#/}"; done > "$IMAGE.tmp/node-files"
-  tar -C / -cf - -T "$IMAGE.tmp/node-files" | tar -C "$root" -xf -
+  tar -C / -cf - "${NODE_PATHS[@]}" | tar -C "$root" -xf -
   cp "$root"/boot/vmlinuz-* "$IMAGE.tmp/vmlinuz"
   cp "$root"/boot/initrd.img-* "$IMAGE.tmp/initrd.img"
   # A sparse 40 GiB ext4 root: set-up, templates and sandbox disks live there; each run writes an overlay.
@@ -131,6 +130,8 @@ fi
 # --- this run -----------------------------------------------------------------------------------------
 RUN=$CACHE/runs/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RUN"
+# Keep the five newest runs' logs.
+find "$CACHE/runs" -mindepth 1 -maxdepth 1 -type d | sort | head -n -5 | xargs -r rm -rf
 step "run folder $RUN"
 
 step "copying the repository ($SOURCE)"
@@ -148,11 +149,14 @@ mkfs.ext4 -q -F -L stasis-job -d "$job" "$RUN/job.img" 2G
 rm -rf "$job"
 
 DISK=$CACHE/disk.qcow2
-if [ "$KEEP" = 1 ] && [ -f "$DISK" ]; then
+# The disk is an overlay on the image: it is only valid on the image it was made from.
+if [ "$KEEP" = 1 ] && [ -f "$DISK" ] && [ "$(cat "$DISK.stamp" 2>/dev/null)" = "$(cat "$IMAGE/stamp")" ]; then
   echo "re-using the previous run's disk $DISK (--keep)" >&2
 else
-  rm -f "$DISK"
+  [ "$KEEP" = 0 ] || echo "--keep: no disk made from this image yet, starting from a fresh one" >&2
+  rm -f "$DISK" "$DISK.stamp"
   qemu-img create -q -f qcow2 -F raw -b "$IMAGE/root.img" "$DISK"
+  cp "$IMAGE/stamp" "$DISK.stamp"
 fi
 
 accel=tcg
