@@ -44,7 +44,9 @@ Options:
   -h, --help         this text
 
 The VM uses QEMU user-mode networking (no privileges, outbound only: the set-up needs the npm registry
-and the Debian mirror). QEMU runs under nice -n 19. Node.js >= 20 is a prerequisite of the README and
+and the Debian mirror). The guest trusts this host's local CA certificates (/usr/local/share/ca-certificates)
+and builds native npm modules against the copied Node.js headers (npm nodedir=/usr), so it needs no more
+network than the host has. QEMU runs under nice -n 19. Node.js >= 20 is a prerequisite of the README and
 not in Debian 12: the host's Node.js (node, its headers, npm and corepack as installed) is copied in.
 Results: the serial console is shown as it runs and kept in CACHE/runs/<time>/console.log, with the
 guest's set-up log, daemon log and step timings beside it.
@@ -143,6 +145,9 @@ else
   git -C "$REPO" ls-files -z --cached --others --exclude-standard | (cd "$REPO" && tar --null -cf "$job/repo.tar" --ignore-failed-read -T -)
 fi
 cp "$GUEST_DIR/guest-job.sh" "$job/run.sh"
+# This host's local CA certificates (an egress proxy that re-signs TLS, say): the guest trusts them too.
+mkdir -p "$job/ca"
+find /usr/local/share/ca-certificates -maxdepth 1 -name '*.crt' -exec cp {} "$job/ca/" \; 2>/dev/null || true
 echo "$(git -C "$REPO" rev-parse --short HEAD) ($SOURCE)" > "$job/revision"
 # The job disk: the guest's boot service runs /run.sh from it and writes its results into /out.
 mkfs.ext4 -q -F -L stasis-job -d "$job" "$RUN/job.img" 2G

@@ -40,6 +40,17 @@ if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
   echo 3 > "$OUT/result"; exit 0
 fi
 
+say "this host's network environment: local CA certificates, npm settings"
+# The host's CAs (a TLS-re-signing egress proxy) and npm settings that work without nodejs.org: native
+# modules build against the Node.js headers copied into the image instead of downloading them.
+if compgen -G "$JOB/ca/*.crt" >/dev/null; then
+  cp "$JOB"/ca/*.crt /usr/local/share/ca-certificates/ && update-ca-certificates >/dev/null
+  echo "trusting" "$JOB"/ca/*.crt
+fi
+mkdir -p /usr/etc
+printf 'cafile=/etc/ssl/certs/ca-certificates.crt\nnodedir=/usr\n' > /usr/etc/npmrc
+export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+
 say "unpacking the repository into $SRC"
 mkdir -p "$SRC" && tar -xf "$JOB/repo.tar" -C "$SRC"
 
