@@ -91,6 +91,11 @@ NODE_PATHS=(usr/bin/node usr/bin/npm usr/bin/npx usr/bin/corepack usr/include/no
 for p in "${NODE_PATHS[@]}"; do [ -e "/$p" ] || die "the image takes Node.js from this host, but /$p is missing (install Node.js >= 20)"; done
 echo "present: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), mmdebstrap, node $(node --version)" >&2
 
+# One run at a time: runs share the image and the disk.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/lock"
+flock -n 9 || die "another vm-smoke run holds $CACHE/lock"
+
 # --- the cached image ---------------------------------------------------------------------------------
 # Everything that shapes the image is hashed into its stamp: change the recipe and it is rebuilt.
 IMAGE=$CACHE/image
@@ -176,19 +181,36 @@ if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
 step "booting the VM ($accel, $CPUS vCPUs, $MEMORY_MIB MiB, nice 19; timeout $TIMEOUT)"
 echo "serial console below; also in $RUN/console.log" >&2
 t0=$SECONDS
-set +e
-nice -n 19 timeout --foreground "$TIMEOUT" qemu-system-x86_64 \
+nice -n 19 timeout "$TIMEOUT" qemu-system-x86_64 \
   -name stasis-vm-smoke -machine q35 -accel "$accel" -cpu "$cpu" -smp "$CPUS" -m "$MEMORY_MIB" \
   -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img" \
   -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet loglevel=3 panic=-1" \
   -drive "file=$DISK,if=virtio,format=qcow2,discard=unmap" \
   -drive "file=$RUN/job.img,if=virtio,format=raw" \
   -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile= \
-  -display none -no-reboot -serial stdio -monitor none < /dev/null 2>&1 | tee "$RUN/console.log"
-qemu_rc=${PIPESTATUS[0]}
+  -display none -no-reboot -serial stdio -monitor none < /dev/null > "$RUN/console.log" 2>&1 &
+qemu_pid=$!
+tail -n +1 -F --pid="$qemu_pid" "$RUN/console.log" 2>/dev/null >&2 &
+# The guest powers itself off after its job; should it not, QEMU is stopped two minutes after the job's
+# last line (its results are synced to the job disk before that line).
+done_at=""
+while kill -0 "$qemu_pid" 2>/dev/null; do
+  if [ -z "$done_at" ] && grep -q '^STASIS-VM-JOB-DONE' "$RUN/console.log"; then done_at=$SECONDS; fi
+  if [ -n "$done_at" ] && [ $((SECONDS - done_at)) -gt 120 ]; then
+    echo "vm-smoke: the guest did not power off within 120 s of its job's end: stopping QEMU" >&2
+    kill "$qemu_pid"; break
+  fi
+  sleep 2
+done
+set +e
+wait "$qemu_pid"
+qemu_rc=$?
 set -e
+sleep 1
 echo "VM ran for $((SECONDS - t0)) s (qemu exit $qemu_rc)" >&2
 
+# A guest stopped before unmounting leaves the job disk's journal to replay.
+e2fsck -fy "$RUN/job.img" >/dev/null 2>&1 || true
 # The guest's results: read from the job disk without mounting it.
 for f in result setup.log daemon.log timings smoke.log; do
   debugfs -R "dump /out/$f $RUN/$f" "$RUN/job.img" >/dev/null 2>&1 || true

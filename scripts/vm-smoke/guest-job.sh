@@ -37,7 +37,7 @@ echo "repository: $(cat "$JOB/revision")"
 timing "boot until job start (uptime)" "$(cut -d. -f1 /proc/uptime)"
 if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
   echo "not a pure cgroup v2 host: this run would not test what it is for" >&2
-  echo 3 > "$OUT/result"; exit 0
+  echo 3 > "$OUT/result"; sync; echo "STASIS-VM-JOB-DONE result=3"; exit 0
 fi
 
 say "this host's network environment: local CA certificates, npm settings"
@@ -75,3 +75,6 @@ cp /var/log/stasis.log "$OUT/daemon.log" 2>/dev/null || true
 timing "job total" "$((SECONDS - T0))"
 if [ "$setup_rc" != 0 ]; then echo 2 > "$OUT/result"; elif [ "$smoke_rc" != 0 ]; then echo 1 > "$OUT/result"; else echo 0 > "$OUT/result"; fi
 say "done: result $(cat "$OUT/result") (0 pass, 1 smoke failed, 2 set-up failed)"
+sync
+# The host watches for this line (and stops the VM should it not power off).
+echo "STASIS-VM-JOB-DONE result=$(cat "$OUT/result")"
