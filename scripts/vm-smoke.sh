@@ -190,7 +190,7 @@ nice -n 19 timeout "$TIMEOUT" qemu-system-x86_64 \
   -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile= \
   -display none -no-reboot -serial stdio -monitor none < /dev/null > "$RUN/console.log" 2>&1 &
 qemu_pid=$!
-tail -n +1 -F --pid="$qemu_pid" "$RUN/console.log" 2>/dev/null >&2 &
+tail -n +1 -F --pid="$qemu_pid" "$RUN/console.log" >&2 2>/dev/null &
 # The guest powers itself off after its job; should it not, QEMU is stopped two minutes after the job's
 # last line (its results are synced to the job disk before that line).
 done_at=""
