@@ -8,6 +8,8 @@ JOB=${1:?job folder}
 OUT=$JOB/out
 SRC=/root/stasis
 mkdir -p "$OUT"
+# A systemd service has no HOME; `sudo ./scripts/up.sh` from a shell does (go build needs it for its cache).
+export HOME=/root
 : > "$OUT/timings"
 T0=$SECONDS
 
