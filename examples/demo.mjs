@@ -36,7 +36,9 @@ while True:
     n += 1
     open('/tmp/n', 'w').write(str(n))
     time.sleep(0.1)"`);
+  // Let it count a little; on a slow host (software emulation) python may take seconds to start.
   await new Promise((r) => setTimeout(r, 1000));
+  for (let i = 0; i < 300 && !(await sandbox.files.exists("/tmp/n")); i++) await new Promise((r) => setTimeout(r, 100));
   const before = (await sandbox.files.readText("/tmp/n")).trim();
   const h0 = performance.now();
   await sandbox.hibernate();
