@@ -4,6 +4,8 @@
 # Pass GOARCH=arm64 (etc.) in the environment to cross-compile.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+# Go needs a cache folder; without HOME (a systemd unit, cloud-init) it finds none and fails.
+if [[ -z ${HOME:-} && -z ${GOCACHE:-} ]]; then export GOCACHE=/var/cache/stasis-go-build; fi
 
 # go_at_least_1_22 GO: whether the toolchain GO is Go 1.22 or newer.
 go_at_least_1_22() {
