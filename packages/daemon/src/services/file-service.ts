@@ -1,7 +1,8 @@
 import type { FileInfo, FileList } from "@stasis/protocol";
 import type { AgentStat } from "../agent-client/agent-protocol.js";
 import { ApiError } from "../errors/api-error.js";
-import type { SandboxService } from "./sandbox-service.js";
+import type { FailedSandboxFiles } from "./failed-files.js";
+import type { LiveSandbox, SandboxService } from "./sandbox-service.js";
 
 /** Where a symlink leads once every link is followed; null for other entries and links that lead nowhere. */
 export interface LinkTarget {
@@ -26,10 +27,9 @@ export class FileService {
   ) {}
 
   async stat(id: string, path: string): Promise<FileInfo> {
-    const failed = await this.sandboxes.failedFiles(id);
-    if (failed) return failed.stat(path);
-    const live = await this.sandboxes.acquire(id);
-    return toFileInfo(await live.agent.stat(path));
+    const from = await this.readable(id);
+    if ("failed" in from) return from.failed.stat(path);
+    return toFileInfo(await from.live.agent.stat(path));
   }
 
   /** `stat`, with where a symlink leads (E2B's envd describes a link by its final target). */
@@ -45,10 +45,9 @@ export class FileService {
   }
 
   async list(id: string, path: string, depth: number): Promise<FileList> {
-    const failed = await this.sandboxes.failedFiles(id);
-    if (failed) return failed.list(path, depth);
-    const live = await this.sandboxes.acquire(id);
-    const result = await live.agent.list(path, depth);
+    const from = await this.readable(id);
+    if ("failed" in from) return from.failed.list(path, depth);
+    const result = await from.live.agent.list(path, depth);
     return { entries: result.entries.map(toFileInfo), truncated: result.truncated };
   }
 
@@ -58,9 +57,9 @@ export class FileService {
    * is an error, never a 200 whose body aborts.
    */
   async read(id: string, path: string): Promise<{ size: number; body: AsyncGenerator<Buffer> }> {
-    const failed = await this.sandboxes.failedFiles(id);
-    if (failed) return failed.read(path);
-    const live = await this.sandboxes.acquire(id);
+    const from = await this.readable(id);
+    if ("failed" in from) return from.failed.read(path);
+    const { live } = from;
     // An agent from before `not_regular` reads devices and FIFOs: its lstat tells them apart.
     const lstat = live.agent.stat(path);
     lstat.catch(() => {});
@@ -71,6 +70,20 @@ export class FileService {
       throw new ApiError("not_a_regular_file", `${path} is not a regular file (a FIFO, device or socket)`);
     }
     return file;
+  }
+
+  /**
+   * The live sandbox to read through, or for a failed one (which `acquire` refuses) the reader of its
+   * kept files: the common case costs nothing more than `acquire`.
+   */
+  private async readable(id: string): Promise<{ live: LiveSandbox } | { failed: FailedSandboxFiles }> {
+    try {
+      return { live: await this.sandboxes.acquire(id) };
+    } catch (err) {
+      const failed = err instanceof ApiError && err.code === "sandbox_not_running" ? await this.sandboxes.failedFiles(id) : null;
+      if (failed) return { failed };
+      throw err;
+    }
   }
 
   /** Writes a file atomically from a byte stream; aborts (leaving the old file) if the stream fails or is too large. */
