@@ -5,13 +5,11 @@ import type { AgentChannel } from "../runtime/driver.js";
 import {
   AgentEventSchema,
   describeIssues,
-  FRAME_MARKER,
   FRAME_PREFIX_BYTES,
   FRAMES_PROTOCOL,
   MAX_FRAME_HEADER,
   MAX_FRAME_PAYLOAD,
   MAX_LINE_BYTES,
-  MAX_SENT_PAYLOAD,
   MAX_PROTOCOL,
   MIN_PROTOCOL,
   ReplySchema,
@@ -20,7 +18,7 @@ import {
   type ResultOf,
 } from "./agent-protocol.js";
 import { apiCodeOf } from "./agent-errors.js";
-import { crc32 } from "./crc32.js";
+import { encodeFrame, RESYNC_PADDING } from "./frames.js";
 import { JunkMeter } from "./junk-meter.js";
 import { MessageReader } from "./message-reader.js";
 
@@ -33,14 +31,6 @@ export type Reply<K extends AgentOp> = { result: ResultOf<K>; payload: Buffer | 
 export type CallOptions = { timeoutMs?: number; payload?: Buffer; framed?: boolean };
 
 type Pending = { resolve: (r: { result: unknown; payload: Buffer | null }) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; op: AgentOp };
-
-/**
- * Completes a request torn by a daemon killed mid-write: 0xff bytes end no line and make no valid frame
- * lengths, so the agent either reads them into the torn message (which then fails its JSON or crc) or
- * drops them to the newline. Long enough for the largest torn frame this daemon writes (whose lengths
- * the padding may have completed to MAX_SENT_PAYLOAD + 64 KiB), then a newline.
- */
-const RESYNC_PADDING = Buffer.concat([Buffer.alloc(MAX_SENT_PAYLOAD + 2 * MAX_FRAME_HEADER + FRAME_PREFIX_BYTES, 0xff), Buffer.from("\n")]);
 
 /** How long events for a pid nobody listens to yet are kept (the exec reply can trail its first output). */
 const EARLY_EVENT_TTL_MS = 5_000;
@@ -132,11 +122,8 @@ export class AgentConnection extends EventEmitter {
           reject(err);
         },
       });
-      // A restarted daemon reattaching to a running agent gets no hello: ask. An agent of protocol 1
-      // leaves `protocol` out of its ping reply.
-      this.call("ping", {}, { timeoutMs })
-        .then(({ result }) => this.onHello(result.version, result.protocol ?? 1))
-        .catch(() => {});
+      // A restarted daemon reattaching to a running agent gets no hello: ask.
+      this.pingHello({ timeoutMs }).catch(() => {});
     });
   }
 
@@ -149,10 +136,14 @@ export class AgentConnection extends EventEmitter {
   resync(timeoutMs: number): Promise<string> {
     this.reader.skipUntil(Buffer.from(`{"id":${this.nextId},"ok":`));
     this.channel.input.write(RESYNC_PADDING);
-    return this.call("ping", {}, { timeoutMs, resync: true }).then(({ result }) => {
-      this.onHello(result.version, result.protocol ?? 1);
-      return result.version;
-    });
+    return this.pingHello({ timeoutMs, resync: true });
+  }
+
+  /** A ping whose answer counts as the agent's hello (an agent of protocol 1 leaves `protocol` out). */
+  private async pingHello(options: CallOptions & { resync?: boolean }): Promise<string> {
+    const { result } = await this.call("ping", {}, options);
+    this.onHello(result.version, result.protocol ?? 1);
+    return result.version;
   }
 
   /** Sends a request and resolves with its reply, parsed with the op's schema (a malformed reply is an error). */
@@ -386,19 +377,4 @@ export class AgentConnection extends EventEmitter {
     this.early.delete(pid);
     for (const e of entry.events) if (e.ev === "out") this.earlyBytes -= e.data.length;
   }
-}
-
-/** A frame's bytes (docs/agent-protocol.md): marker, header and payload lengths (u32 BE), JSON header, payload. */
-export function encodeFrame(header: object, payload: Buffer): Buffer[] {
-  // The crc lets the agent refuse a frame torn by a daemon that died mid-write.
-  const json = Buffer.from(JSON.stringify(payload.length > 0 ? { ...header, crc: crc32(payload) } : header), "utf8");
-  if (json.length > MAX_FRAME_HEADER || payload.length > MAX_SENT_PAYLOAD) {
-    throw new ApiError("internal", `a frame of ${json.length}+${payload.length} bytes exceeds the protocol's limits`);
-  }
-  const prefix = Buffer.allocUnsafe(FRAME_PREFIX_BYTES);
-  prefix[0] = FRAME_MARKER;
-  prefix.writeUInt32BE(json.length, 1);
-  prefix.writeUInt32BE(payload.length, 5);
-  const head = Buffer.concat([prefix, json]);
-  return payload.length > 0 ? [head, payload] : [head];
 }

@@ -1,7 +1,7 @@
 import { PassThrough } from "node:stream";
 import pino from "pino";
 import { AgentClient } from "./agent-client.js";
-import { encodeFrame } from "./agent-connection.js";
+import { encodeFrame } from "./frames.js";
 import { MessageReader } from "./message-reader.js";
 
 /** A request as the agent received it. */
