@@ -5,6 +5,7 @@ export * from "./files.js";
 export * from "./system.js";
 export * from "./e2b-keys.js";
 export * from "./templates.js";
+export * from "./network.js";
 export * from "./routes.js";
 export * from "./version.js";
 export { buildOpenApi } from "./openapi/build-openapi.js";
