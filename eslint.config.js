@@ -27,6 +27,7 @@ const DAEMON_FOLDERS = {
   services: { forbid: ["http"], packages: { regex: "^(hono|@hono/[^/]+)(/|$)", names: "hono or @hono/*" }, why: "services never import HTTP (routes call services, not the reverse)" },
   runtime: { confined: true, why: "runtime/ (drivers and their helpers) imports only the runtime interface and runtime helpers" },
   store: { forbid: ["services", "http"], why: "the store is below the services and the HTTP layer" },
+  network: { forbid: ["services", "http"], packages: { regex: "^(hono|@hono/[^/]+)(/|$)", names: "hono or @hono/*" }, why: "network/ (namespaces, nftables, DNS, egress proxy) sits below the services and knows no HTTP API" },
 };
 
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

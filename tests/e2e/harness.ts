@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Sandbox, type ConnectionOptions } from "@stasis/sdk";
 
 export const REPO = new URL("../..", import.meta.url).pathname;
@@ -27,6 +27,11 @@ export interface TestDaemon {
   destroy(): Promise<void>;
 }
 
+/** The daemon's network tag (config/network-config.ts): names its nftables table and namespaces. */
+export function networkTag(dataDir: string): string {
+  return createHash("sha256").update(dataDir).digest("hex").slice(0, 6);
+}
+
 export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
   const tag = randomBytes(4).toString("hex");
   const dataDir = `/var/lib/stasis-test/${tag}`;
@@ -41,6 +46,8 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
     STASIS_API_KEY: apiKey,
     STASIS_PORT: "0",
     STASIS_LOG_LEVEL: "info",
+    // Test daemons run side by side on one host: each gets its own sandbox range (a /24 of 10.215-254).
+    STASIS_NETWORK_RANGE: `10.${215 + (parseInt(tag.slice(0, 2), 16) % 40)}.${parseInt(tag.slice(2, 4), 16)}.0/24`,
     ...extraEnv,
   };
   const logs: string[] = [];
@@ -104,6 +111,11 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
       // Never delete through a mount a sandbox left behind: report it instead.
       const leftover = readFileSync("/proc/self/mounts", "utf8").split("\n").filter((l) => l.split(" ")[1]?.startsWith(dataDir));
       if (leftover.length > 0) throw new Error(`mounts left behind under ${dataDir}:\n${leftover.join("\n")}`);
+      // Every sandbox was deleted: none of its network namespaces may be left.
+      const netTag = networkTag(dataDir);
+      const namespaces = existsSync("/var/run/netns") ? readdirSync("/var/run/netns").filter((n) => n.startsWith(`stasis-${netTag}-`)) : [];
+      spawnSync("nft", ["delete", "table", "ip", `stasis_${netTag}`]);
+      if (namespaces.length > 0) throw new Error(`network namespaces left behind by ${dataDir}: ${namespaces.join(", ")}`);
       rmSync(dataDir, { recursive: true, force: true });
       rmSync(runDir, { recursive: true, force: true });
     },

@@ -37,6 +37,7 @@ export const errorRegistry = {
   capacity_exceeded: { status: 429, retryable: true, description: "The daemon runs its maximum number of sandboxes." },
   internal: { status: 500, retryable: true, description: "An unexpected daemon error; the daemon keeps serving." },
   exec_failed: { status: 422, retryable: false, description: "The command could not be started (no such binary, bad cwd)." },
+  network_unavailable: { status: 409, retryable: false, description: "Sandboxes have no network on this daemon (STASIS_NETWORK=off, or the host lacks ip/nftables: run `stasis doctor`), or this sandbox was made without one." },
   runtime_unavailable: { status: 503, retryable: false, description: "The requested runtime is not installed or not usable on this host." },
   sandbox_failed: { status: 502, retryable: false, description: "The sandbox died or its agent stopped answering." },
   agent_timeout: { status: 504, retryable: true, description: "The sandbox agent did not answer in time." },

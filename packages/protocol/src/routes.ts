@@ -29,6 +29,7 @@ import {
   ListSandboxesQuerySchema,
   SandboxListSchema,
   SandboxSchema,
+  SetNetworkRequestSchema,
   SetTimeoutRequestSchema,
   StandbyPolicySchema,
 } from "./sandboxes.js";
@@ -86,6 +87,7 @@ export const routes = {
   forkSandbox: { method: "post", path: "/v1/sandboxes/{id}/fork", summary: "Make count independent sandboxes from this one's current memory, processes and files; the source goes on unchanged", tag: "sandboxes", auth: true, body: { kind: "json", schema: ForkRequestSchema }, response: { kind: "json", status: 201, schema: ForkResultSchema }, errors: ["sandbox_not_found", "sandbox_not_running", "sandbox_failed", "capacity_exceeded", "not_supported_by_runtime"] },
   setStandbyPolicy: { method: "post", path: "/v1/sandboxes/{id}/standby", summary: "Change when the sandbox pauses and hibernates on its own, and what its lifetime's end does", tag: "sandboxes", auth: true, body: { kind: "json", schema: StandbyPolicySchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found"] },
 
+  setSandboxNetwork: { method: "put", path: "/v1/sandboxes/{id}/network", summary: "Change what the sandbox may reach (internet, allowOut, denyOut); new connections follow at once", tag: "sandboxes", auth: true, body: { kind: "json", schema: SetNetworkRequestSchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
   runCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/run", summary: "Run a command to completion and return its buffered output", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "json", status: 200, schema: CommandResultSchema }, errors: [...sandboxErrors, "exec_failed"] },
   streamCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/stream", summary: "Run a command, streaming NDJSON events until its exit; closing the stream kills it", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "ndjson", schema: CommandEventSchema }, errors: [...sandboxErrors, "exec_failed"] },
   startProcess: { method: "post", path: "/v1/sandboxes/{id}/processes", summary: "Start a background process", tag: "processes", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "json", status: 201, schema: StartedProcessSchema }, errors: [...sandboxErrors, "exec_failed"] },

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { NetworkPolicySchema, SandboxNetworkSchema, SecretNameSchema } from "./network.js";
 
 export const RuntimeSchema = z.enum(["gvisor", "crun"]).meta({
   description: "gvisor: user-space kernel, strongest isolation (default). crun: fast container tier.",
@@ -87,6 +88,12 @@ export const CreateSandboxRequestSchema = z
     onTimeout: OnTimeoutSchema.default("standby"),
     idleTimeoutMs: idleTimeoutMs.default(15_000),
     hibernateAfterMs: hibernateAfterMs.default(600_000),
+    network: NetworkPolicySchema.optional().meta({ description: "What the sandbox may reach. Default: the daemon's (internet on unless configured off); change it later with PUT /network." }),
+    secrets: z
+      .array(SecretNameSchema)
+      .max(64)
+      .default([])
+      .meta({ description: "Secrets (POST /v1/secrets) the sandbox may use: each becomes an environment variable holding a placeholder, which the egress proxy replaces with the value in requests to that secret's hosts only." }),
   })
   .strict()
   .meta({ id: "CreateSandboxRequest" });
@@ -114,10 +121,16 @@ export const SandboxSchema = z
     standbySince: z.iso.datetime().nullable().meta({ description: "When the sandbox went into standby (paused or hibernated)." }),
     standbyReason: StandbyReasonSchema.nullable().meta({ description: "Why the sandbox is in standby; null when awake." }),
     forkedFrom: SandboxIdSchema.nullable().meta({ description: "The sandbox this one was forked from." }),
+    network: SandboxNetworkSchema.optional().meta({ description: "Its address and what it may reach (absent from daemons before networking)." }),
     createdVia: CreatedViaSchema.meta({ description: "`cold`: booted for its create request; `warm_pool`: taken, already booted, from the template's warm pool; `snapshot`: restored from the template's snapshot (its start command already running); `fork`: a fork." }),
   })
   .meta({ id: "Sandbox" });
 export type Sandbox = z.infer<typeof SandboxSchema>;
+
+export const SetNetworkRequestSchema = NetworkPolicySchema.meta({
+  id: "SetNetworkRequest",
+  description: "The sandbox's new policy; fields left out keep their value. New connections follow it at once; open ones are not cut.",
+});
 
 export const ListSandboxesQuerySchema = z
   .object({

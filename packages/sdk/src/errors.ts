@@ -72,6 +72,8 @@ export class InsufficientStorageError extends StasisError {}
 export class CapacityError extends StasisError {}
 export class ExecFailedError extends StasisError {}
 export class RuntimeUnavailableError extends StasisError {}
+/** The daemon (or this sandbox) has no networking. */
+export class NetworkUnavailableError extends StasisError {}
 export class SandboxFailedError extends StasisError {}
 /**
  * A template build that failed on the template itself: a step failed (template_build_failed), or the spec,
@@ -143,6 +145,7 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   internal: InternalError,
   exec_failed: ExecFailedError,
   runtime_unavailable: RuntimeUnavailableError,
+  network_unavailable: NetworkUnavailableError,
   sandbox_failed: SandboxFailedError,
   agent_timeout: TimeoutError,
   stream_overflow: StreamOverflowError,

@@ -1,4 +1,4 @@
-import type { CreateSandboxRequest, Sandbox as SandboxInfo, SandboxState, StandbyPolicy } from "@stasis/protocol";
+import type { CreateSandboxRequest, NetworkPolicy, Sandbox as SandboxInfo, SandboxState, StandbyPolicy } from "@stasis/protocol";
 import { Commands } from "./commands.js";
 import { splitConnection, type ConnectionOptions } from "./connection.js";
 import { Files } from "./files.js";
@@ -122,6 +122,15 @@ export class Sandbox {
   /** Changes when the sandbox pauses and hibernates on its own and what its lifetime's end does; omitted fields stay. */
   async setStandbyPolicy(policy: StandbyPolicy): Promise<SandboxInfo> {
     this.latest = await this.http.json("setStandbyPolicy", { params: { id: this.id }, json: policy });
+    return this.latest;
+  }
+
+  /**
+   * Changes what the sandbox may reach: `internet`, `allowOut`, `denyOut` (fields left out keep their value).
+   * New connections follow the new policy at once; open ones are not cut.
+   */
+  async setNetwork(policy: NetworkPolicy): Promise<SandboxInfo> {
+    this.latest = await this.http.json("setSandboxNetwork", { params: { id: this.id }, json: policy });
     return this.latest;
   }
 

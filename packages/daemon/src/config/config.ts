@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Runtime } from "@stasis/protocol";
+import { loadNetworkConfig, type NetworkConfig } from "./network-config.js";
 
 export interface DaemonConfig {
   host: string;
@@ -43,6 +44,8 @@ export interface DaemonConfig {
   diskPool: number;
   /** Who may read /metrics without the API key (STASIS_METRICS_AUTH). */
   metricsAuth: MetricsAuth;
+  /** Sandboxes' networking (STASIS_NETWORK_*). */
+  network: NetworkConfig;
 }
 
 /** `loopback`: clients on the host read /metrics without a key, others need it; `key`: everyone needs it; `none`: nobody does. */
@@ -99,6 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     warmPools: parseWarmPools(env.STASIS_WARM_POOL ?? ""),
     diskPool: parseDiskPool(env.STASIS_DISK_POOL),
     metricsAuth,
+    network: loadNetworkConfig(env, dataDir),
     createParallelism: Math.max(1, int(env.STASIS_CREATE_PARALLELISM, Math.max(2, 2 * availableParallelism()), "STASIS_CREATE_PARALLELISM")),
   };
 }

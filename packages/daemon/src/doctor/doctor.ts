@@ -3,7 +3,7 @@ import type { DaemonConfig } from "../config/config.js";
 import { detectCgroupMode, freezerAvailable, missingControllers } from "../runtime/cgroups.js";
 import { createHostDrivers } from "../runtime/drivers/create-drivers.js";
 import { runCommand } from "../runtime/run-command.js";
-import { hostForwardPolicy, uplinks } from "../templates/build-network.js";
+import { hostForwardPolicy, uplinks } from "../network/host-firewall.js";
 import { TemplateStore } from "../templates/template-store.js";
 
 export interface DoctorCheck {

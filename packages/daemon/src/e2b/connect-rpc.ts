@@ -87,6 +87,7 @@ const fromApiCode: Record<ErrorCode, ConnectCode> = {
   internal: "internal",
   exec_failed: "invalid_argument",
   runtime_unavailable: "unavailable",
+  network_unavailable: "failed_precondition",
   sandbox_failed: "unavailable",
   agent_timeout: "unavailable",
   stream_overflow: "resource_exhausted",

@@ -19,6 +19,8 @@ export interface SandboxLaunchSpec extends SandboxRef {
   memoryMiB: number;
   pidsLimit: number;
   hostname: string;
+  /** The sandbox's network namespace (made fresh for this start), or null for no network at all. */
+  netnsPath: string | null;
 }
 
 /** The daemon's side of the agent channel: the agent's stdin and stdout. */

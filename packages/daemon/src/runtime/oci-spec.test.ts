@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { buildOciSpec, cgroupPathOf } from "./oci-spec.js";
 import { defaultSeccompProfile } from "./seccomp-profile.js";
 
-const spec = { id: "sbx_0123456789abcdef", dir: "/d", rootfs: "/d/rootfs", agentPath: "/opt/agent", cpu: 1.5, memoryMiB: 256, pidsLimit: 100, hostname: "sandbox" };
+const spec = { id: "sbx_0123456789abcdef", dir: "/d", rootfs: "/d/rootfs", agentPath: "/opt/agent", cpu: 1.5, memoryMiB: 256, pidsLimit: 100, hostname: "sandbox", netnsPath: null };
 
 describe("buildOciSpec", () => {
   it("runs the agent as init with the sandbox's limits in its own cgroup", () => {

@@ -1,5 +1,5 @@
 import { existsSync, statfsSync } from "node:fs";
-import type { CreateSandboxParams, ListSandboxesQuery, Runtime, Sandbox, SandboxList, StandbyPolicy } from "@stasis/protocol";
+import type { CreateSandboxParams, ListSandboxesQuery, NetworkPolicy, Runtime, Sandbox, SandboxList, StandbyPolicy } from "@stasis/protocol";
 import { dirname } from "node:path";
 import { ApiError } from "../errors/api-error.js";
 import { checkDiskFits, freeBytes } from "./disk-space.js";
@@ -213,6 +213,24 @@ export class SandboxService {
     });
     this.core.touch(id);
     return this.get(id);
+  }
+
+  /**
+   * A new network policy: fields left out keep their value. Under the sandbox's lock, so a wake or fork in
+   * flight starts with the new one; new connections follow it at once, open ones are not cut.
+   */
+  async setNetwork(id: string, policy: NetworkPolicy): Promise<Sandbox> {
+    const network = this.core.deps.network;
+    if (!network) throw new ApiError("network_unavailable", "sandboxes have no network on this daemon (STASIS_NETWORK=off, or the host lacks what it needs: run `stasis doctor`)");
+    return this.core.exclusive(id, async () => {
+      const record = this.core.record(id);
+      if (!record.network) throw new ApiError("network_unavailable", `sandbox ${id} was created without a network`);
+      const next = { ...record.network, policy: network.resolvePolicy(policy, record.network.policy) };
+      await network.update(id, next);
+      this.core.deps.store.setNetwork(id, next);
+      this.core.touch(id);
+      return this.get(id);
+    });
   }
 
   async delete(id: string): Promise<void> {

@@ -146,9 +146,11 @@ describe("Database over a file from the daemon before it", () => {
     const db = openDb(path);
     expect(db.version).toBe(MIGRATIONS.length);
     const c = conn(db);
-    // Every row as it was; columns added since read their defaults (agent: null, the configured one).
-    const upgraded = (rows(c, "sandboxes", "id") as Record<string, unknown>[]).map(({ agent, ...rest }) => {
+    // Every row as it was; columns added since read their defaults (agent: null, the configured one;
+    // network: null, a sandbox from before networking has none).
+    const upgraded = (rows(c, "sandboxes", "id") as Record<string, unknown>[]).map(({ agent, network, ...rest }) => {
       expect(agent).toBeNull();
+      expect(network).toBeNull();
       return rest;
     });
     expect({ sandboxes: upgraded, keys: rows(c, "e2b_keys", "id"), options: rows(c, "e2b_sandboxes", "sandbox_id") }).toEqual(before);

@@ -73,4 +73,6 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   // 7: the pinned agent binary a sandbox was started with (null: from before pinning, the configured one).
   { name: "sandboxes.agent", up: `ALTER TABLE sandboxes ADD COLUMN agent TEXT;` },
+  // The sandbox's network: address, policy and secret placeholders (JSON); NULL for sandboxes without one.
+  { name: "sandboxes.network", up: `ALTER TABLE sandboxes ADD COLUMN network TEXT;` },
 ];

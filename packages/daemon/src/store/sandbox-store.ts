@@ -1,4 +1,4 @@
-import type { CreatedVia, Env, Metadata, OnTimeout, Runtime, SandboxState, StandbyReason } from "@stasis/protocol";
+import type { CreatedVia, Env, Metadata, OnTimeout, ResolvedNetworkPolicy, Runtime, SandboxState, StandbyReason } from "@stasis/protocol";
 import type { Database, Statement } from "./database.js";
 
 export interface SandboxRecord {
@@ -30,6 +30,17 @@ export interface SandboxRecord {
   createdVia: CreatedVia;
   /** Host path of the (pinned) agent binary the sandbox runs; null for sandboxes from before pinning. */
   agent: string | null;
+  /** Its network; null when it has none (networking off, or a sandbox from before networking). */
+  network: SandboxNetworkRecord | null;
+}
+
+/** What a sandbox keeps of its network across standby and restarts. */
+export interface SandboxNetworkRecord {
+  /** Its IPv4 address in the daemon's range; null until one is assigned (a pool member, a clone being made). */
+  address: string | null;
+  policy: ResolvedNetworkPolicy;
+  /** Secret name -> the placeholder the sandbox sees in that variable (the value never leaves the daemon). */
+  placeholders: Record<string, string>;
 }
 
 export interface ListFilter {
@@ -63,6 +74,7 @@ type Row = {
   pooled: number;
   created_via: string;
   agent: string | null;
+  network: string | null;
 };
 
 /**
@@ -88,11 +100,11 @@ export class SandboxStore {
   insert(r: SandboxRecord): void {
     this.stmt(
         `INSERT INTO sandboxes (id, template, runtime, state, state_reason, cpu, memory_mib, disk_mib, env, metadata, timeout_ms, created_at, expires_at, standby_since, standby_reason,
-                                on_timeout, idle_timeout_ms, hibernate_after_ms, forked_from, pooled, created_via, agent)
+                                on_timeout, idle_timeout_ms, hibernate_after_ms, forked_from, pooled, created_via, agent, network)
          VALUES (@id, @template, @runtime, @state, @stateReason, @cpu, @memoryMiB, @diskMiB, @env, @metadata, @timeoutMs, @createdAt, @expiresAt, @standbySince, @standbyReason,
-                 @onTimeout, @idleTimeoutMs, @hibernateAfterMs, @forkedFrom, @pooled, @createdVia, @agent)`,
+                 @onTimeout, @idleTimeoutMs, @hibernateAfterMs, @forkedFrom, @pooled, @createdVia, @agent, @network)`,
       )
-      .run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata), pooled: r.pooled ? 1 : 0 });
+      .run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata), pooled: r.pooled ? 1 : 0, network: r.network ? JSON.stringify(r.network) : null });
   }
 
   /** A warm pool's member becomes the requester's sandbox: its settings, a fresh lifetime, visible from now. */
@@ -100,9 +112,9 @@ export class SandboxStore {
     this.stmt(
       `UPDATE sandboxes SET state = @state, state_reason = NULL, env = @env, metadata = @metadata, timeout_ms = @timeoutMs, created_at = @createdAt,
               expires_at = @expiresAt, standby_since = NULL, standby_reason = NULL, on_timeout = @onTimeout, idle_timeout_ms = @idleTimeoutMs,
-              hibernate_after_ms = @hibernateAfterMs, pooled = 0, created_via = @createdVia
+              hibernate_after_ms = @hibernateAfterMs, pooled = 0, created_via = @createdVia, network = @network
        WHERE id = @id AND pooled = 1`,
-    ).run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata) });
+    ).run({ ...r, env: JSON.stringify(r.env), metadata: JSON.stringify(r.metadata), network: r.network ? JSON.stringify(r.network) : null });
   }
 
   get(id: string): SandboxRecord | null {
@@ -144,6 +156,16 @@ export class SandboxStore {
       policy.hibernateAfterMs,
       id,
     );
+  }
+
+  setNetwork(id: string, network: SandboxNetworkRecord | null): void {
+    this.stmt("UPDATE sandboxes SET network = ? WHERE id = ?").run(network ? JSON.stringify(network) : null, id);
+  }
+
+  /** Addresses held by sandboxes of any state: a stopped or failed one keeps its address until deleted. */
+  networkAddresses(): string[] {
+    const rows = this.stmt("SELECT json_extract(network, '$.address') AS address FROM sandboxes WHERE network IS NOT NULL").all() as { address: string | null }[];
+    return rows.map((r) => r.address).filter((a): a is string => typeof a === "string");
   }
 
   setExpiry(id: string, timeoutMs: number, expiresAt: number | null): void {
@@ -216,5 +238,6 @@ function fromRow(row: Row): SandboxRecord {
     pooled: row.pooled === 1,
     createdVia: row.created_via as CreatedVia,
     agent: row.agent,
+    network: row.network ? (JSON.parse(row.network) as SandboxNetworkRecord) : null,
   };
 }

@@ -27,6 +27,7 @@ export function testRecord(id: string, extra: Partial<SandboxRecord> = {}): Sand
     pooled: false,
     createdVia: "cold",
     agent: null,
+    network: null,
     ...extra,
   };
 }

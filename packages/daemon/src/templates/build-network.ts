@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { allowThroughHostFirewall, uplinks } from "../network/host-firewall.js";
 import { leftByPreviousDaemon, mustRun, runCommand } from "../runtime/run-command.js";
 
 /**
@@ -24,12 +25,6 @@ export interface BuildNetwork {
 const must = (cmd: string, args: string[], input?: string) => mustRun(cmd, args, { timeoutMs: 20_000, ...(input === undefined ? {} : { input }) });
 
 let hostQueue: Promise<void> = Promise.resolve();
-
-/** Interfaces with a default route: the only ones build traffic may leave by. */
-export async function uplinks(): Promise<string[]> {
-  const out = await runCommand("ip", ["-4", "route", "show", "default"], { timeoutMs: 10_000 });
-  return [...new Set([...out.stdout.matchAll(/\bdev (\S+)/g)].map((m) => m[1] ?? ""))].filter((d) => /^[\w.@-]+$/.test(d) && !d.startsWith(IFACE_PREFIX)).sort();
-}
 
 /**
  * The table: NAT out; nothing from a build to the host itself, to another build, to link-local addresses
@@ -58,7 +53,7 @@ function prepareHost(): Promise<void> {
     if (readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() !== "1") writeFileSync("/proc/sys/net/ipv4/ip_forward", "1\n");
     await must("nft", ["-f", "-"], buildRuleset(await uplinks()));
     // In the same queue: two steps checking at once would both insert the iptables rules.
-    await allowThroughHostFirewall();
+    await allowThroughHostFirewall(`${IFACE_PREFIX}+`);
   });
   hostQueue = next.catch(() => {});
   return next;
@@ -77,33 +72,6 @@ export function upstreamResolvConf(): string {
     if (servers.length > 0) return servers.map((s) => `nameserver ${s}`).join("\n") + "\n";
   }
   return "nameserver 1.1.1.1\nnameserver 8.8.8.8\n";
-}
-
-/**
- * A host firewall whose FORWARD policy drops (Docker sets it, ufw by default) would drop build traffic
- * whatever our table accepts: every base chain on a hook must accept. So while the policy of the
- * `iptables` FORWARD chain (the one Docker and ufw manage) is not ACCEPT, two rules at its top accept
- * traffic from build veths and replies to them; our own table still drops what a build must not reach.
- * Checked at every step, since Docker may start after the daemon. The rules name only `stb+` interfaces,
- * which exist only during a build step, and stay (at most once) after the daemon stops.
- */
-async function allowThroughHostFirewall(): Promise<void> {
-  const policy = await hostForwardPolicy();
-  if (policy === null || policy === "ACCEPT") return;
-  const rules = [
-    ["-o", `${IFACE_PREFIX}+`, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
-    ["-i", `${IFACE_PREFIX}+`, "-j", "ACCEPT"],
-  ];
-  for (const rule of rules) {
-    const present = await runCommand("iptables", ["-w", "5", "-C", "FORWARD", ...rule], { timeoutMs: 10_000 });
-    if (present.code !== 0) await must("iptables", ["-w", "5", "-I", "FORWARD", "1", ...rule]);
-  }
-}
-
-/** The policy of the `iptables` FORWARD chain (`ACCEPT`, `DROP`), or null without iptables. */
-export async function hostForwardPolicy(): Promise<string | null> {
-  const listed = await runCommand("iptables", ["-w", "5", "-S", "FORWARD"], { timeoutMs: 10_000 });
-  return listed.code === 0 ? (/^-P FORWARD (\S+)$/m.exec(listed.stdout)?.[1] ?? null) : null;
 }
 
 export async function createBuildNetwork(): Promise<BuildNetwork> {

@@ -1,4 +1,4 @@
-import { CreateSandboxRequestSchema, ForkRequestSchema, ListSandboxesQuerySchema, SetTimeoutRequestSchema, StandbyPolicySchema } from "@stasis/protocol";
+import { CreateSandboxRequestSchema, ForkRequestSchema, ListSandboxesQuerySchema, SetNetworkRequestSchema, SetTimeoutRequestSchema, StandbyPolicySchema } from "@stasis/protocol";
 import type { Handler } from "../handler.js";
 import { jsonBody, query } from "../validation.js";
 
@@ -18,6 +18,7 @@ export const sandboxHandlers = {
     return c.json({ sandboxes: await s.sandboxes.fork(c.req.param("id") ?? "", body.count) }, 201);
   },
   setStandbyPolicy: async (c, s) => c.json(s.sandboxes.setStandbyPolicy(c.req.param("id") ?? "", await jsonBody(c, StandbyPolicySchema))),
+  setSandboxNetwork: async (c, s) => c.json(await s.sandboxes.setNetwork(c.req.param("id") ?? "", await jsonBody(c, SetNetworkRequestSchema))),
   setSandboxTimeout: async (c, s) => {
     const body = await jsonBody(c, SetTimeoutRequestSchema);
     return c.json(s.sandboxes.setTimeout(c.req.param("id") ?? "", body.timeoutMs));

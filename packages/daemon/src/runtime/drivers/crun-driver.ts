@@ -41,7 +41,7 @@ function userNamespaceLimitsHook(): { path: string; args: string[]; env: string[
 
 /**
  * crun: the fast container tier. Each container runs in its own user namespace (root inside is an
- * unprivileged uid on the host), with a minimal capability set, a default seccomp profile and no network.
+ * unprivileged uid on the host), with a minimal capability set, a default seccomp profile, and the network namespace the daemon made for it.
  */
 export class CrunDriver extends OciDriver {
   readonly name = "crun" as const;
@@ -79,7 +79,8 @@ export class CrunDriver extends OciDriver {
     const bundle = join(spec.dir, "bundle");
     mkdirSync(bundle, { recursive: true });
     const config = buildOciSpec(spec, {
-      namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "network" }, { type: "user" }, { type: "cgroup" }],
+      // The sandbox's own network namespace (made by the daemon, owned by host root) or an empty one.
+      namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, spec.netnsPath ? { type: "network", path: spec.netnsPath } : { type: "network" }, { type: "user" }, { type: "cgroup" }],
       uidMappings: [{ containerID: 0, hostID: this.options.usernsBase, size: USERNS_SIZE }],
       seccomp: defaultSeccompProfile(),
       hooks: { createRuntime: [userNamespaceLimitsHook()] },

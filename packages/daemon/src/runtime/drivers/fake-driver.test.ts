@@ -20,7 +20,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function spec(id: string): SandboxLaunchSpec {
   const runtimeDir = join(dir, id);
   mkdirSync(runtimeDir, { recursive: true });
-  return { id, dir: runtimeDir, rootfs: join(dir, "rootfs"), agentPath: "/none", cpu: 1, memoryMiB: 64, pidsLimit: 64, hostname: "sandbox" };
+  return { id, dir: runtimeDir, rootfs: join(dir, "rootfs"), agentPath: "/none", cpu: 1, memoryMiB: 64, pidsLimit: 64, hostname: "sandbox", netnsPath: null };
 }
 
 async function launch(driver: FakeDriver, id: string): Promise<AgentClient> {

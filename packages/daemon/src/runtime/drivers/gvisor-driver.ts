@@ -54,14 +54,27 @@ export class GvisorDriver extends OciDriver implements Checkpointable, BuildStep
     return new ContainerIds(ref).current();
   }
 
-  private runsc(): string[] {
-    return ["--root", this.options.stateRoot, `--platform=${this.platform ?? "systrap"}`, "--network=none", "--overlay2=none"];
+  /** `--network=sandbox`: the sentry's own network stack takes over the namespace's veth. */
+  private runsc(netnsPath: string | null = null): string[] {
+    return ["--root", this.options.stateRoot, `--platform=${this.platform ?? "systrap"}`, `--network=${netnsPath ? "sandbox" : "none"}`, "--overlay2=none"];
+  }
+
+  /**
+   * The runsc command line for a start. With a network, runsc refuses to run in what it takes for the
+   * host's namespace (it checks a /proc/sys/net file every namespace has on this kernel): hiding
+   * /proc/sys/net in a private mount namespace of the CLI gets past it.
+   */
+  private startCommand(spec: SandboxLaunchSpec, args: string[]): [string, string[]] {
+    const runsc = [this.options.runscPath, ...this.runsc(spec.netnsPath), ...args];
+    if (!spec.netnsPath) return [runsc[0]!, runsc.slice(1)];
+    return ["unshare", ["-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none /proc/sys/net && exec "$@"', "sh", ...runsc]];
   }
 
   async launch(spec: SandboxLaunchSpec): Promise<LaunchedSandbox> {
     new ContainerIds(spec).reset();
     const bundle = await this.writeBundle(spec, spec.id);
-    return this.track(spec.id, await launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "run", "--bundle", bundle, spec.id], spec.dir, spec.agentPath));
+    const [cmd, args] = this.startCommand(spec, ["run", "--bundle", bundle, spec.id]);
+    return this.track(spec.id, await launchRuntimeProcess(cmd, args, spec.dir, spec.agentPath));
   }
 
   private track(containerId: string, launched: LaunchedSandbox): LaunchedSandbox {
@@ -121,7 +134,8 @@ export class GvisorDriver extends OciDriver implements Checkpointable, BuildStep
     if (!image.isComplete()) throw new Error(`no complete checkpoint image at ${image.path}`);
     const id = new ContainerIds(spec).startIncarnation();
     const bundle = await this.writeBundle(spec, id);
-    return this.track(id, await launchRuntimeProcess(this.options.runscPath, [...this.runsc(), "restore", "--image-path", image.path, "--bundle", bundle, id], spec.dir, spec.agentPath));
+    const [cmd, args] = this.startCommand(spec, ["restore", "--image-path", image.path, "--bundle", bundle, id]);
+    return this.track(id, await launchRuntimeProcess(cmd, args, spec.dir, spec.agentPath));
   }
 
   private async writeBundle(spec: SandboxLaunchSpec, containerId: string): Promise<string> {
@@ -131,7 +145,7 @@ export class GvisorDriver extends OciDriver implements Checkpointable, BuildStep
     mkdirSync(bundle, { recursive: true });
     const tmpProblem = prepareBoundTmp(spec.rootfs);
     if (tmpProblem) throw new Error(tmpProblem);
-    const config = buildOciSpec({ ...spec, id: containerId }, { namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "network" }], bindTmp: true });
+    const config = buildOciSpec({ ...spec, id: containerId }, { namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, spec.netnsPath ? { type: "network", path: spec.netnsPath } : { type: "network" }], bindTmp: true });
     writeFileSync(join(bundle, "config.json"), JSON.stringify(config, null, 2));
     return bundle;
   }

@@ -80,6 +80,7 @@ export class Booter {
       pooled,
       createdVia: this.usesSnapshot(shape) ? "snapshot" : "cold",
       agent: this.core.agent.path,
+      network: this.core.deps.network ? { address: null, policy: this.core.deps.network.resolvePolicy(params.network), placeholders: {} } : null,
     };
   }
 
@@ -121,6 +122,7 @@ export class Booter {
         const owner = this.core.ownerOf(record);
         const lower = await this.core.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
         await this.core.deps.filesystem.createFromImage(record.id, snapshot.disk, lower, owner);
+        this.core.writeResolvConf(record);
         await this.restoreFrom(record, new CheckpointImage(snapshot.image), "snapshot");
       });
       return;
@@ -144,7 +146,8 @@ export class Booter {
       const owner = this.core.ownerOf(record);
       const lower = await this.core.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
       await this.core.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
-      const launched = await driver.launch(this.core.launchSpec(record));
+      this.core.writeResolvConf(record);
+      const launched = await driver.launch(await this.core.prepareLaunch(record));
       crashPoint("create.launched");
       return { agent: await this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start"), launched };
     });
@@ -179,7 +182,7 @@ export class Booter {
       const prepared = performance.now() - started;
       let restored: { agent: AgentClient; exited: Promise<string> } | null = null;
       for (let attempt = 1; !restored; attempt++) {
-        const launched = await driver.restore(this.core.launchSpec(record), image);
+        const launched = await driver.restore(await this.core.prepareLaunch(record), image);
         crashPoint(why === "fork" ? "fork.restored" : "wake.restored");
         try {
           restored = { agent: await this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "resume" ? "wake" : why), exited: launched.exited };

@@ -45,6 +45,8 @@ export class Forker {
       forkedFrom: id,
       pooled: false,
       createdVia: "fork" as const,
+      // Its own address (given at its first start), the source's policy and placeholders.
+      network: source.network ? { ...source.network, address: null } : null,
     }));
     for (const clone of clones) store.insert(clone);
     this.core.updateGauges();

@@ -22,9 +22,16 @@ const WRITER_WAIT_MS = 10 * 60_000;
  * files until the user deletes it. Nothing here waits on a sandbox: the daemon starts in seconds.
  */
 export async function reconcile(core: SandboxCore): Promise<void> {
-  await forEachLimited(core.deps.store.live(), PARALLEL, (record) =>
+  const { store, network } = core.deps;
+  const mayRun = (r: SandboxRecord) => r.state !== "hibernated";
+  // The table first: sandboxes still running keep their network through the restart.
+  await network?.reconcile(store.networkAddresses(), store.live().filter(mayRun)).catch((err: Error) => core.log.error({ err: err.message }, "restoring sandboxes' networks failed"));
+  await forEachLimited(store.live(), PARALLEL, (record) =>
     reconcileOne(core, record).catch((err: Error) => core.log.error({ sandbox: record.id, err: err.message }, "settling a sandbox after a restart failed")),
   );
+  // Namespaces of sandboxes that settled as hibernated (or were never started) go.
+  const running = store.live().filter((r) => r.state === "running" || r.state === "paused" || r.state === "hibernating");
+  await network?.prune(new Set(running.map((r) => r.id))).catch((err: Error) => core.log.warn({ err: err.message }, "removing stale sandbox networks failed"));
 }
 
 async function reconcileOne(core: SandboxCore, record: SandboxRecord): Promise<void> {

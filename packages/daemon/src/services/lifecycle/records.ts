@@ -104,6 +104,11 @@ export function toSandbox(r: SandboxRecord): Sandbox {
     standbySince: iso(r.standbySince),
     standbyReason: r.standbyReason,
     forkedFrom: r.forkedFrom,
+    network: {
+      address: r.network?.address ?? null,
+      policy: r.network?.policy ?? { internet: false, allowOut: [], denyOut: [] },
+      secrets: Object.keys(r.network?.placeholders ?? {}),
+    },
     createdVia: r.createdVia,
   };
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { chownSync, lstatSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { SandboxStateSchema, type Runtime } from "@stasis/protocol";
@@ -8,6 +8,7 @@ import { ApiError } from "../../errors/api-error.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { AgentChannel, LaunchedSandbox, RuntimeDriver, RuntimeProbe, SandboxLaunchSpec, SandboxRef } from "../../runtime/driver.js";
 import type { SandboxFilesystem } from "../../disks/sandbox-filesystem.js";
+import type { SandboxNetworks } from "../../network/sandbox-network.js";
 import type { SandboxRecord, SandboxStore } from "../../store/sandbox-store.js";
 import type { TemplateStore } from "../../templates/template-store.js";
 import { Limiter } from "../limiter.js";
@@ -27,6 +28,8 @@ export interface SandboxServiceDeps {
   templates: TemplateSource;
   metrics: Metrics;
   log: Logger;
+  /** Sandboxes' networks; absent or null: sandboxes run with no network at all. */
+  network?: SandboxNetworks | null;
 }
 
 /** A sandbox whose runtime is up and whose agent channel is open. */
@@ -166,7 +169,44 @@ export class SandboxCore {
     return record.runtime === "crun" ? this.deps.config.usernsBase : 0;
   }
 
-  launchSpec(record: SandboxRecord): SandboxLaunchSpec {
+  /**
+   * What a start of the sandbox's runtime needs, its network namespace made fresh (an address assigned
+   * first if it has none: a new sandbox, a fork's clone).
+   */
+  async prepareLaunch(record: SandboxRecord): Promise<SandboxLaunchSpec> {
+    const network = this.deps.network;
+    if (!network || !record.network) return this.launchSpec(record, null);
+    if (!record.network.address) {
+      record.network = network.assignAddress(record.network);
+      this.deps.store.setNetwork(record.id, record.network);
+    }
+    return this.launchSpec(record, await network.attach(record.id, record.network));
+  }
+
+  /**
+   * Points the sandbox's resolver at the daemon's DNS (the same address in every sandbox, so a fork's copy
+   * stays right). Written on the host before the sandbox runs, so nothing inside can race it; a template
+   * whose /etc or resolv.conf is a symlink must not make the daemon write outside the sandbox.
+   */
+  writeResolvConf(record: SandboxRecord): void {
+    const network = this.deps.network;
+    if (!network || !record.network) return;
+    const etc = join(this.deps.filesystem.paths(record.id).rootfs, "etc");
+    if (!lstatSync(etc, { throwIfNoEntry: false })?.isDirectory()) return;
+    const file = join(etc, "resolv.conf");
+    if (lstatSync(file, { throwIfNoEntry: false })?.isDirectory()) return;
+    rmSync(file, { force: true });
+    writeFileSync(file, `# The Stasis daemon's resolver: it answers by this sandbox's network policy.\nnameserver ${network.range.resolver}\noptions edns0\n`, { flag: "wx", mode: 0o644 });
+    const owner = this.ownerOf(record);
+    if (owner !== 0) chownSync(file, owner, owner);
+  }
+
+  /** The runtime is gone but the sandbox stays (hibernated, failed): its namespace and rules go. */
+  async leaveNetwork(record: SandboxRecord): Promise<void> {
+    if (record.network) await this.deps.network?.detach(record.id, record.network).catch((err: Error) => this.deps.log.warn({ sandbox: record.id, err: err.message }, "removing a sandbox's network failed"));
+  }
+
+  launchSpec(record: SandboxRecord, netnsPath: string | null): SandboxLaunchSpec {
     const paths = this.deps.filesystem.paths(record.id);
     return {
       id: record.id,
@@ -178,6 +218,7 @@ export class SandboxCore {
       memoryMiB: record.memoryMiB,
       pidsLimit: this.deps.config.pidsLimit,
       hostname: "sandbox",
+      netnsPath,
     };
   }
 
@@ -256,6 +297,7 @@ export class SandboxCore {
     this.detach(record.id, "sandbox failed");
     const driver = this.deps.drivers.get(record.runtime);
     if (driver) await driver.destroy(this.ref(record.id)).catch((err: Error) => this.deps.log.warn({ sandbox: record.id, err: err.message }, "removing a failed sandbox's runtime failed"));
+    await this.leaveNetwork(record);
     await this.deps.filesystem.thaw(record.id).catch(() => {});
     this.updateGauges();
   }
@@ -274,6 +316,7 @@ export class SandboxCore {
     this.live.delete(record.id);
     const driver = this.deps.drivers.get(record.runtime);
     if (driver) await driver.destroy(this.ref(record.id));
+    if (record.network) await this.deps.network?.release(record.id, record.network);
     await this.deps.filesystem.remove(record.id);
   }
 

@@ -119,6 +119,7 @@ export class Standby {
     live.agent.close("sandbox hibernated");
     await filesystem.sync(id);
     image.commit();
+    await this.core.leaveNetwork(record);
     store.setStandby(id, "hibernated", { since, reason }, record.expiresAt, note ?? (wasPaused ? record.stateReason : null));
     const ms = performance.now() - started;
     metrics.standbyTransition.observe({ op: "hibernate" }, ms / 1000);

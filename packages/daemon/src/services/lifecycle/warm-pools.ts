@@ -78,7 +78,10 @@ export class WarmPools {
       hibernateAfterMs: params.hibernateAfterMs,
       pooled: false,
       createdVia: "warm_pool",
+      // The member's address, the requester's policy.
+      network: member.network && this.core.deps.network ? { ...member.network, policy: this.core.deps.network.resolvePolicy(params.network) } : member.network,
     };
+    if (claimed.network) await this.core.deps.network?.update(id, claimed.network);
     this.core.deps.store.claim(claimed);
     this.core.live.set(id, { record: claimed, agent: live.agent });
     this.core.touch(id);

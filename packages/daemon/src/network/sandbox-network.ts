@@ -1,0 +1,211 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import type { Logger } from "pino";
+import type { NetworkPolicy, ResolvedNetworkPolicy } from "@stasis/protocol";
+import type { NetworkConfig } from "../config/network-config.js";
+import { runCommand } from "../runtime/run-command.js";
+import type { SandboxNetworkRecord } from "../store/sandbox-store.js";
+import { AddressRange } from "./addresses.js";
+import { applyNft, fullRuleset, removeSandboxRules, sandboxRules, tableExists, type FirewallSandbox, type FirewallSetup } from "./firewall.js";
+import { allowThroughHostFirewall, uplinks } from "./host-firewall.js";
+import { createSandboxNetns, interfaceCounters, NetnsNames, removeSandboxNetns } from "./sandbox-netns.js";
+import type { SandboxOnNetwork } from "./types.js";
+
+/** The ports the daemon's DNS server and egress proxy listen on (started before the network). */
+export interface NetworkPorts {
+  dns: number;
+  http: number;
+  tls: number;
+}
+
+/** A sandbox as the network layer needs it: its id and what its record keeps of its network. */
+export interface NetworkedSandbox {
+  id: string;
+  network: SandboxNetworkRecord | null;
+}
+
+/** Whether a policy needs TCP 80/443 through the proxy: domain targets, or secrets to inject. */
+export function needsProxy(network: SandboxNetworkRecord): boolean {
+  const named = (t: string) => !/^[\d./]+$/.test(t);
+  return Object.keys(network.placeholders).length > 0 || network.policy.allowOut.some(named) || network.policy.denyOut.some(named);
+}
+
+/**
+ * Sandboxes' networks on this host: one namespace and veth pair per sandbox (a /30 from the daemon's
+ * range), NAT out by the uplinks, and an nftables table that applies each sandbox's policy. A sandbox's
+ * address and policy live in its record; this keeps the host in line with the records.
+ */
+export class SandboxNetworks {
+  readonly range: AddressRange;
+  readonly names: NetnsNames;
+  private readonly setup: FirewallSetup;
+  /** Sandboxes with a namespace now, by address: what DNS and the proxy look their clients up in. */
+  private readonly byAddress = new Map<string, SandboxOnNetwork>();
+  /** Addresses handed out, persisted in records; a create reserves one here before its record holds it. */
+  private readonly taken = new Set<string>();
+  /** Table changes run one at a time, in order. */
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly config: NetworkConfig,
+    ports: NetworkPorts,
+    private readonly log: Logger,
+  ) {
+    this.range = new AddressRange(config.range);
+    this.names = new NetnsNames(config.tag);
+    this.setup = {
+      table: `stasis_${config.tag}`,
+      range: this.range.cidr,
+      openRanges: config.openRanges,
+      dnsPort: ports.dns,
+      httpProxyPort: ports.http,
+      tlsProxyPort: ports.tls,
+      maxConnections: config.maxConnections,
+    };
+  }
+
+  get table(): string {
+    return this.setup.table;
+  }
+
+  /** The policy a create asks for, completed with the daemon's default. */
+  resolvePolicy(requested: NetworkPolicy | undefined, base?: ResolvedNetworkPolicy): ResolvedNetworkPolicy {
+    return {
+      internet: requested?.internet ?? base?.internet ?? this.config.internetByDefault,
+      allowOut: requested?.allowOut ?? base?.allowOut ?? [],
+      denyOut: requested?.denyOut ?? base?.denyOut ?? [],
+    };
+  }
+
+  lookup(sourceAddress: string): SandboxOnNetwork | undefined {
+    return this.byAddress.get(sourceAddress);
+  }
+
+  /**
+   * At start: the table rebuilt from the records (a reboot or a firewall reload may have removed it, a crash
+   * may have left it stale), and namespaces no running sandbox uses removed. `running` = sandboxes whose
+   * runtime may live on (their namespace must stay); `taken` = the addresses every record holds.
+   */
+  async reconcile(taken: string[], running: NetworkedSandbox[]): Promise<void> {
+    this.taken.clear();
+    for (const address of taken) this.taken.add(address);
+    const keep = new Set(running.filter((s) => s.network?.address).map((s) => s.id));
+    await this.prune(keep);
+    await this.prepareHost();
+    const rules = running.filter((s) => keep.has(s.id)).map((s) => this.firewallView(s.id, s.network!));
+    await this.serialized(async () => applyNft(fullRuleset(this.setup, await uplinks(), rules)));
+    for (const s of running) if (keep.has(s.id)) this.remember(s.id, s.network!);
+  }
+
+  /** Removes this daemon's namespaces but those of `keep` (sandbox ids): what a crash left behind. */
+  async prune(keep: ReadonlySet<string>): Promise<void> {
+    for (const id of this.names.present()) {
+      if (keep.has(id)) continue;
+      await removeSandboxNetns(this.names, id);
+      for (const [address, s] of this.byAddress) if (s.id === id) this.byAddress.delete(address);
+    }
+  }
+
+  private async prepareHost(): Promise<void> {
+    if (readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim() !== "1") writeFileSync("/proc/sys/net/ipv4/ip_forward", "1\n");
+    await allowThroughHostFirewall("sx+");
+  }
+
+  /** Gives the record an address if it has none (persist the returned record). */
+  assignAddress(network: SandboxNetworkRecord): SandboxNetworkRecord {
+    if (network.address) return network;
+    const address = this.range.allocate(this.taken);
+    if (!address) throw new Error(`every address of ${this.range.cidr} is taken (${this.range.capacity} sandboxes); configure a larger STASIS_NETWORK_RANGE`);
+    this.taken.add(address);
+    return { ...network, address };
+  }
+
+  /**
+   * Before each start of the sandbox's runtime (boot, wake, fork clone): a fresh namespace with its
+   * address, and its rules in the table. Returns the namespace's path for the runtime.
+   */
+  async attach(id: string, network: SandboxNetworkRecord): Promise<string> {
+    if (!network.address) throw new Error(`sandbox ${id} has no network address`);
+    const link = this.range.linkOf(network.address);
+    const path = await createSandboxNetns(this.names, id, link);
+    try {
+      await this.applyRules(id, network);
+      if (this.config.bandwidthMbit > 0) await this.limitBandwidth(id);
+    } catch (err) {
+      await removeSandboxNetns(this.names, id);
+      throw err;
+    }
+    this.remember(id, network);
+    return path;
+  }
+
+  /** A changed policy (or secrets): new connections follow it at once; open ones keep going. */
+  async update(id: string, network: SandboxNetworkRecord): Promise<void> {
+    if (!network.address) return;
+    if (this.byAddress.get(network.address)?.id !== id) return; // not on the network now: applied at its next start
+    await this.applyRules(id, network);
+    this.remember(id, network);
+  }
+
+  /** The runtime stopped (hibernated, failed): its namespace and rules go; the record keeps its address. */
+  async detach(id: string, network: SandboxNetworkRecord | null): Promise<void> {
+    if (network?.address) this.byAddress.delete(network.address);
+    await removeSandboxNetns(this.names, id);
+    const script = removeSandboxRules(this.setup, id, this.names.hostInterface(id));
+    await this.serialized(() => applyNft(script)).catch(() => {
+      // Already gone (never attached, or the table was rebuilt without it).
+    });
+  }
+
+  /** The sandbox is deleted: as detach, and its address is free again. */
+  async release(id: string, network: SandboxNetworkRecord | null): Promise<void> {
+    await this.detach(id, network);
+    if (network?.address) this.taken.delete(network.address);
+  }
+
+  counters(id: string): { sentBytes: number; receivedBytes: number } | null {
+    return interfaceCounters(this.names, id);
+  }
+
+  private remember(id: string, network: SandboxNetworkRecord): void {
+    if (!network.address) return;
+    this.byAddress.set(network.address, { id, address: network.address, policy: network.policy, placeholders: network.placeholders });
+  }
+
+  private firewallView(id: string, network: SandboxNetworkRecord): FirewallSandbox {
+    return { id, hostInterface: this.names.hostInterface(id), address: network.address!, policy: network.policy, proxied: needsProxy(network) };
+  }
+
+  private async applyRules(id: string, network: SandboxNetworkRecord): Promise<void> {
+    const script = sandboxRules(this.setup, this.firewallView(id, network));
+    await this.serialized(async () => {
+      // A firewall reload (`nft flush ruleset`) may have removed the table since: rebuild it first.
+      if (!(await tableExists(this.setup.table))) {
+        this.log.warn({ table: this.setup.table }, "the nftables table was gone (a firewall reload?); rebuilding it");
+        const current = [...this.byAddress.values()].filter((s) => s.id !== id).map((s) => this.firewallView(s.id, { address: s.address, policy: s.policy, placeholders: s.placeholders }));
+        await applyNft(fullRuleset(this.setup, await uplinks(), current));
+      }
+      await applyNft(script);
+    });
+  }
+
+  /** Each way: the host side's egress is the sandbox's download; an ingress policer bounds its upload. */
+  private async limitBandwidth(id: string): Promise<void> {
+    const dev = this.names.hostInterface(id);
+    const rate = `${this.config.bandwidthMbit}mbit`;
+    const burst = `${Math.max(32, Math.round((this.config.bandwidthMbit * 1000) / 8 / 10))}kb`;
+    const out = await runCommand("tc", ["-batch", "-"], {
+      timeoutMs: 10_000,
+      input: [`qdisc add dev ${dev} root tbf rate ${rate} burst ${burst} latency 100ms`, `qdisc add dev ${dev} handle ffff: ingress`, `filter add dev ${dev} parent ffff: matchall action police rate ${rate} burst ${burst} drop`].join("\n") + "\n",
+    });
+    if (out.code !== 0) throw new Error(`tc failed: ${out.stderr.trim() || `exit ${out.code}`}`);
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+}

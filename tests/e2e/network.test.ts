@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox } from "@stasis/sdk";
+import { startTestDaemon, type TestDaemon } from "./harness.js";
+import { startTestInternet, type TestInternet } from "./test-internet.js";
+
+/** A Python probe: connects to each `host:port` and prints `OPEN` or `SHUT` per target. */
+const PROBE = `
+import socket, sys
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    s = socket.socket(); s.settimeout(3)
+    try:
+        s.connect((host, int(port))); print("OPEN", target)
+    except Exception as e:
+        print("SHUT", target, type(e).__name__)
+    finally:
+        s.close()
+`;
+
+/** GETs a URL from inside the sandbox; prints the reply body, or FAIL and the error. */
+const FETCH = `
+import sys, urllib.request, ssl
+url = sys.argv[1]
+headers = dict(h.split(":", 1) for h in sys.argv[2:])
+ctx = ssl.create_default_context(cafile="/tmp/inet-ca.pem")
+try:
+    print(urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5, context=ctx).read().decode())
+except Exception as e:
+    print("FAIL", type(e).__name__, e)
+`;
+
+async function probe(sandbox: Sandbox, ...targets: string[]): Promise<Record<string, "OPEN" | "SHUT">> {
+  const r = await sandbox.commands.run(`python3 /tmp/probe.py ${targets.join(" ")}`, { timeoutMs: 60_000 });
+  const result: Record<string, "OPEN" | "SHUT"> = {};
+  for (const line of r.stdout.split("\n")) {
+    const [verdict, target] = line.split(" ");
+    if (target && (verdict === "OPEN" || verdict === "SHUT")) result[target] = verdict;
+  }
+  return result;
+}
+
+describe.each(["gvisor", "crun"] as const)("sandbox networking on %s", (runtime) => {
+  let inet: TestInternet;
+  let daemon: TestDaemon;
+
+  const make = async (network?: Parameters<typeof Sandbox.create>[0] extends infer O ? (O extends { network?: infer N } ? N : never) : never) => {
+    const s = await Sandbox.create({ runtime, ...(network ? { network } : {}), ...daemon.conn });
+    await s.files.write("/tmp/probe.py", PROBE);
+    await s.files.write("/tmp/fetch.py", FETCH);
+    await s.files.write("/tmp/inet-ca.pem", inet.caPem);
+    return s;
+  };
+
+  beforeAll(async () => {
+    inet = await startTestInternet();
+    daemon = await startTestDaemon({ STASIS_NETWORK_OPEN: inet.cidr, STASIS_DNS_UPSTREAM: inet.dns });
+  });
+  afterAll(async () => {
+    await daemon?.destroy();
+    await inet?.close();
+  });
+
+  it("reaches the internet by default, by address", async () => {
+    const s = await make();
+    expect(s.info.network?.address).toMatch(/^10\.\d+\.\d+\.\d+$/);
+    expect(await probe(s, `${inet.primary}:80`, `${inet.primary}:443`)).toEqual({ [`${inet.primary}:80`]: "OPEN", [`${inet.primary}:443`]: "OPEN" });
+    await s.kill();
+  });
+
+  it("reaches nothing with internet: false", async () => {
+    const s = await make({ internet: false });
+    expect(await probe(s, `${inet.primary}:80`)).toEqual({ [`${inet.primary}:80`]: "SHUT" });
+    await s.kill();
+  });
+
+  it("never reaches the host, another sandbox, metadata or private ranges", async () => {
+    const [a, b] = await Promise.all([make(), make()]);
+    await b.commands.start("python3 -m http.server 8000 --bind 0.0.0.0");
+    const port = new URL(daemon.url).port;
+    const gateway = a.info.network!.address!.replace(/\.(\d+)$/, (_, last: string) => `.${Number(last) - 1}`);
+    const r = await probe(a, `${gateway}:${port}`, `${gateway}:22`, `${b.info.network!.address}:8000`, "169.254.169.254:80", "10.1.2.3:80", "192.168.1.1:80", `${inet.primary.replace(/\.\d+$/, ".1")}:${port}`);
+    expect(Object.values(r).every((v) => v === "SHUT")).toBe(true);
+    expect(Object.keys(r)).toHaveLength(7);
+    await Promise.all([a.kill(), b.kill()]);
+  });
+
+  it("refuses a denied CIDR and applies a runtime policy change to new connections", async () => {
+    const s = await make({ denyOut: [`${inet.secondary}/32`] });
+    expect(await probe(s, `${inet.primary}:80`, `${inet.secondary}:80`)).toEqual({ [`${inet.primary}:80`]: "OPEN", [`${inet.secondary}:80`]: "SHUT" });
+    await s.setNetwork({ internet: false, denyOut: [] });
+    expect((await probe(s, `${inet.primary}:80`))[`${inet.primary}:80`]).toBe("SHUT");
+    await s.setNetwork({ internet: true });
+    expect((await probe(s, `${inet.primary}:80`, `${inet.secondary}:80`))[`${inet.secondary}:80`]).toBe("OPEN");
+    await s.kill();
+  });
+});
