@@ -93,4 +93,37 @@ describe.each(["gvisor", "crun"] as const)("sandbox networking on %s", (runtime)
     expect((await probe(s, `${inet.primary}:80`, `${inet.secondary}:80`))[`${inet.secondary}:80`]).toBe("OPEN");
     await s.kill();
   });
+
+  it("keeps its address and network across pause and wake" + (runtime === "gvisor" ? ", hibernation, and in fork clones" : ""), async () => {
+    const s = await make({ denyOut: [`${inet.secondary}/32`] });
+    const address = s.info.network!.address;
+    await s.pause();
+    expect((await probe(s, `${inet.primary}:80`))[`${inet.primary}:80`]).toBe("OPEN");
+    if (runtime === "gvisor") {
+      await s.hibernate();
+      const r = await probe(s, `${inet.primary}:80`, `${inet.secondary}:80`);
+      expect(r).toEqual({ [`${inet.primary}:80`]: "OPEN", [`${inet.secondary}:80`]: "SHUT" });
+      expect((await s.refresh()).network?.address).toBe(address);
+      const [clone] = await s.fork(1);
+      const cloneAddress = clone!.info.network!.address;
+      expect(cloneAddress).not.toBe(address);
+      expect((await clone!.commands.run(`python3 -c "import socket; s=socket.socket(2,2); s.connect(('${inet.primary}',9)); print(s.getsockname()[0])"`)).stdout.trim()).toBe(cloneAddress);
+      expect(await probe(clone!, `${inet.primary}:80`, `${inet.secondary}:80`)).toEqual({ [`${inet.primary}:80`]: "OPEN", [`${inet.secondary}:80`]: "SHUT" });
+      expect((await probe(s, `${inet.primary}:80`))[`${inet.primary}:80`]).toBe("OPEN");
+      await clone!.kill();
+    }
+    expect((await s.refresh()).network?.address).toBe(address);
+    await s.kill();
+  });
+
+  it("leaves no namespace or rule behind a kill -9 of the daemon, and networks work after the restart", async () => {
+    const [before, beforeB] = await Promise.all([make(), make({ internet: false })]);
+    await daemon.stop("SIGKILL");
+    await daemon.restart();
+    const [a, b] = await Promise.all([Sandbox.connect(before.id, daemon.conn), Sandbox.connect(beforeB.id, daemon.conn)]);
+    expect((await probe(a, `${inet.primary}:80`))[`${inet.primary}:80`]).toBe("OPEN");
+    expect((await probe(b, `${inet.primary}:80`))[`${inet.primary}:80`]).toBe("SHUT");
+    await Promise.all([a.kill(), b.kill()]);
+    // (The harness's destroy checks that no namespace of this daemon is left.)
+  });
 });

@@ -54,9 +54,14 @@ export class GvisorDriver extends OciDriver implements Checkpointable, BuildStep
     return new ContainerIds(ref).current();
   }
 
-  /** `--network=sandbox`: the sentry's own network stack takes over the namespace's veth. */
+  /**
+   * `--network=sandbox`: the sentry's own network stack takes over the namespace's veth. Open TCP
+   * connections cannot be saved in a checkpoint: `--net-disconnect-ok` resets them at hibernation (as a
+   * peer would see after a long pause) instead of refusing to hibernate a sandbox that ever connected.
+   */
   private runsc(netnsPath: string | null = null): string[] {
-    return ["--root", this.options.stateRoot, `--platform=${this.platform ?? "systrap"}`, `--network=${netnsPath ? "sandbox" : "none"}`, "--overlay2=none"];
+    const network = netnsPath ? ["--network=sandbox", "--net-disconnect-ok"] : ["--network=none"];
+    return ["--root", this.options.stateRoot, `--platform=${this.platform ?? "systrap"}`, ...network, "--overlay2=none"];
   }
 
   /**

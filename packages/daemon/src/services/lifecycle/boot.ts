@@ -93,7 +93,8 @@ export class Booter {
   snapshotFormat(runtime: Runtime = "gvisor"): string | null {
     const driver = this.checkpointer(runtime);
     // The agent is part of the image (restored as it was checkpointed): another agent's snapshot is stale.
-    return driver ? `${driver.imageFormat()} agent ${this.core.agent.hash}` : null;
+    // So is one taken without a network (restored into a namespace, its stack would not match), and back.
+    return driver ? `${driver.imageFormat()} agent ${this.core.agent.hash}${this.core.deps.network ? " net" : ""}` : null;
   }
 
   private usesSnapshot(shape: SandboxShape): boolean {
