@@ -64,6 +64,14 @@ describe.each(["gvisor", "crun"] as const)("sandbox networking on %s", (runtime)
     const s = await make();
     expect(s.info.network?.address).toMatch(/^10\.\d+\.\d+\.\d+$/);
     expect(await probe(s, `${inet.primary}:80`, `${inet.primary}:443`)).toEqual({ [`${inet.primary}:80`]: "OPEN", [`${inet.primary}:443`]: "OPEN" });
+    // 1 MiB down: counted in the sandbox's metrics and in /metrics.
+    const up = await s.commands.run(`python3 -c "import urllib.request; print(len(urllib.request.urlopen('http://${inet.primary}/', data=b'x' * 1048576, timeout=20).read()))"`);
+    expect(up.exitCode).toBe(0);
+    const m = await s.getMetrics();
+    expect(m.networkSentBytes).toBeGreaterThan(1024 * 1024);
+    expect(m.networkReceivedBytes).toBeGreaterThan(0);
+    const scrape = await (await fetch(`${daemon.url}/metrics`)).text();
+    expect(scrape).toMatch(new RegExp(`stasis_sandbox_network_bytes\\{sandbox="${s.id}",direction="out"\\} \\d{7}`));
     await s.kill();
   });
 

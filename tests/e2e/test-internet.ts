@@ -32,10 +32,14 @@ const SERVER = `
 const http = require("node:http"), https = require("node:https"), fs = require("node:fs");
 const [cert, key, log] = process.argv.slice(2);
 const handler = (req, res) => {
-  const body = JSON.stringify({ local: req.socket.localAddress, host: req.headers.host ?? "", headers: req.headers });
-  fs.appendFileSync(log, body + "\\n");
-  res.writeHead(200, { "content-type": "application/json" });
-  res.end(body);
+  let received = 0;
+  req.on("data", (chunk) => (received += chunk.length));
+  req.on("end", () => {
+    const body = JSON.stringify({ local: req.socket.localAddress, host: req.headers.host ?? "", headers: req.headers, received });
+    fs.appendFileSync(log, body + "\\n");
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(body);
+  });
 };
 http.createServer(handler).listen(80, "0.0.0.0");
 https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, handler).listen(443, "0.0.0.0", () => console.log("ready"));

@@ -53,6 +53,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const networking = await startNetworking(config.network, log.child({ component: "network" }));
   const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log, network: networking?.networks ?? null });
   await sandboxes.start();
+  metrics.networkBytesSource = () => sandboxes.networkTotals();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
   const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });

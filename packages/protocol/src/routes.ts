@@ -28,6 +28,7 @@ import {
   ForkResultSchema,
   ListSandboxesQuerySchema,
   SandboxListSchema,
+  SandboxMetricsSchema,
   SandboxSchema,
   SetNetworkRequestSchema,
   SetTimeoutRequestSchema,
@@ -87,6 +88,7 @@ export const routes = {
   forkSandbox: { method: "post", path: "/v1/sandboxes/{id}/fork", summary: "Make count independent sandboxes from this one's current memory, processes and files; the source goes on unchanged", tag: "sandboxes", auth: true, body: { kind: "json", schema: ForkRequestSchema }, response: { kind: "json", status: 201, schema: ForkResultSchema }, errors: ["sandbox_not_found", "sandbox_not_running", "sandbox_failed", "capacity_exceeded", "not_supported_by_runtime"] },
   setStandbyPolicy: { method: "post", path: "/v1/sandboxes/{id}/standby", summary: "Change when the sandbox pauses and hibernates on its own, and what its lifetime's end does", tag: "sandboxes", auth: true, body: { kind: "json", schema: StandbyPolicySchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found"] },
 
+  getSandboxMetrics: { method: "get", path: "/v1/sandboxes/{id}/metrics", summary: "What the sandbox uses now: CPU, memory, disk, network bytes (does not wake it)", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxMetricsSchema }, errors: ["sandbox_not_found"] },
   setSandboxNetwork: { method: "put", path: "/v1/sandboxes/{id}/network", summary: "Change what the sandbox may reach (internet, allowOut, denyOut); new connections follow at once", tag: "sandboxes", auth: true, body: { kind: "json", schema: SetNetworkRequestSchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
   runCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/run", summary: "Run a command to completion and return its buffered output", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "json", status: 200, schema: CommandResultSchema }, errors: [...sandboxErrors, "exec_failed"] },
   streamCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/stream", summary: "Run a command, streaming NDJSON events until its exit; closing the stream kills it", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "ndjson", schema: CommandEventSchema }, errors: [...sandboxErrors, "exec_failed"] },

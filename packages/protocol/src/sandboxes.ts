@@ -127,6 +127,20 @@ export const SandboxSchema = z
   .meta({ id: "Sandbox" });
 export type Sandbox = z.infer<typeof SandboxSchema>;
 
+export const SandboxMetricsSchema = z
+  .object({
+    cpuCount: z.number(),
+    cpuUsageUsec: z.number().nullable().meta({ description: "CPU time used by the current incarnation (it restarts at 0 after a wake from disk)." }),
+    memoryBytes: z.number().nullable(),
+    memoryLimitBytes: z.number(),
+    diskUsedBytes: z.number().nullable(),
+    diskTotalBytes: z.number(),
+    networkSentBytes: z.number().nullable().meta({ description: "Bytes sent on its network over its life; null without a network." }),
+    networkReceivedBytes: z.number().nullable().meta({ description: "Bytes received on its network over its life; null without a network." }),
+  })
+  .meta({ id: "SandboxMetrics", description: "What the sandbox uses now; a figure that cannot be read is null." });
+export type SandboxMetrics = z.infer<typeof SandboxMetricsSchema>;
+
 export const SetNetworkRequestSchema = NetworkPolicySchema.meta({
   id: "SetNetworkRequest",
   description: "The sandbox's new policy; fields left out keep their value. New connections follow it at once; open ones are not cut.",

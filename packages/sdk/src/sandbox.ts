@@ -1,4 +1,4 @@
-import type { CreateSandboxRequest, NetworkPolicy, Sandbox as SandboxInfo, SandboxState, StandbyPolicy } from "@stasis/protocol";
+import type { CreateSandboxRequest, NetworkPolicy, Sandbox as SandboxInfo, SandboxMetrics, SandboxState, StandbyPolicy } from "@stasis/protocol";
 import { Commands } from "./commands.js";
 import { splitConnection, type ConnectionOptions } from "./connection.js";
 import { Files } from "./files.js";
@@ -123,6 +123,11 @@ export class Sandbox {
   async setStandbyPolicy(policy: StandbyPolicy): Promise<SandboxInfo> {
     this.latest = await this.http.json("setStandbyPolicy", { params: { id: this.id }, json: policy });
     return this.latest;
+  }
+
+  /** What the sandbox uses now: CPU, memory, disk, and network bytes over its life. Does not wake it. */
+  async getMetrics(): Promise<SandboxMetrics> {
+    return this.http.json("getSandboxMetrics", { params: { id: this.id } });
   }
 
   /**

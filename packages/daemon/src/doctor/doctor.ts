@@ -5,6 +5,7 @@ import { createHostDrivers } from "../runtime/drivers/create-drivers.js";
 import { runCommand } from "../runtime/run-command.js";
 import { hostForwardPolicy, uplinks } from "../network/host-firewall.js";
 import { TemplateStore } from "../templates/template-store.js";
+import { networkChecks } from "./network-checks.js";
 
 export interface DoctorCheck {
   name: string;
@@ -92,7 +93,7 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
   const featureTools = [
     { tool: "umoci", pkg: "umoci", feature: "stasis template import" },
     { tool: "skopeo", pkg: "skopeo", feature: "stasis template import (docker save tarballs)" },
-    { tool: "nft", pkg: "nftables", feature: "network access in template builds" },
+    { tool: "nft", pkg: "nftables", feature: "network access in template builds and sandboxes" },
   ];
   for (const { tool, pkg, feature } of featureTools) {
     const out = await runCommand("sh", ["-c", `command -v ${tool}`], { timeoutMs: 5_000 });
@@ -116,6 +117,7 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
         : "no default route: template RUN and packages steps get no network",
     fix: "give the host a default route (template builds that install packages need deb.debian.org)",
   });
+  checks.push(...(await networkChecks(config.network)));
   const overlay = await runCommand("sh", ["-c", "grep -qw overlay /proc/filesystems || modprobe overlay"], { timeoutMs: 5_000 });
   add({ name: "overlayfs", ok: overlay.code === 0, severity: "error", detail: overlay.code === 0 ? "supported" : "overlay filesystem missing", fix: "modprobe overlay" });
   add({ name: "loop devices", ok: existsSync("/dev/loop-control"), severity: "error", detail: existsSync("/dev/loop-control") ? "/dev/loop-control present" : "no /dev/loop-control", fix: "modprobe loop" });

@@ -8,7 +8,7 @@ const createdAt = Date.parse("2026-01-01T00:00:00Z");
 /** A sandbox service holding one running sandbox whose CPU counter the test moves. */
 function oneSandbox(): { service: SandboxService; usage: SandboxUsage } {
   const sandbox = { id: "sbx_metrics00000000", state: "running", createdAt: new Date(createdAt).toISOString() } as Sandbox;
-  const usage: SandboxUsage = { cpuCount: 2, cpuUsageUsec: 0, memoryBytes: 64 << 20, memoryLimitBytes: 512 << 20, diskUsedBytes: 1 << 20, diskTotalBytes: 1 << 30 };
+  const usage: SandboxUsage = { cpuCount: 2, cpuUsageUsec: 0, memoryBytes: 64 << 20, memoryLimitBytes: 512 << 20, diskUsedBytes: 1 << 20, diskTotalBytes: 1 << 30, networkSentBytes: null, networkReceivedBytes: null };
   const service = { list: () => ({ sandboxes: [sandbox], nextCursor: null }), usage: () => ({ ...usage }) } as unknown as SandboxService;
   return { service, usage };
 }

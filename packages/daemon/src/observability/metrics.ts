@@ -47,6 +47,21 @@ export class Metrics {
     labelNames: ["state"] as const,
     registers: [this.registry],
   });
+  /** Filled at each scrape from the sandboxes' interfaces (set by the composition root). */
+  networkBytesSource: () => { id: string; sent: number; received: number }[] = () => [];
+  readonly sandboxNetworkBytes = new Gauge({
+    name: "stasis_sandbox_network_bytes",
+    help: "Bytes a sandbox sent (direction=out) and received (direction=in) on its network over its life",
+    labelNames: ["sandbox", "direction"] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.sandboxNetworkBytes.reset();
+      for (const s of this.networkBytesSource()) {
+        this.sandboxNetworkBytes.set({ sandbox: s.id, direction: "out" }, s.sent);
+        this.sandboxNetworkBytes.set({ sandbox: s.id, direction: "in" }, s.received);
+      }
+    },
+  });
   readonly sandboxFailures = new Counter({
     name: "stasis_sandbox_failures_total",
     help: "Sandboxes that failed to start or died",

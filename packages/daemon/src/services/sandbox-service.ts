@@ -2,6 +2,7 @@ import { existsSync, statfsSync } from "node:fs";
 import type { CreateSandboxParams, ListSandboxesQuery, NetworkPolicy, Runtime, Sandbox, SandboxList, StandbyPolicy } from "@stasis/protocol";
 import { dirname } from "node:path";
 import { ApiError } from "../errors/api-error.js";
+import type { SandboxRecord } from "../store/sandbox-store.js";
 import { checkDiskFits, freeBytes } from "./disk-space.js";
 import { Booter } from "./lifecycle/boot.js";
 import { Forker } from "./lifecycle/fork.js";
@@ -25,6 +26,9 @@ export interface SandboxUsage {
   memoryLimitBytes: number;
   diskUsedBytes: number | null;
   diskTotalBytes: number;
+  /** Bytes the sandbox sent and received on its network over its life; null without a network. */
+  networkSentBytes: number | null;
+  networkReceivedBytes: number | null;
 }
 
 /**
@@ -192,7 +196,22 @@ export class SandboxService {
       memoryLimitBytes: record.memoryMiB * 1024 * 1024,
       diskUsedBytes,
       diskTotalBytes: record.diskMiB * 1024 * 1024,
+      ...this.networkBytes(record),
     };
+  }
+
+  private networkBytes(record: SandboxRecord): Pick<SandboxUsage, "networkSentBytes" | "networkReceivedBytes"> {
+    if (!record.network) return { networkSentBytes: null, networkReceivedBytes: null };
+    const now = this.core.deps.network?.counters(record.id);
+    return { networkSentBytes: (record.network.sentBytes ?? 0) + (now?.sentBytes ?? 0), networkReceivedBytes: (record.network.receivedBytes ?? 0) + (now?.receivedBytes ?? 0) };
+  }
+
+  /** Network bytes of every sandbox with a network (for /metrics). */
+  networkTotals(): { id: string; sent: number; received: number }[] {
+    return this.core.deps.store.withNetwork().map((r) => {
+      const b = this.networkBytes(r);
+      return { id: r.id, sent: b.networkSentBytes ?? 0, received: b.networkReceivedBytes ?? 0 };
+    });
   }
 
   /** New lifetime, counted from now (or, in standby, from the moment the sandbox wakes). */

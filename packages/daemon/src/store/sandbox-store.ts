@@ -41,6 +41,9 @@ export interface SandboxNetworkRecord {
   policy: ResolvedNetworkPolicy;
   /** Secret name -> the placeholder the sandbox sees in that variable (the value never leaves the daemon). */
   placeholders: Record<string, string>;
+  /** Bytes sent and received by its earlier incarnations (a namespace's counters start at 0 at each start). */
+  sentBytes?: number;
+  receivedBytes?: number;
 }
 
 export interface ListFilter {
@@ -160,6 +163,11 @@ export class SandboxStore {
 
   setNetwork(id: string, network: SandboxNetworkRecord | null): void {
     this.stmt("UPDATE sandboxes SET network = ? WHERE id = ?").run(network ? JSON.stringify(network) : null, id);
+  }
+
+  /** Sandboxes with a network that may use it (not stopped or failed). */
+  withNetwork(): SandboxRecord[] {
+    return (this.stmt("SELECT * FROM sandboxes WHERE network IS NOT NULL AND state NOT IN ('stopped', 'failed') AND pooled = 0").all() as Row[]).map(fromRow);
   }
 
   /** Addresses held by sandboxes of any state: a stopped or failed one keeps its address until deleted. */

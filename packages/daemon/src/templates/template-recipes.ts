@@ -25,12 +25,15 @@ export const builtinRecipes: Record<string, TemplateRecipe> = {
     name: "base",
     suite: "bookworm",
     variant: "minbase",
-    packages: ["python3", "nodejs", "git", "curl", "procps", "ca-certificates", "sudo"],
+    // pip, venv and npm: what an agent's first command after running code usually is.
+    packages: ["python3", "python3-pip", "python3-venv", "nodejs", "npm", "git", "curl", "procps", "ca-certificates", "sudo"],
     mirror: "http://deb.debian.org/debian",
     customize: [
       ...DEBIAN_CUSTOMIZE,
       // As in E2B's base: `user` may run anything as root without a password.
       'printf "user ALL=(ALL:ALL) NOPASSWD: ALL\\n" > "$1/etc/sudoers.d/user" && chmod 0440 "$1/etc/sudoers.d/user"',
+      // A sandbox is a throwaway machine: `pip install x` works without a venv, as on E2B's base.
+      'printf "[global]\\nbreak-system-packages = true\\n" > "$1/etc/pip.conf"',
     ],
   },
 };

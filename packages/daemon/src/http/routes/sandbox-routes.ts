@@ -18,6 +18,7 @@ export const sandboxHandlers = {
     return c.json({ sandboxes: await s.sandboxes.fork(c.req.param("id") ?? "", body.count) }, 201);
   },
   setStandbyPolicy: async (c, s) => c.json(s.sandboxes.setStandbyPolicy(c.req.param("id") ?? "", await jsonBody(c, StandbyPolicySchema))),
+  getSandboxMetrics: (c, s) => c.json(s.sandboxes.usage(c.req.param("id") ?? "")),
   setSandboxNetwork: async (c, s) => c.json(await s.sandboxes.setNetwork(c.req.param("id") ?? "", await jsonBody(c, SetNetworkRequestSchema))),
   setSandboxTimeout: async (c, s) => {
     const body = await jsonBody(c, SetTimeoutRequestSchema);

@@ -203,6 +203,12 @@ export class SandboxCore {
 
   /** The runtime is gone but the sandbox stays (hibernated, failed): its namespace and rules go. */
   async leaveNetwork(record: SandboxRecord): Promise<void> {
+    const current = this.deps.store.get(record.id)?.network ?? record.network;
+    const counted = this.deps.network?.counters(record.id);
+    if (current && counted) {
+      // The counters die with the namespace: what they counted is carried in the record.
+      this.deps.store.setNetwork(record.id, { ...current, sentBytes: (current.sentBytes ?? 0) + counted.sentBytes, receivedBytes: (current.receivedBytes ?? 0) + counted.receivedBytes });
+    }
     if (record.network) await this.deps.network?.detach(record.id, record.network).catch((err: Error) => this.deps.log.warn({ sandbox: record.id, err: err.message }, "removing a sandbox's network failed"));
   }
 
