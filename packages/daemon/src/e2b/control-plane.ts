@@ -1,5 +1,7 @@
 import type { Context } from "hono";
 import { z } from "zod";
+import { E2bHttpError } from "./e2b-http-error.js";
+import { E2bNetworkSchema, e2bPolicy } from "./e2b-network.js";
 import { CreateSandboxRequestSchema, MAX_TIMEOUT_MS, type Sandbox } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
 import { readBody } from "../http/validation.js";
@@ -19,15 +21,7 @@ export interface ControlPlaneDeps {
   history: E2bMetricsHistory;
 }
 
-/** An E2B API error: `{code, message}` with code the HTTP status, as the SDK reads it. */
-export class E2bHttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { E2bHttpError };
 
 const MAX_TIMEOUT_S = MAX_TIMEOUT_MS / 1000;
 const timeoutSeconds = z.number().int().min(1).max(MAX_TIMEOUT_S);
@@ -42,7 +36,7 @@ const CreateBody = z.looseObject({
   autoResume: z.union([z.boolean(), z.looseObject({ enabled: z.boolean() })]).nullish(),
   secure: z.boolean().nullish(),
   allow_internet_access: z.boolean().nullish(),
-  network: z.unknown().optional(),
+  network: E2bNetworkSchema.nullish(),
   mcp: z.unknown().optional(),
   iam: z.unknown().optional(),
   volumeMounts: z.array(z.unknown()).nullish(),
@@ -96,9 +90,8 @@ export class ControlPlane {
   /** POST /sandboxes (SDK <= 2.50) and POST /v2/sandboxes (2.51 on). */
   async create(c: Context): Promise<Response> {
     const req = await body(c, CreateBody);
-    // allow_internet_access is not refused: SDKs up to 2.50 send `true` unless told otherwise, and a refusal
-    // would break every create. Sandboxes have no network either way (README, "Coming from E2B").
-    if (req.network !== undefined && req.network !== null && Object.keys(req.network as object).length > 0) throw unsupported("network configuration");
+    const network = e2bPolicy(req.allow_internet_access, req.network);
+    if (Object.keys(network.rules).length > 0) throw unsupported("network.rules header transforms");
     if (req.mcp !== undefined && req.mcp !== null) throw unsupported("MCP gateways");
     if (req.iam !== undefined && req.iam !== null) throw unsupported("IAM tokens");
     if (req.volumeMounts && req.volumeMounts.length > 0) throw unsupported("volumes");
@@ -112,6 +105,7 @@ export class ControlPlane {
       metadata: req.metadata ?? {},
       // E2B kills a sandbox at its timeout unless asked to pause it; idle standby stays on (requests wake it).
       onTimeout: req.autoPause ? "standby" : "kill",
+      network: network.policy,
     });
     if (!params.success) {
       const issue = params.error.issues[0];
@@ -142,6 +136,18 @@ export class ControlPlane {
     await this.deps.sandboxes.resume(id);
     if (req.timeout) this.deps.sandboxes.setTimeout(id, req.timeout * 1000);
     return c.json(this.created(this.deps.sandboxes.get(id)), 201);
+  }
+
+  /** PUT /sandboxes/{id}/network: replaces the egress settings; a field left out is cleared. */
+  async updateNetwork(c: Context): Promise<Response> {
+    const id = c.req.param("id") ?? "";
+    this.visible(id);
+    const req = await body(c, E2bNetworkSchema.extend({ allow_internet_access: z.boolean().nullish() }));
+    const network = e2bPolicy(req.allow_internet_access, req);
+    if (Object.keys(network.rules).length > 0) throw unsupported("network.rules header transforms");
+    const internet = network.policy.internet ?? true;
+    await this.deps.sandboxes.setNetwork(id, { internet, allowOut: network.policy.allowOut ?? [], denyOut: network.policy.denyOut ?? [] });
+    return c.body(null, 204);
   }
 
   async kill(c: Context): Promise<Response> {

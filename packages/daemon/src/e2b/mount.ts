@@ -80,6 +80,7 @@ export function mountE2b(app: Hono<{ Variables: { requestId: string } }>, deps: 
   route("POST", "/sandboxes/:id/refreshes", "refresh", (c) => controlPlane.refresh(c));
   route("GET", "/sandboxes/:id/metrics", "metrics", (c) => controlPlane.metrics(c));
   route("POST", "/sandboxes/:id/fork", "fork", (c) => controlPlane.fork(c));
+  route("PUT", "/sandboxes/:id/network", "network", (c) => controlPlane.updateNetwork(c));
   const notOffered: Handler = (c) => {
     throw new E2bHttpError(501, `${c.req.method} ${c.req.path} of E2B's API is not supported by Stasis yet (see "Coming from E2B" in the README)`);
   };
