@@ -49,6 +49,8 @@ export class SandboxNetworks {
     readonly config: NetworkConfig,
     ports: NetworkPorts,
     private readonly log: Logger,
+    /** Seconds each attach took (a metric). */
+    private readonly onAttach: (seconds: number) => void = () => {},
   ) {
     this.range = new AddressRange(config.range);
     this.names = new NetnsNames(config.tag);
@@ -125,6 +127,7 @@ export class SandboxNetworks {
    */
   async attach(id: string, network: SandboxNetworkRecord): Promise<string> {
     if (!network.address) throw new Error(`sandbox ${id} has no network address`);
+    const started = performance.now();
     const link = this.range.linkOf(network.address);
     const path = await createSandboxNetns(this.names, id, link);
     try {
@@ -135,6 +138,7 @@ export class SandboxNetworks {
       throw err;
     }
     this.remember(id, network);
+    this.onAttach((performance.now() - started) / 1000);
     return path;
   }
 
