@@ -31,19 +31,24 @@ describe("secret interceptor", () => {
   let ca: CertificateAuthority;
   let realCerts: TestCerts;
   let badCerts: TestCerts;
+  let wrongNameCerts: TestCerts;
   const logged: string[] = [];
   const log = pino({ level: "trace" }, { write: (line: string) => void logged.push(line) });
   const placeholder = makePlaceholder("API_TOKEN");
-  const sandbox: SandboxOnNetwork = { id: "sbx_0000000000000001", address: "10.200.0.2", policy, placeholders: { API_TOKEN: placeholder } };
+  const otherPlaceholder = makePlaceholder("OTHER_TOKEN");
+  const sandbox: SandboxOnNetwork = { id: "sbx_0000000000000001", address: "10.200.0.2", policy, placeholders: { API_TOKEN: placeholder, OTHER_TOKEN: otherPlaceholder } };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "stasis-inject-"));
     db = new Database(join(dir, "stasis.db"));
     store = new SecretStore(db, new SecretsKey(join(dir, "secrets.key")));
     store.put({ name: "API_TOKEN", value: VALUE, hosts: [HOST] });
+    store.put({ name: "OTHER_TOKEN", value: "sk-OTHER-VALUE-0000", hosts: ["other.example"] });
     ca = await CertificateAuthority.open(join(dir, "ca"));
     mkdirSync(join(dir, "real"));
     mkdirSync(join(dir, "bad"));
+    mkdirSync(join(dir, "wrong"));
+    wrongNameCerts = makeTestCerts(join(dir, "wrong"), "wrong.test");
     realCerts = makeTestCerts(join(dir, "real"), HOST);
     badCerts = makeTestCerts(join(dir, "bad"), HOST, true);
   });
@@ -118,10 +123,13 @@ describe("secret interceptor", () => {
     await withUpstream(undefined, async (up) => {
       const proxy = await startProxy(interceptor(), { sandbox, host: HOST, port: up.port, tls: false });
       try {
-        const reply = await send(proxy.port, { tls: false, method: "PUT", headers: { authorization: `Bearer ${placeholder}` }, body: Buffer.from("plain body") });
+        const reply = await send(proxy.port, { tls: false, method: "PUT", headers: { authorization: `Bearer ${placeholder}`, "x-other": otherPlaceholder }, body: Buffer.from("plain body") });
         expect(reply.status).toBe(200);
         expect(reply.body.toString()).toBe("plain body");
         expect(up.seen[0]!.headers.authorization).toBe(`Bearer ${VALUE}`);
+        // Another secret's placeholder, to a host that is not its own: out as it is, and logged.
+        expect(up.seen[0]!.headers["x-other"]).toBe(otherPlaceholder);
+        expect(logged.some((l) => l.includes("OTHER_TOKEN") && l.includes("not its secret's"))).toBe(true);
 
         const echoed = await new Promise<string>((resolve, reject) => {
           const req = httpRequest({ host: "127.0.0.1", port: proxy.port, headers: { host: HOST, connection: "Upgrade", upgrade: "echo", authorization: `Bearer ${placeholder}` } });
@@ -173,6 +181,20 @@ describe("secret interceptor", () => {
         expect(up.seen).toEqual([]);
         expect(store.uses().length).toBe(before);
         expect(logged.some((l) => l.includes("failed verification"))).toBe(true);
+      } finally {
+        await proxy.close();
+      }
+    });
+  });
+
+  it("answers 502 when the host's certificate, from a trusted CA, names another host", async () => {
+    await withUpstream(wrongNameCerts, async (up) => {
+      const proxy = await startProxy(interceptor(wrongNameCerts.caPem), { sandbox, host: HOST, port: up.port, tls: true });
+      try {
+        const reply = await send(proxy.port, { tls: true, trust: ca.certificatePem, headers: { authorization: `Bearer ${placeholder}` } });
+        expect(reply.status).toBe(502);
+        expect(reply.body.toString()).toMatch(/failed verification \(ERR_TLS_CERT_ALTNAME_INVALID\)/);
+        expect(up.seen).toEqual([]);
       } finally {
         await proxy.close();
       }

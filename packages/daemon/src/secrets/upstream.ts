@@ -1,6 +1,7 @@
 import { request as httpRequest, STATUS_CODES, type Agent, type ClientRequest, type IncomingMessage, type RequestOptions, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { SandboxOnNetwork } from "../network/types.js";
 import { dropHopByHop, hostMatches, normalizeHost, replaceInHeaders, scrubHeaders, type Replacement } from "./placeholders.js";
@@ -70,6 +71,8 @@ function prepare(req: IncomingMessage, conn: Intercepted, options: SecretInterce
     return { refuse: [502, `stasis egress: the secrets for ${conn.host} cannot be used on this daemon (see its log); the request was not sent\n`] };
   }
   const { headers, used } = replaceInHeaders(dropHopByHop(req.rawHeaders, keepUpgrade), replacements);
+  const elsewhere = Object.entries(conn.sandbox.placeholders).filter(([name, placeholder]) => !used.includes(name) && headers.some((h, i) => i % 2 === 1 && h.includes(placeholder)));
+  if (elsewhere.length > 0) conn.log.warn({ secrets: elsewhere.map(([name]) => name) }, "placeholder sent to a host that is not its secret's: sent as it is");
   if (given === undefined) headers.push("Host", conn.port === (conn.tls ? 443 : 80) ? conn.host : `${conn.host}:${conn.port}`);
   return { headers, used, replacements };
 }
@@ -88,10 +91,11 @@ function auditOnConnect(upstream: ClientRequest, conn: Intercepted, used: string
   if (used.length === 0) return;
   const record = () => {
     for (const secret of used) options.audit({ sandboxId: conn.sandbox.id, secret, host: conn.host });
-    conn.log.info({ secrets: used }, "secret injected");
+    conn.log.debug({ secrets: used }, "secret injected");
   };
   upstream.once("socket", (socket) => {
-    if (upstream.reusedSocket || !socket.connecting) record();
+    const ready = conn.tls ? (socket as TLSSocket).authorized : !socket.connecting;
+    if (upstream.reusedSocket || ready) record();
     else socket.once(conn.tls ? "secureConnect" : "connect", record);
   });
 }
@@ -117,8 +121,11 @@ export function forwardRequest(req: IncomingMessage, res: ServerResponse, conn: 
     const upstream = upstreamRequest(conn, req, headers, conn.agent);
     auditOnConnect(upstream, conn, used, options);
     let responded = false;
+    let clientGone = false;
     const abandon = () => {
-      if (!res.writableFinished) upstream.destroy();
+      if (res.writableFinished) return;
+      clientGone = true;
+      upstream.destroy();
     };
     res.once("close", abandon);
     upstream.once("response", (up) => {
@@ -129,6 +136,7 @@ export function forwardRequest(req: IncomingMessage, res: ServerResponse, conn: 
     });
     upstream.once("error", (err: NodeJS.ErrnoException) => {
       res.off("close", abandon);
+      if (clientGone) return;
       if (!responded && attempt === 0 && !withBody && upstream.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE")) return send(1);
       req.unpipe(upstream);
       if (res.headersSent || res.destroyed) {
