@@ -54,6 +54,8 @@ export function createSecretInterceptor(options: SecretInterceptorOptions): Conn
     client.on("error", (err) => log.debug({ err }, "sandbox connection error"));
     client.once("close", () => agent.destroy());
     client.setTimeout(options.idleTimeoutMs ?? 5 * 60_000, () => client.destroy());
+    // Small writes (a TLS record, a header block) must not wait for a delayed ACK (~40 ms).
+    client.setNoDelay(true);
     // The proxy already read the head; put it back in front of whatever comes next.
     client.pause();
     client.unshift(ctx.head);
