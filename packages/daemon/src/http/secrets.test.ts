@@ -60,6 +60,8 @@ describe("secret routes", () => {
     const bad = [
       { name: "1ABC", value: "v", hosts: ["a.example"] },
       { name: "A", value: "line\r\nInjected: yes", hosts: ["a.example"] },
+      { name: "A", value: "bell\u0007Injected", hosts: ["a.example"] },
+      { name: "A", value: "euro\u20acInjected", hosts: ["a.example"] },
       { name: "A", value: "", hosts: ["a.example"] },
       { name: "A", value: "v", hosts: [] },
       { name: "A", value: "v", hosts: ["203.0.113.7"] },

@@ -1,4 +1,5 @@
 import { parseEgressTarget, type CreateSecretRequest, type Secret } from "@stasis/protocol";
+import { ApiError } from "../errors/api-error.js";
 import type { Database } from "../store/database.js";
 import { SecretsKeyError, type SecretsKey } from "./secret-crypto.js";
 
@@ -61,6 +62,8 @@ export class SecretStore implements SecretSource {
 
   /** Creates the secret, or replaces its value and hosts; `created` says which. Synced before it answers. */
   put(request: CreateSecretRequest): { secret: Secret; created: boolean } {
+    // What Node sends in a header value as it is; the contract already keeps out NUL, CR and LF.
+    if (!/^[\t\x20-\x7e\x80-\xff]+$/.test(request.value)) throw new ApiError("invalid_request", "invalid body: value: a secret value can hold tabs and printable characters up to U+00FF only (it goes into HTTP headers)");
     const hosts = normalizeHosts(request.hosts);
     // A missing key file is created only while no other secret exists: with secrets sealed under a lost key,
     // quietly making a new one would hide that loss until each of them fails.

@@ -118,7 +118,14 @@ export function forwardRequest(req: IncomingMessage, res: ServerResponse, conn: 
   const withBody = hasBody(req);
 
   const send = (attempt: number): void => {
-    const upstream = upstreamRequest(conn, req, headers, conn.agent);
+    let upstream: ClientRequest;
+    try {
+      upstream = upstreamRequest(conn, req, headers, conn.agent);
+    } catch (err) {
+      // Node refuses a header it could not send as it is (a character outside latin1, say): say so, do not throw.
+      conn.log.warn({ err: (err as Error).message }, "request not sendable");
+      return replyText(req, res, 502, `stasis egress: the request to ${conn.host} cannot be sent: ${(err as NodeJS.ErrnoException).code ?? "invalid"} header\n`);
+    }
     auditOnConnect(upstream, conn, used, options);
     let responded = false;
     let clientGone = false;
@@ -130,7 +137,14 @@ export function forwardRequest(req: IncomingMessage, res: ServerResponse, conn: 
     res.once("close", abandon);
     upstream.once("response", (up) => {
       responded = true;
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, scrubHeaders(dropHopByHop(up.rawHeaders), replacements));
+      try {
+        res.writeHead(up.statusCode ?? 502, up.statusMessage, scrubHeaders(dropHopByHop(up.rawHeaders), replacements));
+      } catch (err) {
+        conn.log.warn({ err: (err as Error).message }, "reply not passable to the sandbox");
+        up.destroy();
+        replyText(req, res, 502, `stasis egress: the reply of ${conn.host} cannot be passed on\n`);
+        return;
+      }
       up.pipe(res);
       up.once("error", () => res.destroy());
     });
@@ -160,16 +174,22 @@ export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffe
   if ("refuse" in prepared) return sendText(socket, ...prepared.refuse);
   const { headers, used, replacements } = prepared;
   // An upgraded connection leaves the pool: a fresh one, not the kept-alive one.
-  const upstream = upstreamRequest(conn, req, headers, false);
+  let upstream: ClientRequest;
+  try {
+    upstream = upstreamRequest(conn, req, headers, false);
+  } catch (err) {
+    conn.log.warn({ err: (err as Error).message }, "request not sendable");
+    return sendText(socket, 502, `stasis egress: the request to ${conn.host} cannot be sent\n`);
+  }
   auditOnConnect(upstream, conn, used, options);
-  const statusLine = (up: IncomingMessage) => {
-    const raw = scrubHeaders(up.rawHeaders, replacements);
+  const statusLine = (up: IncomingMessage, keepUpgrade: boolean) => {
+    const raw = scrubHeaders(dropHopByHop(up.rawHeaders, keepUpgrade), replacements);
     let text = `HTTP/1.1 ${up.statusCode ?? 502} ${up.statusMessage ?? ""}\r\n`;
     for (let i = 0; i + 1 < raw.length; i += 2) text += `${raw[i]}: ${raw[i + 1]}\r\n`;
     return `${text}\r\n`;
   };
   upstream.once("upgrade", (up, upSocket, upHead) => {
-    socket.write(statusLine(up));
+    socket.write(statusLine(up, true));
     if (upHead.length > 0) socket.write(upHead);
     if (head.length > 0) upSocket.write(head);
     upSocket.on("error", () => socket.destroy());
@@ -181,7 +201,7 @@ export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffe
   });
   upstream.once("response", (up) => {
     // The host refused the upgrade: pass its answer on, then close.
-    socket.write(statusLine(up).replace(/\r\n\r\n$/, "\r\nconnection: close\r\n\r\n"));
+    socket.write(statusLine(up, false).replace(/\r\n\r\n$/, "\r\nconnection: close\r\n\r\n"));
     up.pipe(socket);
   });
   upstream.once("error", (err: NodeJS.ErrnoException) => {
