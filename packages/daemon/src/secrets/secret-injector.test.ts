@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from "node:http";
 import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -195,6 +196,30 @@ describe("secret interceptor", () => {
         expect(reply.status).toBe(502);
         expect(reply.body.toString()).toMatch(/failed verification \(ERR_TLS_CERT_ALTNAME_INVALID\)/);
         expect(up.seen).toEqual([]);
+      } finally {
+        await proxy.close();
+      }
+    });
+  });
+
+  it("answers malformed or odd requests from the sandbox with an HTTP error, never a throw", async () => {
+    await withUpstream(undefined, async (up) => {
+      const proxy = await startProxy(interceptor(), { sandbox, host: HOST, port: up.port, tls: false });
+      const raw = (bytes: Buffer) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = connect(proxy.port, "127.0.0.1");
+          const chunks: Buffer[] = [];
+          socket.on("data", (c: Buffer) => chunks.push(c));
+          socket.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+          socket.on("error", reject);
+          socket.end(bytes);
+        });
+      try {
+        const odd = await raw(Buffer.from(`GET / HTTP/1.1\r\nHost: ${HOST}\r\nX-Odd: a\x7fb\r\nAuthorization: Bearer ${placeholder}\r\n\r\n`, "latin1"));
+        expect(odd).toMatch(/^HTTP\/1\.1 400 /);
+        expect(await raw(Buffer.from("NOT HTTP AT ALL\r\n\r\n"))).toMatch(/^HTTP\/1\.1 400 /);
+        expect(await raw(Buffer.from(`GET / HTTP/1.1\r\nHost: ${HOST}\r\nX-Big: ${"a".repeat(70 * 1024)}\r\n\r\n`))).toMatch(/^HTTP\/1\.1 (400|431) /);
+        expect(up.seen.filter((s) => s.headers["x-odd"] !== undefined)).toEqual([]);
       } finally {
         await proxy.close();
       }
