@@ -1,11 +1,25 @@
 import { describe, expect, it } from "vitest";
-import { dropHopByHop, findPlaceholders, hostMatches, makePlaceholder, replaceInHeaders, scrubHeaders } from "./placeholders.js";
+import { dropHopByHop, findPlaceholders, hostMatches, issuePlaceholders, makePlaceholder, replaceInHeaders, scrubHeaders } from "./placeholders.js";
+import { SecretsKeyError } from "./secret-crypto.js";
 
 describe("placeholders", () => {
   it("are random per call and name their secret", () => {
     const a = makePlaceholder("OPENAI_API_KEY");
     expect(a).toMatch(/^stasis_secret_OPENAI_API_KEY_[0-9a-f]{32}$/);
     expect(makePlaceholder("OPENAI_API_KEY")).not.toBe(a);
+  });
+
+  it("are issued only for secrets that exist and can be decrypted", () => {
+    const store = {
+      hostsOf: () => ["a.example"],
+      reveal: (name: string) => {
+        if (name === "LOST") throw new SecretsKeyError("the secrets key is missing");
+        return name === "A" ? { name, hosts: ["a.example"], value: "v" } : null;
+      },
+    };
+    expect(issuePlaceholders(store, ["A"]).A).toMatch(/^stasis_secret_A_[0-9a-f]{32}$/);
+    expect(() => issuePlaceholders(store, ["A", "NOPE"])).toThrow(expect.objectContaining({ code: "secret_not_found" }) as Error);
+    expect(() => issuePlaceholders(store, ["LOST"])).toThrow(expect.objectContaining({ code: "secrets_unavailable" }) as Error);
   });
 
   it("match hosts exactly or below a wildcard, as egress targets do", () => {

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { parseEgressTarget } from "@stasis/protocol";
+import { ApiError } from "../errors/api-error.js";
+import type { SecretSource } from "./secret-store.js";
 
 /**
  * A placeholder for a secret, put in the sandbox's environment instead of the value: random per sandbox (and
@@ -7,6 +9,20 @@ import { parseEgressTarget } from "@stasis/protocol";
  */
 export function makePlaceholder(name: string): string {
   return `stasis_secret_${name}_${randomBytes(16).toString("hex")}`;
+}
+
+/**
+ * Placeholders for a new sandbox's secrets (name -> placeholder), checked first: 404 `secret_not_found` for a
+ * name with no secret, 503 `secrets_unavailable` when a value cannot be decrypted, so a create fails up front
+ * rather than each request later.
+ */
+export function issuePlaceholders(store: SecretSource, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const name of names) {
+    if (!store.reveal(name)) throw new ApiError("secret_not_found", `no secret '${name}'`);
+    out[name] = makePlaceholder(name);
+  }
+  return out;
 }
 
 /** A host name as the proxy compares it: lowercase, without a trailing dot or a `:port`. */
