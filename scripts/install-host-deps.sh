@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 for pair in crun:crun mmdebstrap:mmdebstrap ip:iproute2 unshare:util-linux nsenter:util-linux \
             make:make g++:g++ python3:python3 curl:curl \
-            umoci:umoci skopeo:skopeo nft:nftables iptables:iptables; do
+            umoci:umoci skopeo:skopeo nft:nftables iptables:iptables openssl:openssl; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -50,7 +50,10 @@ export type Command =
   | { kind: "kill-process"; id: string; pid: number; signal: SignalName }
   | { kind: "e2b.key.create"; name?: string }
   | { kind: "e2b.key.list" }
-  | { kind: "e2b.key.revoke"; ids: string[] };
+  | { kind: "e2b.key.revoke"; ids: string[] }
+  | { kind: "secret.set"; name: string; hosts: string[]; value: { stdin: true } | { text: string } }
+  | { kind: "secret.list" }
+  | { kind: "secret.rm"; names: string[] };
 
 export interface CommandLine {
   global: GlobalFlags;

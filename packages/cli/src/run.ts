@@ -6,6 +6,7 @@ import * as files from "./commands/files.js";
 import * as local from "./commands/local.js";
 import * as processes from "./commands/processes.js";
 import * as sandboxes from "./commands/sandboxes.js";
+import * as secrets from "./commands/secrets.js";
 import * as templates from "./commands/templates.js";
 import { helpText } from "./help.js";
 import { errorLine, write, type Context, type Io } from "./output.js";
@@ -85,6 +86,12 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return e2b.keyList(command, ctx);
     case "e2b.key.revoke":
       return e2b.keyRevoke(command, ctx);
+    case "secret.set":
+      return secrets.set(command, ctx);
+    case "secret.list":
+      return secrets.list(command, ctx);
+    case "secret.rm":
+      return secrets.rm(command, ctx);
   }
 }
 

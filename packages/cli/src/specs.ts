@@ -2,6 +2,7 @@ import { BENCH_SECTION_PARTS, BENCH_SECTIONS, isBenchSectionPart, type BenchSect
 import { OnTimeoutSchema, SandboxStateSchema, signalNames, TemplateNameSchema, TemplateRefSchema, type CreateSandboxRequest, type StandbyPolicy } from "@stasis/protocol";
 import type { ParseArgsConfig } from "node:util";
 import type { Command, TemplateResourceFlags } from "./command.js";
+import { secretSpecs } from "./secret-specs.js";
 import { UsageError } from "./usage-error.js";
 import { commandFrom, duration, durationOrOff, keyValues, number, oneOf } from "./values.js";
 
@@ -526,6 +527,7 @@ export const specs: CommandSpec[] = [
     args: { min: 1, max: Infinity },
     build: ({ args }) => ({ kind: "e2b.key.revoke", ids: args }),
   },
+  ...secretSpecs,
 ];
 
 /** Words that only group subcommands; a group may sit inside another ("e2b key" in "e2b"). */
@@ -535,4 +537,5 @@ export const groups: Record<string, string> = {
   files: "Move files in and out of a sandbox",
   e2b: "Manage the daemon's E2B-compatible API, used by the unmodified e2b SDK",
   "e2b key": "Issue, list and revoke API keys for the E2B-compatible API",
+  secret: "Set, list and delete secrets the egress proxy injects into requests to their hosts",
 };

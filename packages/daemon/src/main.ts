@@ -5,6 +5,8 @@ import type { Logger } from "pino";
 import type { DaemonConfig } from "./config/config.js";
 import { E2bAuth } from "./e2b/e2b-auth.js";
 import { E2bStore } from "./e2b/e2b-store.js";
+import { SecretsKey } from "./secrets/secret-crypto.js";
+import { SecretStore } from "./secrets/secret-store.js";
 import { E2bMetricsHistory } from "./e2b/metrics-history.js";
 import { createApp } from "./http/app.js";
 import { createLogger } from "./observability/logger.js";
@@ -38,6 +40,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const database = new Database(join(config.dataDir, "stasis.db"));
   const store = new SandboxStore(database);
   const e2bStore = new E2bStore(database);
+  const secrets = new SecretStore(database, new SecretsKey(config.secretsKeyFile));
   const metrics = new Metrics();
   const cgroupMode = detectCgroupMode();
   const drivers = createHostDrivers({ ...config, cgroupMode });
@@ -64,7 +67,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     metricsAuth: config.metricsAuth,
     log,
     metrics,
-    services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, secrets, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 

@@ -35,6 +35,7 @@ import {
   StandbyPolicySchema,
 } from "./sandboxes.js";
 import { CreatedE2bKeySchema, CreateE2bKeyRequestSchema, E2bKeyListSchema } from "./e2b-keys.js";
+import { CreateSecretRequestSchema, SecretListSchema, SecretSchema } from "./network.js";
 import { DaemonInfoSchema, HealthSchema } from "./system.js";
 import {
   BuildTemplateQuerySchema,
@@ -118,6 +119,11 @@ export const routes = {
   createE2bKey: { method: "post", path: "/v1/e2b/keys", summary: "Issue an API key for the E2B-compatible surface (`e2b_` + 40 hex); the key is in this reply only", tag: "e2b", auth: true, body: { kind: "json", schema: CreateE2bKeyRequestSchema }, response: { kind: "json", status: 201, schema: CreatedE2bKeySchema }, errors: [] },
   listE2bKeys: { method: "get", path: "/v1/e2b/keys", summary: "List the E2B API keys (without the keys themselves)", tag: "e2b", auth: true, response: { kind: "json", status: 200, schema: E2bKeyListSchema }, errors: [] },
   deleteE2bKey: { method: "delete", path: "/v1/e2b/keys/{keyId}", summary: "Revoke an E2B API key", tag: "e2b", auth: true, response: { kind: "empty" }, errors: ["key_not_found"] },
+
+  setSecret: { method: "post", path: "/v1/secrets", summary: "Create a secret, or replace the value and hosts of the one of that name; sandboxes created with it hold a placeholder, and the egress proxy puts the value into request headers to its hosts only. The value is never returned", tag: "secrets", auth: true, body: { kind: "json", schema: CreateSecretRequestSchema }, response: { kind: "json", status: 200, schema: SecretSchema }, errors: ["invalid_request", "secrets_unavailable"] },
+  listSecrets: { method: "get", path: "/v1/secrets", summary: "List the secrets (names and hosts, never values)", tag: "secrets", auth: true, response: { kind: "json", status: 200, schema: SecretListSchema }, errors: [] },
+  getSecret: { method: "get", path: "/v1/secrets/{name}", summary: "Get a secret's hosts and times (never its value)", tag: "secrets", auth: true, response: { kind: "json", status: 200, schema: SecretSchema }, errors: ["invalid_request", "secret_not_found"] },
+  deleteSecret: { method: "delete", path: "/v1/secrets/{name}", summary: "Delete a secret; sandboxes holding its placeholder no longer get the value injected", tag: "secrets", auth: true, response: { kind: "empty" }, errors: ["invalid_request", "secret_not_found"] },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteId = keyof typeof routes;

@@ -47,6 +47,8 @@ export class SandboxNotFoundError extends NotFoundError {}
 export class ProcessNotFoundError extends NotFoundError {}
 export class FileNotFoundError extends NotFoundError {}
 export class TemplateNotFoundError extends NotFoundError {}
+/** No secret with this name. */
+export class SecretNotFoundError extends NotFoundError {}
 /** No E2B API key with this id (never issued, or already revoked). */
 export class KeyNotFoundError extends NotFoundError {}
 
@@ -74,6 +76,8 @@ export class ExecFailedError extends StasisError {}
 export class RuntimeUnavailableError extends StasisError {}
 /** The daemon (or this sandbox) has no networking. */
 export class NetworkUnavailableError extends StasisError {}
+/** The daemon's secrets key is missing or is not the one its secrets were encrypted with. */
+export class SecretsUnavailableError extends StasisError {}
 export class SandboxFailedError extends StasisError {}
 /**
  * A template build that failed on the template itself: a step failed (template_build_failed), or the spec,
@@ -121,6 +125,7 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   process_not_found: ProcessNotFoundError,
   file_not_found: FileNotFoundError,
   key_not_found: KeyNotFoundError,
+  secret_not_found: SecretNotFoundError,
   template_not_found: TemplateNotFoundError,
   template_in_use: TemplateInUseError,
   invalid_template: InvalidTemplateError,
@@ -144,6 +149,7 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   capacity_exceeded: CapacityError,
   internal: InternalError,
   exec_failed: ExecFailedError,
+  secrets_unavailable: SecretsUnavailableError,
   runtime_unavailable: RuntimeUnavailableError,
   network_unavailable: NetworkUnavailableError,
   sandbox_failed: SandboxFailedError,

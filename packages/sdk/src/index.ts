@@ -3,6 +3,7 @@ export { Commands, type Cmd, type RunCommandOptions, type StreamCommandOptions, 
 export { CommandHandle, type AttachOptions } from "./command-handle.js";
 export { CommandStream } from "./command-stream.js";
 export { E2bKeys, type CreateE2bKeyOptions } from "./e2b-keys.js";
+export { Secrets, type SetSecretOptions } from "./secrets.js";
 export { Templates, type BuildTemplateOptions, type ImportTemplateOptions, type TemplateResourceOptions, type TemplateStreamOptions } from "./templates.js";
 export { MAX_CONTEXT_BYTES } from "./build-context.js";
 export { Files, type WriteData, type WriteOptions, type TransferOptions } from "./files.js";
@@ -23,6 +24,7 @@ export type {
   OnTimeout,
   ProcessInfo,
   Runtime,
+  Secret,
   SandboxState,
   SignalName,
   StandbyPolicy,

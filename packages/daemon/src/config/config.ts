@@ -15,6 +15,8 @@ export interface DaemonConfig {
   /** Volatile runtime state (runsc/crun roots): gone after a reboot, like the sandboxes' processes. */
   runDir: string;
   apiKey: string;
+  /** The key that encrypts secrets at rest, outside stasis.db (STASIS_SECRETS_KEY_FILE, default <dataDir>/secrets.key; created on first use). */
+  secretsKeyFile: string;
   defaultRuntime: Runtime;
   maxSandboxes: number;
   agentPath: string;
@@ -84,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     templatesDir: env.STASIS_TEMPLATES_DIR ?? join(dataDir, "templates"),
     runDir: env.STASIS_RUN_DIR ?? "/run/stasis",
     apiKey,
+    secretsKeyFile: env.STASIS_SECRETS_KEY_FILE || join(dataDir, "secrets.key"),
     defaultRuntime: runtime,
     maxSandboxes: int(env.STASIS_MAX_SANDBOXES, 200, "STASIS_MAX_SANDBOXES"),
     agentPath: env.STASIS_AGENT_PATH ?? defaultAgentPath(),

@@ -94,6 +94,7 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
     { tool: "umoci", pkg: "umoci", feature: "stasis template import" },
     { tool: "skopeo", pkg: "skopeo", feature: "stasis template import (docker save tarballs)" },
     { tool: "nft", pkg: "nftables", feature: "network access in template builds and sandboxes" },
+    { tool: "openssl", pkg: "openssl", feature: "secrets over HTTPS (the egress proxy's certificate authority)" },
   ];
   for (const { tool, pkg, feature } of featureTools) {
     const out = await runCommand("sh", ["-c", `command -v ${tool}`], { timeoutMs: 5_000 });

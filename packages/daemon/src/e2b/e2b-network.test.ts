@@ -16,8 +16,9 @@ describe("E2B network settings as a Stasis policy", () => {
   });
 
   it("refuses what it cannot honour with a 400", () => {
-    for (const bad of [{ allowOut: ["not a target"] }, { rules: { "*": [] } }, { rules: { "10.0.0.0/8": [] } }, { egressProxy: { url: "http://p" } }, { maskRequestHost: "x" }]) {
-      expect(() => e2bPolicy(undefined, bad)).toThrow(E2bHttpError);
+    const bad: Parameters<typeof e2bPolicy>[1][] = [{ allowOut: ["not a target"] }, { rules: { "*": [] } }, { rules: { "10.0.0.0/8": [] } }, { egressProxy: { url: "http://p" } }, { maskRequestHost: "x" }];
+    for (const network of bad) {
+      expect(() => e2bPolicy(undefined, network)).toThrow(E2bHttpError);
     }
   });
 });

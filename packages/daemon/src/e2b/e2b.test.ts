@@ -17,6 +17,8 @@ import { SandboxStore, type SandboxRecord } from "../store/sandbox-store.js";
 import { testRecord } from "../store/test-records.js";
 import { TemplateStore } from "../templates/template-store.js";
 import { E2bAuth } from "./e2b-auth.js";
+import { SecretsKey } from "../secrets/secret-crypto.js";
+import { SecretStore } from "../secrets/secret-store.js";
 import { E2bStore } from "./e2b-store.js";
 import { resolvePath } from "./envd.js";
 import { E2bMetricsHistory, SAMPLES_KEPT } from "./metrics-history.js";
@@ -40,7 +42,7 @@ const app = createApp({
   apiKey: API_KEY,
   log,
   metrics,
-  services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, metrics, version: "test", defaultRuntime: "gvisor" },
+  services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, version: "test", defaultRuntime: "gvisor" },
   e2b: { auth, metricsHistory: history },
 });
 afterAll(() => {

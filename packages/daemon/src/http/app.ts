@@ -14,6 +14,7 @@ import { commandHandlers } from "./routes/command-routes.js";
 import { e2bKeyHandlers } from "./routes/e2b-key-routes.js";
 import { fileHandlers } from "./routes/file-routes.js";
 import { sandboxHandlers } from "./routes/sandbox-routes.js";
+import { secretHandlers } from "./routes/secret-routes.js";
 import { systemHandlers } from "./routes/system-routes.js";
 import { templateHandlers } from "./routes/template-routes.js";
 import type { AppEnv, Handlers } from "./handler.js";
@@ -35,7 +36,7 @@ export interface AppOptions {
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
 export function createApp(options: AppOptions): Hono<AppEnv> {
   const { apiKey, log, metrics, services } = options;
-  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers };
+  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers, ...secretHandlers };
   const expected = Buffer.from(`Bearer ${apiKey}`);
   const app = new Hono<AppEnv>();
 

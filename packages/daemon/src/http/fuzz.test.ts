@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SecretsKey } from "../secrets/secret-crypto.js";
+import { SecretStore } from "../secrets/secret-store.js";
 import { E2bStore } from "../e2b/e2b-store.js";
 import { ExecService } from "../services/exec-service.js";
 import { FileService } from "../services/file-service.js";
@@ -175,6 +177,7 @@ beforeAll(async () => {
       templates,
       templateBuilds: createTemplateService({ config: daemon.config, store: templates, sandboxes, steps: undefined, log }),
       e2bKeys: new E2bStore(daemon.database),
+      secrets: new SecretStore(daemon.database, new SecretsKey(daemon.config.secretsKeyFile)),
       metrics: daemon.metrics,
       version: "test",
       defaultRuntime: "gvisor",

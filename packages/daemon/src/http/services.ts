@@ -1,5 +1,6 @@
 import type { E2bStore } from "../e2b/e2b-store.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { SecretStore } from "../secrets/secret-store.js";
 import type { ExecService } from "../services/exec-service.js";
 import type { FileService } from "../services/file-service.js";
 import type { SandboxService } from "../services/sandbox-service.js";
@@ -16,6 +17,8 @@ export interface Services {
   templateBuilds: TemplateService;
   /** API keys of the E2B-compatible surface. */
   e2bKeys: E2bStore;
+  /** Secrets for the egress proxy: names and hosts out, values only in. */
+  secrets: SecretStore;
   metrics: Metrics;
   version: string;
   defaultRuntime: "gvisor" | "crun";

@@ -75,4 +75,28 @@ export const MIGRATIONS: readonly Migration[] = [
   { name: "sandboxes.agent", up: `ALTER TABLE sandboxes ADD COLUMN agent TEXT;` },
   // The sandbox's network: address, policy and secret placeholders (JSON); NULL for sandboxes without one.
   { name: "sandboxes.network", up: `ALTER TABLE sandboxes ADD COLUMN network TEXT;` },
+  {
+    // 9: secrets for the egress proxy (SecretStore). Values are AES-256-GCM ciphertext under a key kept outside
+    // this file (secrets.key); key_id names that key, so a wrong key is told apart from a damaged row.
+    // secret_uses is the audit log of injections, pruned to its newest rows.
+    name: "secrets tables",
+    up: `CREATE TABLE secrets (
+           name TEXT PRIMARY KEY,
+           hosts TEXT NOT NULL,
+           ciphertext BLOB NOT NULL,
+           iv BLOB NOT NULL,
+           auth_tag BLOB NOT NULL,
+           key_id TEXT NOT NULL,
+           created_at INTEGER NOT NULL,
+           updated_at INTEGER NOT NULL
+         );
+         CREATE TABLE secret_uses (
+           id INTEGER PRIMARY KEY,
+           sandbox_id TEXT NOT NULL,
+           secret_name TEXT NOT NULL,
+           host TEXT NOT NULL,
+           used_at INTEGER NOT NULL
+         );
+         CREATE INDEX secret_uses_sandbox ON secret_uses (sandbox_id, id);`,
+  },
 ];

@@ -10,6 +10,8 @@ import { FileService } from "../../services/file-service.js";
 import { SandboxService } from "../../services/sandbox-service.js";
 import { createTemplateService } from "../../services/template-service.js";
 import { SandboxFilesystem } from "../../disks/sandbox-filesystem.js";
+import { SecretsKey } from "../../secrets/secret-crypto.js";
+import { SecretStore } from "../../secrets/secret-store.js";
 import { Database } from "../../store/database.js";
 import { SandboxStore } from "../../store/sandbox-store.js";
 import { TemplateStore } from "../../templates/template-store.js";
@@ -34,6 +36,7 @@ export function testApp(options: { log?: Logger; app?: Partial<AppOptions> } = {
     templates,
     templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),
     e2bKeys: new E2bStore(database),
+    secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)),
     metrics,
     version: "test",
     defaultRuntime: "gvisor" as const,
