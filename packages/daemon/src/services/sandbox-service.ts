@@ -9,6 +9,7 @@ import { Forker } from "./lifecycle/fork.js";
 import { FailedSandboxFiles } from "./failed-files.js";
 import { reconcile } from "./lifecycle/reconcile.js";
 import { asApiError, forEachLimited, isAwakeOrAsleep, listCursor, RESIDENT_STATES, toSandbox, wokenExpiry } from "./lifecycle/records.js";
+import { EGRESS_CA_ENV } from "./lifecycle/network-files.js";
 import { SandboxCore, type LiveSandbox, type SandboxServiceDeps } from "./lifecycle/sandbox-core.js";
 import { Standby } from "./lifecycle/standby.js";
 import { StandbySweeper } from "./lifecycle/standby-sweeper.js";
@@ -116,12 +117,16 @@ export class SandboxService {
     const { config, store, metrics, log: rootLog } = this.core.deps;
     const runtime = params.runtime ?? config.defaultRuntime;
     const driver = this.core.usableDriver(runtime);
-    const shape = this.booter.shapeOf(params, this.booter.resolveTemplate(params.template), runtime);
+    const secrets = this.secretsFor(params.secrets);
+    const base = this.booter.shapeOf(params, this.booter.resolveTemplate(params.template), runtime);
+    // The placeholders (never the values) and where the egress CA is, in the sandbox's environment.
+    const shape = secrets ? { ...base, env: { ...base.env, ...EGRESS_CA_ENV, ...secrets } } : base;
     const disks = dirname(this.core.deps.filesystem.paths("_").dir);
     checkDiskFits(shape.diskMiB, freeBytes(disks) ?? freeBytes(config.dataDir), disks);
     this.core.checkCapacity(1);
     const started = performance.now();
-    const warm = await this.pools.claim(shape, params);
+    // A pool member was booted without the egress CA: a create with secrets boots its own.
+    const warm = secrets ? null : await this.pools.claim(shape, params);
     if (warm) {
       metrics.sandboxCreate.observe({ runtime, via: "warm_pool" }, (performance.now() - started) / 1000);
       rootLog.info({ sandbox: warm.id, ms: Math.round((performance.now() - started) * 10) / 10 }, "sandbox created from the warm pool");
@@ -130,7 +135,7 @@ export class SandboxService {
     // Checked in the same tick as the insert: a delete that began since the template was resolved either
     // sees this record (and refuses) or is seen here.
     this.booter.refuseIfDeleting(shape.template.ref);
-    const record = this.booter.newRecord(params, shape, Date.now());
+    const record = this.booter.newRecord(params, shape, Date.now(), false, secrets ?? {});
     const log = rootLog.child({ sandbox: record.id, runtime });
     store.insert(record);
     try {
@@ -147,6 +152,14 @@ export class SandboxService {
     } finally {
       this.core.updateGauges();
     }
+  }
+
+  /** Placeholders for a create's secrets (null without any); refused up front when they cannot work. */
+  private secretsFor(names: readonly string[]): Record<string, string> | null {
+    if (names.length === 0) return null;
+    const { network, secrets } = this.core.deps;
+    if (!network || !secrets) throw new ApiError("network_unavailable", "secrets need sandbox networking, which this daemon does not have (STASIS_NETWORK=off, or the host lacks ip/nftables: run `stasis doctor`)");
+    return secrets.issue(names);
   }
 
   get(id: string): Sandbox {

@@ -8,6 +8,7 @@ import { canCheckpoint, type RuntimeDriver } from "../../runtime/driver.js";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
 import { TemplateNotFoundError, type ResolvedTemplate } from "../../templates/template-store.js";
 import { startTemplateCommand } from "./agent-tasks.js";
+import { writeNetworkFiles } from "./network-files.js";
 import { asApiError, newSandboxId, wokenExpiry, type SandboxShape } from "./records.js";
 import { AGENT_READY_TIMEOUT_MS, type SandboxCore } from "./sandbox-core.js";
 
@@ -55,7 +56,7 @@ export class Booter {
     };
   }
 
-  newRecord(params: CreateSandboxParams, shape: SandboxShape, now: number, pooled = false): SandboxRecord {
+  newRecord(params: CreateSandboxParams, shape: SandboxShape, now: number, pooled = false, placeholders: Record<string, string> = {}): SandboxRecord {
     return {
       id: newSandboxId(),
       template: shape.template.ref,
@@ -80,7 +81,7 @@ export class Booter {
       pooled,
       createdVia: this.usesSnapshot(shape) ? "snapshot" : "cold",
       agent: this.core.agent.path,
-      network: this.core.deps.network ? { address: null, policy: this.core.deps.network.resolvePolicy(params.network), placeholders: {} } : null,
+      network: this.core.deps.network ? { address: null, policy: this.core.deps.network.resolvePolicy(params.network), placeholders } : null,
     };
   }
 
@@ -123,7 +124,7 @@ export class Booter {
         const owner = this.core.ownerOf(record);
         const lower = await this.core.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
         await this.core.deps.filesystem.createFromImage(record.id, snapshot.disk, lower, owner);
-        this.core.writeResolvConf(record);
+        writeNetworkFiles(this.core, record);
         await this.restoreFrom(record, new CheckpointImage(snapshot.image), "snapshot");
       });
       return;
@@ -147,7 +148,7 @@ export class Booter {
       const owner = this.core.ownerOf(record);
       const lower = await this.core.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
       await this.core.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
-      this.core.writeResolvConf(record);
+      writeNetworkFiles(this.core, record);
       const launched = await driver.launch(await this.core.prepareLaunch(record));
       crashPoint("create.launched");
       return { agent: await this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start"), launched };

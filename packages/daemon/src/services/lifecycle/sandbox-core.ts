@@ -1,4 +1,4 @@
-import { chownSync, lstatSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { SandboxStateSchema, type Runtime } from "@stasis/protocol";
@@ -30,6 +30,15 @@ export interface SandboxServiceDeps {
   log: Logger;
   /** Sandboxes' networks; absent or null: sandboxes run with no network at all. */
   network?: SandboxNetworks | null;
+  /** Secrets for sandboxes' requests: placeholders, and the CA sandboxes trust for the hosts they go to. */
+  secrets?: EgressSecrets | null;
+}
+
+export interface EgressSecrets {
+  /** name -> a fresh placeholder; throws secret_not_found / secrets_unavailable. */
+  issue(names: readonly string[]): Record<string, string>;
+  /** The egress proxy's CA certificate (PEM). */
+  caPem: string;
 }
 
 /** A sandbox whose runtime is up and whose agent channel is open. */
@@ -181,24 +190,6 @@ export class SandboxCore {
       this.deps.store.setNetwork(record.id, record.network);
     }
     return this.launchSpec(record, await network.attach(record.id, record.network));
-  }
-
-  /**
-   * Points the sandbox's resolver at the daemon's DNS (the same address in every sandbox, so a fork's copy
-   * stays right). Written on the host before the sandbox runs, so nothing inside can race it; a template
-   * whose /etc or resolv.conf is a symlink must not make the daemon write outside the sandbox.
-   */
-  writeResolvConf(record: SandboxRecord): void {
-    const network = this.deps.network;
-    if (!network || !record.network) return;
-    const etc = join(this.deps.filesystem.paths(record.id).rootfs, "etc");
-    if (!lstatSync(etc, { throwIfNoEntry: false })?.isDirectory()) return;
-    const file = join(etc, "resolv.conf");
-    if (lstatSync(file, { throwIfNoEntry: false })?.isDirectory()) return;
-    rmSync(file, { force: true });
-    writeFileSync(file, `# The Stasis daemon's resolver: it answers by this sandbox's network policy.\nnameserver ${network.range.resolver}\noptions edns0\n`, { flag: "wx", mode: 0o644 });
-    const owner = this.ownerOf(record);
-    if (owner !== 0) chownSync(file, owner, owner);
   }
 
   /** The runtime is gone but the sandbox stays (hibernated, failed): its namespace and rules go. */
