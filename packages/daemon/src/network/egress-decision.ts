@@ -207,3 +207,20 @@ export class Guardrails {
     return null;
   }
 }
+
+// ---- Names the sandbox sends (Host, SNI) -------------------------------------------------------------
+
+export type HostText = { kind: "name"; name: string } | { kind: "ip" } | { kind: "invalid" };
+
+const hostLabel = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+/**
+ * A Host header's host (port already stripped) or an SNI: a DNS name (lowercased, trailing dot dropped),
+ * an IP literal (IPv4, or IPv6 in brackets or bare), or something no resolver would take.
+ */
+export function classifyHost(text: string): HostText {
+  const t = normalizeName(text);
+  if (parseIpv4(t) !== null || /^\[?[0-9a-f:.]*:[0-9a-f:.]*\]?$/.test(t)) return { kind: "ip" };
+  if (t.length === 0 || t.length > 253) return { kind: "invalid" };
+  return t.split(".").every((l) => hostLabel.test(l)) ? { kind: "name", name: t } : { kind: "invalid" };
+}
