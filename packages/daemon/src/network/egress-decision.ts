@@ -56,6 +56,18 @@ export function compilePolicy(policy: ResolvedNetworkPolicy): CompiledPolicy {
   };
 }
 
+const compiledCache = new WeakMap<ResolvedNetworkPolicy, CompiledPolicy>();
+
+/** The policy compiled once per policy object (a changed policy is a new object, compiled anew). */
+export function compiledPolicyOf(policy: ResolvedNetworkPolicy): CompiledPolicy {
+  let compiled = compiledCache.get(policy);
+  if (compiled === undefined) {
+    compiled = compilePolicy(policy);
+    compiledCache.set(policy, compiled);
+  }
+  return compiled;
+}
+
 /** The policy lets nothing out at all (the DNS server then refuses every query). */
 export function allowsNothing(compiled: CompiledPolicy): boolean {
   return !compiled.internet && !compiled.allowList;
