@@ -32,6 +32,7 @@ func main() {
 	log.SetPrefix("stasis-agent: ")
 	tuneMemory()
 	guardChannel()
+	limitCommands()
 
 	// A broken stdout must return EPIPE rather than kill the agent. Go
 	// turns SIGPIPE on fd 1 into an exit unless SIGPIPE is handled; a handler

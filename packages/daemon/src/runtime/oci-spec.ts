@@ -25,6 +25,11 @@ export interface OciSpecOptions {
   seccomp?: object;
   /** Bind the writable rootfs's own /tmp so /tmp is on disk (runsc would otherwise mount a tmpfs). */
   bindTmp?: boolean;
+  /**
+   * The process limit is enforced by the agent inside, `perUser` tasks per uid for commands (gVisor; see
+   * gvisorProcessLimits), and the host cgroup's pids limit is this higher backstop, not spec.pidsLimit.
+   */
+  processLimitInside?: { perUser: number; hostPidsLimit: number };
   /** OCI hooks (run by the runtime on the host, with the container's state on stdin). */
   hooks?: Record<string, { path: string; args?: string[]; env?: string[]; timeout?: number }[]>;
 }
@@ -34,23 +39,46 @@ export function cgroupPathOf(id: string): string {
   return `/stasis/${id}`;
 }
 
+/**
+ * How gVisor's limits are set. The host cgroup counts the sentry's own threads and one or two host tasks
+ * per guest task, and the sentry dies when it cannot create one; each guest task also costs the sandbox
+ * ~0.3-0.5 MiB of memory on the host, and a gVisor sandbox over its memory limit dies whole. Measured
+ * with runsc 2024-07-29, systrap: 300 sleeping processes took 646 host tasks and 178 MiB; a fork bomb
+ * held to 512 tasks took 794 host tasks and peaked at 248 MiB. So inside, the agent holds commands to
+ * `perUser` tasks per uid (RLIMIT_NPROC, see packages/agent/nproc.go): the sandbox's pidsLimit, and no
+ * more than three tasks per 4 MiB of memory, so that a bomb fails its forks before it fills the memory.
+ * The host limit only has to stay out of reach of that: two uids' worth at two host tasks each, plus the
+ * sentry's own threads. It remains a backstop against a command that spreads its processes over many
+ * uids (which root can): only its own sandbox dies then.
+ */
+export function gvisorProcessLimits(pidsLimit: number, memoryMiB: number): { perUser: number; hostPidsLimit: number } {
+  const perUser = Math.max(16, Math.min(pidsLimit, Math.floor((memoryMiB * 3) / 4)));
+  return { perUser, hostPidsLimit: 4 * perUser + 512 };
+}
+
+/**
+ * With processLimitInside, the agent starts with CAP_SYS_RESOURCE and CAP_SETPCAP as well: the first
+ * exempts it from the limit it sets for commands, the second lets it take both out of the bounding
+ * set before any command starts, so commands get exactly AGENT_CAPABILITIES.
+ */
+const LIMITING_AGENT_CAPABILITIES = [...AGENT_CAPABILITIES, "CAP_SYS_RESOURCE", "CAP_SETPCAP"];
+
 /** Builds an OCI runtime spec that starts the guest agent as init with the sandbox's limits. */
 export function buildOciSpec(spec: SandboxLaunchSpec, options: OciSpecOptions): object {
   const period = 100_000;
   const memoryBytes = spec.memoryMiB * 1024 * 1024;
+  const inside = options.processLimitInside;
+  const capabilities = inside ? LIMITING_AGENT_CAPABILITIES : AGENT_CAPABILITIES;
   return {
     ociVersion: "1.0.2",
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
       args: [AGENT_PATH_IN_SANDBOX],
-      env: [`PATH=${DEFAULT_PATH}`, "HOME=/root", "LANG=C.UTF-8"],
+      // The agent never passes its own environment on to commands.
+      env: [`PATH=${DEFAULT_PATH}`, "HOME=/root", "LANG=C.UTF-8", ...(inside ? [`STASIS_NPROC_LIMIT=${inside.perUser}`] : [])],
       cwd: "/",
-      capabilities: {
-        bounding: AGENT_CAPABILITIES,
-        effective: AGENT_CAPABILITIES,
-        permitted: AGENT_CAPABILITIES,
-      },
+      capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
       // Off so that setuid programs work (sudo, which E2B's base gives `user`): the boundary is the
       // sandbox, not the uid inside it; anyone who can run code in it can already run it as root.
       noNewPrivileges: false,
@@ -76,7 +104,7 @@ export function buildOciSpec(spec: SandboxLaunchSpec, options: OciSpecOptions): 
       resources: {
         memory: { limit: memoryBytes, swap: memoryBytes },
         cpu: { quota: Math.round(spec.cpu * period), period },
-        pids: { limit: spec.pidsLimit },
+        pids: { limit: inside ? inside.hostPidsLimit : spec.pidsLimit },
       },
       maskedPaths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
       readonlyPaths: ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],

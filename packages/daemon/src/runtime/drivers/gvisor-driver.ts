@@ -4,7 +4,7 @@ import type { BuildStepRunner, BuildStepSpec, Checkpointable, LaunchedSandbox, R
 import type { CheckpointImage } from "../checkpoint-image.js";
 import type { Freezer } from "../freezer.js";
 import { launchRuntimeProcess } from "../launch-process.js";
-import { buildOciSpec, prepareBoundTmp } from "../oci-spec.js";
+import { buildOciSpec, gvisorProcessLimits, prepareBoundTmp } from "../oci-spec.js";
 import { crashPoint } from "../crash-point.js";
 import { runCommand, runOutliving } from "../run-command.js";
 import { ContainerIds } from "./container-ids.js";
@@ -150,7 +150,15 @@ export class GvisorDriver extends OciDriver implements Checkpointable, BuildStep
     mkdirSync(bundle, { recursive: true });
     const tmpProblem = prepareBoundTmp(spec.rootfs);
     if (tmpProblem) throw new Error(tmpProblem);
-    const config = buildOciSpec({ ...spec, id: containerId }, { namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, spec.netnsPath ? { type: "network", path: spec.netnsPath } : { type: "network" }], bindTmp: true });
+    const config = buildOciSpec(
+      { ...spec, id: containerId },
+      {
+        namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, spec.netnsPath ? { type: "network", path: spec.netnsPath } : { type: "network" }],
+        bindTmp: true,
+        // The host limit would kill the sentry itself: the agent enforces the limit inside instead.
+        processLimitInside: gvisorProcessLimits(spec.pidsLimit, spec.memoryMiB),
+      },
+    );
     writeFileSync(join(bundle, "config.json"), JSON.stringify(config, null, 2));
     return bundle;
   }
