@@ -9,7 +9,8 @@ import { join } from "node:path";
  * with two addresses in 198.18.0.0/15 (reserved for benchmarks, so never a real host and not in the ranges
  * the daemon guards), serving HTTP on 80 and HTTPS on 443 (a certificate from its own CA) under a few DNS
  * names, and a DNS server on the host loopback that the daemon is pointed at. Every reply is JSON: which
- * address answered, the Host header and the request's headers.
+ * address answered, the Host header and the bytes of body received; the request's headers go to a log the
+ * test reads (`requests()`).
  */
 export interface TestInternet {
   /** The addresses in the internet: `primary` serves every name; `secondary` serves too (to catch fronting). */
@@ -35,10 +36,10 @@ const handler = (req, res) => {
   let received = 0;
   req.on("data", (chunk) => (received += chunk.length));
   req.on("end", () => {
-    const body = JSON.stringify({ local: req.socket.localAddress, host: req.headers.host ?? "", headers: req.headers, received });
-    fs.appendFileSync(log, body + "\\n");
+    fs.appendFileSync(log, JSON.stringify({ local: req.socket.localAddress, host: req.headers.host ?? "", headers: req.headers, received }) + "\\n");
+    // Headers go to the log only, never back: a secret the proxy put in must not come back to the sandbox.
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(body);
+    res.end(JSON.stringify({ local: req.socket.localAddress, host: req.headers.host ?? "", received }));
   });
 };
 http.createServer(handler).listen(80, "0.0.0.0");

@@ -24,7 +24,7 @@ import { DEFAULT_RESOURCES, TemplateStore } from "./templates/template-store.js"
 import { createTemplateService } from "./services/template-service.js";
 import { removeStaleBuildNetworks } from "./templates/build-network.js";
 import { DAEMON_VERSION } from "./version.js";
-import { startNetworking } from "./network/start-networking.js";
+import { startEgress } from "./start-egress.js";
 
 export interface RunningDaemon {
   url: string;
@@ -53,8 +53,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   await removeStaleBuildNetworks();
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"), { diskPool: config.diskPool, primeSizesMiB: [DEFAULT_RESOURCES.diskMiB], log });
   await filesystem.start();
-  const networking = await startNetworking(config.network, log.child({ component: "network" }));
-  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log, network: networking?.networks ?? null });
+  const egress = await startEgress(config, secrets, metrics, log);
+  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log, network: egress.networking?.networks ?? null, secrets: egress.secrets });
   await sandboxes.start();
   metrics.networkBytesSource = () => sandboxes.networkTotals();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
@@ -96,7 +96,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         sandboxes.stop();
       }
       await filesystem.stop();
-      await networking?.close();
+      await egress.networking?.close();
       database.close();
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
     },

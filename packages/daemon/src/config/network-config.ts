@@ -15,6 +15,8 @@ export interface NetworkConfig {
   dnsUpstream: string[];
   /** Per-sandbox bandwidth cap each way in Mbit/s (STASIS_NETWORK_BANDWIDTH_MBIT); 0 = none. */
   bandwidthMbit: number;
+  /** Extra CA certificates (a PEM file) the egress proxy trusts for secrets' hosts besides the public roots (STASIS_EGRESS_EXTRA_CA: a corporate CA). */
+  extraCaFile: string | null;
   /** Per-sandbox cap on open outbound connections (STASIS_NETWORK_MAX_CONNECTIONS). */
   maxConnections: number;
   /**
@@ -58,6 +60,7 @@ export function loadNetworkConfig(env: NodeJS.ProcessEnv, dataDir: string): Netw
     openRanges: cidrList(env.STASIS_NETWORK_OPEN, "STASIS_NETWORK_OPEN"),
     dnsUpstream: upstream,
     bandwidthMbit: num("STASIS_NETWORK_BANDWIDTH_MBIT", 0),
+    extraCaFile: env.STASIS_EGRESS_EXTRA_CA || null,
     maxConnections: num("STASIS_NETWORK_MAX_CONNECTIONS", 1024),
     tag: createHash("sha256").update(dataDir).digest("hex").slice(0, 6),
   };

@@ -1,8 +1,9 @@
 import { parseEgressTarget, type ResolvedNetworkPolicy } from "@stasis/protocol";
 import { runCommand } from "../runtime/run-command.js";
+import { GUARDRAIL_DEFAULT_CIDRS } from "./egress-decision.js";
 
-/** Addresses no sandbox reaches unless the operator opens them: this-network, private, CGNAT, loopback, link-local (cloud metadata), multicast and reserved. */
-export const GUARDED_RANGES = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/3"];
+/** Addresses no sandbox reaches unless the operator opens them (the proxy's guardrails, the same list). */
+export const GUARDED_RANGES = GUARDRAIL_DEFAULT_CIDRS.map((g) => g.cidr);
 
 /** What the table needs to know of the daemon: its ports and ranges. */
 export interface FirewallSetup {
@@ -64,6 +65,7 @@ export function fullRuleset(setup: FirewallSetup, uplinks: string[], sandboxes: 
   }
   chain input {
     type filter hook input priority filter; policy accept;
+    meta l4proto { tcp, udp } th dport { ${setup.dnsPort}, ${setup.httpProxyPort}, ${setup.tlsProxyPort} } iifname != @ifaces drop
     iifname != @ifaces return
     ct state established,related accept
     ct status dnat meta l4proto { tcp, udp } th dport { ${setup.dnsPort}, ${setup.httpProxyPort}, ${setup.tlsProxyPort} } accept
