@@ -25,7 +25,7 @@ export interface TestInternet {
   /** The internet CA's certificate (PEM). */
   caPem: string;
   /** Requests the servers saw, newest last. */
-  requests(): { local: string; host: string; headers: Record<string, string> }[];
+  requests(): { local: string; host: string; url: string; headers: Record<string, string> }[];
   close(): Promise<void>;
 }
 
@@ -36,7 +36,7 @@ const handler = (req, res) => {
   let received = 0;
   req.on("data", (chunk) => (received += chunk.length));
   req.on("end", () => {
-    fs.appendFileSync(log, JSON.stringify({ local: req.socket.localAddress, host: req.headers.host ?? "", headers: req.headers, received }) + "\\n");
+    fs.appendFileSync(log, JSON.stringify({ local: req.socket.localAddress, host: req.headers.host ?? "", url: req.url, headers: req.headers, received }) + "\\n");
     // Headers go to the log only, never back: a secret the proxy put in must not come back to the sandbox.
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify({ local: req.socket.localAddress, host: req.headers.host ?? "", received }));
@@ -92,7 +92,7 @@ export async function startTestInternet(names = ["web1.stasis-test.net", "web2.s
       readFileSync(join(dir, "requests.log"), "utf8")
         .split("\n")
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as { local: string; host: string; headers: Record<string, string> }),
+        .map((l) => JSON.parse(l) as { local: string; host: string; url: string; headers: Record<string, string> }),
     async close() {
       server.kill("SIGKILL");
       dns.socket.close();

@@ -91,7 +91,6 @@ export class ControlPlane {
   async create(c: Context): Promise<Response> {
     const req = await body(c, CreateBody);
     const network = e2bPolicy(req.allow_internet_access, req.network);
-    if (Object.keys(network.rules).length > 0) throw unsupported("network.rules header transforms");
     if (req.mcp !== undefined && req.mcp !== null) throw unsupported("MCP gateways");
     if (req.iam !== undefined && req.iam !== null) throw unsupported("IAM tokens");
     if (req.volumeMounts && req.volumeMounts.length > 0) throw unsupported("volumes");
@@ -111,7 +110,7 @@ export class ControlPlane {
       const issue = params.error.issues[0];
       throw new E2bHttpError(400, `invalid sandbox: ${issue ? `${issue.path.join(".")}: ${issue.message}` : "rejected"}`);
     }
-    const sandbox = await this.deps.sandboxes.create(params.data);
+    const sandbox = await this.deps.sandboxes.create(params.data, { headerRules: network.rules });
     if (autoResume) this.deps.store.setAutoResume(sandbox.id, true);
     return c.json(this.created(sandbox, req.templateID), 201);
   }
@@ -144,9 +143,8 @@ export class ControlPlane {
     this.visible(id);
     const req = await body(c, E2bNetworkSchema.extend({ allow_internet_access: z.boolean().nullish() }));
     const network = e2bPolicy(req.allow_internet_access, req);
-    if (Object.keys(network.rules).length > 0) throw unsupported("network.rules header transforms");
     const internet = network.policy.internet ?? true;
-    await this.deps.sandboxes.setNetwork(id, { internet, allowOut: network.policy.allowOut ?? [], denyOut: network.policy.denyOut ?? [] });
+    await this.deps.sandboxes.setNetwork(id, { internet, allowOut: network.policy.allowOut ?? [], denyOut: network.policy.denyOut ?? [] }, network.rules);
     return c.body(null, 204);
   }
 

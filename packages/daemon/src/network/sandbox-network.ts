@@ -26,7 +26,7 @@ export interface NetworkedSandbox {
 /** Whether a policy needs TCP 80/443 through the proxy: domain targets, or secrets to inject. */
 export function needsProxy(network: SandboxNetworkRecord): boolean {
   const named = (t: string) => !/^[\d./]+$/.test(t);
-  return Object.keys(network.placeholders).length > 0 || network.policy.allowOut.some(named) || network.policy.denyOut.some(named);
+  return Object.keys(network.placeholders).length > 0 || Object.keys(network.headerRules ?? {}).length > 0 || network.policy.allowOut.some(named) || network.policy.denyOut.some(named);
 }
 
 /**
@@ -172,7 +172,7 @@ export class SandboxNetworks {
 
   private remember(id: string, network: SandboxNetworkRecord): void {
     if (!network.address) return;
-    this.byAddress.set(network.address, { id, address: network.address, policy: network.policy, placeholders: network.placeholders });
+    this.byAddress.set(network.address, { id, address: network.address, policy: network.policy, placeholders: network.placeholders, ...(network.headerRules ? { headerRules: network.headerRules } : {}) });
   }
 
   private firewallView(id: string, network: SandboxNetworkRecord): FirewallSandbox {
@@ -185,7 +185,7 @@ export class SandboxNetworks {
       // A firewall reload (`nft flush ruleset`) may have removed the table since: rebuild it first.
       if (!(await tableExists(this.setup.table))) {
         this.log.warn({ table: this.setup.table }, "the nftables table was gone (a firewall reload?); rebuilding it");
-        const current = [...this.byAddress.values()].filter((s) => s.id !== id).map((s) => this.firewallView(s.id, { address: s.address, policy: s.policy, placeholders: s.placeholders }));
+        const current = [...this.byAddress.values()].filter((s) => s.id !== id).map((s) => this.firewallView(s.id, { address: s.address, policy: s.policy, placeholders: s.placeholders, ...(s.headerRules ? { headerRules: s.headerRules } : {}) }));
         await applyNft(fullRuleset(this.setup, await uplinks(), current));
       }
       await applyNft(script);

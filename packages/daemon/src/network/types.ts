@@ -9,6 +9,8 @@ export interface SandboxOnNetwork {
   policy: ResolvedNetworkPolicy;
   /** Secrets the sandbox holds placeholders for: name -> placeholder (the value stays in the daemon). */
   placeholders: Record<string, string>;
+  /** Headers set on requests to a host pattern (exact or `*.` wildcard): E2B's `rules` transforms. */
+  headerRules?: Record<string, Record<string, string>>;
 }
 
 /** Finds the sandbox a packet or connection came from by its source address. */

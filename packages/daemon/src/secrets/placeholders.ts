@@ -54,6 +54,32 @@ export function findPlaceholders(head: Buffer, placeholders: Record<string, stri
     .map(([name]) => name);
 }
 
+/**
+ * The headers a sandbox's rules set for `host`: an exact pattern first, else the longest matching `*.`
+ * wildcard (E2B's precedence; rule sets are not merged). Empty when none matches.
+ */
+export function headerRulesFor(rules: Record<string, Record<string, string>> | undefined, host: string): Record<string, string> {
+  if (!rules) return {};
+  const name = normalizeHost(host);
+  if (rules[name]) return rules[name];
+  let best: { suffix: string; headers: Record<string, string> } | null = null;
+  for (const [pattern, headers] of Object.entries(rules)) {
+    if (!pattern.startsWith("*.")) continue;
+    const suffix = pattern.slice(1);
+    if (name.endsWith(suffix) && name.length > suffix.length && (!best || suffix.length > best.suffix.length)) best = { suffix, headers };
+  }
+  return best?.headers ?? {};
+}
+
+/** `rawHeaders` with each of `set` put in, replacing any header of that name (case-insensitive). */
+export function setHeaders(rawHeaders: readonly string[], set: Record<string, string>): string[] {
+  const names = new Set(Object.keys(set).map((n) => n.toLowerCase()));
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (!names.has(rawHeaders[i]!.toLowerCase())) out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  for (const [n, v] of Object.entries(set)) out.push(n, v);
+  return out;
+}
+
 export interface Replacement {
   name: string;
   placeholder: string;

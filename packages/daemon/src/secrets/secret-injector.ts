@@ -5,7 +5,7 @@ import { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { ConnectionInterceptor, InterceptContext } from "../network/types.js";
 import type { CertificateAuthority } from "./certificate-authority.js";
-import { normalizeHost } from "./placeholders.js";
+import { headerRulesFor, normalizeHost } from "./placeholders.js";
 import type { SecretSource, SecretUse } from "./secret-store.js";
 import { forwardRequest, forwardUpgrade, secretsFor, sendText, type Intercepted } from "./upstream.js";
 
@@ -44,7 +44,8 @@ export function createSecretInterceptor(options: SecretInterceptorOptions): Conn
       logger.error({ err, sandbox: ctx.sandbox.id, host: ctx.host }, "secret lookup failed: the connection goes out without injection");
       return false;
     }
-    if (names.length === 0) return false;
+    const rules = headerRulesFor(ctx.sandbox.headerRules, ctx.host);
+    if (names.length === 0 && Object.keys(rules).length === 0) return false;
     const log = logger.child({ sandbox: ctx.sandbox.id, host: ctx.host, port: ctx.port });
     const Agent = ctx.tls ? HttpsAgent : HttpAgent;
     // One upstream connection per sandbox connection, reused across its requests, closed with it.
@@ -59,7 +60,7 @@ export function createSecretInterceptor(options: SecretInterceptorOptions): Conn
     // The proxy already read the head; put it back in front of whatever comes next.
     client.pause();
     client.unshift(ctx.head);
-    log.debug({ secrets: names, tls: ctx.tls }, "intercepting a connection to a secret host");
+    log.debug({ secrets: names, headerRules: Object.keys(rules), tls: ctx.tls }, "intercepting a connection to a secret or header-rule host");
     if (!ctx.tls) {
       connections.set(client, conn);
       server.emit("connection", client);

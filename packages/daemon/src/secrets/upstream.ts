@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { SandboxOnNetwork } from "../network/types.js";
-import { dropHopByHop, hostMatches, normalizeHost, replaceInHeaders, scrubHeaders, type Replacement } from "./placeholders.js";
+import { dropHopByHop, headerRulesFor, hostMatches, normalizeHost, replaceInHeaders, scrubHeaders, setHeaders, type Replacement } from "./placeholders.js";
 import type { SecretInterceptorOptions } from "./secret-injector.js";
 import type { SecretSource } from "./secret-store.js";
 
@@ -70,7 +70,10 @@ function prepare(req: IncomingMessage, conn: Intercepted, options: SecretInterce
     conn.log.error({ err }, "a secret for this host cannot be decrypted: request not sent");
     return { refuse: [502, `stasis egress: the secrets for ${conn.host} cannot be used on this daemon (see its log); the request was not sent\n`] };
   }
-  const { headers, used } = replaceInHeaders(dropHopByHop(req.rawHeaders, keepUpgrade), replacements);
+  const replaced = replaceInHeaders(dropHopByHop(req.rawHeaders, keepUpgrade), replacements);
+  const used = replaced.used;
+  // The sandbox's header rules for this host (E2B's transforms) override what the sandbox sent.
+  const headers = setHeaders(replaced.headers, headerRulesFor(conn.sandbox.headerRules, conn.host));
   const elsewhere = Object.entries(conn.sandbox.placeholders).filter(([name, placeholder]) => !used.includes(name) && headers.some((h, i) => i % 2 === 1 && h.includes(placeholder)));
   if (elsewhere.length > 0) conn.log.warn({ secrets: elsewhere.map(([name]) => name) }, "placeholder sent to a host that is not its secret's: sent as it is");
   if (given === undefined) headers.push("Host", conn.port === (conn.tls ? 443 : 80) ? conn.host : `${conn.host}:${conn.port}`);

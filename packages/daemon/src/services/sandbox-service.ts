@@ -113,11 +113,13 @@ export class SandboxService {
     });
   }
 
-  async create(params: CreateSandboxParams): Promise<Sandbox> {
+  /** `headerRules`: headers the egress proxy sets per host pattern (the E2B surface's `rules`). */
+  async create(params: CreateSandboxParams, extras: { headerRules?: Record<string, Record<string, string>> } = {}): Promise<Sandbox> {
     const { config, store, metrics, log: rootLog } = this.core.deps;
     const runtime = params.runtime ?? config.defaultRuntime;
     const driver = this.core.usableDriver(runtime);
-    const secrets = this.secretsFor(params.secrets);
+    const headerRules = extras.headerRules ?? {};
+    const secrets = this.secretsFor(params.secrets, Object.keys(headerRules).length > 0);
     const base = this.booter.shapeOf(params, this.booter.resolveTemplate(params.template), runtime);
     // The placeholders (never the values) and where the egress CA is, in the sandbox's environment.
     const shape = secrets ? { ...base, env: { ...base.env, ...EGRESS_CA_ENV, ...secrets } } : base;
@@ -135,7 +137,7 @@ export class SandboxService {
     // Checked in the same tick as the insert: a delete that began since the template was resolved either
     // sees this record (and refuses) or is seen here.
     this.booter.refuseIfDeleting(shape.template.ref);
-    const record = this.booter.newRecord(params, shape, Date.now(), false, secrets ?? {});
+    const record = this.booter.newRecord(params, shape, Date.now(), false, secrets ?? {}, headerRules);
     const log = rootLog.child({ sandbox: record.id, runtime });
     store.insert(record);
     try {
@@ -154,9 +156,12 @@ export class SandboxService {
     }
   }
 
-  /** Placeholders for a create's secrets (null without any); refused up front when they cannot work. */
-  private secretsFor(names: readonly string[]): Record<string, string> | null {
-    if (names.length === 0) return null;
+  /**
+   * Placeholders for a create's secrets (null when it needs no TLS through the egress proxy: no secrets, no
+   * header rules); refused up front when they cannot work.
+   */
+  private secretsFor(names: readonly string[], headerRules: boolean): Record<string, string> | null {
+    if (names.length === 0 && !headerRules) return null;
     const { network, secrets } = this.core.deps;
     if (!network || !secrets) throw new ApiError("network_unavailable", "secrets need sandbox networking, which this daemon does not have (STASIS_NETWORK=off, or the host lacks ip/nftables: run `stasis doctor`)");
     return secrets.issue(names);
@@ -251,13 +256,13 @@ export class SandboxService {
    * A new network policy: fields left out keep their value. Under the sandbox's lock, so a wake or fork in
    * flight starts with the new one; new connections follow it at once, open ones are not cut.
    */
-  async setNetwork(id: string, policy: NetworkPolicy): Promise<Sandbox> {
+  async setNetwork(id: string, policy: NetworkPolicy, headerRules?: Record<string, Record<string, string>>): Promise<Sandbox> {
     const network = this.core.deps.network;
     if (!network) throw new ApiError("network_unavailable", "sandboxes have no network on this daemon (STASIS_NETWORK=off, or the host lacks what it needs: run `stasis doctor`)");
     return this.core.exclusive(id, async () => {
       const record = this.core.record(id);
       if (!record.network) throw new ApiError("network_unavailable", `sandbox ${id} was created without a network`);
-      const next = { ...record.network, policy: network.resolvePolicy(policy, record.network.policy) };
+      const next = { ...record.network, policy: network.resolvePolicy(policy, record.network.policy), ...(headerRules ? { headerRules } : {}) };
       await network.update(id, next);
       this.core.deps.store.setNetwork(id, next);
       this.core.touch(id);

@@ -41,6 +41,8 @@ export interface SandboxNetworkRecord {
   policy: ResolvedNetworkPolicy;
   /** Secret name -> the placeholder the sandbox sees in that variable (the value never leaves the daemon). */
   placeholders: Record<string, string>;
+  /** Headers the egress proxy sets on requests to a host pattern (E2B's `rules`); kept like env vars. */
+  headerRules?: Record<string, Record<string, string>>;
   /** Bytes sent and received by its earlier incarnations (a namespace's counters start at 0 at each start). */
   sentBytes?: number;
   receivedBytes?: number;

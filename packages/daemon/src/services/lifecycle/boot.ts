@@ -56,7 +56,7 @@ export class Booter {
     };
   }
 
-  newRecord(params: CreateSandboxParams, shape: SandboxShape, now: number, pooled = false, placeholders: Record<string, string> = {}): SandboxRecord {
+  newRecord(params: CreateSandboxParams, shape: SandboxShape, now: number, pooled = false, placeholders: Record<string, string> = {}, headerRules: Record<string, Record<string, string>> = {}): SandboxRecord {
     return {
       id: newSandboxId(),
       template: shape.template.ref,
@@ -81,7 +81,7 @@ export class Booter {
       pooled,
       createdVia: this.usesSnapshot(shape) ? "snapshot" : "cold",
       agent: this.core.agent.path,
-      network: this.core.deps.network ? { address: null, policy: this.core.deps.network.resolvePolicy(params.network), placeholders } : null,
+      network: this.core.deps.network ? { address: null, policy: this.core.deps.network.resolvePolicy(params.network), placeholders, ...(Object.keys(headerRules).length > 0 ? { headerRules } : {}) } : null,
     };
   }
 

@@ -19,7 +19,7 @@ export function writeNetworkFiles(core: SandboxCore, record: SandboxRecord): voi
   const rootfs = core.deps.filesystem.paths(record.id).rootfs;
   writeSandboxFile(core.ownerOf(record), rootfs, "/etc/resolv.conf", `# The Stasis daemon's resolver: it answers by this sandbox's network policy.\nnameserver ${network.range.resolver}\noptions edns0\n`);
   const ca = core.deps.secrets?.caPem;
-  if (!ca || Object.keys(record.network.placeholders).length === 0) return;
+  if (!ca || (Object.keys(record.network.placeholders).length === 0 && Object.keys(record.network.headerRules ?? {}).length === 0)) return;
   // Secrets' hosts are reached through the daemon's TLS: the sandbox trusts its CA, alone and in the bundle.
   writeSandboxFile(core.ownerOf(record), rootfs, EGRESS_CA_PATH, ca);
   const bundle = readSandboxFile(rootfs, SYSTEM_BUNDLE);
