@@ -192,6 +192,10 @@ describe("the egress proxy", () => {
   it("refuses connections from an address that is no sandbox", async () => {
     const stranger = await start({ lookup: () => undefined });
     expect(await rawExchange(stranger.httpPort, get("allowed.test"))).toBe("");
+    // A lookup that throws closes the connection and leaves the proxy serving.
+    const broken = await start({ lookup: () => { throw new Error("store gone"); } });
+    expect(await rawExchange(broken.httpPort, get("allowed.test"))).toBe("");
+    expect(await rawExchange(broken.httpPort, get("allowed.test"))).toBe("");
   });
 
   it("keeps a half-closed connection open until the server answers", async () => {

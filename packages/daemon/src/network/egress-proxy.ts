@@ -116,6 +116,16 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   const accept = (client: Socket, kind: Kind, listenerPort: number): void => {
     client.on("error", () => client.destroy());
     track(client);
+    try {
+      admit(client, kind, listenerPort);
+    } catch (err) {
+      // A throwing lookup must not take the daemon down with it.
+      options.logger.error({ err }, "egress proxy accept failed");
+      client.destroy();
+    }
+  };
+
+  const admit = (client: Socket, kind: Kind, listenerPort: number): void => {
     const source = client.remoteAddress?.replace(/^::ffff:/, "");
     const sandbox = source === undefined ? undefined : options.lookup(source);
     if (sandbox === undefined) {
