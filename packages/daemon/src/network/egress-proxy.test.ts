@@ -18,7 +18,7 @@ import type { InterceptContext, SandboxOnNetwork } from "./types.js";
  */
 const NAMES: Record<string, string[]> = {
   "allowed.test": ["127.0.0.2"], "other.test": ["127.0.0.2"], "secret.test": ["127.0.0.2"], "denied.test": ["127.0.0.2"],
-  "meta.test": ["169.254.169.254"], "decoy.test": ["127.0.0.3"],
+  "meta.test": ["169.254.169.254"], "decoy.test": ["127.0.0.3"], "multi.test": ["169.254.169.254", "127.0.0.4", "127.0.0.2"],
 };
 const cert = selfSignedCert(["allowed.test", "other.test", "secret.test", "denied.test"]);
 const guardrails = new Guardrails({ sandboxRange: "10.250.0.0/16", hostAddresses: [], opened: ["127.0.0.0/8"], testOnlyOpenLoopback: true });
@@ -114,6 +114,12 @@ describe("the egress proxy", () => {
     expect(await rawExchange(proxy.httpPort, get("denied.test"))).toContain("egress to denied.test is blocked by this sandbox's network policy (denyOut name)");
     expect(await rawExchange(proxy.httpPort, get("meta.test"))).toContain("(resolves to link-local (cloud metadata))");
     expect(await rawExchange(proxy.httpPort, get("nowhere.test"))).toMatch(/^HTTP\/1\.1 502 /);
+  });
+
+  it("skips guarded addresses of a name and tries the next address when one refuses", async () => {
+    policy = { internet: true, allowOut: [], denyOut: [] };
+    // 169.254.169.254 is never dialled; nothing listens on 127.0.0.4; 127.0.0.2 answers.
+    expect(await rawExchange(proxy.httpPort, get("multi.test"))).toContain("real saw host=multi.test");
   });
 
   it("closes a TLS connection whose SNI is not allowed", async () => {
