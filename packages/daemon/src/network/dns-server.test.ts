@@ -124,6 +124,16 @@ describe("the DNS server", () => {
     expect(upstream.questions).toEqual([]);
   });
 
+  it("survives a lookup that throws (no answer) and keeps serving", async () => {
+    const broken = await startDnsServer({ host: "127.0.0.1", port: 0, upstreams: [local(upstream.port)], lookup: () => { throw new Error("store gone"); } });
+    servers.push(broken);
+    const bad = buildQuery(20, "a.test", QTYPE.A);
+    bad.writeUInt16BE(2, 4);
+    // The first query meets the throwing lookup; the FORMERR after it shows the server still answers.
+    const answers = await ask(broken.port, [buildQuery(19, "a.test", QTYPE.A), bad], 1);
+    expect(answers.map((a) => [a.readUInt16BE(0), rcodeOf(a)])).toEqual([[20, RCODE.FORMERR]]);
+  });
+
   it("answers FORMERR to a malformed query, drops noise, and keeps serving", async () => {
     const bad = buildQuery(9, "a.test", QTYPE.A);
     bad.writeUInt16BE(2, 4);

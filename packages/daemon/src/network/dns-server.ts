@@ -28,6 +28,8 @@ export interface DnsServerOptions {
   maxInFlight?: number;
   /** TCP connections one source may hold. Default 8. */
   maxTcpPerSource?: number;
+  /** TCP connections over all sources. Default 512. */
+  maxTcpTotal?: number;
   /** A TCP connection with nothing to do is closed after this long. Default 10 s. */
   tcpIdleMs?: number;
 }
@@ -73,7 +75,7 @@ class Limits {
 export async function startDnsServer(options: DnsServerOptions): Promise<DnsServer> {
   const timeoutMs = options.upstreamTimeoutMs ?? 2000;
   const inFlight = new Limits(options.maxInFlightPerSource ?? 32, options.maxInFlight ?? 1024);
-  const tcpConns = new Limits(options.maxTcpPerSource ?? 8, Number.MAX_SAFE_INTEGER);
+  const tcpConns = new Limits(options.maxTcpPerSource ?? 8, options.maxTcpTotal ?? 512);
   const log = options.logger;
 
   /**
@@ -81,6 +83,15 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
    * forward holds one of the source's in-flight slots, and a query over the limit gets no answer.
    */
   const handle = (query: Buffer, source: string, tcp: boolean, reply: (answer: Buffer) => void): void => {
+    try {
+      answer(query, source, tcp, reply);
+    } catch (err) {
+      // A throwing lookup must not take the daemon down with it.
+      log?.error({ err, source }, "dns query failed");
+    }
+  };
+
+  const answer = (query: Buffer, source: string, tcp: boolean, reply: (answer: Buffer) => void): void => {
     const parsed = parseQuery(query);
     if (parsed.kind === "drop") return;
     if (parsed.kind === "error") return reply(buildAnswer(query, parsed, parsed.rcode));

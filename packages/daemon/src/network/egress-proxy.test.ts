@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { connect, createServer } from "node:net";
 import type { ResolvedNetworkPolicy } from "@stasis/protocol";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Guardrails } from "./egress-decision.js";
@@ -6,7 +7,7 @@ import { startEgressProxy, type EgressProxy, type EgressProxyOptions } from "./e
 import {
   echoTlsServer, halfCloseServer, idleConnection, listen, logLines, memoryLogger, namedHttpServer, rawExchange, tlsExchange,
 } from "./test-support/proxy-fixtures.js";
-import { selfSignedCert } from "./test-support/tls-fixtures.js";
+import { captureClientHello, selfSignedCert, splitRecords } from "./test-support/tls-fixtures.js";
 import type { InterceptContext, SandboxOnNetwork } from "./types.js";
 
 /**
@@ -17,7 +18,7 @@ import type { InterceptContext, SandboxOnNetwork } from "./types.js";
  */
 const NAMES: Record<string, string[]> = {
   "allowed.test": ["127.0.0.2"], "other.test": ["127.0.0.2"], "secret.test": ["127.0.0.2"], "denied.test": ["127.0.0.2"],
-  "meta.test": ["169.254.169.254"], "decoy.test": ["127.0.0.3"],
+  "meta.test": ["169.254.169.254"], "decoy.test": ["127.0.0.3"], "multi.test": ["169.254.169.254", "127.0.0.4", "127.0.0.2"],
 };
 const cert = selfSignedCert(["allowed.test", "other.test", "secret.test", "denied.test"]);
 const guardrails = new Guardrails({ sandboxRange: "10.250.0.0/16", hostAddresses: [], opened: ["127.0.0.0/8"], testOnlyOpenLoopback: true });
@@ -115,6 +116,12 @@ describe("the egress proxy", () => {
     expect(await rawExchange(proxy.httpPort, get("nowhere.test"))).toMatch(/^HTTP\/1\.1 502 /);
   });
 
+  it("skips guarded addresses of a name and tries the next address when one refuses", async () => {
+    policy = { internet: true, allowOut: [], denyOut: [] };
+    // 169.254.169.254 is never dialled; nothing listens on 127.0.0.4; 127.0.0.2 answers.
+    expect(await rawExchange(proxy.httpPort, get("multi.test"))).toContain("real saw host=multi.test");
+  });
+
   it("closes a TLS connection whose SNI is not allowed", async () => {
     const before = tls.connections;
     await expect(tlsExchange(proxy.tlsPort, { servername: "other.test", ca: cert.cert }, Buffer.from("x"), 1)).rejects.toThrow();
@@ -144,6 +151,38 @@ describe("the egress proxy", () => {
     original = null;
     expect(await rawExchange(proxy.httpPort, "GET / HTTP/1.0\r\n\r\n")).toContain("original destination unknown");
     expect(originalAsked).toBe(4);
+  });
+
+  it("reads a ClientHello split over records and writes, and forwards it whole", async () => {
+    const hello = splitRecords(await captureClientHello({ servername: "allowed.test" }), [3, 60]);
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const socket = connect({ host: "127.0.0.1", port: proxy.tlsPort, noDelay: true });
+      socket.on("error", reject);
+      socket.once("data", (d: Buffer) => {
+        socket.destroy();
+        resolve(d);
+      });
+      socket.on("connect", () => {
+        socket.write(hello.subarray(0, 5));
+        setTimeout(() => socket.write(hello.subarray(5, 40)), 20);
+        setTimeout(() => socket.write(hello.subarray(40)), 40);
+      });
+    });
+    // The real server answered with its ServerHello: a handshake record.
+    expect(reply[0]).toBe(0x16);
+  });
+
+  it("decides a client that sends nothing (the server speaks first) by address once the peek times out", async () => {
+    const banner = createServer((s) => s.end("220 banner\r\n"));
+    await listen(banner, "127.0.0.3");
+    try {
+      const quick = await start({ peekTimeoutMs: 100 });
+      policy = { internet: false, allowOut: ["127.0.0.3/32"], denyOut: [] };
+      original = { address: "127.0.0.3", port: (banner.address() as { port: number }).port };
+      expect(await rawExchange(quick.tlsPort, Buffer.alloc(0))).toBe("220 banner\r\n");
+    } finally {
+      banner.close();
+    }
   });
 
   it("answers 400 to a malformed HTTP head and closes garbage TLS", async () => {
@@ -192,6 +231,10 @@ describe("the egress proxy", () => {
   it("refuses connections from an address that is no sandbox", async () => {
     const stranger = await start({ lookup: () => undefined });
     expect(await rawExchange(stranger.httpPort, get("allowed.test"))).toBe("");
+    // A lookup that throws closes the connection and leaves the proxy serving.
+    const broken = await start({ lookup: () => { throw new Error("store gone"); } });
+    expect(await rawExchange(broken.httpPort, get("allowed.test"))).toBe("");
+    expect(await rawExchange(broken.httpPort, get("allowed.test"))).toBe("");
   });
 
   it("keeps a half-closed connection open until the server answers", async () => {

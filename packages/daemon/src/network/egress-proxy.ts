@@ -53,6 +53,12 @@ export interface EgressProxy {
 }
 
 type Kind = "http" | "tls";
+/** Where an allowed connection goes: the addresses (every one allowed) tried in order, and the port. */
+interface Target {
+  host: string;
+  addresses: string[];
+  port: number;
+}
 
 function fromConntrack(client: Socket, listenerPort: number): Promise<Destination | null> {
   const address = client.remoteAddress?.replace(/^::ffff:/, "");
@@ -116,6 +122,16 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   const accept = (client: Socket, kind: Kind, listenerPort: number): void => {
     client.on("error", () => client.destroy());
     track(client);
+    try {
+      admit(client, kind, listenerPort);
+    } catch (err) {
+      // A throwing lookup must not take the daemon down with it.
+      options.logger.error({ err }, "egress proxy accept failed");
+      client.destroy();
+    }
+  };
+
+  const admit = (client: Socket, kind: Kind, listenerPort: number): void => {
     const source = client.remoteAddress?.replace(/^::ffff:/, "");
     const sandbox = source === undefined ? undefined : options.lookup(source);
     if (sandbox === undefined) {
@@ -161,12 +177,12 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     const name = peeked.kind === "other" ? null : peeked.name;
     const head = peeked.head;
 
-    let target: { host: string; address: string; port: number };
+    let target: Target;
     if (name !== null) {
       const decided = await decideNamed(sandbox, name);
       if (client.destroyed) return;
       if ("reason" in decided) return deny(client, sandbox, counter, name, port, decided.reason, http ? decided.status : null);
-      target = { host: name, address: decided.address, port };
+      target = { host: name, addresses: decided.addresses, port };
     } else {
       const dst = await findOriginal(client, listenerPort);
       if (client.destroyed) return;
@@ -174,18 +190,18 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       const blocked = options.guardrails.blocked(dst.address);
       const d = blocked === null ? decideAddress(compiledPolicyOf(sandbox.policy), dst.address) : { verdict: "deny", reason: blocked };
       if (d.verdict === "deny") return deny(client, sandbox, counter, dst.address, dst.port, d.reason, http ? 403 : null);
-      target = { host: dst.address, address: dst.address, port: dst.port };
+      target = { host: dst.address, addresses: [dst.address], port: dst.port };
     }
 
     if (name !== null && options.interceptor !== undefined) {
-      const taken = options.interceptor({ sandbox, host: name, port: target.port, address: target.address, tls: peeked.kind === "tls", client, head });
+      const taken = options.interceptor({ sandbox, host: name, port: target.port, address: target.addresses[0] ?? "", tls: peeked.kind === "tls", client, head });
       if (taken) return;
     }
     dial(client, target, head, counter, http, sandbox);
   };
 
-  /** Resolves the name and picks the first address both the guardrails and the policy allow. */
-  const decideNamed = async (sandbox: SandboxOnNetwork, name: string): Promise<{ address: string } | { reason: string; status: 403 | 502 }> => {
+  /** Resolves the name and keeps the addresses both the guardrails and the policy allow, in order. */
+  const decideNamed = async (sandbox: SandboxOnNetwork, name: string): Promise<{ addresses: string[] } | { reason: string; status: 403 | 502 }> => {
     // A name the policy denies outright is refused before any lookup.
     if (matchName(compiledPolicyOf(sandbox.policy), name) === "deny") return { reason: "denyOut name", status: 403 };
     let addresses: string[];
@@ -196,17 +212,21 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     }
     const policy = compiledPolicyOf(sandbox.policy);
     let first: Decision | undefined;
+    const allowed: string[] = [];
     for (const address of addresses) {
       const blocked = options.guardrails.blocked(address);
       const d: Decision = blocked === null ? decideName(policy, name, address) : { verdict: "deny", reason: `resolves to ${blocked}` };
-      if (d.verdict === "allow") return { address };
-      first ??= d;
+      if (d.verdict === "allow") allowed.push(address);
+      else first ??= d;
     }
+    if (allowed.length > 0) return { addresses: allowed };
     return { reason: first?.reason ?? "name has no address", status: first === undefined ? 502 : 403 };
   };
 
-  const dial = (client: Socket, target: { host: string; address: string; port: number }, head: Buffer, counter: ProxyCounter, http: boolean, sandbox: SandboxOnNetwork): void => {
-    const upstream = connect({ host: target.address, port: target.port, allowHalfOpen: true });
+  /** Dials the target's addresses in turn until one connects (at most 4), then splices. */
+  const dial = (client: Socket, target: Target, head: Buffer, counter: ProxyCounter, http: boolean, sandbox: SandboxOnNetwork, index = 0): void => {
+    const address = target.addresses[index] ?? "";
+    const upstream = connect({ host: address, port: target.port, allowHalfOpen: true });
     track(upstream);
     const connectTimer = setTimeout(() => upstream.destroy(new Error("connect timeout")), options.connectTimeoutMs ?? 10_000);
     upstream.once("close", () => clearTimeout(connectTimer));
@@ -214,7 +234,9 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     client.once("close", abort);
     const onConnectError = (err: Error) => {
       client.off("close", abort);
-      options.logger.info({ sandbox: sandbox.id, host: target.host, port: target.port, err: err.message }, "egress upstream unreachable");
+      options.logger.info({ sandbox: sandbox.id, host: target.host, address, port: target.port, err: err.message }, "egress upstream unreachable");
+      if (client.destroyed) return;
+      if (index + 1 < Math.min(4, target.addresses.length)) return dial(client, target, head, counter, http, sandbox, index + 1);
       if (http) answerHttp(client, 502, `stasis: could not reach ${target.host}`);
       else client.destroy();
     };
