@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { ResolvedNetworkPolicy } from "@stasis/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QTYPE, RCODE, answersQuery, buildQuery, rcodeOf } from "./dns-packet.js";
-import { startDnsServer, type DnsServer } from "./dns-server.js";
+import { decideQuery, startDnsServer, type DnsServer } from "./dns-server.js";
 import { createUpstreamResolver, parseUpstream, resolveUpstreams, upstreamsFromResolvConf, type Upstream } from "./dns-upstream.js";
 import { startFakeUpstream, type FakeUpstream } from "./test-support/fake-dns.js";
 import type { SandboxOnNetwork } from "./types.js";
@@ -237,5 +237,20 @@ describe("upstreams and the proxy's resolver", () => {
     } finally {
       await upstream.close();
     }
+  });
+});
+
+describe("what the policy lets the DNS server answer", () => {
+  const on = (policy: ResolvedNetworkPolicy): SandboxOnNetwork => ({ id: "sb", address: "10.0.0.2", policy, placeholders: {} });
+  const A = 1;
+  const IN = 1;
+
+  it("an allow list of names resolves those names only; with a CIDR in it, any name may lead there", () => {
+    const names = on({ internet: false, allowOut: ["pypi.org", "*.example.com"], denyOut: [] });
+    expect(decideQuery(names, "pypi.org", A, IN)).toEqual({ forward: true });
+    expect(decideQuery(names, "files.example.com", A, IN)).toEqual({ forward: true });
+    expect(decideQuery(names, "exfil.attacker.net", A, IN)).toEqual({ rcode: 3 });
+    const withCidr = on({ internet: false, allowOut: ["pypi.org", "203.0.113.0/24"], denyOut: [] });
+    expect(decideQuery(withCidr, "anything.net", A, IN)).toEqual({ forward: true });
   });
 });

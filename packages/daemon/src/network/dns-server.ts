@@ -47,7 +47,11 @@ export function decideQuery(sandbox: SandboxOnNetwork | undefined, name: string,
   const compiled = compiledPolicyOf(sandbox.policy);
   if (allowsNothing(compiled)) return { rcode: RCODE.REFUSED };
   if (qclass !== QCLASS_IN || type === QTYPE.AXFR || type === QTYPE.IXFR) return { rcode: RCODE.REFUSED };
-  if (matchName(compiled, name) === "deny") return { rcode: RCODE.NXDOMAIN };
+  const verdict = matchName(compiled, name);
+  if (verdict === "deny") return { rcode: RCODE.NXDOMAIN };
+  // An allow list of names only: no other name can be reached, so none is resolved either (queries for
+  // names are a way out too: data can leave in them).
+  if (compiled.allowList && compiled.allow.cidrs.length === 0 && verdict !== "allow") return { rcode: RCODE.NXDOMAIN };
   // IPv6 is off inside sandboxes: an empty answer (not an error) makes clients use the A records.
   if (type === QTYPE.AAAA) return { rcode: RCODE.NOERROR };
   return { forward: true };

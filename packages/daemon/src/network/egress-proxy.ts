@@ -5,6 +5,7 @@ import { compiledPolicyOf, decideAddress, decideName, matchName, type Decision, 
 import { peek, type Peeked } from "./proxy-peek.js";
 import { newCounter, splice, type ProxyCounter } from "./proxy-splice.js";
 import type { ConnectionInterceptor, NameResolver, SandboxLookup, SandboxOnNetwork } from "./types.js";
+import { findPlaceholders } from "../secrets/placeholders.js";
 
 /**
  * The transparent egress proxy. nftables redirects a sandbox's TCP 80 to `httpPort` and TCP 443 to
@@ -196,6 +197,11 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     if (name !== null && options.interceptor !== undefined) {
       const taken = options.interceptor({ sandbox, host: name, port: target.port, address: target.addresses[0] ?? "", tls: peeked.kind === "tls", client, head });
       if (taken) return;
+    }
+    // A placeholder in a plain request to a host that is not its secret's goes out as it is: say so.
+    if (http && Object.keys(sandbox.placeholders).length > 0) {
+      const leaked = findPlaceholders(head, sandbox.placeholders);
+      if (leaked.length > 0) options.logger.warn({ sandbox: sandbox.id, host: target.host, secrets: leaked }, "placeholder sent to a host that is not its secret's: sent as it is");
     }
     dial(client, target, head, counter, http, sandbox);
   };
