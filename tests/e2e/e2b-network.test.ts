@@ -59,7 +59,8 @@ describe("the e2b SDK's network settings against Stasis", () => {
     const [web1, web2] = inet.names as [string, string];
     const s = await create({ network: { allowOut: [web1], denyOut: [sdk.ALL_TRAFFIC] } });
     expect(await status(s, `https://${web1}/`)).toBe("200");
-    expect(await status(s, `http://${web2}/`)).toBe("403");
+    expect(await status(s, `http://${web2}/`)).toBe("000");
+    expect(await status(s, `--resolve ${web2}:80:${inet.primary} http://${web2}/`)).toBe("403");
     expect(await status(s, `http://${inet.secondary}/`)).not.toBe("200");
   });
 
