@@ -116,6 +116,8 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
       const namespaces = existsSync("/var/run/netns") ? readdirSync("/var/run/netns").filter((n) => n.startsWith(`stasis-${netTag}-`)) : [];
       spawnSync("nft", ["delete", "table", "ip", `stasis_${netTag}`]);
       if (namespaces.length > 0) throw new Error(`network namespaces left behind by ${dataDir}: ${namespaces.join(", ")}`);
+      const veths = readdirSync("/sys/class/net").filter((n) => n.startsWith(`sx${netTag}`));
+      if (veths.length > 0) throw new Error(`veth interfaces left behind by ${dataDir}: ${veths.join(", ")}`);
       rmSync(dataDir, { recursive: true, force: true });
       rmSync(runDir, { recursive: true, force: true });
     },

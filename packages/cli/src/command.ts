@@ -1,5 +1,5 @@
 import type { BenchSection } from "./bench-sections.js";
-import type { CreateSandboxRequest, Runtime, SandboxState, SignalName, StandbyPolicy } from "@stasis/protocol";
+import type { CreateSandboxRequest, NetworkPolicy, Runtime, SandboxState, SignalName, StandbyPolicy } from "@stasis/protocol";
 
 /** Flags every command accepts. */
 export interface GlobalFlags {
@@ -53,6 +53,7 @@ export type Command =
   | { kind: "e2b.key.revoke"; ids: string[] }
   | { kind: "secret.set"; name: string; hosts: string[]; value: { stdin: true } | { text: string } }
   | { kind: "secret.list" }
+  | { kind: "sandbox.network"; id: string; policy: NetworkPolicy }
   | { kind: "secret.rm"; names: string[] };
 
 export interface CommandLine {

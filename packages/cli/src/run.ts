@@ -62,6 +62,8 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return sandboxes.fork(command, ctx);
     case "sandbox.standby":
       return sandboxes.standby(command, ctx);
+    case "sandbox.network":
+      return sandboxes.network(command, ctx);
     case "sandbox.timeout":
       return sandboxes.setTimeout(command, ctx);
     case "exec":

@@ -3,6 +3,7 @@ import { OnTimeoutSchema, SandboxStateSchema, signalNames, TemplateNameSchema, T
 import type { ParseArgsConfig } from "node:util";
 import type { Command, TemplateResourceFlags } from "./command.js";
 import { secretSpecs } from "./secret-specs.js";
+import { networkFlags, networkOptions, networkPolicy, networkSpecs, secretNames } from "./network-specs.js";
 import { UsageError } from "./usage-error.js";
 import { commandFrom, duration, durationOrOff, keyValues, number, oneOf } from "./values.js";
 
@@ -276,7 +277,7 @@ export const specs: CommandSpec[] = [
   {
     path: "sandbox create",
     usage:
-      "stasis sandbox create [--template T] [--runtime R] [--cpu N] [--memory MiB] [--disk MiB] [--timeout D] [--idle-timeout D] [--hibernate-after D] [--on-timeout standby|kill] [--env K=V]... [--meta K=V]...",
+      "stasis sandbox create [--template T] [--runtime R] [--cpu N] [--memory MiB] [--disk MiB] [--timeout D] [--idle-timeout D] [--hibernate-after D] [--on-timeout standby|kill] [--env K=V]... [--meta K=V]... [--internet on|off] [--allow-out T]... [--deny-out T]... [--secret NAME]...",
     summary: "Create a sandbox and print its id",
     flags: [
       ["--template T", "template to start from: NAME (its latest version) or NAME:VERSION (default base)"],
@@ -288,6 +289,8 @@ export const specs: CommandSpec[] = [
       ...standbyFlags,
       ["-e, --env K=V", "environment variable for every command (repeatable)"],
       ["--meta K=V", "metadata label (repeatable)"],
+      ...networkFlags,
+      ["--secret NAME", "a secret (stasis secret set) the sandbox may use: its variable holds a placeholder (repeatable)"],
     ],
     options: {
       template: { type: "string" },
@@ -299,6 +302,8 @@ export const specs: CommandSpec[] = [
       ...standbyOptions,
       env: { type: "string", short: "e", multiple: true },
       meta: { type: "string", multiple: true },
+      ...networkOptions,
+      secret: { type: "string", multiple: true },
     },
     args: { min: 0, max: 0 },
     build: ({ values }) => {
@@ -315,6 +320,10 @@ export const specs: CommandSpec[] = [
       Object.assign(request, standbyPolicy(values));
       if (list(values, "env").length) request.env = keyValues(list(values, "env"), "--env");
       if (list(values, "meta").length) request.metadata = keyValues(list(values, "meta"), "--meta");
+      const network = networkPolicy(values);
+      if (Object.keys(network).length > 0) request.network = network;
+      const secrets = secretNames(values);
+      if (secrets.length > 0) request.secrets = secrets;
       return { kind: "sandbox.create", request };
     },
   },
@@ -528,6 +537,7 @@ export const specs: CommandSpec[] = [
     build: ({ args }) => ({ kind: "e2b.key.revoke", ids: args }),
   },
   ...secretSpecs,
+  ...networkSpecs,
 ];
 
 /** Words that only group subcommands; a group may sit inside another ("e2b key" in "e2b"). */

@@ -74,6 +74,21 @@ export async function standby(cmd: CommandOf<"sandbox.standby">, ctx: Context): 
   return 0;
 }
 
+/** Changes the policy when flags are given, then prints it (and the address). */
+export async function network(cmd: CommandOf<"sandbox.network">, ctx: Context): Promise<number> {
+  const sandbox = await Sandbox.connect(cmd.id, ctx.conn);
+  const info = Object.keys(cmd.policy).length > 0 ? await sandbox.setNetwork(cmd.policy) : sandbox.info;
+  if (ctx.json) await printJson(ctx, info.network ?? null);
+  else {
+    const n = info.network;
+    const lines = n
+      ? [`address   ${n.address ?? "-"}`, `internet  ${n.policy.internet ? "on" : "off"}`, `allowOut  ${n.policy.allowOut.join(", ") || "-"}`, `denyOut   ${n.policy.denyOut.join(", ") || "-"}`, `secrets   ${n.secrets.join(", ") || "-"}`]
+      : ["no network"];
+    await write(ctx.io.stdout, `${lines.join("\n")}\n`);
+  }
+  return 0;
+}
+
 export async function setTimeout(cmd: CommandOf<"sandbox.timeout">, ctx: Context): Promise<number> {
   const sandbox = await Sandbox.connect(cmd.id, ctx.conn);
   const info = await sandbox.setTimeout(cmd.timeoutMs);

@@ -49,8 +49,7 @@ export class SandboxNetworks {
     readonly config: NetworkConfig,
     ports: NetworkPorts,
     private readonly log: Logger,
-    /** Seconds each attach took (a metric). */
-    private readonly onAttach: (seconds: number) => void = () => {},
+    private readonly hooks: { onAttach?: (seconds: number) => void; onRelease?: (id: string) => void } = {},
   ) {
     this.range = new AddressRange(config.range);
     this.names = new NetnsNames(config.tag);
@@ -138,7 +137,7 @@ export class SandboxNetworks {
       throw err;
     }
     this.remember(id, network);
-    this.onAttach((performance.now() - started) / 1000);
+    this.hooks.onAttach?.((performance.now() - started) / 1000);
     return path;
   }
 
@@ -164,6 +163,7 @@ export class SandboxNetworks {
   async release(id: string, network: SandboxNetworkRecord | null): Promise<void> {
     await this.detach(id, network);
     if (network?.address) this.taken.delete(network.address);
+    this.hooks.onRelease?.(id);
   }
 
   counters(id: string): { sentBytes: number; receivedBytes: number } | null {

@@ -72,7 +72,10 @@ export async function startNetworking(config: NetworkConfig, log: Logger, option
       ...(options.interceptor ? { interceptor: options.interceptor } : {}),
       maxPerSandbox: config.maxConnections,
     });
-    networks = new SandboxNetworks(config, { dns: dns.port, http: proxy.httpPort, tls: proxy.tlsPort }, log, options.onAttach);
+    networks = new SandboxNetworks(config, { dns: dns.port, http: proxy.httpPort, tls: proxy.tlsPort }, log, {
+      ...(options.onAttach ? { onAttach: options.onAttach } : {}),
+      onRelease: (id) => proxy.forgetCounters(id),
+    });
     const started = dns;
     log.info({ range: config.range, dnsPort: dns.port, proxyPorts: [proxy.httpPort, proxy.tlsPort], upstreams: upstreams.map((u) => `${u.host}:${u.port}`) }, "sandbox networking ready");
     return {

@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { parseCommandLine } from "./parse.js";
+import { UsageError } from "./usage-error.js";
+
+const command = (line: string) => parseCommandLine(line.split(" ")).command;
+
+describe("network flags", () => {
+  it("sandbox create takes a policy and secrets", () => {
+    expect(command("sandbox create --internet off --allow-out pypi.org --allow-out 203.0.113.0/24 --secret API_KEY")).toMatchObject({
+      kind: "sandbox.create",
+      request: { network: { internet: false, allowOut: ["pypi.org", "203.0.113.0/24"] }, secrets: ["API_KEY"] },
+    });
+  });
+
+  it("sandbox network changes only what is given, and can empty a list", () => {
+    expect(command("sandbox network sbx_0123456789abcdef --deny-out *.example.com")).toEqual({ kind: "sandbox.network", id: "sbx_0123456789abcdef", policy: { denyOut: ["*.example.com"] } });
+    expect(command("sandbox network sbx_0123456789abcdef --clear-allow")).toEqual({ kind: "sandbox.network", id: "sbx_0123456789abcdef", policy: { allowOut: [] } });
+    expect(command("sandbox network sbx_0123456789abcdef")).toEqual({ kind: "sandbox.network", id: "sbx_0123456789abcdef", policy: {} });
+  });
+
+  it("refuses malformed targets and values with a usage error", () => {
+    for (const line of ["sandbox create --allow-out not_a_target", "sandbox network x --internet maybe", "sandbox create --secret 1BAD"]) {
+      expect(() => parseCommandLine(line.split(" "))).toThrow(UsageError);
+    }
+  });
+});

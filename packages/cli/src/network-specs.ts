@@ -1,0 +1,58 @@
+import { EgressTargetSchema, SecretNameSchema, type NetworkPolicy } from "@stasis/protocol";
+import type { CommandSpec, Values } from "./specs.js";
+import { UsageError } from "./usage-error.js";
+
+const str = (v: Values, name: string): string | undefined => (typeof v[name] === "string" ? (v[name] as string) : undefined);
+const list = (v: Values, name: string): string[] => (Array.isArray(v[name]) ? (v[name] as unknown[]).filter((x): x is string => typeof x === "string") : []);
+
+function targets(items: string[], flag: string): string[] {
+  for (const t of items) if (!EgressTargetSchema.safeParse(t).success) throw new UsageError(`${flag} '${t}' is not a CIDR, an IPv4 address or a domain name (exact or *.example.com)`);
+  return items;
+}
+
+/** Flags shared by `sandbox create` and `sandbox network`. */
+export const networkFlags: [string, string][] = [
+  ["--internet on|off", "reach the internet at all (default: the daemon's)"],
+  ["--allow-out T", "allowed target: CIDR, address, name or *.name (repeatable); with any, nothing else is allowed"],
+  ["--deny-out T", "refused target (repeatable); --allow-out wins where both match"],
+];
+export const networkOptions = { internet: { type: "string" }, "allow-out": { type: "string", multiple: true }, "deny-out": { type: "string", multiple: true } } as const;
+
+/** The policy the flags give (fields not given are left out). */
+export function networkPolicy(values: Values): NetworkPolicy {
+  const policy: NetworkPolicy = {};
+  const internet = str(values, "internet");
+  if (internet !== undefined) {
+    if (internet !== "on" && internet !== "off") throw new UsageError(`--internet takes on or off, got '${internet}'`);
+    policy.internet = internet === "on";
+  }
+  const allow = list(values, "allow-out");
+  const deny = list(values, "deny-out");
+  if (allow.length > 0) policy.allowOut = targets(allow, "--allow-out");
+  if (deny.length > 0) policy.denyOut = targets(deny, "--deny-out");
+  return policy;
+}
+
+/** `--secret NAME` (repeatable) for `sandbox create`. */
+export function secretNames(values: Values): string[] {
+  const names = list(values, "secret");
+  for (const n of names) if (!SecretNameSchema.safeParse(n).success) throw new UsageError(`--secret '${n}' is not a secret name`);
+  return names;
+}
+
+export const networkSpecs: CommandSpec[] = [
+  {
+    path: "sandbox network",
+    usage: "stasis sandbox network ID [--internet on|off] [--allow-out T]... [--deny-out T]... [--clear-allow] [--clear-deny]",
+    summary: "Show or change what a sandbox may reach; new connections follow at once",
+    flags: [...networkFlags, ["--clear-allow", "empty the allow list"], ["--clear-deny", "empty the deny list"]],
+    options: { ...networkOptions, "clear-allow": { type: "boolean" }, "clear-deny": { type: "boolean" } },
+    args: { min: 1, max: 1 },
+    build: ({ values, args }) => {
+      const policy = networkPolicy(values);
+      if (values["clear-allow"] === true) policy.allowOut = [];
+      if (values["clear-deny"] === true) policy.denyOut = [];
+      return { kind: "sandbox.network", id: args[0]!, policy };
+    },
+  },
+];
