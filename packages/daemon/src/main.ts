@@ -54,7 +54,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"), { diskPool: config.diskPool, primeSizesMiB: [DEFAULT_RESOURCES.diskMiB], log });
   await filesystem.start();
   const egress = await startEgress(config, secrets, metrics, log);
-  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log, network: egress.networking?.networks ?? null, secrets: egress.secrets });
+  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log, network: egress.networking?.networks ?? null, secrets: egress.secrets, extraCaPem: egress.extraCaPem });
   await sandboxes.start();
   metrics.networkBytesSource = () => sandboxes.networkTotals();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);

@@ -13,6 +13,8 @@ import type { EgressSecrets } from "./services/lifecycle/sandbox-core.js";
 
 export interface Egress {
   networking: Networking | null;
+  /** The operator's extra CAs for sandboxes (STASIS_SANDBOX_EXTRA_CA). */
+  extraCaPem: string | null;
   /** Null without networking or without a CA (openssl missing): creates with secrets are then refused. */
   secrets: EgressSecrets | null;
 }
@@ -22,7 +24,8 @@ export interface Egress {
  * network (DNS, egress proxy, namespaces and rules). Without the CA, sandboxes still get networks.
  */
 export async function startEgress(config: DaemonConfig, store: SecretStore, metrics: Metrics, log: Logger): Promise<Egress> {
-  if (!config.network.enabled) return { networking: await startNetworking(config.network, log.child({ component: "network" })), secrets: null };
+  if (!config.network.enabled) return { networking: await startNetworking(config.network, log.child({ component: "network" })), secrets: null, extraCaPem: null };
+  const extraCaPem = config.network.sandboxCaFile ? readFileSync(config.network.sandboxCaFile, "utf8") : null;
   const ca = await CertificateAuthority.open(join(config.dataDir, "egress-ca"), { log: log.child({ component: "egress-ca" }) }).catch((err: Error) => {
     log.warn({ err: err.message }, "no egress CA (is openssl installed?): sandboxes cannot use secrets; `stasis doctor` says more");
     return null;
@@ -42,5 +45,5 @@ export async function startEgress(config: DaemonConfig, store: SecretStore, metr
     onAttach: (seconds) => metrics.networkAttach.observe(seconds),
   });
   const secrets = networking && ca ? { issue: (names: readonly string[]) => issuePlaceholders(store, names), caPem: ca.certificatePem } : null;
-  return { networking, secrets };
+  return { networking, secrets, extraCaPem };
 }

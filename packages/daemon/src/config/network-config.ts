@@ -17,6 +17,8 @@ export interface NetworkConfig {
   bandwidthMbit: number;
   /** Extra CA certificates (a PEM file) the egress proxy trusts for secrets' hosts besides the public roots (STASIS_EGRESS_EXTRA_CA: a corporate CA). */
   extraCaFile: string | null;
+  /** CA certificates (a PEM file) every sandbox with a network trusts besides the public roots (STASIS_SANDBOX_EXTRA_CA: a corporate TLS-inspecting proxy's CA). */
+  sandboxCaFile: string | null;
   /** Per-sandbox cap on open outbound connections (STASIS_NETWORK_MAX_CONNECTIONS). */
   maxConnections: number;
   /**
@@ -61,6 +63,7 @@ export function loadNetworkConfig(env: NodeJS.ProcessEnv, dataDir: string): Netw
     dnsUpstream: upstream,
     bandwidthMbit: num("STASIS_NETWORK_BANDWIDTH_MBIT", 0),
     extraCaFile: env.STASIS_EGRESS_EXTRA_CA || null,
+    sandboxCaFile: env.STASIS_SANDBOX_EXTRA_CA || null,
     maxConnections: num("STASIS_NETWORK_MAX_CONNECTIONS", 1024),
     tag: createHash("sha256").update(dataDir).digest("hex").slice(0, 6),
   };

@@ -122,7 +122,8 @@ export class SandboxService {
     const secrets = this.secretsFor(params.secrets, Object.keys(headerRules).length > 0);
     const base = this.booter.shapeOf(params, this.booter.resolveTemplate(params.template), runtime);
     // The placeholders (never the values) and where the egress CA is, in the sandbox's environment.
-    const shape = secrets ? { ...base, env: { ...base.env, ...EGRESS_CA_ENV, ...secrets } } : base;
+    const trustsMore = secrets !== null || (!!this.core.deps.extraCaPem && !!this.core.deps.network);
+    const shape = trustsMore ? { ...base, env: { ...base.env, ...EGRESS_CA_ENV, ...secrets } } : base;
     const disks = dirname(this.core.deps.filesystem.paths("_").dir);
     checkDiskFits(shape.diskMiB, freeBytes(disks) ?? freeBytes(config.dataDir), disks);
     this.core.checkCapacity(1);

@@ -18,12 +18,15 @@ export function writeNetworkFiles(core: SandboxCore, record: SandboxRecord): voi
   if (!network || !record.network) return;
   const rootfs = core.deps.filesystem.paths(record.id).rootfs;
   writeSandboxFile(core.ownerOf(record), rootfs, "/etc/resolv.conf", `# The Stasis daemon's resolver: it answers by this sandbox's network policy.\nnameserver ${network.range.resolver}\noptions edns0\n`);
-  const ca = core.deps.secrets?.caPem;
-  if (!ca || (Object.keys(record.network.placeholders).length === 0 && Object.keys(record.network.headerRules ?? {}).length === 0)) return;
-  // Secrets' hosts are reached through the daemon's TLS: the sandbox trusts its CA, alone and in the bundle.
-  writeSandboxFile(core.ownerOf(record), rootfs, EGRESS_CA_PATH, ca);
+  // Secrets' hosts are reached through the daemon's TLS: the sandbox trusts its CA, alone and in the
+  // bundle; so it does the operator's extra CAs (a TLS-inspecting proxy on the way out).
+  const egress = Object.keys(record.network.placeholders).length > 0 || Object.keys(record.network.headerRules ?? {}).length > 0 ? core.deps.secrets?.caPem : undefined;
+  const cas = [egress, core.deps.extraCaPem].filter((pem): pem is string => !!pem?.trim());
+  if (cas.length === 0) return;
+  writeSandboxFile(core.ownerOf(record), rootfs, EGRESS_CA_PATH, cas.map((pem) => pem.trim()).join("\n") + "\n");
   const bundle = readSandboxFile(rootfs, SYSTEM_BUNDLE);
-  if (!bundle.includes(ca.trim())) writeSandboxFile(core.ownerOf(record), rootfs, SYSTEM_BUNDLE, `${bundle.trimEnd()}\n${ca}`);
+  const missing = cas.filter((pem) => !bundle.includes(pem.trim()));
+  if (missing.length > 0) writeSandboxFile(core.ownerOf(record), rootfs, SYSTEM_BUNDLE, [bundle.trimEnd(), ...missing.map((pem) => pem.trim())].join("\n") + "\n");
 }
 
 /**

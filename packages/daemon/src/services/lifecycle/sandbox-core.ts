@@ -32,6 +32,8 @@ export interface SandboxServiceDeps {
   network?: SandboxNetworks | null;
   /** Secrets for sandboxes' requests: placeholders, and the CA sandboxes trust for the hosts they go to. */
   secrets?: EgressSecrets | null;
+  /** CA certificates (PEM) every sandbox with a network trusts besides the public roots (the operator's). */
+  extraCaPem?: string | null;
 }
 
 export interface EgressSecrets {
