@@ -222,6 +222,19 @@ HEALTHCHECK --interval=1s CMD curl -sf http://127.0.0.1:8000/
     await api("PUT", `/v1/templates/${names.docker}`, { pool: 0 });
   }, 180_000);
 
+  it("gives its sandboxes a default network policy, which a create's own overrides", async () => {
+    const res = await api("PUT", `/v1/templates/${names.docker}`, { network: { internet: false, denyOut: ["203.0.113.0/24"] } });
+    expect(TemplateSchema.parse(await res.json()).network).toEqual({ internet: false, denyOut: ["203.0.113.0/24"] });
+    const byTemplate = await Sandbox.create({ template: names.docker, ...daemon.conn });
+    expect(byTemplate.info.network?.policy).toEqual({ internet: false, allowOut: [], denyOut: ["203.0.113.0/24"] });
+    const own = await Sandbox.create({ template: names.docker, network: { internet: true }, ...daemon.conn });
+    expect(own.info.network?.policy).toEqual({ internet: true, allowOut: [], denyOut: ["203.0.113.0/24"] });
+    await api("PUT", `/v1/templates/${names.docker}`, { network: null });
+    const back = await Sandbox.create({ template: names.docker, ...daemon.conn });
+    expect(back.info.network?.policy.internet).toBe(true);
+    await Promise.all([byTemplate.kill(), own.kill(), back.kill()]);
+  }, 120_000);
+
   it("gives build steps the internet through a host firewall that drops forwarding, but not the host or a local bridge", async () => {
     // A host service on every address, a server behind a local bridge (as Docker's containers are), and
     // the FORWARD policy Docker and ufw set: build steps must reach Debian, and neither of the others.

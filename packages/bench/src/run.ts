@@ -16,6 +16,7 @@ import { createScenario } from "./scenarios/create.js";
 import { densityScenario } from "./scenarios/density.js";
 import { execScenario } from "./scenarios/exec.js";
 import { filesScenario } from "./scenarios/files.js";
+import { networkScenario } from "./scenarios/network.js";
 import { pythonScenario } from "./scenarios/python.js";
 import { pausedScenario } from "./scenarios/paused.js";
 import { hibernationScenario } from "./scenarios/standby.js";
@@ -60,6 +61,7 @@ const SCENARIOS: Record<Section, (ctx: BenchContext) => Promise<void>> = {
   paused: pausedScenario,
   hibernation: hibernationScenario,
   files: filesScenario,
+  network: networkScenario,
   concurrency: concurrencyScenario,
   density: densityScenario,
 };

@@ -73,6 +73,23 @@ export function evaluateTargets(input: { figures: Figure[]; concurrency: Concurr
       met: slowest >= 300,
     });
   }
+  for (const runtime of ["gvisor", "crun"]) {
+    const rate = get(`${runtime}.network.throughput`);
+    if (rate?.baseline) {
+      const share = rate.stasis.stats.median / rate.baseline.stats.median;
+      targets.push({ key: "network-throughput-50pct", what: `${runtime}: download from the test internet against the host's`, target: ">= 50% of the host's", measured: `${formatValue(rate.stasis.stats.median, "MiB/s")} vs ${formatValue(rate.baseline.stats.median, "MiB/s")}: ${Math.round(share * 100)}%`, met: share >= 0.5 });
+    }
+    for (const [id, limit, how] of [["first-byte", 1, "direct"], ["first-byte-proxy", 3, "through the egress proxy"]] as const) {
+      const f = get(`${runtime}.network.${id}`);
+      if (!f?.baseline) continue;
+      const added = f.stasis.stats.median - f.baseline.stats.median;
+      targets.push({ key: `network-${id}`, what: `${runtime}: latency networking adds to connect + first byte, ${how}`, target: `< ${limit} ms`, measured: `${ms(f.stasis.stats.median)} vs ${ms(f.baseline.stats.median)} from the host: +${ms(added)}`, met: added < limit });
+    }
+  }
+  for (const op of ["create", "wake", "fork"]) {
+    const f = get(`gvisor.network.setup-${op}`);
+    if (f) targets.push({ key: `network-setup-${op}`, what: `network setup on the critical path of a gVisor ${op}`, target: "< 15 ms median", measured: ms(f.stasis.stats.median), met: f.stasis.stats.median < 15 });
+  }
   const fork = get("gvisor.create.from-snapshot");
   if (fork?.baseline && fork.ratio !== undefined) {
     targets.push({

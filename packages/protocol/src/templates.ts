@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { NetworkPolicySchema } from "./network.js";
 import { ErrorCodeSchema } from "./errors.js";
 import { EnvSchema } from "./sandboxes.js";
 
@@ -47,6 +48,7 @@ export const TemplateSchema = z
     ready: z.string().nullable().meta({ description: "Readiness check: a shell command that exits 0 once the start command is ready." }),
     resources: TemplateResourcesSchema,
     pool: z.number().int().min(0).meta({ description: "Warm-pool size kept for this template." }),
+    network: NetworkPolicySchema.nullable().optional().meta({ description: "What its sandboxes may reach unless their create says otherwise; null: the daemon's default." }),
     snapshot: z
       .object({ takenAt: z.iso.datetime(), memoryBytes: z.number(), diskBytes: z.number() })
       .nullable()
@@ -96,9 +98,13 @@ export const ImportTemplateQuerySchema = z
 export type ImportTemplateQuery = z.input<typeof ImportTemplateQuerySchema>;
 
 export const UpdateTemplateRequestSchema = z
-  .object({ pool: z.number().int().min(0).max(64).optional(), resources: TemplateResourcesSchema.partial().optional() })
+  .object({
+    pool: z.number().int().min(0).max(64).optional(),
+    resources: TemplateResourcesSchema.partial().optional(),
+    network: NetworkPolicySchema.nullable().optional().meta({ description: "Default network policy of its sandboxes (null: back to the daemon's)." }),
+  })
   .strict()
-  .meta({ id: "UpdateTemplateRequest", description: "Changes a version's warm-pool size or its default resources." });
+  .meta({ id: "UpdateTemplateRequest", description: "Changes a version's warm-pool size, default resources or default network policy." });
 export type UpdateTemplateRequest = z.infer<typeof UpdateTemplateRequestSchema>;
 
 export const DeleteTemplateQuerySchema = z.object({}).strict();

@@ -82,6 +82,19 @@ export const NOTES: Record<string, ScenarioNotes> = {
     slower:
       "A host `cp` moves bytes within the page cache. Through the API every byte crosses HTTP to the daemon, then the agent's channel, where file bytes travel base64-encoded in NDJSON messages over a pipe, then gVisor's gofer onto the sandbox's overlay disk; reads come back the same way. The file API goes through the guest agent by design (gVisor caches the root filesystem, so the host must not write behind its back); it is built for safety and correctness, not bulk throughput.",
   },
+  network: {
+    title: "Network",
+    measures:
+      "Against the bench's own test internet (a network namespace serving HTTP under two names, reached through the daemon's DNS; never the real internet): from a sandbox, a new TCP connection + an HTTP request + the first byte of the reply (`time.perf_counter` in Python, inside the sandbox), and the download of 100 MiB (50 in quick mode) over one connection, once directly (default policy: NAT) and once through the egress proxy (an allow list by name sends TCP 80 through it). The baseline is the same script on the host, in the same run, alternating with the sandbox's.",
+    slower:
+      "The sandbox's packets cross a veth and the host's NAT; gVisor's also cross its user-space network stack (netstack, one AF_PACKET socket), which costs CPU per packet. Through the proxy every byte is copied through the daemon (a Node.js splice) on top of that.",
+  },
+  "network-setup": {
+    title: "Network setup",
+    measures:
+      "What networking adds to a gVisor sandbox's create, wake from disk and fork: the time the daemon spent giving the sandbox its network before starting its runtime (a fresh namespace and veth by two `ip -batch` runs, its rules by one `nft` transaction), read from the daemon's `stasis_network_attach_seconds` before and after each operation (per sandbox started; a fork starts the clone and restores the source).",
+    slower: "",
+  },
   concurrency: {
     title: "Concurrency",
     measures:
@@ -113,6 +126,8 @@ export const TARGET_NOTES: Record<string, string> = {
     "The restore alone is about the target on this host: a raw `runsc restore` of the same server costs ~250-330 ms, as does the daemon's restore inside a create. Stasis adds ~30-45 ms (the snapshot's disk copy, the mounts, the agent's first answer, the store), and the first command, `curl`, costs ~100-170 ms by itself inside gVisor (it loads 33 shared libraries; the same curl to a closed port in a plain sandbox costs as much). A warm pool of the template takes the restore off the create path (next target); a lighter first probe of the server (the shell's `/dev/tcp`: ~10-20 ms) takes off most of the command; a faster restore needs a faster `runsc restore` (a newer runsc, or the KVM platform).",
   "template-pool-30ms":
     "A create from the pool is a thaw (~0.3 ms) plus the API's round trip; the first `echo hi` after the thaw costs what any command after a pause costs inside gVisor (see the paused rows). On this shared 2-core VM that median moves between ~25 and ~40 ms from run to run, the base template's warm pool (under Create to first command) alike.",
+  "network-throughput-50pct":
+    "Measured against a test internet on the same host: the host's own download is a loopback-fast veth copy, so the ratio is a CPU ratio on this machine.",
   "files-300mibs":
     "The floor is CPU: a 100 MiB transfer costs ~1.3-1.5 s of CPU in all, split over the client (SDK/undici: ~240 ms writing, ~500 ms reading), the daemon (~550 / ~350 ms: the HTTP body, 1 MiB frames and their crc, the pipe writes) and the sandbox (~650 / ~450 ms, mostly the sentry's context switches: ~15,000 per 100 MiB, its host-FD reads of the channel's FIFOs). Measured per process from /proc and the sandbox's cgroup, with perf and strace (the files-speed investigation): crun is no faster, and writing to /tmp costs as much as to the overlay, so neither the gofer nor the disk is the cost. On 2 cores that caps a transfer at ~140 MiB/s with nothing else running, and the daemon's one JavaScript thread alone near ~180 MiB/s for writes. Since this run: 1 MiB pipe buffers on the channel (the agent binary sets them from the host) and reused upload buffers (less GC) took writes from ~35 to ~49 MiB/s and reads from ~61 to ~71 MiB/s in one same-run comparison on a busy host; 66-86 / 71-81 MiB/s on a quieter one.",
   "fork-1.5x":

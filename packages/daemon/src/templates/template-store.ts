@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Template, TemplateResources } from "@stasis/protocol";
+import type { NetworkPolicy, Template, TemplateResources } from "@stasis/protocol";
 import { runCommand } from "../runtime/run-command.js";
 import { LayerStore } from "./store/layers.js";
 import {
@@ -180,7 +180,7 @@ export class TemplateStore {
   resolve(ref: string, options: { allowBuilding?: boolean } = {}): ResolvedTemplate {
     const found = this.store.find(ref, options.allowBuilding ?? false);
     if ("builtin" in found) {
-      return { ref: found.builtin.name, name: found.builtin.name, builtin: true, env: {}, workdir: null, user: null, start: null, ready: null, readyTimeoutMs: null, resources: DEFAULT_RESOURCES, pool: 0, snapshot: null };
+      return { ref: found.builtin.name, name: found.builtin.name, builtin: true, env: {}, workdir: null, user: null, start: null, ready: null, readyTimeoutMs: null, resources: DEFAULT_RESOURCES, pool: 0, network: null, snapshot: null };
     }
     const v = found.version;
     const snap = this.snapshotDir(v.name, v.version);
@@ -196,6 +196,7 @@ export class TemplateStore {
       readyTimeoutMs: v.readyTimeoutMs,
       resources: v.resources,
       pool: v.pool,
+      network: v.network ?? null,
       snapshot: v.snapshot ? { image: join(snap, "image"), disk: join(snap, "disk.img"), runtime: v.snapshot.runtime ?? null } : null,
     };
   }
@@ -234,7 +235,7 @@ export class TemplateStore {
   }
 
   /** Changes a ready version's pool size or default resources. */
-  update(ref: string, change: { pool?: number; resources?: Partial<TemplateResources> }): Template {
+  update(ref: string, change: { pool?: number; resources?: Partial<TemplateResources>; network?: NetworkPolicy | null }): Template {
     const found = this.store.find(ref, false);
     if ("builtin" in found) throw new TemplateNotFoundError(`the built-in template '${found.builtin.name}' has fixed settings; its warm pool is set with STASIS_WARM_POOL`);
     const v = found.version;
@@ -242,7 +243,7 @@ export class TemplateStore {
     if (v.snapshot && resources.diskMiB !== v.resources.diskMiB) {
       throw new TemplateSettingsError(`a snapshot template's disk is part of its snapshot (${v.resources.diskMiB} MiB); rebuild with another diskMiB`);
     }
-    this.writeVersion({ ...v, pool: change.pool ?? v.pool, resources });
+    this.writeVersion({ ...v, pool: change.pool ?? v.pool, resources, ...(change.network !== undefined ? { network: change.network } : {}) });
     return this.get(`${v.name}:${v.version}`);
   }
 

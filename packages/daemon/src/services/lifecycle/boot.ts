@@ -81,7 +81,7 @@ export class Booter {
       pooled,
       createdVia: this.usesSnapshot(shape) ? "snapshot" : "cold",
       agent: this.core.agent.path,
-      network: this.core.deps.network ? { address: null, policy: this.core.deps.network.resolvePolicy(params.network), placeholders, ...(Object.keys(headerRules).length > 0 ? { headerRules } : {}) } : null,
+      network: this.core.deps.network ? { address: null, policy: this.core.policyFor(params.network, shape.template), placeholders, ...(Object.keys(headerRules).length > 0 ? { headerRules } : {}) } : null,
     };
   }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { SandboxStateSchema, type Runtime } from "@stasis/protocol";
+import { SandboxStateSchema, type NetworkPolicy, type ResolvedNetworkPolicy, type Runtime } from "@stasis/protocol";
 import { AgentClient } from "../../agent-client/agent-client.js";
 import type { DaemonConfig } from "../../config/config.js";
 import { ApiError } from "../../errors/api-error.js";
@@ -10,7 +10,7 @@ import type { AgentChannel, LaunchedSandbox, RuntimeDriver, RuntimeProbe, Sandbo
 import type { SandboxFilesystem } from "../../disks/sandbox-filesystem.js";
 import type { SandboxNetworks } from "../../network/sandbox-network.js";
 import type { SandboxRecord, SandboxStore } from "../../store/sandbox-store.js";
-import type { TemplateStore } from "../../templates/template-store.js";
+import type { ResolvedTemplate, TemplateStore } from "../../templates/template-store.js";
 import { Limiter } from "../limiter.js";
 import { pinAgent, removeUnusedAgents, type PinnedAgent } from "./agent-binary.js";
 import { RESIDENT_STATES } from "./records.js";
@@ -192,6 +192,13 @@ export class SandboxCore {
       this.deps.store.setNetwork(record.id, record.network);
     }
     return this.launchSpec(record, await network.attach(record.id, record.network));
+  }
+
+  /** The policy a create gets: its own, over its template's, over the daemon's default. */
+  policyFor(requested: NetworkPolicy | undefined, template: ResolvedTemplate): ResolvedNetworkPolicy {
+    const network = this.deps.network;
+    if (!network) return { internet: false, allowOut: [], denyOut: [] };
+    return network.resolvePolicy(requested, template.network ? network.resolvePolicy(template.network) : undefined);
   }
 
   /** The runtime is gone but the sandbox stays (hibernated, failed): its namespace and rules go. */

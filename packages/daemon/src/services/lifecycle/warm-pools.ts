@@ -41,7 +41,7 @@ export class WarmPools {
       if (this.claiming.has(member.id)) continue;
       this.claiming.add(member.id);
       try {
-        const claimed = await this.core.exclusive(member.id, () => this.takeOver(member.id, params, shape.env));
+        const claimed = await this.core.exclusive(member.id, () => this.takeOver(member.id, params, shape));
         if (claimed) return claimed;
       } catch (err) {
         this.core.log.warn({ sandbox: member.id, err: (err as Error).message }, "a warm-pool member could not be claimed; discarded, trying the next");
@@ -54,7 +54,8 @@ export class WarmPools {
   }
 
   /** Under the member's lock. */
-  private async takeOver(id: string, params: CreateSandboxParams, env: Record<string, string>): Promise<Sandbox | null> {
+  private async takeOver(id: string, params: CreateSandboxParams, shape: SandboxShape): Promise<Sandbox | null> {
+    const env = shape.env;
     const member = this.core.deps.store.get(id);
     const live = this.core.live.get(id);
     if (!member?.pooled || member.state !== "paused" || !live || this.core.deletingTemplates.has(member.template)) return null;
@@ -79,7 +80,7 @@ export class WarmPools {
       pooled: false,
       createdVia: "warm_pool",
       // The member's address, the requester's policy.
-      network: member.network && this.core.deps.network ? { ...member.network, policy: this.core.deps.network.resolvePolicy(params.network) } : member.network,
+      network: member.network ? { ...member.network, policy: this.core.policyFor(params.network, shape.template) } : member.network,
     };
     if (claimed.network) await this.core.deps.network?.update(id, claimed.network);
     this.core.deps.store.claim(claimed);

@@ -1,4 +1,5 @@
 // What the template store keeps on disk (manifests), how it names templates, and its errors.
+import type { NetworkPolicy } from "@stasis/protocol";
 import { createHash } from "node:crypto";
 import type { Template, TemplateResources } from "@stasis/protocol";
 import { builtinRecipes, type TemplateRecipe } from "../template-recipes.js";
@@ -45,12 +46,14 @@ export interface TemplateVersionManifest {
   readyTimeoutMs: number | null;
   resources: TemplateResources;
   pool: number;
+  /** What its sandboxes may reach unless their create says otherwise (absent: the daemon's default). */
+  network?: NetworkPolicy | null;
   /** `runtime`: the runsc (version, platform) that took it; absent in versions built before it was kept. */
   snapshot: { takenAt: string; memoryBytes: number; diskBytes: number; runtime?: string } | null;
 }
 
 /** What creating a sandbox needs to know about the template it names: its version's defaults, and more. */
-export interface ResolvedTemplate extends Pick<TemplateVersionManifest, "name" | "env" | "workdir" | "user" | "start" | "ready" | "readyTimeoutMs" | "resources" | "pool"> {
+export interface ResolvedTemplate extends Pick<TemplateVersionManifest, "name" | "env" | "workdir" | "user" | "start" | "ready" | "readyTimeoutMs" | "resources" | "pool" | "network"> {
   /** What the sandbox records: `name:version`, or a built-in's bare name. */
   ref: string;
   builtin: boolean;
@@ -91,6 +94,7 @@ export function toTemplate(v: TemplateVersionManifest, latest: boolean): Templat
     ready: v.ready,
     resources: v.resources,
     pool: v.pool,
+    network: v.network ?? null,
     snapshot: v.snapshot,
   };
 }
@@ -115,6 +119,7 @@ export function builtinTemplate(b: TemplateManifest): Template {
     ready: null,
     resources: DEFAULT_RESOURCES,
     pool: 0,
+    network: null,
     snapshot: null,
   };
 }
