@@ -29,6 +29,18 @@ while True:
 print("%.2f" % (got * 8 / 1e6 / (time.perf_counter() - t)))
 `;
 
+const UPLOAD = `
+import socket, sys, time
+addr, mib = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((addr, 80), timeout=30)
+s.sendall(("POST /up HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n" % (mib << 20)).encode())
+t = time.perf_counter()
+chunk = b"x" * (1 << 16)
+for _ in range((mib << 20) // len(chunk)): s.sendall(chunk)
+s.recv(1)
+print("%.2f" % ((mib << 20) * 8 / 1e6 / (time.perf_counter() - t)))
+`;
+
 // Per-sandbox caps on connections and bandwidth (STASIS_NETWORK_MAX_CONNECTIONS, STASIS_NETWORK_BANDWIDTH_MBIT).
 describe.each(["gvisor", "crun"] as const)("network limits on %s", (runtime) => {
   let inet: TestInternet;
@@ -41,6 +53,7 @@ describe.each(["gvisor", "crun"] as const)("network limits on %s", (runtime) => 
     sandbox = await Sandbox.create({ runtime, ...daemon.conn });
     await sandbox.files.write("/tmp/hold.py", HOLD);
     await sandbox.files.write("/tmp/rate.py", RATE);
+    await sandbox.files.write("/tmp/upload.py", UPLOAD);
   });
   afterAll(async () => {
     await sandbox?.kill().catch(() => {});
@@ -57,6 +70,12 @@ describe.each(["gvisor", "crun"] as const)("network limits on %s", (runtime) => 
 
   it("downloads at the configured bandwidth, not more", async () => {
     const mbit = Number((await sandbox.commands.run(`python3 /tmp/rate.py ${inet.primary} 10`, { timeoutMs: 60_000 })).stdout.trim());
+    expect(mbit).toBeGreaterThan(10);
+    expect(mbit).toBeLessThan(48);
+  });
+
+  it("uploads at the configured bandwidth, not more", async () => {
+    const mbit = Number((await sandbox.commands.run(`python3 /tmp/upload.py ${inet.primary} 10`, { timeoutMs: 60_000 })).stdout.trim());
     expect(mbit).toBeGreaterThan(10);
     expect(mbit).toBeLessThan(48);
   });

@@ -192,16 +192,18 @@ export class SandboxNetworks {
     });
   }
 
-  /** Each way: the host side's egress is the sandbox's download; an ingress policer bounds its upload. */
+  /**
+   * A token bucket on each end's way out: the host side's egress is the sandbox's download, `eth0`'s inside
+   * its namespace its upload (gVisor's packets leave by a packet socket on it, through its qdisc too).
+   * Shaping, not policing: queued packets wait instead of being dropped, so TCP keeps its pace.
+   */
   private async limitBandwidth(id: string): Promise<void> {
-    const dev = this.names.hostInterface(id);
     const rate = `${this.config.bandwidthMbit}mbit`;
     const burst = `${Math.max(32, Math.round((this.config.bandwidthMbit * 1000) / 8 / 10))}kb`;
-    const out = await runCommand("tc", ["-batch", "-"], {
-      timeoutMs: 10_000,
-      input: [`qdisc add dev ${dev} root tbf rate ${rate} burst ${burst} latency 100ms`, `qdisc add dev ${dev} handle ffff: ingress`, `filter add dev ${dev} parent ffff: matchall action police rate ${rate} burst ${burst} drop`].join("\n") + "\n",
-    });
-    if (out.code !== 0) throw new Error(`tc failed: ${out.stderr.trim() || `exit ${out.code}`}`);
+    for (const [ns, dev] of [[null, this.names.hostInterface(id)], [this.names.netns(id), "eth0"]] as const) {
+      const out = await runCommand("tc", [...(ns ? ["-n", ns] : []), "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", burst, "latency", "100ms"], { timeoutMs: 10_000 });
+      if (out.code !== 0) throw new Error(`tc failed: ${out.stderr.trim() || `exit ${out.code}`}`);
+    }
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
