@@ -15,6 +15,9 @@ for pair in crun:crun mmdebstrap:mmdebstrap ip:iproute2 unshare:util-linux nsent
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Preview URLs are <port>-<sandbox>.localhost: browsers and curl resolve *.localhost themselves, programs
+# using the system resolver (Node, Python) need nss-myhostname, which answers it with loopback.
+getent hosts stasis-check.localhost >/dev/null 2>&1 || need+=(libnss-myhostname)
 
 updated=0
 apt_update() { [ "$updated" = 1 ] || { log "apt-get update"; apt-get update -qq; updated=1; }; }

@@ -1,6 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { serve, type ServerType } from "@hono/node-server";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { getRequestListener } from "@hono/node-server";
 import type { Logger } from "pino";
 import type { DaemonConfig } from "./config/config.js";
 import { E2bAuth } from "./e2b/e2b-auth.js";
@@ -24,6 +26,8 @@ import { DEFAULT_RESOURCES, TemplateStore } from "./templates/template-store.js"
 import { createTemplateService } from "./services/template-service.js";
 import { removeStaleBuildNetworks } from "./templates/build-network.js";
 import { DAEMON_VERSION } from "./version.js";
+import { PreviewProxy } from "./http/preview-proxy.js";
+import { PreviewService } from "./services/preview-service.js";
 import { startEgress } from "./start-egress.js";
 
 export interface RunningDaemon {
@@ -60,6 +64,12 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
   const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });
+  let listeningPort = config.port;
+  const preview = new PreviewService(sandboxes, exec, {
+    domain: config.preview.domain,
+    urlTemplate: () => config.preview.url ?? `http://{port}-{id}.${config.preview.domain}:${listeningPort}`,
+  });
+  const previewProxy = new PreviewProxy(preview, log.child({ component: "preview" }));
   const e2bMetrics = new E2bMetricsHistory(sandboxes);
   e2bMetrics.start();
   const app = createApp({
@@ -67,16 +77,30 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     metricsAuth: config.metricsAuth,
     log,
     metrics,
-    services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, secrets, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
-    s.once("error", reject);
+  // One listener: a request for a sandbox's port (by host name or E2B's headers) goes to the preview proxy
+  // and never reaches the API; everything else is the API's.
+  const api = getRequestListener(app.fetch);
+  const server: Server = createServer((req, res) => {
+    const route = previewProxy.route(req);
+    if (route) void previewProxy.handle(req, res, route);
+    else void api(req, res);
+  });
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const route = previewProxy.route(req);
+    if (route) void previewProxy.upgrade(req, socket, head, route);
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
+  listeningPort = port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   log.info({ url, cgroups: cgroupMode, version: DAEMON_VERSION }, "stasis daemon listening");
 

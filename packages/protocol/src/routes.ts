@@ -37,6 +37,7 @@ import {
 import { CreatedE2bKeySchema, CreateE2bKeyRequestSchema, E2bKeyListSchema } from "./e2b-keys.js";
 import { CreateSecretRequestSchema, SecretListSchema, SecretSchema } from "./network.js";
 import { DaemonInfoSchema, HealthSchema } from "./system.js";
+import { PortListSchema, PreviewSchema, SetPreviewRequestSchema, SignedPreviewUrlSchema, SignPreviewUrlRequestSchema } from "./preview.js";
 import {
   BuildTemplateQuerySchema,
   ImportTemplateQuerySchema,
@@ -90,6 +91,10 @@ export const routes = {
   setStandbyPolicy: { method: "post", path: "/v1/sandboxes/{id}/standby", summary: "Change when the sandbox pauses and hibernates on its own, and what its lifetime's end does", tag: "sandboxes", auth: true, body: { kind: "json", schema: StandbyPolicySchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found"] },
 
   getSandboxMetrics: { method: "get", path: "/v1/sandboxes/{id}/metrics", summary: "What the sandbox uses now: CPU, memory, disk, network bytes (does not wake it)", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxMetricsSchema }, errors: ["sandbox_not_found"] },
+  listPorts: { method: "get", path: "/v1/sandboxes/{id}/ports", summary: "TCP ports a process listens on in the sandbox, each with its preview URL", tag: "preview", auth: true, response: { kind: "json", status: 200, schema: PortListSchema }, errors: [...sandboxErrors, "network_unavailable"] },
+  getPreview: { method: "get", path: "/v1/sandboxes/{id}/preview", summary: "The sandbox's preview settings: public or not, its access token, the URL of a port", tag: "preview", auth: true, response: { kind: "json", status: 200, schema: PreviewSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
+  setPreview: { method: "put", path: "/v1/sandboxes/{id}/preview", summary: "Make the sandbox's ports public or private, or rotate its access token", tag: "preview", auth: true, body: { kind: "json", schema: SetPreviewRequestSchema }, response: { kind: "json", status: 200, schema: PreviewSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
+  signPreviewUrl: { method: "post", path: "/v1/sandboxes/{id}/preview/sign", summary: "A signed, expiring URL that opens one port of a private sandbox in a browser", tag: "preview", auth: true, body: { kind: "json", schema: SignPreviewUrlRequestSchema }, response: { kind: "json", status: 200, schema: SignedPreviewUrlSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
   setSandboxNetwork: { method: "put", path: "/v1/sandboxes/{id}/network", summary: "Change what the sandbox may reach (internet, allowOut, denyOut); new connections follow at once", tag: "sandboxes", auth: true, body: { kind: "json", schema: SetNetworkRequestSchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
   runCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/run", summary: "Run a command to completion and return its buffered output", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "json", status: 200, schema: CommandResultSchema }, errors: [...sandboxErrors, "exec_failed"] },
   streamCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/stream", summary: "Run a command, streaming NDJSON events until its exit; closing the stream kills it", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "ndjson", schema: CommandEventSchema }, errors: [...sandboxErrors, "exec_failed"] },

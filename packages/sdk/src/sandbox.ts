@@ -1,4 +1,4 @@
-import type { CreateSandboxRequest, NetworkPolicy, Sandbox as SandboxInfo, SandboxMetrics, SandboxState, StandbyPolicy } from "@stasis/protocol";
+import type { CreateSandboxRequest, NetworkPolicy, PortList, Preview, Sandbox as SandboxInfo, SandboxMetrics, SetPreviewRequest, SignedPreviewUrl, SandboxState, StandbyPolicy } from "@stasis/protocol";
 import { Commands } from "./commands.js";
 import { splitConnection, type ConnectionOptions } from "./connection.js";
 import { Files } from "./files.js";
@@ -123,6 +123,35 @@ export class Sandbox {
   async setStandbyPolicy(policy: StandbyPolicy): Promise<SandboxInfo> {
     this.latest = await this.http.json("setStandbyPolicy", { params: { id: this.id }, json: policy });
     return this.latest;
+  }
+
+  /**
+   * The URL of a port of the sandbox (`http://<port>-<id>.localhost:7070` by default): any TCP port a
+   * process listens on. Private unless the sandbox is public: send `X-Stasis-Preview-Token` (see
+   * `getPreview()`), or hand a browser `signUrl(port)`. A request to a sleeping sandbox wakes it.
+   */
+  async getUrl(port: number): Promise<string> {
+    return (await this.getPreview()).urlTemplate.replaceAll("{port}", String(port));
+  }
+
+  /** Public or not, the access token, and the URL template of the sandbox's ports. */
+  async getPreview(): Promise<Preview> {
+    return this.http.json("getPreview", { params: { id: this.id } });
+  }
+
+  /** Makes its ports public (served to anyone) or private, or rotates its token (revoking every signed URL). */
+  async setPreview(change: SetPreviewRequest): Promise<Preview> {
+    return this.http.json("setPreview", { params: { id: this.id }, json: change });
+  }
+
+  /** A URL that opens `port` in a browser until it expires (default 1 h), for a private sandbox. */
+  async signUrl(port: number, expiresInS?: number): Promise<SignedPreviewUrl> {
+    return this.http.json("signPreviewUrl", { params: { id: this.id }, json: { port, ...(expiresInS === undefined ? {} : { expiresInS }) } });
+  }
+
+  /** TCP ports a process listens on in the sandbox, each with its URL. */
+  async ports(): Promise<PortList["ports"]> {
+    return (await this.http.json("listPorts", { params: { id: this.id } })).ports;
   }
 
   /** What the sandbox uses now: CPU, memory, disk, and network bytes over its life. Does not wake it. */

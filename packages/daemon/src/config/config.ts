@@ -48,6 +48,8 @@ export interface DaemonConfig {
   metricsAuth: MetricsAuth;
   /** Sandboxes' networking (STASIS_NETWORK_*). */
   network: NetworkConfig;
+  /** Preview URLs: `<port>-<id>.<domain>` (STASIS_PREVIEW_DOMAIN); `url` overrides the URL the API hands out (STASIS_PREVIEW_URL, with {port} and {id}: behind a reverse proxy). */
+  preview: { domain: string; url: string | null };
 }
 
 /** `loopback`: clients on the host read /metrics without a key, others need it; `key`: everyone needs it; `none`: nobody does. */
@@ -106,6 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     diskPool: parseDiskPool(env.STASIS_DISK_POOL),
     metricsAuth,
     network: loadNetworkConfig(env, dataDir),
+    preview: previewConfig(env),
     createParallelism: Math.max(1, int(env.STASIS_CREATE_PARALLELISM, Math.max(2, 2 * availableParallelism()), "STASIS_CREATE_PARALLELISM")),
   };
 }
@@ -140,4 +143,12 @@ function loadOrCreateApiKey(dataDir: string): string {
   const key = `sk_stasis_${randomBytes(24).toString("hex")}`;
   writeFileSync(path, `${key}\n`, { mode: 0o600 });
   return key;
+}
+
+function previewConfig(env: NodeJS.ProcessEnv): DaemonConfig["preview"] {
+  const domain = (env.STASIS_PREVIEW_DOMAIN ?? "localhost").toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(domain)) throw new Error(`STASIS_PREVIEW_DOMAIN must be a domain name, got '${domain}'`);
+  const url = env.STASIS_PREVIEW_URL || null;
+  if (url !== null && (!/^https?:\/\//.test(url) || !url.includes("{port}") || !url.includes("{id}"))) throw new Error("STASIS_PREVIEW_URL must be an http(s) URL with {port} and {id}, e.g. https://{port}-{id}.preview.example.com");
+  return { domain, url };
 }

@@ -7,6 +7,7 @@ import { ApiError } from "../errors/api-error.js";
 import { readBody } from "../http/validation.js";
 import { listCursor, type SandboxService } from "../services/sandbox-service.js";
 import type { TemplateStore } from "../templates/template-store.js";
+import type { PreviewService } from "../services/preview-service.js";
 import type { E2bAuth } from "./e2b-auth.js";
 import { CLIENT_ID, e2bState, isE2bPaused, isE2bVisible } from "./e2b-sandbox.js";
 import type { E2bStore } from "./e2b-store.js";
@@ -19,6 +20,8 @@ export interface ControlPlaneDeps {
   store: E2bStore;
   auth: E2bAuth;
   history: E2bMetricsHistory;
+  /** Preview URLs (getHost): absent where the daemon serves none. */
+  preview?: PreviewService;
 }
 
 export { E2bHttpError };
@@ -112,6 +115,8 @@ export class ControlPlane {
     }
     const sandbox = await this.deps.sandboxes.create(params.data, { headerRules: network.rules });
     if (autoResume) this.deps.store.setAutoResume(sandbox.id, true);
+    // E2B's ports are public unless allowPublicTraffic is false (then the traffic access token opens them).
+    if (req.network?.allowPublicTraffic !== false && sandbox.network?.address) await this.deps.preview?.set(sandbox.id, { public: true });
     return c.json(this.created(sandbox, req.templateID), 201);
   }
 
@@ -160,7 +165,7 @@ export class ControlPlane {
 
   async get(c: Context): Promise<Response> {
     const sandbox = this.visible(c.req.param("id") ?? "");
-    return c.json({ ...this.listed(sandbox), envdAccessToken: this.deps.auth.envdToken(sandbox.id), domain: null });
+    return c.json({ ...this.listed(sandbox), envdAccessToken: this.deps.auth.envdToken(sandbox.id), domain: this.deps.preview?.e2bDomain() ?? null });
   }
 
   /** GET /sandboxes (v1): running sandboxes. */
@@ -269,9 +274,19 @@ export class ControlPlane {
       clientID: CLIENT_ID,
       envdVersion: ENVD_VERSION,
       envdAccessToken: this.deps.auth.envdToken(s.id),
-      trafficAccessToken: null,
-      domain: null,
+      trafficAccessToken: this.trafficToken(s.id),
+      domain: this.deps.preview?.e2bDomain() ?? null,
     };
+  }
+
+  /** The preview token of a sandbox whose ports are private (E2B's trafficAccessToken); null otherwise. */
+  private trafficToken(id: string): string | null {
+    try {
+      const p = this.deps.preview?.get(id);
+      return p && !p.public ? p.token : null;
+    } catch {
+      return null;
+    }
   }
 
   /** A sandbox as E2B lists and describes it. */

@@ -1,3 +1,4 @@
+import { PreviewService } from "../services/preview-service.js";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -38,11 +39,12 @@ const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesy
 const auth = new E2bAuth(API_KEY, e2bStore);
 // Never started: the tests take each sample themselves, at the instants they choose.
 const history = new E2bMetricsHistory(sandboxes);
+const exec = new ExecService(sandboxes, metrics, 1024);
 const app = createApp({
   apiKey: API_KEY,
   log,
   metrics,
-  services: { sandboxes, exec: new ExecService(sandboxes, metrics, 1024), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, version: "test", defaultRuntime: "gvisor" },
+  services: { sandboxes, exec, preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, version: "test", defaultRuntime: "gvisor" },
   e2b: { auth, metricsHistory: history },
 });
 afterAll(() => {

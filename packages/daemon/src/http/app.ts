@@ -14,6 +14,7 @@ import { commandHandlers } from "./routes/command-routes.js";
 import { e2bKeyHandlers } from "./routes/e2b-key-routes.js";
 import { fileHandlers } from "./routes/file-routes.js";
 import { sandboxHandlers } from "./routes/sandbox-routes.js";
+import { previewHandlers } from "./routes/preview-routes.js";
 import { secretHandlers } from "./routes/secret-routes.js";
 import { systemHandlers } from "./routes/system-routes.js";
 import { templateHandlers } from "./routes/template-routes.js";
@@ -36,7 +37,7 @@ export interface AppOptions {
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
 export function createApp(options: AppOptions): Hono<AppEnv> {
   const { apiKey, log, metrics, services } = options;
-  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers, ...secretHandlers };
+  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers, ...secretHandlers, ...previewHandlers };
   const expected = Buffer.from(`Bearer ${apiKey}`);
   const app = new Hono<AppEnv>();
 
@@ -56,7 +57,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   if (options.e2b) {
     const { sandboxes, exec, files, templates, e2bKeys } = services;
     const history = options.e2b.metricsHistory ?? new E2bMetricsHistory(sandboxes);
-    mountE2b(app, { sandboxes, exec, files, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics });
+    mountE2b(app, { sandboxes, exec, files, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics, preview: services.preview });
   }
 
   for (const [id, spec] of Object.entries(routes) as [RouteId, RouteSpec][]) {

@@ -1,3 +1,4 @@
+import { PreviewService } from "../services/preview-service.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
@@ -166,13 +167,15 @@ beforeAll(async () => {
   const log = pino({ level: "silent" });
   const sandboxes = daemon.service;
   const templates = new TemplateStore(join(env.dir, "real-templates"));
+  const fuzzExec = new ExecService(sandboxes, daemon.metrics, 64 * 1024);
   app = createApp({
     apiKey: "k-0123456789abcdef",
     log,
     metrics: daemon.metrics,
     services: {
       sandboxes,
-      exec: new ExecService(sandboxes, daemon.metrics, 64 * 1024),
+      exec: fuzzExec,
+      preview: new PreviewService(sandboxes, fuzzExec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }),
       files: new FileService(sandboxes, 1024 * 1024),
       templates,
       templateBuilds: createTemplateService({ config: daemon.config, store: templates, sandboxes, steps: undefined, log }),

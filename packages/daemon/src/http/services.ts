@@ -3,6 +3,7 @@ import type { Metrics } from "../observability/metrics.js";
 import type { SecretStore } from "../secrets/secret-store.js";
 import type { ExecService } from "../services/exec-service.js";
 import type { FileService } from "../services/file-service.js";
+import type { PreviewService } from "../services/preview-service.js";
 import type { SandboxService } from "../services/sandbox-service.js";
 import type { TemplateService } from "../services/template-service.js";
 import type { TemplateStore } from "../templates/template-store.js";
@@ -17,6 +18,8 @@ export interface Services {
   templateBuilds: TemplateService;
   /** API keys of the E2B-compatible surface. */
   e2bKeys: E2bStore;
+  /** Preview URLs of sandboxes' ports: access, signed URLs, listening ports. */
+  preview: PreviewService;
   /** Secrets for the egress proxy: names and hosts out, values only in. */
   secrets: SecretStore;
   metrics: Metrics;

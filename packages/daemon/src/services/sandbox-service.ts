@@ -2,7 +2,7 @@ import { existsSync, statfsSync } from "node:fs";
 import type { CreateSandboxParams, ListSandboxesQuery, NetworkPolicy, Runtime, Sandbox, SandboxList, StandbyPolicy } from "@stasis/protocol";
 import { dirname } from "node:path";
 import { ApiError } from "../errors/api-error.js";
-import type { SandboxRecord } from "../store/sandbox-store.js";
+import type { SandboxNetworkRecord, SandboxRecord } from "../store/sandbox-store.js";
 import { checkDiskFits, freeBytes } from "./disk-space.js";
 import { Booter } from "./lifecycle/boot.js";
 import { Forker } from "./lifecycle/fork.js";
@@ -223,6 +223,22 @@ export class SandboxService {
     if (!record.network) return { networkSentBytes: null, networkReceivedBytes: null };
     const now = this.core.deps.network?.counters(record.id);
     return { networkSentBytes: (record.network.sentBytes ?? 0) + (now?.sentBytes ?? 0), networkReceivedBytes: (record.network.receivedBytes ?? 0) + (now?.receivedBytes ?? 0) };
+  }
+
+  /** The sandbox's network record (address, policy, preview token), or a clear error without one. */
+  networkOf(id: string): SandboxNetworkRecord {
+    const network = this.core.record(id).network;
+    if (!network || !this.core.deps.network) throw new ApiError("network_unavailable", `sandbox ${id} has no network (STASIS_NETWORK=off, or it was made before networking)`);
+    return network;
+  }
+
+  /** Changes fields of the sandbox's network record (under its lock, so a start never reads it half-done). */
+  updateNetworkRecord(id: string, change: (network: SandboxNetworkRecord) => SandboxNetworkRecord): Promise<SandboxNetworkRecord> {
+    return this.core.exclusive(id, async () => {
+      const next = change(this.networkOf(id));
+      this.core.deps.store.setNetwork(id, next);
+      return next;
+    });
   }
 
   /** Network bytes of every sandbox with a network (for /metrics). */

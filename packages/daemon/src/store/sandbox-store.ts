@@ -43,6 +43,9 @@ export interface SandboxNetworkRecord {
   placeholders: Record<string, string>;
   /** Headers the egress proxy sets on requests to a host pattern (E2B's `rules`); kept like env vars. */
   headerRules?: Record<string, Record<string, string>>;
+  /** The preview access token (random per sandbox; rotated to revoke) and whether its ports are public. */
+  previewToken?: string;
+  previewPublic?: boolean;
   /** Bytes sent and received by its earlier incarnations (a namespace's counters start at 0 at each start). */
   sentBytes?: number;
   receivedBytes?: number;

@@ -11,6 +11,7 @@ import { SandboxService } from "../../services/sandbox-service.js";
 import { createTemplateService } from "../../services/template-service.js";
 import { SandboxFilesystem } from "../../disks/sandbox-filesystem.js";
 import { SecretsKey } from "../../secrets/secret-crypto.js";
+import { PreviewService } from "../../services/preview-service.js";
 import { SecretStore } from "../../secrets/secret-store.js";
 import { Database } from "../../store/database.js";
 import { SandboxStore } from "../../store/sandbox-store.js";
@@ -29,9 +30,11 @@ export function testApp(options: { log?: Logger; app?: Partial<AppOptions> } = {
   const log = options.log ?? pino({ level: "silent" });
   const templates = new TemplateStore(join(dir, "templates"));
   const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
+  const exec = new ExecService(sandboxes, metrics, 1024);
   const services = {
     sandboxes,
-    exec: new ExecService(sandboxes, metrics, 1024),
+    exec,
+    preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }),
     files: new FileService(sandboxes, 1024),
     templates,
     templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),

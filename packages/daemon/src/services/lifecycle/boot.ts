@@ -8,7 +8,7 @@ import { canCheckpoint, type RuntimeDriver } from "../../runtime/driver.js";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
 import { TemplateNotFoundError, type ResolvedTemplate } from "../../templates/template-store.js";
 import { startTemplateCommand } from "./agent-tasks.js";
-import { writeNetworkFiles } from "./network-files.js";
+import { newPreviewToken, writeNetworkFiles } from "./network-files.js";
 import { asApiError, newSandboxId, wokenExpiry, type SandboxShape } from "./records.js";
 import { AGENT_READY_TIMEOUT_MS, type SandboxCore } from "./sandbox-core.js";
 
@@ -81,7 +81,7 @@ export class Booter {
       pooled,
       createdVia: this.usesSnapshot(shape) ? "snapshot" : "cold",
       agent: this.core.agent.path,
-      network: this.core.deps.network ? { address: null, policy: this.core.policyFor(params.network, shape.template), placeholders, ...(Object.keys(headerRules).length > 0 ? { headerRules } : {}) } : null,
+      network: this.core.deps.network ? { address: null, policy: this.core.policyFor(params.network, shape.template), placeholders, previewToken: newPreviewToken(), ...(Object.keys(headerRules).length > 0 ? { headerRules } : {}) } : null,
     };
   }
 

@@ -1,3 +1,4 @@
+import { newPreviewToken } from "./network-files.js";
 import type { Sandbox, StandbyReason } from "@stasis/protocol";
 import type { CheckpointImage } from "../../runtime/checkpoint-image.js";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
@@ -46,7 +47,7 @@ export class Forker {
       pooled: false,
       createdVia: "fork" as const,
       // Its own address (given at its first start), the source's policy and placeholders.
-      network: source.network ? { ...source.network, address: null } : null,
+      network: source.network ? { ...source.network, address: null, previewToken: newPreviewToken(), sentBytes: 0, receivedBytes: 0 } : null,
     }));
     for (const clone of clones) store.insert(clone);
     this.core.updateGauges();

@@ -1,7 +1,13 @@
 import { chownSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
 import type { SandboxCore } from "./sandbox-core.js";
+
+/** A sandbox's preview access token: 32 random bytes, URL-safe. */
+export function newPreviewToken(): string {
+  return randomBytes(32).toString("base64url");
+}
 
 /** Where a sandbox with secrets finds the egress CA, and the variables that point common clients at it. */
 export const EGRESS_CA_PATH = "/usr/local/share/ca-certificates/stasis-egress.crt";

@@ -1,3 +1,4 @@
+import { newPreviewToken } from "./network-files.js";
 import { CreateSandboxRequestSchema, type CreateSandboxParams, type Sandbox } from "@stasis/protocol";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
 import type { ResolvedTemplate } from "../../templates/template-store.js";
@@ -80,7 +81,7 @@ export class WarmPools {
       pooled: false,
       createdVia: "warm_pool",
       // The member's address, the requester's policy.
-      network: member.network ? { ...member.network, policy: this.core.policyFor(params.network, shape.template) } : member.network,
+      network: member.network ? { ...member.network, policy: this.core.policyFor(params.network, shape.template), previewToken: newPreviewToken() } : member.network,
     };
     if (claimed.network) await this.core.deps.network?.update(id, claimed.network);
     this.core.deps.store.claim(claimed);

@@ -1,0 +1,171 @@
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import { connect, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import { ApiError } from "../errors/api-error.js";
+import type { PreviewService } from "../services/preview-service.js";
+
+/** E2B's own port (envd): served by the daemon's E2B surface, never forwarded. */
+const ENVD_PORT = 49983;
+const TOKEN_HEADER = "x-stasis-preview-token";
+/** E2B's header for private sandbox traffic (allowPublicTraffic: false): the same token. */
+const E2B_TOKEN_HEADER = "e2b-traffic-access-token";
+const COOKIE = "stasis_preview";
+const SIGNED_PARAM = "stasis_preview";
+
+export interface PreviewRoute {
+  sandboxId: string;
+  port: number;
+}
+
+/**
+ * Whether a request is for a sandbox's port rather than the daemon's API: by host name
+ * (`<port>-<sandboxId>.<domain>`) or by E2B's headers (`E2b-Sandbox-Id` and `E2b-Sandbox-Port`, any port but
+ * envd's). A request that is one is never seen by the API, whatever its path.
+ */
+export function previewRouteOf(headers: IncomingHttpHeaders, domain: string): PreviewRoute | null {
+  const host = (headers.host ?? "").toLowerCase().replace(/:\d+$/, "");
+  const suffix = `.${domain.toLowerCase()}`;
+  if (host.endsWith(suffix)) {
+    const m = /^(\d{1,5})-(sbx_[a-z0-9]{16})$/.exec(host.slice(0, -suffix.length));
+    if (m && Number(m[1]) >= 1 && Number(m[1]) <= 65535) return { sandboxId: m[2]!, port: Number(m[1]) };
+  }
+  const id = headers["e2b-sandbox-id"];
+  const port = Number(headers["e2b-sandbox-port"]);
+  if (typeof id === "string" && /^sbx_[a-z0-9]{16}$/.test(id) && Number.isInteger(port) && port >= 1 && port <= 65535 && port !== ENVD_PORT) return { sandboxId: id, port };
+  return null;
+}
+
+function cookieToken(header: string | undefined): string | undefined {
+  for (const part of (header ?? "").split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === COOKIE) return v.join("=");
+  }
+  return undefined;
+}
+
+/** The request's headers for the sandbox: the daemon's own credentials taken out, X-Forwarded-* added. */
+function forwardedHeaders(req: IncomingMessage): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined || k === TOKEN_HEADER || k === E2B_TOKEN_HEADER) continue;
+    out[k] = v;
+  }
+  if (typeof out.cookie === "string") {
+    const kept = out.cookie.split(";").filter((c) => c.trim().split("=")[0] !== COOKIE).join(";").trim();
+    if (kept) out.cookie = kept;
+    else delete out.cookie;
+  }
+  const remote = req.socket.remoteAddress ?? "";
+  const prior = req.headers["x-forwarded-for"];
+  out["x-forwarded-for"] = prior ? `${String(prior)}, ${remote}` : remote;
+  out["x-forwarded-host"] = req.headers.host ?? "";
+  out["x-forwarded-proto"] = "encrypted" in req.socket ? "https" : "http";
+  return out;
+}
+
+function text(res: ServerResponse, status: number, body: string): void {
+  if (res.headersSent) return void res.destroy();
+  res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+  res.end(`${body}\n`);
+}
+
+function statusOf(err: unknown): number {
+  if (err instanceof ApiError) return err.code === "unauthorized" ? 401 : err.code === "sandbox_not_found" ? 404 : 502;
+  return 502;
+}
+
+/** Forwards requests for sandboxes' ports: plain HTTP (keep-alive, streaming both ways) and upgrades (WebSocket). */
+export class PreviewProxy {
+  constructor(
+    private readonly preview: PreviewService,
+    private readonly log: Logger,
+  ) {}
+
+  route(req: IncomingMessage): PreviewRoute | null {
+    return previewRouteOf(req.headers, this.preview.domain);
+  }
+
+  /** A signed URL's first visit: the cookie is set and the browser sent on without the signature. */
+  private signedVisit(req: IncomingMessage, res: ServerResponse, route: PreviewRoute): boolean {
+    const url = new URL(req.url ?? "/", "http://preview");
+    const signed = url.searchParams.get(SIGNED_PARAM);
+    if (signed === null) return false;
+    if (!this.preview.validSignature(route.sandboxId, route.port, signed)) {
+      text(res, 401, `this preview link of sandbox ${route.sandboxId} is invalid or expired`);
+      return true;
+    }
+    url.searchParams.delete(SIGNED_PARAM);
+    const expires = Number(signed.split(".")[0]);
+    const maxAge = Math.max(0, expires - Math.floor(Date.now() / 1000));
+    res.writeHead(303, {
+      location: `${url.pathname}${url.search}`,
+      "set-cookie": `${COOKIE}=${this.preview.tokenOf(route.sandboxId)}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Lax`,
+      "cache-control": "no-store",
+    });
+    res.end();
+    return true;
+  }
+
+  private credential(req: IncomingMessage): { token?: string } {
+    const header = req.headers[TOKEN_HEADER] ?? req.headers[E2B_TOKEN_HEADER];
+    return { token: (typeof header === "string" ? header : undefined) ?? cookieToken(req.headers.cookie) };
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, route: PreviewRoute): Promise<void> {
+    try {
+      if (this.signedVisit(req, res, route)) return;
+      const target = await this.preview.open(route.sandboxId, this.credential(req));
+      // A connection per request (agent: false): a kept-alive one to a sandbox that hibernated since would be reset.
+      const upstream = httpRequest({ host: target.address, port: route.port, method: req.method, path: req.url, headers: forwardedHeaders(req), setHost: false, agent: false });
+      res.once("close", target.release);
+      upstream.once("response", (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
+        answer.pipe(res);
+        answer.once("error", () => res.destroy());
+      });
+      upstream.once("error", (err: NodeJS.ErrnoException) => {
+        const why = err.code === "ECONNREFUSED" ? `nothing listens on port ${route.port} in sandbox ${route.sandboxId}` : `sandbox ${route.sandboxId} port ${route.port}: ${err.code ?? err.message}`;
+        text(res, 502, why);
+      });
+      req.once("aborted", () => upstream.destroy());
+      req.pipe(upstream);
+    } catch (err) {
+      this.log.debug({ err, sandbox: route.sandboxId, port: route.port }, "preview request refused");
+      text(res, statusOf(err), (err as Error).message);
+    }
+  }
+
+  async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: PreviewRoute): Promise<void> {
+    socket.on("error", () => socket.destroy());
+    let target;
+    try {
+      target = await this.preview.open(route.sandboxId, this.credential(req));
+    } catch (err) {
+      socket.end(`HTTP/1.1 ${statusOf(err)} Refused\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${(err as Error).message}\n`);
+      return;
+    }
+    const { release } = target;
+    const upstream: Socket = connect({ host: target.address, port: route.port });
+    const headers = forwardedHeaders(req);
+    const lines = [`${req.method ?? "GET"} ${req.url ?? "/"} HTTP/1.1`, ...Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}: ${x}`) : [`${k}: ${v}`]))];
+    upstream.once("connect", () => {
+      upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+    // An open WebSocket keeps its sandbox awake; the idle clock starts when it closes.
+    const close = () => {
+      release();
+      upstream.destroy();
+      socket.destroy();
+    };
+    upstream.once("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "ECONNREFUSED") socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nnothing listens on port ${route.port} in sandbox ${route.sandboxId}\n`);
+      close();
+    });
+    upstream.once("close", close);
+    socket.once("close", close);
+  }
+}
