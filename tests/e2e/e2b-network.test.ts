@@ -75,4 +75,25 @@ describe("the e2b SDK's network settings against Stasis", () => {
     expect(other?.headers["x-stasis-test"]).toBeUndefined();
     expect(other?.headers.authorization).toBe("Bearer from-sandbox");
   });
+
+  it("getHost(port) gives a host the SDK's user can fetch; allowPublicTraffic: false needs the traffic access token", async () => {
+    const serve = async (s: E2bSandbox) => {
+      await s.commands.run("cd /tmp && python3 -m http.server 8000 >/dev/null 2>&1", { background: true });
+      for (let i = 0; i < 50; i++) {
+        if ((await s.commands.run("cat /proc/net/tcp")).stdout.includes(":1F40 00000000:0000 0A")) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const open = await create({});
+    await serve(open);
+    const host = open.getHost(8000);
+    expect(host).toBe(`8000-${open.sandboxId}.localhost:${new URL(daemon.url).port}`);
+    expect((await fetch(`http://${host}/`)).status).toBe(200);
+    const closed = await create({ network: { allowPublicTraffic: false } });
+    await serve(closed);
+    const url = `http://${closed.getHost(8000)}/`;
+    expect((await fetch(url)).status).toBe(401);
+    expect(closed.trafficAccessToken).toBeTruthy();
+    expect((await fetch(url, { headers: { "e2b-traffic-access-token": closed.trafficAccessToken! } })).status).toBe(200);
+  });
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { createInterface } from "node:readline";
@@ -213,6 +213,12 @@ export async function removeDaemonLeftovers(dataDir: string, runDir: string): Pr
     if (out?.code !== 0) await runProcess(["umount", "-l", mount], { timeoutMs: 30_000 }).catch(() => undefined);
   }
   for (const id of ids) removeCgroupTree(`/stasis/${id}`);
+  // Its sandboxes' networks: the table and namespaces named by its tag (from the data folder's path).
+  const tag = createHash("sha256").update(dataDir).digest("hex").slice(0, 6);
+  const namespaces = existsSync("/var/run/netns") ? readdirSync("/var/run/netns").filter((n) => n.startsWith(`stasis-${tag}-`)) : [];
+  if (namespaces.length > 0) problems.push(`${namespaces.length} network namespace(s) were left (removed)`);
+  for (const ns of namespaces) await runProcess(["ip", "netns", "del", ns], { timeoutMs: 10_000 }).catch(() => undefined);
+  await runProcess(["nft", "delete", "table", "ip", `stasis_${tag}`], { timeoutMs: 10_000 }).catch(() => undefined);
   const still = mountsUnder(dataDir);
   const alive = processesMentioning([`${runDir}/`, `${dataDir}/sandboxes/`]);
   if (still.length > 0 || alive.length > 0) {

@@ -1,5 +1,5 @@
 import type { BenchSection } from "./bench-sections.js";
-import type { CreateSandboxRequest, NetworkPolicy, Runtime, SandboxState, SignalName, StandbyPolicy } from "@stasis/protocol";
+import type { CreateSandboxRequest, NetworkPolicy, Runtime, SetPreviewRequest, SandboxState, SignalName, StandbyPolicy } from "@stasis/protocol";
 
 /** Flags every command accepts. */
 export interface GlobalFlags {
@@ -54,6 +54,9 @@ export type Command =
   | { kind: "secret.set"; name: string; hosts: string[]; value: { stdin: true } | { text: string } }
   | { kind: "secret.list" }
   | { kind: "sandbox.network"; id: string; policy: NetworkPolicy }
+  | { kind: "sandbox.url"; id: string; port: number; sign: boolean; expiresInS?: number }
+  | { kind: "sandbox.ports"; id: string }
+  | { kind: "sandbox.preview"; id: string; change: SetPreviewRequest }
   | { kind: "secret.rm"; names: string[] };
 
 export interface CommandLine {

@@ -24,3 +24,12 @@ describe("network flags", () => {
     }
   });
 });
+
+describe("preview commands", () => {
+  it("sandbox url, ports and preview", () => {
+    expect(command("sandbox url sbx_0123456789abcdef 8000 --sign --expires 60")).toEqual({ kind: "sandbox.url", id: "sbx_0123456789abcdef", port: 8000, sign: true, expiresInS: 60 });
+    expect(command("sandbox ports sbx_0123456789abcdef")).toEqual({ kind: "sandbox.ports", id: "sbx_0123456789abcdef" });
+    expect(command("sandbox preview sbx_0123456789abcdef --public on --rotate-token")).toEqual({ kind: "sandbox.preview", id: "sbx_0123456789abcdef", change: { public: true, rotateToken: true } });
+    expect(() => parseCommandLine("sandbox url x 0".split(" "))).toThrow(UsageError);
+  });
+});

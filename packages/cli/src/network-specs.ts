@@ -42,6 +42,49 @@ export function secretNames(values: Values): string[] {
 
 export const networkSpecs: CommandSpec[] = [
   {
+    path: "sandbox url",
+    usage: "stasis sandbox url ID PORT [--sign [--expires D]]",
+    summary: "Print the preview URL of a port of the sandbox (with --sign: a URL that opens it in a browser until it expires)",
+    flags: [
+      ["--sign", "a signed URL (for a private sandbox: it sets a cookie in the browser that opens the port)"],
+      ["--expires S", "with --sign: seconds the URL works (default 3600)"],
+    ],
+    options: { sign: { type: "boolean" }, expires: { type: "string" } },
+    args: { min: 2, max: 2 },
+    build: ({ values, args }) => {
+      const port = Number(args[1]);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`PORT must be 1-65535, got '${args[1]}'`);
+      const expires = str(values, "expires");
+      const expiresInS = expires === undefined ? undefined : Number(expires);
+      if (expiresInS !== undefined && (!Number.isInteger(expiresInS) || expiresInS < 1)) throw new UsageError(`--expires takes whole seconds, got '${expires}'`);
+      return { kind: "sandbox.url", id: args[0]!, port, sign: values.sign === true, ...(expiresInS === undefined ? {} : { expiresInS }) };
+    },
+  },
+  {
+    path: "sandbox ports",
+    usage: "stasis sandbox ports ID",
+    summary: "List the TCP ports a process listens on in the sandbox, with their URLs",
+    options: {},
+    args: { min: 1, max: 1 },
+    build: ({ args }) => ({ kind: "sandbox.ports", id: args[0]! }),
+  },
+  {
+    path: "sandbox preview",
+    usage: "stasis sandbox preview ID [--public on|off] [--rotate-token]",
+    summary: "Show or change who may open the sandbox's ports; prints its access token",
+    flags: [
+      ["--public on|off", "serve its ports to anyone (on) or only with its token (off, the default)"],
+      ["--rotate-token", "a new token: the old one and every signed URL made from it stop working"],
+    ],
+    options: { public: { type: "string" }, "rotate-token": { type: "boolean" } },
+    args: { min: 1, max: 1 },
+    build: ({ values, args }) => {
+      const pub = str(values, "public");
+      if (pub !== undefined && pub !== "on" && pub !== "off") throw new UsageError(`--public takes on or off, got '${pub}'`);
+      return { kind: "sandbox.preview", id: args[0]!, change: { ...(pub === undefined ? {} : { public: pub === "on" }), ...(values["rotate-token"] === true ? { rotateToken: true } : {}) } };
+    },
+  },
+  {
     path: "sandbox network",
     usage: "stasis sandbox network ID [--internet on|off] [--allow-out T]... [--deny-out T]... [--clear-allow] [--clear-deny]",
     summary: "Show or change what a sandbox may reach; new connections follow at once",

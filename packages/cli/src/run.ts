@@ -5,6 +5,7 @@ import * as execCommands from "./commands/exec.js";
 import * as files from "./commands/files.js";
 import * as local from "./commands/local.js";
 import * as processes from "./commands/processes.js";
+import * as preview from "./commands/preview.js";
 import * as sandboxes from "./commands/sandboxes.js";
 import * as secrets from "./commands/secrets.js";
 import * as templates from "./commands/templates.js";
@@ -64,6 +65,10 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return sandboxes.standby(command, ctx);
     case "sandbox.network":
       return sandboxes.network(command, ctx);
+    case "sandbox.url":
+    case "sandbox.ports":
+    case "sandbox.preview":
+      return preview.run(command, ctx);
     case "sandbox.timeout":
       return sandboxes.setTimeout(command, ctx);
     case "exec":

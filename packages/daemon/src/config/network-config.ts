@@ -26,6 +26,8 @@ export interface NetworkConfig {
    * host never touch each other's: derived from the data folder.
    */
   tag: string;
+  /** The data folder the tag is made from (named in the table, so leftovers of a removed one are found). */
+  owner: string;
 }
 
 function cidrList(value: string | undefined, name: string): string[] {
@@ -65,6 +67,7 @@ export function loadNetworkConfig(env: NodeJS.ProcessEnv, dataDir: string): Netw
     extraCaFile: env.STASIS_EGRESS_EXTRA_CA || null,
     sandboxCaFile: env.STASIS_SANDBOX_EXTRA_CA || null,
     maxConnections: num("STASIS_NETWORK_MAX_CONNECTIONS", 1024),
+    owner: dataDir,
     tag: createHash("sha256").update(dataDir).digest("hex").slice(0, 6),
   };
 }

@@ -1,6 +1,7 @@
 import { parseEgressTarget, type ResolvedNetworkPolicy } from "@stasis/protocol";
 import { runCommand } from "../runtime/run-command.js";
 import { GUARDRAIL_DEFAULT_CIDRS } from "./egress-decision.js";
+import { ownerComment } from "./stale-networks.js";
 
 /** Addresses no sandbox reaches unless the operator opens them (the proxy's guardrails, the same list). */
 export const GUARDED_RANGES = GUARDRAIL_DEFAULT_CIDRS.map((g) => g.cidr);
@@ -8,6 +9,8 @@ export const GUARDED_RANGES = GUARDRAIL_DEFAULT_CIDRS.map((g) => g.cidr);
 /** What the table needs to know of the daemon: its ports and ranges. */
 export interface FirewallSetup {
   table: string;
+  /** The daemon's data folder, in the table's comment (see stale-networks.ts). */
+  owner: string;
   range: string;
   openRanges: string[];
   dnsPort: number;
@@ -48,6 +51,7 @@ export function fullRuleset(setup: FirewallSetup, uplinks: string[], sandboxes: 
   const t = setup.table;
   const out = uplinks.length > 0 ? `oifname != { ${uplinks.map((u) => JSON.stringify(u)).join(", ")} } ip daddr != @opened drop` : "ip daddr != @opened drop";
   const table = `table ip ${t} {
+  comment ${JSON.stringify(ownerComment(setup.owner))}
   set ifaces { type ifname; }
   set guarded { type ipv4_addr; flags interval;${elements(GUARDED_RANGES)} }
   set opened { type ipv4_addr; flags interval;${elements(setup.openRanges)} }

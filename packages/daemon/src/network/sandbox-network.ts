@@ -8,6 +8,7 @@ import { AddressRange } from "./addresses.js";
 import { applyNft, fullRuleset, removeSandboxRules, sandboxRules, tableExists, type FirewallSandbox, type FirewallSetup } from "./firewall.js";
 import { allowThroughHostFirewall, uplinks } from "./host-firewall.js";
 import { createSandboxNetns, interfaceCounters, NetnsNames, removeSandboxNetns } from "./sandbox-netns.js";
+import { removeOrphanedNetworks } from "./stale-networks.js";
 import type { SandboxOnNetwork } from "./types.js";
 
 /** The ports the daemon's DNS server and egress proxy listen on (started before the network). */
@@ -55,6 +56,7 @@ export class SandboxNetworks {
     this.names = new NetnsNames(config.tag);
     this.setup = {
       table: `stasis_${config.tag}`,
+      owner: config.owner,
       range: this.range.cidr,
       openRanges: config.openRanges,
       dnsPort: ports.dns,
@@ -92,6 +94,8 @@ export class SandboxNetworks {
     const keep = new Set(running.filter((s) => s.network?.address).map((s) => s.id));
     await this.prune(keep);
     await this.prepareHost();
+    const orphaned = await removeOrphanedNetworks(this.setup.table).catch(() => []);
+    if (orphaned.length > 0) this.log.info({ tables: orphaned }, "removed the networks of daemons whose data folder is gone");
     const rules = running.filter((s) => keep.has(s.id)).map((s) => this.firewallView(s.id, s.network!));
     await this.serialized(async () => applyNft(fullRuleset(this.setup, await uplinks(), rules)));
     for (const s of running) if (keep.has(s.id)) this.remember(s.id, s.network!);
