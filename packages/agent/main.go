@@ -33,6 +33,7 @@ func main() {
 	tuneMemory()
 	guardChannel()
 	limitCommands()
+	reserveThreads(spareThreads)
 
 	// A broken stdout must return EPIPE rather than kill the agent. Go
 	// turns SIGPIPE on fd 1 into an exit unless SIGPIPE is handled; a handler

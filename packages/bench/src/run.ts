@@ -17,6 +17,7 @@ import { densityScenario } from "./scenarios/density.js";
 import { execScenario } from "./scenarios/exec.js";
 import { filesScenario } from "./scenarios/files.js";
 import { networkScenario } from "./scenarios/network.js";
+import { previewScenario } from "./scenarios/preview.js";
 import { pythonScenario } from "./scenarios/python.js";
 import { pausedScenario } from "./scenarios/paused.js";
 import { hibernationScenario } from "./scenarios/standby.js";
@@ -62,6 +63,7 @@ const SCENARIOS: Record<Section, (ctx: BenchContext) => Promise<void>> = {
   hibernation: hibernationScenario,
   files: filesScenario,
   network: networkScenario,
+  preview: previewScenario,
   concurrency: concurrencyScenario,
   density: densityScenario,
 };

@@ -86,6 +86,23 @@ export function evaluateTargets(input: { figures: Figure[]; concurrency: Concurr
       targets.push({ key: `network-${id}`, what: `${runtime}: latency networking adds to connect + first byte, ${how}`, target: `< ${limit} ms`, measured: `${ms(f.stasis.stats.median)} vs ${ms(f.baseline.stats.median)} from the host: +${ms(added)}`, met: added < limit });
     }
   }
+  const route = get("gvisor.preview.request");
+  if (route?.baseline) {
+    const added = route.stasis.stats.median - route.baseline.stats.median;
+    targets.push({ key: "preview-1ms", what: "gVisor: latency the preview route adds to a request", target: "< 1 ms at the median", measured: `${ms(route.stasis.stats.median)} vs ${ms(route.baseline.stats.median)} direct: +${ms(added)}`, met: added < 1 });
+  }
+  const routeRate = get("gvisor.preview.throughput");
+  if (routeRate?.baseline) {
+    const share = routeRate.stasis.stats.median / routeRate.baseline.stats.median;
+    targets.push({ key: "preview-throughput-70pct", what: "gVisor: download through the preview route against direct", target: ">= 70% of direct", measured: `${formatValue(routeRate.stasis.stats.median, "MiB/s")} vs ${formatValue(routeRate.baseline.stats.median, "MiB/s")}: ${Math.round(share * 100)}%`, met: share >= 0.7 });
+  }
+  const errors = get("gvisor.preview.concurrent-errors");
+  if (errors) targets.push({ key: "preview-200-clients", what: "200 concurrent keep-alive clients through the preview route", target: "zero errors", measured: `${errors.stasis.stats.median} errors`, met: errors.stasis.stats.median === 0 });
+  const wokenByRequest = get("gvisor.preview.first-byte-paused");
+  if (wokenByRequest?.baseline) {
+    const added = wokenByRequest.stasis.stats.median - wokenByRequest.baseline.stats.median;
+    targets.push({ key: "preview-paused-10ms", what: "gVisor: what a paused sandbox adds to a request through the route", target: "< 10 ms at the median", measured: `+${ms(added)}`, met: added < 10 });
+  }
   for (const op of ["create", "wake", "fork"]) {
     const f = get(`gvisor.network.setup-${op}`);
     if (f) targets.push({ key: `network-setup-${op}`, what: `network setup on the critical path of a gVisor ${op}`, target: "< 15 ms median", measured: ms(f.stasis.stats.median), met: f.stasis.stats.median < 15 });

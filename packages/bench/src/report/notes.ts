@@ -95,6 +95,13 @@ export const NOTES: Record<string, ScenarioNotes> = {
       "What networking adds to a gVisor sandbox's create, wake from disk and fork: the time the daemon spent giving the sandbox its network before starting its runtime (a fresh namespace and veth by two `ip -batch` runs, its rules by one `nft` transaction), read from the daemon's `stasis_network_attach_seconds` before and after each operation (per sandbox started; a fork starts the clone and restores the source).",
     slower: "",
   },
+  preview: {
+    title: "Preview URLs",
+    measures:
+      "A gVisor sandbox running a small Node.js server on port 8000: requests through its preview route (`8000-<id>.localhost` on the daemon, with its token) beside the same requests sent straight from the host to the sandbox's address, alternating: GET latency over one kept-alive connection, a 100 MiB download (50 in quick mode), 200 keep-alive clients at once (requests per second, errors), and a request on a new connection to a paused sandbox and to a hibernated one (each woken by the request) beside the same request to it running.",
+    slower:
+      "Through the route every request crosses the daemon (Node.js): parsed, checked, and sent on over a new connection to the sandbox (a kept-alive one would be reset by a hibernation), then streamed back; the direct request only crosses the veth.",
+  },
   concurrency: {
     title: "Concurrency",
     measures:
@@ -130,6 +137,7 @@ export const TARGET_NOTES: Record<string, string> = {
     "Against a test internet on the same host, the host's own download is a memory copy across one veth (~1.8-2.7 GiB/s here), so the ratio is a CPU ratio. crun's packets take the same kernel path and keep up; gVisor's cross its user-space network stack, which spends CPU per packet: ~550 MiB/s on this 2-core machine, with GRO on or off (`--gvisor-gro` measured, no change). That is several times a real internet link, but under half of the veth copy: the floor here is netstack's CPU, not the daemon.",
   "network-setup-fork":
     "A fork starts two sandboxes at once (the clone, and the source coming back), so two network setups (3 process runs each: `ip -batch` twice, `nft` once) share the 2 cores: ~22 ms each against ~14 ms for one alone. Preparing namespaces ahead would not remove the per-sandbox address and rules, which need two of the three runs; a netlink client in the daemon instead of the `ip` CLI would.",
+  "preview-1ms": "The route opens a new connection to the sandbox per request (so that no request meets a connection a hibernation reset), which through gVisor's network stack costs most of the difference.",
   "files-300mibs":
     "The floor is CPU: a 100 MiB transfer costs ~1.3-1.5 s of CPU in all, split over the client (SDK/undici: ~240 ms writing, ~500 ms reading), the daemon (~550 / ~350 ms: the HTTP body, 1 MiB frames and their crc, the pipe writes) and the sandbox (~650 / ~450 ms, mostly the sentry's context switches: ~15,000 per 100 MiB, its host-FD reads of the channel's FIFOs). Measured per process from /proc and the sandbox's cgroup, with perf and strace (the files-speed investigation): crun is no faster, and writing to /tmp costs as much as to the overlay, so neither the gofer nor the disk is the cost. On 2 cores that caps a transfer at ~140 MiB/s with nothing else running, and the daemon's one JavaScript thread alone near ~180 MiB/s for writes. Since this run: 1 MiB pipe buffers on the channel (the agent binary sets them from the host) and reused upload buffers (less GC) took writes from ~35 to ~49 MiB/s and reads from ~61 to ~71 MiB/s in one same-run comparison on a busy host; 66-86 / 71-81 MiB/s on a quieter one.",
   "fork-1.5x":
