@@ -106,6 +106,7 @@ export async function previewScenario(ctx: BenchContext): Promise<void> {
     const running: number[] = [];
     const fromDisk: number[] = [];
     for (let i = 0; i < rounds; i++) {
+      await new Promise((r) => setTimeout(r, 1_000));
       running.push((await get(route, "/", false)).ms);
       await sandbox.pause();
       await new Promise((r) => setTimeout(r, 1_000));
