@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Sandbox } from "@stasis/sdk";
+import { request } from "node:http";
+import { Domains, Sandbox } from "@stasis/sdk";
 import { startTestDaemon, type TestDaemon } from "./harness.js";
 
 /** A server inside the sandbox: text, SSE, a big body each way (hashed), and an upgrade that echoes bytes. */
@@ -51,6 +52,20 @@ async function upgradeEcho(url: string, token: string, message: string, holdMs =
       }
     });
     socket.on("error", reject);
+  });
+}
+
+/** A GET to the daemon with a Host header of our choosing (fetch cannot set it). */
+function getWithHost(daemonUrl: string, host: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const u = new URL(daemonUrl);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: Number(u.port), path, headers: { host, ...headers } }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
   });
 }
 
@@ -149,4 +164,18 @@ describe("preview URLs of a sandbox's ports (gvisor)", () => {
     const many = await Promise.all(Array.from({ length: 5 }, (_, i) => fetch(`${url}/after-hibernate-${i}`, { headers: { "x-stasis-preview-token": token } }).then(async (r) => (r.status === 200 ? 200 : `${r.status} ${await r.text()}`))));
     expect(many).toEqual([200, 200, 200, 200, 200]);
   }, 60_000);
+
+  it("serves a custom domain mapped to a port, with the sandbox's access rules, until it is removed", async () => {
+    const host = `app-${sandbox.id.slice(4, 10)}.stasis-test.example`;
+    await Domains.create({ host, sandboxId: sandbox.id, port: 8000, ...daemon.conn });
+    expect((await Domains.list(daemon.conn)).map((d) => d.host)).toContain(host);
+    expect((await getWithHost(daemon.url, host, "/mine")).status).toBe(401);
+    const served = await getWithHost(daemon.url, `${host}:443`, "/mine", { "x-stasis-preview-token": token });
+    expect(served.status).toBe(200);
+    expect(JSON.parse(served.body)).toMatchObject({ path: "/mine" });
+    await Domains.delete(host, daemon.conn);
+    expect((await getWithHost(daemon.url, host, "/mine", { "x-stasis-preview-token": token })).status).toBe(404);
+    // Names under the preview domain are refused: they are <port>-<id> routes already.
+    await expect(Domains.create({ host: "x.localhost", sandboxId: sandbox.id, port: 8000, ...daemon.conn })).rejects.toThrow(/preview domain/);
+  });
 });

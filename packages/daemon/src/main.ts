@@ -22,6 +22,7 @@ import { SandboxService } from "./services/sandbox-service.js";
 import { SandboxFilesystem } from "./disks/sandbox-filesystem.js";
 import { Database } from "./store/database.js";
 import { SandboxStore } from "./store/sandbox-store.js";
+import { DomainStore } from "./store/domain-store.js";
 import { DEFAULT_RESOURCES, TemplateStore } from "./templates/template-store.js";
 import { createTemplateService } from "./services/template-service.js";
 import { removeStaleBuildNetworks } from "./templates/build-network.js";
@@ -65,10 +66,12 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const files = new FileService(sandboxes, config.maxUploadBytes);
   const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });
   let listeningPort = config.port;
-  const preview = new PreviewService(sandboxes, exec, {
-    domain: config.preview.domain,
-    urlTemplate: () => config.preview.url ?? `http://{port}-{id}.${config.preview.domain}:${listeningPort}`,
-  });
+  const preview = new PreviewService(
+    sandboxes,
+    exec,
+    { domain: config.preview.domain, urlTemplate: () => config.preview.url ?? `http://{port}-{id}.${config.preview.domain}:${listeningPort}` },
+    new DomainStore(database),
+  );
   const previewProxy = new PreviewProxy(preview, log.child({ component: "preview" }));
   const e2bMetrics = new E2bMetricsHistory(sandboxes);
   e2bMetrics.start();

@@ -12,6 +12,7 @@ export const errorRegistry = {
   sandbox_not_found: { status: 404, retryable: false, description: "No sandbox with this id." },
   process_not_found: { status: 404, retryable: false, description: "No process with this pid in the sandbox." },
   file_not_found: { status: 404, retryable: false, description: "No such file or directory in the sandbox." },
+  domain_not_found: { status: 404, retryable: false, description: "No custom domain with this host name." },
   key_not_found: { status: 404, retryable: false, description: "No API key with this id." },
   secret_not_found: { status: 404, retryable: false, description: "No secret with this name." },
   template_not_found: { status: 404, retryable: false, description: "No template with this name is built." },

@@ -40,3 +40,25 @@ export type SignedPreviewUrl = z.infer<typeof SignedPreviewUrlSchema>;
 export const ListeningPortSchema = z.object({ port: z.number().int(), url: z.string() }).meta({ id: "ListeningPort" });
 export const PortListSchema = z.object({ ports: z.array(ListeningPortSchema) }).meta({ id: "PortList", description: "TCP ports a process listens on inside the sandbox (on every address or its own)." });
 export type PortList = z.infer<typeof PortListSchema>;
+
+const hostName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, "a lower-case domain name such as app.example.com");
+
+export const CreateDomainRequestSchema = z
+  .object({
+    host: hostName.meta({ description: "The host name to serve (point its DNS at the daemon, or at a proxy in front of it)." }),
+    sandboxId: z.string().regex(/^sbx_[a-z0-9]{16}$/, "not a sandbox id"),
+    port: z.number().int().min(1).max(65535),
+  })
+  .strict()
+  .meta({ id: "CreateDomainRequest", description: "Serves a sandbox's port at a host name of your own; the sandbox's access settings apply." });
+export type CreateDomainRequest = z.infer<typeof CreateDomainRequestSchema>;
+
+export const DomainSchema = z
+  .object({ host: z.string(), sandboxId: z.string(), port: z.number().int(), createdAt: z.iso.datetime() })
+  .meta({ id: "Domain" });
+export type Domain = z.infer<typeof DomainSchema>;
+export const DomainListSchema = z.object({ domains: z.array(DomainSchema) }).meta({ id: "DomainList" });

@@ -37,7 +37,7 @@ import {
 import { CreatedE2bKeySchema, CreateE2bKeyRequestSchema, E2bKeyListSchema } from "./e2b-keys.js";
 import { CreateSecretRequestSchema, SecretListSchema, SecretSchema } from "./network.js";
 import { DaemonInfoSchema, HealthSchema } from "./system.js";
-import { PortListSchema, PreviewSchema, SetPreviewRequestSchema, SignedPreviewUrlSchema, SignPreviewUrlRequestSchema } from "./preview.js";
+import { CreateDomainRequestSchema, DomainListSchema, DomainSchema, PortListSchema, PreviewSchema, SetPreviewRequestSchema, SignedPreviewUrlSchema, SignPreviewUrlRequestSchema } from "./preview.js";
 import {
   BuildTemplateQuerySchema,
   ImportTemplateQuerySchema,
@@ -95,6 +95,9 @@ export const routes = {
   getPreview: { method: "get", path: "/v1/sandboxes/{id}/preview", summary: "The sandbox's preview settings: public or not, its access token, the URL of a port", tag: "preview", auth: true, response: { kind: "json", status: 200, schema: PreviewSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
   setPreview: { method: "put", path: "/v1/sandboxes/{id}/preview", summary: "Make the sandbox's ports public or private, or rotate its access token", tag: "preview", auth: true, body: { kind: "json", schema: SetPreviewRequestSchema }, response: { kind: "json", status: 200, schema: PreviewSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
   signPreviewUrl: { method: "post", path: "/v1/sandboxes/{id}/preview/sign", summary: "A signed, expiring URL that opens one port of a private sandbox in a browser", tag: "preview", auth: true, body: { kind: "json", schema: SignPreviewUrlRequestSchema }, response: { kind: "json", status: 200, schema: SignedPreviewUrlSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
+  createDomain: { method: "post", path: "/v1/domains", summary: "Serve a sandbox's port at a host name of your own (replaces that host's mapping)", tag: "preview", auth: true, body: { kind: "json", schema: CreateDomainRequestSchema }, response: { kind: "json", status: 201, schema: DomainSchema }, errors: ["invalid_request", "sandbox_not_found", "network_unavailable"] },
+  listDomains: { method: "get", path: "/v1/domains", summary: "List custom domains", tag: "preview", auth: true, response: { kind: "json", status: 200, schema: DomainListSchema }, errors: [] },
+  deleteDomain: { method: "delete", path: "/v1/domains/{host}", summary: "Stop serving a custom domain", tag: "preview", auth: true, response: { kind: "empty" }, errors: ["domain_not_found"] },
   setSandboxNetwork: { method: "put", path: "/v1/sandboxes/{id}/network", summary: "Change what the sandbox may reach (internet, allowOut, denyOut); new connections follow at once", tag: "sandboxes", auth: true, body: { kind: "json", schema: SetNetworkRequestSchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
   runCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/run", summary: "Run a command to completion and return its buffered output", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "json", status: 200, schema: CommandResultSchema }, errors: [...sandboxErrors, "exec_failed"] },
   streamCommand: { method: "post", path: "/v1/sandboxes/{id}/commands/stream", summary: "Run a command, streaming NDJSON events until its exit; closing the stream kills it", tag: "commands", auth: true, body: { kind: "json", schema: CommandRequestSchema }, response: { kind: "ndjson", schema: CommandEventSchema }, errors: [...sandboxErrors, "exec_failed"] },

@@ -74,6 +74,8 @@ export class InsufficientStorageError extends StasisError {}
 export class CapacityError extends StasisError {}
 export class ExecFailedError extends StasisError {}
 export class RuntimeUnavailableError extends StasisError {}
+/** No custom domain with that host name. */
+export class DomainNotFoundError extends StasisError {}
 /** The daemon (or this sandbox) has no networking. */
 export class NetworkUnavailableError extends StasisError {}
 /** The daemon's secrets key is missing or is not the one its secrets were encrypted with. */
@@ -152,6 +154,7 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   secrets_unavailable: SecretsUnavailableError,
   runtime_unavailable: RuntimeUnavailableError,
   network_unavailable: NetworkUnavailableError,
+  domain_not_found: DomainNotFoundError,
   sandbox_failed: SandboxFailedError,
   agent_timeout: TimeoutError,
   stream_overflow: StreamOverflowError,

@@ -90,6 +90,7 @@ const fromApiCode: Record<ErrorCode, ConnectCode> = {
   secrets_unavailable: "unavailable",
   runtime_unavailable: "unavailable",
   network_unavailable: "failed_precondition",
+  domain_not_found: "not_found",
   sandbox_failed: "unavailable",
   agent_timeout: "unavailable",
   stream_overflow: "resource_exhausted",

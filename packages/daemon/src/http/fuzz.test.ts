@@ -1,3 +1,4 @@
+import { DomainStore } from "../store/domain-store.js";
 import { PreviewService } from "../services/preview-service.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -175,7 +176,7 @@ beforeAll(async () => {
     services: {
       sandboxes,
       exec: fuzzExec,
-      preview: new PreviewService(sandboxes, fuzzExec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }),
+      preview: new PreviewService(sandboxes, fuzzExec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(daemon.database)),
       files: new FileService(sandboxes, 1024 * 1024),
       templates,
       templateBuilds: createTemplateService({ config: daemon.config, store: templates, sandboxes, steps: undefined, log }),

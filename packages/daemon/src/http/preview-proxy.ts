@@ -83,7 +83,7 @@ export class PreviewProxy {
   ) {}
 
   route(req: IncomingMessage): PreviewRoute | null {
-    return previewRouteOf(req.headers, this.preview.domain);
+    return previewRouteOf(req.headers, this.preview.domain) ?? this.preview.domainRoute(req.headers.host ?? "");
   }
 
   /** A signed URL's first visit: the cookie is set and the browser sent on without the signature. */

@@ -76,7 +76,21 @@ class Limits {
   }
 }
 
+/**
+ * Starts the server. With port 0, UDP picks a free port and TCP takes the same number, which another
+ * program may hold for TCP: then it starts again on another (a daemon must not fail to start on that).
+ */
 export async function startDnsServer(options: DnsServerOptions): Promise<DnsServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDnsServerOnce(options);
+    } catch (err) {
+      if (options.port !== 0 || (err as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw err;
+    }
+  }
+}
+
+async function startDnsServerOnce(options: DnsServerOptions): Promise<DnsServer> {
   const timeoutMs = options.upstreamTimeoutMs ?? 2000;
   const inFlight = new Limits(options.maxInFlightPerSource ?? 32, options.maxInFlight ?? 1024);
   const tcpConns = new Limits(options.maxTcpPerSource ?? 8, options.maxTcpTotal ?? 512);

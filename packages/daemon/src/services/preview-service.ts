@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import type { PortList, Preview, SetPreviewRequest, SignedPreviewUrl } from "@stasis/protocol";
+import type { CreateDomainRequest, Domain, PortList, Preview, SetPreviewRequest, SignedPreviewUrl } from "@stasis/protocol";
+import type { DomainStore } from "../store/domain-store.js";
 import { ApiError } from "../errors/api-error.js";
 import type { ExecService } from "./exec-service.js";
 import { newPreviewToken } from "./lifecycle/network-files.js";
@@ -55,7 +56,40 @@ export class PreviewService {
     private readonly sandboxes: SandboxService,
     private readonly exec: ExecService,
     private readonly config: PreviewConfig,
+    private readonly domains: DomainStore,
   ) {}
+
+  /** Serves a sandbox's port at a host name of the user's (the sandbox's access settings apply to it). */
+  createDomain(request: CreateDomainRequest): Domain {
+    const host = request.host.toLowerCase();
+    const own = this.config.domain.toLowerCase();
+    if (host === own || host.endsWith(`.${own}`)) throw new ApiError("invalid_request", `${host} is under the preview domain ${own}, whose names are <port>-<sandbox id>.${own} already`);
+    this.sandboxes.networkOf(request.sandboxId);
+    return this.domains.put(host, request.sandboxId, request.port);
+  }
+
+  /** Custom domains; those of sandboxes deleted since are dropped on the way. */
+  listDomains(): Domain[] {
+    return this.domains.list().filter((d) => {
+      try {
+        this.sandboxes.get(d.sandboxId);
+        return true;
+      } catch {
+        this.domains.delete(d.host);
+        return false;
+      }
+    });
+  }
+
+  deleteDomain(host: string): void {
+    if (!this.domains.delete(host.toLowerCase())) throw new ApiError("domain_not_found", `no custom domain '${host}'`);
+  }
+
+  /** The sandbox port a custom host name is mapped to, or null. */
+  domainRoute(host: string): { sandboxId: string; port: number } | null {
+    const d = this.domains.get(host.toLowerCase().replace(/:\d+$/, ""));
+    return d ? { sandboxId: d.sandboxId, port: d.port } : null;
+  }
 
   get domain(): string {
     return this.config.domain;

@@ -37,7 +37,7 @@ describe("Database", () => {
     const path = dbPath();
     const db = openDb(path);
     expect(db.version).toBe(MIGRATIONS.length);
-    expect(tables(db)).toEqual(["e2b_keys", "e2b_sandboxes", "sandboxes", "secret_uses", "secrets"]);
+    expect(tables(db)).toEqual(["domains", "e2b_keys", "e2b_sandboxes", "sandboxes", "secret_uses", "secrets"]);
     expect(conn(db).pragma("journal_mode", { simple: true })).toBe("wal");
     expect(conn(db).pragma("synchronous", { simple: true })).toBe(1); // NORMAL
     expect(conn(db).pragma("busy_timeout", { simple: true })).toBe(5000);
@@ -87,7 +87,7 @@ describe("Database", () => {
 
     const after = openDb(path, [...MIGRATIONS, first]);
     expect(after.version).toBe(MIGRATIONS.length + 1);
-    expect(tables(after)).toEqual(["e2b_keys", "e2b_sandboxes", "first_step", "sandboxes", "secret_uses", "secrets"]);
+    expect(tables(after)).toEqual(["domains", "e2b_keys", "e2b_sandboxes", "first_step", "sandboxes", "secret_uses", "secrets"]);
     expect(new SandboxStore(after).get("sbx_kept")?.id).toBe("sbx_kept");
   });
 

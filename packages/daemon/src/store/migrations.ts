@@ -99,4 +99,10 @@ export const MIGRATIONS: readonly Migration[] = [
          );
          CREATE INDEX secret_uses_sandbox ON secret_uses (sandbox_id, id);`,
   },
+  {
+    // 10: custom domains of preview URLs (DomainStore): a host name served by a sandbox's port.
+    name: "domains table",
+    up: `CREATE TABLE domains (host TEXT PRIMARY KEY, sandbox_id TEXT NOT NULL, port INTEGER NOT NULL, created_at INTEGER NOT NULL);
+         CREATE INDEX domains_sandbox ON domains (sandbox_id);`,
+  },
 ];

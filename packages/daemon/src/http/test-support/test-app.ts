@@ -1,3 +1,4 @@
+import { DomainStore } from "../../store/domain-store.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,7 +35,7 @@ export function testApp(options: { log?: Logger; app?: Partial<AppOptions> } = {
   const services = {
     sandboxes,
     exec,
-    preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }),
+    preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)),
     files: new FileService(sandboxes, 1024),
     templates,
     templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),
