@@ -2,7 +2,7 @@ import { existsSync, statfsSync } from "node:fs";
 import type { CreateSandboxParams, ListSandboxesQuery, NetworkPolicy, Runtime, Sandbox, SandboxList, StandbyPolicy } from "@stasis/protocol";
 import { dirname } from "node:path";
 import { ApiError } from "../errors/api-error.js";
-import type { SandboxNetworkRecord, SandboxRecord } from "../store/sandbox-store.js";
+import type { SandboxNetworkRecord } from "../store/sandbox-store.js";
 import { checkDiskFits, freeBytes } from "./disk-space.js";
 import { Booter } from "./lifecycle/boot.js";
 import { Forker } from "./lifecycle/fork.js";
@@ -11,6 +11,7 @@ import { reconcile } from "./lifecycle/reconcile.js";
 import { asApiError, forEachLimited, isAwakeOrAsleep, listCursor, RESIDENT_STATES, toSandbox, wokenExpiry } from "./lifecycle/records.js";
 import { EGRESS_CA_ENV } from "./lifecycle/network-files.js";
 import { SandboxCore, type LiveSandbox, type SandboxServiceDeps } from "./lifecycle/sandbox-core.js";
+import { SandboxNetworking } from "./lifecycle/sandbox-networking.js";
 import { Standby } from "./lifecycle/standby.js";
 import { StandbySweeper } from "./lifecycle/standby-sweeper.js";
 import { TemplateSnapshots } from "./lifecycle/template-snapshots.js";
@@ -45,6 +46,7 @@ export class SandboxService {
   private readonly forker: Forker;
   private readonly snapshots: TemplateSnapshots;
   private readonly sweeper: StandbySweeper;
+  private readonly networking: SandboxNetworking;
 
   constructor(deps: SandboxServiceDeps) {
     this.core = new SandboxCore(deps);
@@ -54,6 +56,7 @@ export class SandboxService {
     this.forker = new Forker(this.core, this.booter, this.standby);
     this.snapshots = new TemplateSnapshots(this.core, this.booter, this.standby);
     this.sweeper = new StandbySweeper(this.core, this.standby, this.pools);
+    this.networking = new SandboxNetworking(this.core);
   }
 
   /** Probes runtimes, reconciles sandboxes left by a previous daemon, starts the standby and expiry sweeper. */
@@ -215,38 +218,23 @@ export class SandboxService {
       memoryLimitBytes: record.memoryMiB * 1024 * 1024,
       diskUsedBytes,
       diskTotalBytes: record.diskMiB * 1024 * 1024,
-      ...this.networkBytes(record),
+      ...this.networking.bytesOf(record),
     };
-  }
-
-  private networkBytes(record: SandboxRecord): Pick<SandboxUsage, "networkSentBytes" | "networkReceivedBytes"> {
-    if (!record.network) return { networkSentBytes: null, networkReceivedBytes: null };
-    const now = this.core.deps.network?.counters(record.id);
-    return { networkSentBytes: (record.network.sentBytes ?? 0) + (now?.sentBytes ?? 0), networkReceivedBytes: (record.network.receivedBytes ?? 0) + (now?.receivedBytes ?? 0) };
   }
 
   /** The sandbox's network record (address, policy, preview token), or a clear error without one. */
   networkOf(id: string): SandboxNetworkRecord {
-    const network = this.core.record(id).network;
-    if (!network || !this.core.deps.network) throw new ApiError("network_unavailable", `sandbox ${id} has no network (STASIS_NETWORK=off, or it was made before networking)`);
-    return network;
+    return this.networking.recordOf(id);
   }
 
   /** Changes fields of the sandbox's network record (under its lock, so a start never reads it half-done). */
   updateNetworkRecord(id: string, change: (network: SandboxNetworkRecord) => SandboxNetworkRecord): Promise<SandboxNetworkRecord> {
-    return this.core.exclusive(id, async () => {
-      const next = change(this.networkOf(id));
-      this.core.deps.store.setNetwork(id, next);
-      return next;
-    });
+    return this.networking.updateRecord(id, change);
   }
 
   /** Network bytes of every sandbox with a network (for /metrics). */
   networkTotals(): { id: string; sent: number; received: number }[] {
-    return this.core.deps.store.withNetwork().map((r) => {
-      const b = this.networkBytes(r);
-      return { id: r.id, sent: b.networkSentBytes ?? 0, received: b.networkReceivedBytes ?? 0 };
-    });
+    return this.networking.totals();
   }
 
   /** New lifetime, counted from now (or, in standby, from the moment the sandbox wakes). */
@@ -269,22 +257,10 @@ export class SandboxService {
     return this.get(id);
   }
 
-  /**
-   * A new network policy: fields left out keep their value. Under the sandbox's lock, so a wake or fork in
-   * flight starts with the new one; new connections follow it at once, open ones are not cut.
-   */
+  /** A new network policy (fields left out keep their value); new connections follow it at once. */
   async setNetwork(id: string, policy: NetworkPolicy, headerRules?: Record<string, Record<string, string>>): Promise<Sandbox> {
-    const network = this.core.deps.network;
-    if (!network) throw new ApiError("network_unavailable", "sandboxes have no network on this daemon (STASIS_NETWORK=off, or the host lacks what it needs: run `stasis doctor`)");
-    return this.core.exclusive(id, async () => {
-      const record = this.core.record(id);
-      if (!record.network) throw new ApiError("network_unavailable", `sandbox ${id} was created without a network`);
-      const next = { ...record.network, policy: network.resolvePolicy(policy, record.network.policy), ...(headerRules ? { headerRules } : {}) };
-      await network.update(id, next);
-      this.core.deps.store.setNetwork(id, next);
-      this.core.touch(id);
-      return this.get(id);
-    });
+    await this.networking.setPolicy(id, policy, headerRules);
+    return this.get(id);
   }
 
   async delete(id: string): Promise<void> {
