@@ -69,7 +69,6 @@ export function fullRuleset(setup: FirewallSetup, uplinks: string[], sandboxes: 
   }
   chain input {
     type filter hook input priority filter; policy accept;
-    meta l4proto { tcp, udp } th dport { ${setup.dnsPort}, ${setup.httpProxyPort}, ${setup.tlsProxyPort} } iifname != @ifaces drop
     iifname != @ifaces return
     ct state established,related accept
     ct status dnat meta l4proto { tcp, udp } th dport { ${setup.dnsPort}, ${setup.httpProxyPort}, ${setup.tlsProxyPort} } accept
