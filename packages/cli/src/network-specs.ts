@@ -1,9 +1,8 @@
 import { EgressTargetSchema, SecretNameSchema, type NetworkPolicy } from "@stasis/protocol";
 import type { CommandSpec, Values } from "./specs.js";
 import { UsageError } from "./usage-error.js";
+import { list, str } from "./values.js";
 
-const str = (v: Values, name: string): string | undefined => (typeof v[name] === "string" ? (v[name] as string) : undefined);
-const list = (v: Values, name: string): string[] => (Array.isArray(v[name]) ? (v[name] as unknown[]).filter((x): x is string => typeof x === "string") : []);
 
 function targets(items: string[], flag: string): string[] {
   for (const t of items) if (!EgressTargetSchema.safeParse(t).success) throw new UsageError(`${flag} '${t}' is not a CIDR, an IPv4 address or a domain name (exact or *.example.com)`);

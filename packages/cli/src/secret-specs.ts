@@ -1,9 +1,8 @@
 import { SecretHostSchema, SecretNameSchema } from "@stasis/protocol";
-import type { CommandSpec, Values } from "./specs.js";
+import type { CommandSpec } from "./specs.js";
 import { UsageError } from "./usage-error.js";
+import { list, str } from "./values.js";
 
-const str = (v: Values, name: string): string | undefined => (typeof v[name] === "string" ? (v[name] as string) : undefined);
-const list = (v: Values, name: string): string[] => (Array.isArray(v[name]) ? (v[name] as unknown[]).filter((x): x is string => typeof x === "string") : []);
 
 function secretName(text: string): string {
   const parsed = SecretNameSchema.safeParse(text);

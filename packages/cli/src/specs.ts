@@ -5,7 +5,7 @@ import type { Command, TemplateResourceFlags } from "./command.js";
 import { secretSpecs } from "./secret-specs.js";
 import { networkFlags, networkOptions, networkPolicy, networkSpecs, secretNames } from "./network-specs.js";
 import { UsageError } from "./usage-error.js";
-import { commandFrom, duration, durationOrOff, keyValues, number, oneOf } from "./values.js";
+import { commandFrom, duration, durationOrOff, keyValues, list, number, oneOf, str } from "./values.js";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 export type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -31,8 +31,6 @@ export interface CommandSpec {
   build(input: SpecInput): Command;
 }
 
-const str = (v: Values, name: string): string | undefined => (typeof v[name] === "string" ? (v[name] as string) : undefined);
-const list = (v: Values, name: string): string[] => (Array.isArray(v[name]) ? (v[name] as unknown[]).filter((x): x is string => typeof x === "string") : []);
 const bool = (v: Values, name: string): boolean => v[name] === true;
 
 const runtimes = ["gvisor", "crun"] as const;

@@ -1,5 +1,14 @@
 import { UsageError } from "./usage-error.js";
 
+/** Parsed flags (node:util parseArgs values). */
+type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** A string flag's value, or undefined. */
+export const str = (v: FlagValues, name: string): string | undefined => (typeof v[name] === "string" ? (v[name] as string) : undefined);
+
+/** A repeatable string flag's values (none: empty). */
+export const list = (v: FlagValues, name: string): string[] => (Array.isArray(v[name]) ? (v[name] as unknown[]).filter((x): x is string => typeof x === "string") : []);
+
 /** Parses `K=V` pairs (repeatable flags) into a record; the value may itself contain '='. */
 export function keyValues(pairs: readonly string[] | undefined, flag: string): Record<string, string> {
   const out: Record<string, string> = {};

@@ -9,6 +9,7 @@ import { applyNft, fullRuleset, removeSandboxRules, sandboxRules, tableExists, t
 import { allowThroughHostFirewall, uplinks } from "./host-firewall.js";
 import { createSandboxNetns, interfaceCounters, NetnsNames, removeSandboxNetns } from "./sandbox-netns.js";
 import { removeOrphanedNetworks } from "./stale-networks.js";
+import { compiledPolicyOf, needsProxy as policyNamesDomains } from "./egress-decision.js";
 import type { SandboxOnNetwork } from "./types.js";
 
 /** The ports the daemon's DNS server and egress proxy listen on (started before the network). */
@@ -26,8 +27,7 @@ export interface NetworkedSandbox {
 
 /** Whether a policy needs TCP 80/443 through the proxy: domain targets, or secrets to inject. */
 export function needsProxy(network: SandboxNetworkRecord): boolean {
-  const named = (t: string) => !/^[\d./]+$/.test(t);
-  return Object.keys(network.placeholders).length > 0 || Object.keys(network.headerRules ?? {}).length > 0 || network.policy.allowOut.some(named) || network.policy.denyOut.some(named);
+  return Object.keys(network.placeholders).length > 0 || Object.keys(network.headerRules ?? {}).length > 0 || policyNamesDomains(compiledPolicyOf(network.policy));
 }
 
 /**
