@@ -57,6 +57,10 @@ export type Command =
   | { kind: "sandbox.url"; id: string; port: number; sign: boolean; expiresInS?: number }
   | { kind: "sandbox.ports"; id: string }
   | { kind: "sandbox.preview"; id: string; change: SetPreviewRequest }
+  | { kind: "domain.add"; host: string; sandboxId: string; port: number }
+  | { kind: "domain.list" }
+  | { kind: "domain.rm"; hosts: string[] }
+  | { kind: "port-forward"; id: string; port: number; localPort: number; address: string }
   | { kind: "secret.rm"; names: string[] };
 
 export interface CommandLine {

@@ -33,3 +33,16 @@ describe("preview commands", () => {
     expect(() => parseCommandLine("sandbox url x 0".split(" "))).toThrow(UsageError);
   });
 });
+
+describe("domain and port-forward commands", () => {
+  it("parse hosts, sandboxes and ports, and refuse bad ports", () => {
+    expect(command("domain add App.Example.com sbx_0123456789abcdef 8000")).toEqual({ kind: "domain.add", host: "app.example.com", sandboxId: "sbx_0123456789abcdef", port: 8000 });
+    expect(command("domain ls")).toEqual({ kind: "domain.list" });
+    expect(command("domain rm a.example.com b.example.com")).toEqual({ kind: "domain.rm", hosts: ["a.example.com", "b.example.com"] });
+    expect(command("port-forward sbx_0123456789abcdef 5432")).toEqual({ kind: "port-forward", id: "sbx_0123456789abcdef", port: 5432, localPort: 5432, address: "127.0.0.1" });
+    expect(command("port-forward sbx_0123456789abcdef 5432 --local-port 0 --address 0.0.0.0")).toEqual({ kind: "port-forward", id: "sbx_0123456789abcdef", port: 5432, localPort: 0, address: "0.0.0.0" });
+    expect(() => parseCommandLine("port-forward x 70000".split(" "))).toThrow(UsageError);
+    expect(() => parseCommandLine("port-forward x 22 --local-port -1".split(" "))).toThrow(UsageError);
+    expect(() => parseCommandLine("domain add h x 0".split(" "))).toThrow(UsageError);
+  });
+});

@@ -3,6 +3,7 @@ import type { Command } from "./command.js";
 import * as e2b from "./commands/e2b.js";
 import * as execCommands from "./commands/exec.js";
 import * as files from "./commands/files.js";
+import * as hosting from "./commands/hosting.js";
 import * as local from "./commands/local.js";
 import * as processes from "./commands/processes.js";
 import * as preview from "./commands/preview.js";
@@ -69,6 +70,12 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
     case "sandbox.ports":
     case "sandbox.preview":
       return preview.run(command, ctx);
+    case "domain.add":
+    case "domain.list":
+    case "domain.rm":
+      return hosting.domains(command, ctx);
+    case "port-forward":
+      return hosting.portForward(command, ctx);
     case "sandbox.timeout":
       return sandboxes.setTimeout(command, ctx);
     case "exec":

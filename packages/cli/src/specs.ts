@@ -3,6 +3,7 @@ import { OnTimeoutSchema, SandboxStateSchema, signalNames, TemplateNameSchema, T
 import type { ParseArgsConfig } from "node:util";
 import type { Command, TemplateResourceFlags } from "./command.js";
 import { secretSpecs } from "./secret-specs.js";
+import { hostingSpecs } from "./hosting-specs.js";
 import { networkFlags, networkOptions, networkPolicy, networkSpecs, secretNames } from "./network-specs.js";
 import { UsageError } from "./usage-error.js";
 import { commandFrom, duration, durationOrOff, keyValues, list, number, oneOf, str } from "./values.js";
@@ -536,6 +537,7 @@ export const specs: CommandSpec[] = [
   },
   ...secretSpecs,
   ...networkSpecs,
+  ...hostingSpecs,
 ];
 
 /** Words that only group subcommands; a group may sit inside another ("e2b key" in "e2b"). */
@@ -546,4 +548,5 @@ export const groups: Record<string, string> = {
   e2b: "Manage the daemon's E2B-compatible API, used by the unmodified e2b SDK",
   "e2b key": "Issue, list and revoke API keys for the E2B-compatible API",
   secret: "Set, list and delete secrets the egress proxy injects into requests to their hosts",
+  domain: "Serve sandboxes' ports at host names of your own (HTTPS with the daemon's certificates)",
 };

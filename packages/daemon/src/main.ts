@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import type { Logger } from "pino";
@@ -28,6 +28,8 @@ import { createTemplateService } from "./services/template-service.js";
 import { removeStaleBuildNetworks } from "./templates/build-network.js";
 import { DAEMON_VERSION } from "./version.js";
 import { PreviewProxy } from "./http/preview-proxy.js";
+import { startListeners, type DaemonListeners } from "./http/listeners.js";
+import { forwardRouteOf, PortForward } from "./http/port-forward.js";
 import { PreviewService } from "./services/preview-service.js";
 import { startEgress } from "./start-egress.js";
 
@@ -65,14 +67,10 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
   const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });
-  let listeningPort = config.port;
-  const preview = new PreviewService(
-    sandboxes,
-    exec,
-    { domain: config.preview.domain, urlTemplate: () => config.preview.url ?? `http://{port}-{id}.${config.preview.domain}:${listeningPort}` },
-    new DomainStore(database),
-  );
+  let listeners: DaemonListeners | null = null;
+  const preview = new PreviewService(sandboxes, exec, { domain: config.preview.domain, urlTemplate: () => config.preview.url ?? defaultPreviewUrl(config, listeners) }, new DomainStore(database));
   const previewProxy = new PreviewProxy(preview, log.child({ component: "preview" }));
+  const portForward = new PortForward(preview, config.apiKey, log.child({ component: "port-forward" }));
   const e2bMetrics = new E2bMetricsHistory(sandboxes);
   e2bMetrics.start();
   const app = createApp({
@@ -84,39 +82,38 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 
-  // One listener: a request for a sandbox's port (by host name or E2B's headers) goes to the preview proxy
-  // and never reaches the API; everything else is the API's.
+  // A request for a sandbox's port (by host name or E2B's headers) goes to the preview proxy and never
+  // reaches the API; everything else is the API's. HTTPS, when configured, serves the same.
   const api = getRequestListener(app.fetch);
-  const server: Server = createServer((req, res) => {
-    const route = previewProxy.route(req);
-    if (route) void previewProxy.handle(req, res, route);
-    else void api(req, res);
+  listeners = await startListeners({
+    host: config.host,
+    port: config.port,
+    tls: config.tls,
+    log,
+    onRequest: (req, res) => {
+      const route = previewProxy.route(req);
+      if (route) void previewProxy.handle(req, res, route);
+      else void api(req, res);
+    },
+    onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const route = previewProxy.route(req);
+      const forward = route ? null : forwardRouteOf(req.url);
+      if (route) void previewProxy.upgrade(req, socket, head, route);
+      else if (forward) void portForward.handle(req, socket, head, forward);
+      else socket.destroy();
+    },
   });
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const route = previewProxy.route(req);
-    if (route) void previewProxy.upgrade(req, socket, head, route);
-    else socket.destroy();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : config.port;
-  listeningPort = port;
-  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
-  log.info({ url, cgroups: cgroupMode, version: DAEMON_VERSION }, "stasis daemon listening");
+  const url = `http://${hostInUrl(config.host)}:${listeners.port}`;
+  const httpsUrl = listeners.httpsPort === null ? undefined : `https://${hostInUrl(config.host)}:${listeners.httpsPort}`;
+  log.info({ url, httpsUrl, cgroups: cgroupMode, version: DAEMON_VERSION }, "stasis daemon listening");
+  const opened = listeners;
 
   return {
     url,
     log,
     async close() {
-      await new Promise<void>((resolve) => {
-        e2bMetrics.stop();
-        server.close(() => resolve());
-        // Streams in flight would hold close() open; sandboxes keep running and are reattached on restart.
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-      });
+      e2bMetrics.stop();
+      await opened.close();
       if (config.hibernateOnStop) await sandboxes.shutdown();
       else {
         await sandboxes.discardPools();
@@ -128,4 +125,20 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
     },
   };
+}
+
+function hostInUrl(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * Preview URLs on the daemon's own listener: HTTPS when a certificate covers the preview host names
+ * (`*.<domain>`), else HTTP. Behind a reverse proxy, STASIS_PREVIEW_URL says what the outside sees.
+ */
+function defaultPreviewUrl(config: DaemonConfig, listeners: DaemonListeners | null): string {
+  const domain = config.preview.domain;
+  const https = listeners?.httpsPort != null && listeners.certificates?.covered(`1-sbx.${domain}`) === true;
+  const port = https ? listeners!.httpsPort! : (listeners?.port ?? config.port);
+  const standard = port === (https ? 443 : 80);
+  return `${https ? "https" : "http"}://{port}-{id}.${domain}${standard ? "" : `:${port}`}`;
 }

@@ -42,6 +42,7 @@ export const errorRegistry = {
   network_unavailable: { status: 409, retryable: false, description: "Sandboxes have no network on this daemon (STASIS_NETWORK=off, or the host lacks ip/nftables: run `stasis doctor`), or this sandbox was made without one." },
   secrets_unavailable: { status: 503, retryable: false, description: "The daemon's secrets key is missing, unreadable or not the key the stored secrets were encrypted with (the message says which); restore it or set the secrets again." },
   runtime_unavailable: { status: 503, retryable: false, description: "The requested runtime is not installed or not usable on this host." },
+  port_closed: { status: 502, retryable: true, description: "Nothing listens on this TCP port in the sandbox (yet)." },
   sandbox_failed: { status: 502, retryable: false, description: "The sandbox died or its agent stopped answering." },
   agent_timeout: { status: 504, retryable: true, description: "The sandbox agent did not answer in time." },
   stream_overflow: { status: 500, retryable: false, description: "A stream consumer fell too far behind." },

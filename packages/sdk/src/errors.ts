@@ -81,6 +81,8 @@ export class NetworkUnavailableError extends StasisError {}
 /** The daemon's secrets key is missing or is not the one its secrets were encrypted with. */
 export class SecretsUnavailableError extends StasisError {}
 export class SandboxFailedError extends StasisError {}
+/** Nothing listens on the TCP port in the sandbox (a port-forward). */
+export class PortClosedError extends StasisError {}
 /**
  * A template build that failed on the template itself: a step failed (template_build_failed), or the spec,
  * Dockerfile or image is invalid (InvalidTemplateError). On the wire, where the build got to travels in
@@ -155,6 +157,7 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   runtime_unavailable: RuntimeUnavailableError,
   network_unavailable: NetworkUnavailableError,
   domain_not_found: DomainNotFoundError,
+  port_closed: PortClosedError,
   sandbox_failed: SandboxFailedError,
   agent_timeout: TimeoutError,
   stream_overflow: StreamOverflowError,

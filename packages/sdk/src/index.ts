@@ -5,6 +5,7 @@ export { CommandStream } from "./command-stream.js";
 export { E2bKeys, type CreateE2bKeyOptions } from "./e2b-keys.js";
 export { Secrets, type SetSecretOptions } from "./secrets.js";
 export { Domains } from "./domains.js";
+export type { ForwardOptions, PortForwarding } from "./port-forward.js";
 export { Templates, type BuildTemplateOptions, type ImportTemplateOptions, type TemplateResourceOptions, type TemplateStreamOptions } from "./templates.js";
 export { MAX_CONTEXT_BYTES } from "./build-context.js";
 export { Files, type WriteData, type WriteOptions, type TransferOptions } from "./files.js";

@@ -3,6 +3,8 @@ import { Commands } from "./commands.js";
 import { splitConnection, type ConnectionOptions } from "./connection.js";
 import { Files } from "./files.js";
 import { HttpClient } from "./http.js";
+import { connectPort, forwardPort, type ForwardOptions, type PortForwarding } from "./port-forward.js";
+import type { Duplex } from "node:stream";
 
 export type { SandboxInfo };
 
@@ -147,6 +149,20 @@ export class Sandbox {
   /** A URL that opens `port` in a browser until it expires (default 1 h), for a private sandbox. */
   async signUrl(port: number, expiresInS?: number): Promise<SignedPreviewUrl> {
     return this.http.json("signPreviewUrl", { params: { id: this.id }, json: { port, ...(expiresInS === undefined ? {} : { expiresInS }) } });
+  }
+
+  /**
+   * A raw TCP connection to a port in the sandbox, for protocols that are not HTTP (a database, SSH):
+   * through the daemon with the API key, woken first, kept awake while open. Throws PortClosedError when
+   * nothing listens there.
+   */
+  async connectPort(port: number): Promise<Duplex> {
+    return connectPort(this.http.connection, this.id, port);
+  }
+
+  /** Listens on a local port (default: any free one on 127.0.0.1) whose connections go to `port` in the sandbox. */
+  async forwardPort(port: number, options: ForwardOptions = {}): Promise<PortForwarding> {
+    return forwardPort(this.http.connection, this.id, port, options);
   }
 
   /** TCP ports a process listens on in the sandbox, each with its URL. */

@@ -33,3 +33,15 @@ describe("STASIS_METRICS_AUTH", () => {
     expect(() => load("open")).toThrow(/loopback, key or none/);
   });
 });
+
+describe("STASIS_TLS_*", () => {
+  const load = (env: Record<string, string>) => loadConfig({ STASIS_API_KEY: "k".repeat(16), ...env }).tls;
+  it("is off without certificates, on port 7443 with them, and refuses half a pair or a port without certificates", () => {
+    expect(load({})).toBeNull();
+    expect(load({ STASIS_TLS_DIR: "/etc/letsencrypt/live" })).toEqual({ certFile: null, keyFile: null, dir: "/etc/letsencrypt/live", port: 7443 });
+    expect(load({ STASIS_TLS_CERT: "/c.pem", STASIS_TLS_KEY: "/k.pem", STASIS_HTTPS_PORT: "443" })).toEqual({ certFile: "/c.pem", keyFile: "/k.pem", dir: null, port: 443 });
+    expect(() => load({ STASIS_TLS_CERT: "/c.pem" })).toThrow(/go together/);
+    expect(() => load({ STASIS_HTTPS_PORT: "443" })).toThrow(/needs certificates/);
+    expect(() => load({ STASIS_TLS_DIR: "/d", STASIS_HTTPS_PORT: "70000" })).toThrow(/port number/);
+  });
+});

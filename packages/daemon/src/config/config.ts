@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Runtime } from "@stasis/protocol";
 import { loadNetworkConfig, type NetworkConfig } from "./network-config.js";
+import { loadTlsConfig, type TlsConfig } from "./tls-config.js";
 
 export interface DaemonConfig {
   host: string;
@@ -50,6 +51,8 @@ export interface DaemonConfig {
   network: NetworkConfig;
   /** Preview URLs: `<port>-<id>.<domain>` (STASIS_PREVIEW_DOMAIN); `url` overrides the URL the API hands out (STASIS_PREVIEW_URL, with {port} and {id}: behind a reverse proxy). */
   preview: { domain: string; url: string | null };
+  /** HTTPS for the API, preview URLs and custom domains, when certificates are given (STASIS_TLS_*); null: HTTP only. */
+  tls: TlsConfig | null;
 }
 
 /** `loopback`: clients on the host read /metrics without a key, others need it; `key`: everyone needs it; `none`: nobody does. */
@@ -109,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     metricsAuth,
     network: loadNetworkConfig(env, dataDir),
     preview: previewConfig(env),
+    tls: loadTlsConfig(env),
     createParallelism: Math.max(1, int(env.STASIS_CREATE_PARALLELISM, Math.max(2, 2 * availableParallelism()), "STASIS_CREATE_PARALLELISM")),
   };
 }

@@ -91,6 +91,7 @@ const fromApiCode: Record<ErrorCode, ConnectCode> = {
   runtime_unavailable: "unavailable",
   network_unavailable: "failed_precondition",
   domain_not_found: "not_found",
+  port_closed: "unavailable",
   sandbox_failed: "unavailable",
   agent_timeout: "unavailable",
   stream_overflow: "resource_exhausted",

@@ -161,6 +161,16 @@ export class PreviewService {
         throw new ApiError("unauthorized", `sandbox ${id}'s ports are private: send its preview token (X-Stasis-Preview-Token) or open a signed URL`);
       }
     }
+    return this.wake(id);
+  }
+
+  /** As open(), for a caller that showed the API key (a port-forward): no preview token needed. */
+  async openAsOwner(id: string): Promise<PreviewTarget> {
+    this.sandboxes.networkOf(id);
+    return this.wake(id);
+  }
+
+  private async wake(id: string): Promise<PreviewTarget> {
     const release = this.sandboxes.hold(id);
     try {
       await this.sandboxes.acquire(id);
