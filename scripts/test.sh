@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/install-test-deps.sh
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
 step "lint and type-check the tests"

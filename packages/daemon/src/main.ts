@@ -31,6 +31,7 @@ import { PreviewProxy } from "./http/preview-proxy.js";
 import { startListeners, type DaemonListeners } from "./http/listeners.js";
 import { forwardRouteOf, PortForward } from "./http/port-forward.js";
 import { PreviewService } from "./services/preview-service.js";
+import { InboundConnections } from "./services/lifecycle/inbound-connections.js";
 import { startEgress } from "./start-egress.js";
 
 export interface RunningDaemon {
@@ -61,14 +62,15 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"), { diskPool: config.diskPool, primeSizesMiB: [DEFAULT_RESOURCES.diskMiB], log });
   await filesystem.start();
   const egress = await startEgress(config, secrets, metrics, log);
-  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log, network: egress.networking?.networks ?? null, secrets: egress.secrets, extraCaPem: egress.extraCaPem });
+  const inbound = new InboundConnections();
+  const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log, network: egress.networking?.networks ?? null, secrets: egress.secrets, extraCaPem: egress.extraCaPem, inbound });
   await sandboxes.start();
   metrics.networkBytesSource = () => sandboxes.networkTotals();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
   const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });
   let listeners: DaemonListeners | null = null;
-  const preview = new PreviewService(sandboxes, exec, { domain: config.preview.domain, urlTemplate: () => config.preview.url ?? defaultPreviewUrl(config, listeners) }, new DomainStore(database));
+  const preview = new PreviewService(sandboxes, exec, { domain: config.preview.domain, urlTemplate: () => config.preview.url ?? defaultPreviewUrl(config, listeners) }, new DomainStore(database), inbound);
   const previewProxy = new PreviewProxy(preview, log.child({ component: "preview" }));
   const portForward = new PortForward(preview, config.apiKey, log.child({ component: "port-forward" }));
   const e2bMetrics = new E2bMetricsHistory(sandboxes);

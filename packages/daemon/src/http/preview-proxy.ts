@@ -64,6 +64,28 @@ function forwardedHeaders(req: IncomingMessage): Record<string, string | string[
   return out;
 }
 
+/** Headers for one connection only (RFC 9110 7.6.1): not passed on; the sandbox gets one request per connection. */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"]);
+
+function withoutHopByHop(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const named = String(headers.connection ?? "")
+    .split(",")
+    .map((s) => s.trim().toLowerCase());
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP_BY_HOP.has(k) && !named.includes(k)));
+}
+
+/** The same for a reply's raw [name, value, ...] list: the client's connection to the daemon keeps its own terms. */
+function rawWithoutHopByHop(raw: string[]): string[] {
+  const named = new Set<string>();
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === "connection") for (const n of raw[i + 1]!.split(",")) named.add(n.trim().toLowerCase());
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (!HOP_BY_HOP.has(name) && !named.has(name)) out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
 function text(res: ServerResponse, status: number, body: string): void {
   if (res.headersSent) return void res.destroy();
   res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
@@ -119,10 +141,11 @@ export class PreviewProxy {
       // A connection per request (agent: false), closed after it: a connection kept open through a
       // hibernation is reset, and (measured on runsc 2024-07-29) one left open at the checkpoint can leave the
       // restored server not accepting new ones.
-      const upstream = httpRequest({ host: target.address, port: route.port, method: req.method, path: req.url, headers: forwardedHeaders(req), setHost: false, agent: false });
+      const upstream = httpRequest({ host: target.address, port: route.port, method: req.method, path: req.url, headers: { ...withoutHopByHop(forwardedHeaders(req)), connection: "close" }, setHost: false, agent: false });
+      upstream.once("socket", target.track);
       res.once("close", target.release);
       upstream.once("response", (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
+        res.writeHead(answer.statusCode ?? 502, rawWithoutHopByHop(answer.rawHeaders));
         answer.pipe(res);
         answer.once("error", () => res.destroy());
       });
@@ -149,6 +172,7 @@ export class PreviewProxy {
     }
     const { release } = target;
     const upstream: Socket = connect({ host: target.address, port: route.port });
+    target.track(upstream);
     const headers = forwardedHeaders(req);
     const lines = [`${req.method ?? "GET"} ${req.url ?? "/"} HTTP/1.1`, ...Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}: ${x}`) : [`${k}: ${v}`]))];
     upstream.once("connect", () => {

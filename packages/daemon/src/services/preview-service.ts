@@ -1,10 +1,12 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
+import type { Socket } from "node:net";
 import type { CreateDomainRequest, Domain, PortList, Preview, SetPreviewRequest, SignedPreviewUrl } from "@stasis/protocol";
 import type { DomainStore } from "../store/domain-store.js";
 import { ApiError } from "../errors/api-error.js";
 import type { ExecService } from "./exec-service.js";
 import { newPreviewToken } from "./lifecycle/network-files.js";
 import type { SandboxService } from "./sandbox-service.js";
+import { InboundConnections } from "./lifecycle/inbound-connections.js";
 
 export interface PreviewConfig {
   /** Host names are `<port>-<sandboxId>.<domain>`. */
@@ -17,6 +19,8 @@ export interface PreviewConfig {
 export interface PreviewTarget {
   address: string;
   release: () => void;
+  /** Registers a connection into the sandbox: reset before a checkpoint (see InboundConnections). */
+  track: (socket: Socket) => void;
 }
 
 /** Whether a request may open the port: the token, from the header or cookie a signed URL set. */
@@ -57,6 +61,7 @@ export class PreviewService {
     private readonly exec: ExecService,
     private readonly config: PreviewConfig,
     private readonly domains: DomainStore,
+    private readonly inbound: InboundConnections = new InboundConnections(),
   ) {}
 
   /** Serves a sandbox's port at a host name of the user's (the sandbox's access settings apply to it). */
@@ -176,7 +181,7 @@ export class PreviewService {
       await this.sandboxes.acquire(id);
       const address = this.sandboxes.networkOf(id).address;
       if (!address) throw new ApiError("network_unavailable", `sandbox ${id} has no address yet`);
-      return { address, release };
+      return { address, release, track: (socket) => this.inbound.track(id, socket) };
     } catch (err) {
       release();
       throw err;

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { InboundConnections } from "./inbound-connections.js";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { SandboxStateSchema, type NetworkPolicy, type ResolvedNetworkPolicy, type Runtime } from "@stasis/protocol";
@@ -34,6 +35,8 @@ export interface SandboxServiceDeps {
   secrets?: EgressSecrets | null;
   /** CA certificates (PEM) every sandbox with a network trusts besides the public roots (the operator's). */
   extraCaPem?: string | null;
+  /** The daemon's connections into sandboxes' ports, reset before a checkpoint. */
+  inbound?: InboundConnections;
 }
 
 export interface EgressSecrets {

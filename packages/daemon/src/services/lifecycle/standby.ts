@@ -90,6 +90,8 @@ export class Standby {
     // streams end when the channel closes. Then replies: they are matched by id only within one channel.
     await this.core.commandsDone(id, HIBERNATE_WAITS_FOR_COMMANDS_MS);
     await live.agent.settled(2_000);
+    const reset = (await this.core.deps.inbound?.resetAll(id)) ?? 0;
+    if (reset > 0) log.info({ connections: reset }, "reset the connections into the sandbox before its checkpoint");
     this.core.live.delete(id);
     const image = this.image(id);
     const ref = this.core.ref(id);
