@@ -150,11 +150,11 @@ export class BenchContext {
   }
 
   /** A raw runtime with its own state root under the bench's run directory; `purpose` separates roots. */
-  raw(runtime: RuntimeName, purpose = "main"): RawRuntime {
+  raw(runtime: RuntimeName, purpose = "main", options: { network?: boolean } = {}): RawRuntime {
     const key = `${runtime}-${purpose}`;
     let raw = this.raws.get(key);
     if (!raw) {
-      raw = new RawRuntime(runtime, { root: join(this.daemon.runDir, `raw-${key}`), workDir: join(this.workDir, `raw-${key}`), rootfs: this.rootfs, tag: this.tag });
+      raw = new RawRuntime(runtime, { root: join(this.daemon.runDir, `raw-${key}`), workDir: join(this.workDir, `raw-${key}`), rootfs: this.rootfs, tag: this.tag, ...options });
       this.raws.set(key, raw);
     }
     return raw;

@@ -103,6 +103,10 @@ export function evaluateTargets(input: { figures: Figure[]; concurrency: Concurr
     const added = wokenByRequest.stasis.stats.median - wokenByRequest.baseline.stats.median;
     targets.push({ key: "preview-paused-10ms", what: "gVisor: what a paused sandbox adds to a request through the route", target: "< 10 ms at the median", measured: `+${ms(added)}`, met: added < 10 });
   }
+  const fromDisk = get("gvisor.preview.first-byte-hibernated-raw");
+  if (fromDisk?.baseline && fromDisk.ratio !== undefined) {
+    targets.push({ key: "preview-hibernated-1.2x", what: "gVisor: a request to a hibernated sandbox through the route, against raw 'runsc restore' + the request", target: "within 1.2x", measured: `${ms(fromDisk.stasis.stats.median)} vs ${ms(fromDisk.baseline.stats.median)}: ${fromDisk.ratio.toFixed(2)}x`, met: fromDisk.ratio <= 1.2 });
+  }
   for (const op of ["create", "wake", "fork"]) {
     const f = get(`gvisor.network.setup-${op}`);
     if (f) targets.push({ key: `network-setup-${op}`, what: `network setup on the critical path of a gVisor ${op}`, target: "< 15 ms median", measured: ms(f.stasis.stats.median), met: f.stasis.stats.median < 15 });

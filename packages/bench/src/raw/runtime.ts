@@ -14,6 +14,11 @@ export interface RawRuntimeOptions {
   rootfs: string;
   /** Names this run's containers and cgroups, so that the sweep removes exactly these. */
   tag: string;
+  /**
+   * runsc with its own network stack in the bundle's namespace (`--network=sandbox`, open connections reset
+   * at a checkpoint), as the daemon runs networked sandboxes; default: no network.
+   */
+  network?: boolean;
 }
 
 /** The top cgroup of this run's raw containers (under every v1 controller, or the v2 root). */
@@ -47,6 +52,10 @@ export class RawRuntime {
 
   /** The full command line for the runtime with these arguments. */
   cmd(args: string[]): string[] {
+    if (this.runtime === "gvisor" && this.options.network) {
+      // runsc's root-namespace check misfires on this kernel (see platform notes): hide /proc/sys/net.
+      return ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /proc/sys/net && exec "$@"', "x", "runsc", "--root", this.options.root, "--platform=systrap", "--network=sandbox", "--net-disconnect-ok", ...args];
+    }
     if (this.runtime === "gvisor") return ["runsc", "--root", this.options.root, "--platform=systrap", "--network=none", ...args];
     return hybridWrap(["crun", "--root", this.options.root, ...args]);
   }
@@ -56,7 +65,7 @@ export class RawRuntime {
   }
 
   /** Writes an OCI bundle that runs `args` on the template's rootfs (read-only), in its own cgroup. */
-  async bundle(name: string, args: string[], options: { memoryBytes?: number; cgroupId?: string } = {}): Promise<string> {
+  async bundle(name: string, args: string[], options: { memoryBytes?: number; cgroupId?: string; netnsPath?: string } = {}): Promise<string> {
     const dir = join(this.options.workDir, `${this.runtime}-${name}`);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
@@ -64,13 +73,14 @@ export class RawRuntime {
     const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as {
       process: { terminal: boolean; args: string[] };
       root: { path: string; readonly: boolean };
-      linux: { cgroupsPath?: string; resources?: unknown };
+      linux: { cgroupsPath?: string; resources?: unknown; namespaces: { type: string; path?: string }[] };
     };
     config.process.terminal = false;
     config.process.args = args;
     config.root = { path: this.options.rootfs, readonly: true };
     if (options.cgroupId) config.linux.cgroupsPath = this.cgroupPath(options.cgroupId);
     if (options.memoryBytes) config.linux.resources = { memory: { limit: options.memoryBytes } };
+    if (options.netnsPath) config.linux.namespaces = [...config.linux.namespaces.filter((n) => n.type !== "network"), { type: "network", path: options.netnsPath }];
     writeFileSync(join(dir, "config.json"), JSON.stringify(config));
     return dir;
   }

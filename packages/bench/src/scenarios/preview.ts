@@ -1,6 +1,7 @@
 import { Agent, request } from "node:http";
 import { Sandbox } from "@stasis/sdk";
 import type { BenchContext } from "../context.js";
+import { makeRawNetns, removeRawNetns } from "../raw/raw-netns.js";
 
 /** A small server in the sandbox: `/` answers a few bytes, `/blob/N` N bytes. */
 const SERVER = `
@@ -118,8 +119,55 @@ export async function previewScenario(ctx: BenchContext): Promise<void> {
     const awake = { label: "the same request to the running sandbox (new connection)", samples: running };
     ctx.rec.record({ id: "gvisor.preview.first-byte-paused", section: "preview", scenario: "preview", label: "gvisor: request to a paused sandbox through the route (wakes it)", unit: "ms", samples: fromPaused, baseline: awake });
     ctx.rec.record({ id: "gvisor.preview.first-byte-hibernated", section: "preview", scenario: "preview", label: "gvisor: request to a hibernated sandbox through the route (restores it)", unit: "ms", samples: fromDisk, baseline: awake });
+    const raw = await rawRestoreFirstByte(ctx, rounds);
+    ctx.rec.record({ id: "gvisor.preview.first-byte-hibernated-raw", section: "preview", scenario: "preview", label: "gvisor: request to a hibernated sandbox through the route, against raw runsc", unit: "ms", samples: fromDisk, baseline: { label: "raw 'runsc restore' of the same server + the request straight to it", samples: raw } });
     agent.destroy();
   } finally {
     await sandbox.kill().catch(() => {});
+  }
+}
+
+/**
+ * The raw floor of a request to a hibernated sandbox: the same server in a plain runsc container with its
+ * own network namespace (as the daemon runs it), checkpointed once; each round makes the fresh namespace
+ * runsc needs (not timed), then times `runsc restore --detach` plus the request sent straight to it.
+ */
+async function rawRestoreFirstByte(ctx: BenchContext, rounds: number): Promise<number[]> {
+  const raw = ctx.raw("gvisor", "preview", { network: true });
+  const name = `stasis-bench-${ctx.tag}`;
+  const iface = `sxb${ctx.tag.replace(/[^a-z0-9]/gi, "").slice(0, 8)}`;
+  // Outside the daemon's default range (10.214.0.0/16) and the tests' (10.215-254).
+  const subnet = "10.213.254.0";
+  try {
+    let ns = await makeRawNetns(name, iface, subnet);
+    const bundle = await raw.bundle("preview-server", ["node", "-e", SERVER], { netnsPath: ns.path });
+    const id = ctx.id("preview-server");
+    const { stdoutFd } = await raw.start(bundle, id);
+    const direct: Endpoint = { host: ns.address, port: 8000, headers: {} };
+    const untilServed = async (deadlineMs: number) => {
+      for (;;) {
+        const r = await get(direct, "/", false).catch(() => null);
+        if (r?.status === 200) return;
+        if (Date.now() > deadlineMs) throw new Error("the raw container's server never answered");
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    await untilServed(Date.now() + 60_000);
+    const image = `${bundle}/image`;
+    await raw.checkpoint(id, image);
+    await raw.remove(id);
+    const samples: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      ns = await makeRawNetns(name, iface, subnet);
+      const rid = ctx.id(`preview-r${i}`);
+      const t = performance.now();
+      await raw.restore(bundle, image, rid, stdoutFd);
+      await untilServed(Date.now() + 30_000);
+      samples.push(performance.now() - t);
+      await raw.remove(rid);
+    }
+    return samples;
+  } finally {
+    await removeRawNetns(name, iface);
   }
 }
