@@ -17,6 +17,8 @@ export class InboundConnections {
   track(id: string, socket: Socket): void {
     let set = this.bySandbox.get(id);
     if (!set) this.bySandbox.set(id, (set = new Set()));
+    // A kept-alive connection is handed out again and again: registered once.
+    if (set.has(socket)) return;
     set.add(socket);
     socket.once("close", () => {
       set.delete(socket);
