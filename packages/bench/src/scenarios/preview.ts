@@ -33,6 +33,8 @@ function get(e: Endpoint, path: string, agent: Agent | false): Promise<{ ms: num
       res.on("error", reject);
     });
     req.on("error", reject);
+    // A request that never completes fails the run rather than hanging it.
+    req.setTimeout(60_000, () => req.destroy(new Error(`GET ${path}: no reply within 60 s`)));
     req.end();
   });
 }

@@ -59,7 +59,7 @@ export class PortForward {
       return refuse(socket, e.code, e.message);
     }
     const upstream = connect({ host: target.address, port: route.port });
-    target.track(upstream);
+    target.track(upstream, { idle: false });
     let opened = false;
     // An open forward keeps its sandbox awake; the idle clock starts when it closes. A refusal is written
     // (socket.end) rather than cut off.

@@ -1,9 +1,9 @@
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { ApiError } from "../errors/api-error.js";
-import type { PreviewService } from "../services/preview-service.js";
+import type { PreviewService, PreviewTarget } from "../services/preview-service.js";
 
 /** E2B's own port (envd): served by the daemon's E2B surface, never forwarded. */
 const ENVD_PORT = 49983;
@@ -74,6 +74,10 @@ function withoutHopByHop(headers: Record<string, string | string[]>): Record<str
   return Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP_BY_HOP.has(k) && !named.includes(k)));
 }
 
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers["transfer-encoding"] !== undefined || (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0");
+}
+
 /** The same for a reply's raw [name, value, ...] list: the client's connection to the daemon keeps its own terms. */
 function rawWithoutHopByHop(raw: string[]): string[] {
   const named = new Set<string>();
@@ -99,10 +103,16 @@ function statusOf(err: unknown): number {
 
 /** Forwards requests for sandboxes' ports: plain HTTP (keep-alive, streaming both ways) and upgrades (WebSocket). */
 export class PreviewProxy {
+  /** Idle connections close after 4 s, before Node servers' default 5 s keep-alive timeout closes them under a request. */
+  private readonly pool = new Agent({ keepAlive: true, maxFreeSockets: 8, timeout: 4_000 });
+
   constructor(
     private readonly preview: PreviewService,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // A connection back in the pool is idle: closed gently, not reset, before a checkpoint.
+    this.pool.on("free", (socket: Socket) => this.preview.markIdle(socket));
+  }
 
   route(req: IncomingMessage): PreviewRoute | null {
     return previewRouteOf(req.headers, this.preview.domain) ?? this.preview.domainRoute(req.headers.host ?? "");
@@ -138,27 +148,40 @@ export class PreviewProxy {
     try {
       if (this.signedVisit(req, res, route)) return;
       const target = await this.preview.open(route.sandboxId, this.credential(req));
-      // A connection per request (agent: false), closed after it: a connection kept open through a
-      // hibernation is reset, and (measured on runsc 2024-07-29) one left open at the checkpoint can leave the
-      // restored server not accepting new ones.
-      const upstream = httpRequest({ host: target.address, port: route.port, method: req.method, path: req.url, headers: { ...withoutHopByHop(forwardedHeaders(req)), connection: "close" }, setHost: false, agent: false });
-      upstream.once("socket", target.track);
       res.once("close", target.release);
-      upstream.once("response", (answer) => {
-        res.writeHead(answer.statusCode ?? 502, rawWithoutHopByHop(answer.rawHeaders));
-        answer.pipe(res);
-        answer.once("error", () => res.destroy());
-      });
-      upstream.once("error", (err: NodeJS.ErrnoException) => {
-        const why = err.code === "ECONNREFUSED" ? `nothing listens on port ${route.port} in sandbox ${route.sandboxId}` : `sandbox ${route.sandboxId} port ${route.port}: ${err.code ?? err.message}`;
-        text(res, 502, why);
-      });
-      req.once("aborted", () => upstream.destroy());
-      req.pipe(upstream);
+      this.forward(req, res, route, target, false);
     } catch (err) {
       this.log.debug({ err, sandbox: route.sandboxId, port: route.port }, "preview request refused");
       text(res, statusOf(err), (err as Error).message);
     }
+  }
+
+  /**
+   * One request into the sandbox. Without a body it goes on a kept-alive connection (a request is then a
+   * round trip, not also a TCP handshake into the sandbox's network stack); an idle one is closed before a
+   * checkpoint (InboundConnections), and a request is retried once on a fresh connection if the server had
+   * just closed the one it got. With a body, on a connection of its own, closed after.
+   */
+  private forward(req: IncomingMessage, res: ServerResponse, route: PreviewRoute, target: PreviewTarget, retry: boolean): void {
+    const pooled = !hasBody(req);
+    const headers = { ...withoutHopByHop(forwardedHeaders(req)), ...(pooled ? {} : { connection: "close" }) };
+    const upstream = httpRequest({ host: target.address, port: route.port, method: req.method, path: req.url, headers, setHost: false, agent: pooled ? this.pool : false });
+    upstream.once("socket", (socket: Socket) => target.track(socket, { idle: false }));
+    upstream.once("response", (answer) => {
+      res.writeHead(answer.statusCode ?? 502, rawWithoutHopByHop(answer.rawHeaders));
+      answer.pipe(res);
+      answer.once("error", () => res.destroy());
+    });
+    upstream.once("error", (err: NodeJS.ErrnoException) => {
+      if (pooled && !retry && upstream.reusedSocket && err.code === "ECONNRESET" && !res.headersSent) return this.forward(req, res, route, target, true);
+      const why = err.code === "ECONNREFUSED" ? `nothing listens on port ${route.port} in sandbox ${route.sandboxId}` : `sandbox ${route.sandboxId} port ${route.port}: ${err.code ?? err.message}`;
+      text(res, 502, why);
+    });
+    res.once("close", () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    if (pooled) upstream.end();
+    else req.pipe(upstream);
   }
 
   async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: PreviewRoute): Promise<void> {
@@ -172,7 +195,7 @@ export class PreviewProxy {
     }
     const { release } = target;
     const upstream: Socket = connect({ host: target.address, port: route.port });
-    target.track(upstream);
+    target.track(upstream, { idle: false });
     const headers = forwardedHeaders(req);
     const lines = [`${req.method ?? "GET"} ${req.url ?? "/"} HTTP/1.1`, ...Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}: ${x}`) : [`${k}: ${v}`]))];
     upstream.once("connect", () => {

@@ -19,8 +19,8 @@ export interface PreviewConfig {
 export interface PreviewTarget {
   address: string;
   release: () => void;
-  /** Registers a connection into the sandbox: reset before a checkpoint (see InboundConnections). */
-  track: (socket: Socket) => void;
+  /** Registers a connection into the sandbox, in use: reset before a checkpoint (see InboundConnections). */
+  track: (socket: Socket, state: { idle: boolean }) => void;
 }
 
 /** Whether a request may open the port: the token, from the header or cookie a signed URL set. */
@@ -169,6 +169,11 @@ export class PreviewService {
     return this.wake(id);
   }
 
+  /** A kept-alive connection went back to its pool: closed gently, not reset, before a checkpoint. */
+  markIdle(socket: Socket): void {
+    this.inbound.markIdle(socket);
+  }
+
   /** As open(), for a caller that showed the API key (a port-forward): no preview token needed. */
   async openAsOwner(id: string): Promise<PreviewTarget> {
     this.sandboxes.networkOf(id);
@@ -181,7 +186,7 @@ export class PreviewService {
       await this.sandboxes.acquire(id);
       const address = this.sandboxes.networkOf(id).address;
       if (!address) throw new ApiError("network_unavailable", `sandbox ${id} has no address yet`);
-      return { address, release, track: (socket) => this.inbound.track(id, socket) };
+      return { address, release, track: (socket, state) => this.inbound.track(id, socket, state) };
     } catch (err) {
       release();
       throw err;

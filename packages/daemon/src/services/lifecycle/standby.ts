@@ -59,6 +59,8 @@ export class Standby {
     if (record.state !== "running" || !this.core.live.has(id)) throw notRunning(record);
     const driver = this.pausable(record);
     const started = performance.now();
+    // Idle kept-alive connections would be closed while it sleeps, and a frozen stack never sees it.
+    await this.core.deps.inbound?.closeIdle(id);
     try {
       await driver.pause(this.core.ref(id));
       crashPoint("pause.frozen");
@@ -90,8 +92,11 @@ export class Standby {
     // streams end when the channel closes. Then replies: they are matched by id only within one channel.
     await this.core.commandsDone(id, HIBERNATE_WAITS_FOR_COMMANDS_MS);
     await live.agent.settled(2_000);
+    // The sandbox's stack must see the resets: a paused one thaws for them (the checkpoint thaws it anyway).
+    const thawedForResets = wasPaused && (this.core.deps.inbound?.count(id) ?? 0) > 0;
+    if (thawedForResets) await this.pausable(record).resume(this.core.ref(id));
     const reset = (await this.core.deps.inbound?.resetAll(id)) ?? 0;
-    if (reset > 0) log.info({ connections: reset }, "reset the connections into the sandbox before its checkpoint");
+    if (reset > 0) log.info({ connections: reset }, "ended the connections into the sandbox before its checkpoint");
     this.core.live.delete(id);
     const image = this.image(id);
     const ref = this.core.ref(id);
@@ -102,7 +107,8 @@ export class Standby {
       const alive = (await driver.observe(ref).catch(() => "running")) !== "stopped";
       log.error({ err: (err as Error).message, alive }, "checkpoint failed");
       if (alive && !live.agent.closed) {
-        // The driver left it as it was: paused or running.
+        // The driver left it as it was: paused or running (paused again if it was thawed for the resets).
+        if (thawedForResets) await this.pausable(record).pause(this.core.ref(id)).catch(() => {});
         this.core.live.set(id, live);
         if (wasPaused) store.setStandby(id, "paused", { since, reason: record.standbyReason ?? reason }, record.expiresAt, record.stateReason);
         else store.setStandby(id, "running", null, record.expiresAt, `hibernation failed: ${(err as Error).message}`.slice(0, 4000));
