@@ -98,9 +98,9 @@ export const NOTES: Record<string, ScenarioNotes> = {
   preview: {
     title: "Preview URLs",
     measures:
-      "A gVisor sandbox running a small Node.js server on port 8000: requests through its preview route (`8000-<id>.localhost` on the daemon, with its token) beside the same requests sent straight from the host to the sandbox's address, alternating: GET latency over one kept-alive connection, a 100 MiB download (50 in quick mode), 200 keep-alive clients at once (requests per second, errors), and a request on a new connection to a paused sandbox and to a hibernated one (each woken by the request) beside the same request to it running.",
+      "A gVisor sandbox running a small Node.js server on port 8000: requests through its preview route (`8000-<id>.localhost` on the daemon, with its token) beside the same requests sent straight from the host to the sandbox's address, alternating: GET latency over one kept-alive connection, a 100 MiB download (50 in quick mode), 200 keep-alive clients at once (requests per second, errors), and a request on a new connection to a paused sandbox and to a hibernated one (each woken by the request) beside the same request to it running. Then a fresh sandbox with the same server, hibernated and woken by a request through its route, against the raw floor: the same server in a plain runsc container with its own network namespace (as the daemon runs it), checkpointed once, each round `runsc restore` plus the request straight to it (the fresh namespace runsc needs is made before the clock starts).",
     slower:
-      "Through the route every request crosses the daemon (Node.js): parsed, checked, and sent on over a new connection to the sandbox (a kept-alive one would be reset by a hibernation), then streamed back; the direct request only crosses the veth.",
+      "Through the route every request crosses the daemon (Node.js): parsed, checked, and sent on (a request without a body over a kept-alive connection into the sandbox, one with a body over a new one), then streamed back; the direct request only crosses the veth. A wake from disk also makes the sandbox's namespace and rules (~15 ms), restores the agent and the sandbox's disk mounts besides the server, and waits for the agent's answer before the request goes in.",
   },
   concurrency: {
     title: "Concurrency",
