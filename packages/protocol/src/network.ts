@@ -103,6 +103,15 @@ export function parseIpv4(text: string): number | null {
 }
 
 /** A target's parsed form (names lowercased, a CIDR's network bits kept as given), or null if malformed. */
+/**
+ * Whether `name` is below `suffix` at any depth (`a.example.com` and `a.b.example.com` for `example.com`,
+ * never `example.com` itself): what a `*.example.com` egress target, secret host or header rule covers.
+ * Both lowercase, without trailing dots. (A TLS certificate's wildcard covers one label only: not this.)
+ */
+export function isBelowDomain(name: string, suffix: string): boolean {
+  return name.length > suffix.length + 1 && name.endsWith(suffix) && name[name.length - suffix.length - 1] === ".";
+}
+
 export function parseEgressTarget(text: string): EgressTarget | null {
   const t = text.trim().toLowerCase();
   const [ip, prefixText, extra] = t.split("/");

@@ -1,4 +1,4 @@
-import { parseEgressTarget, parseIpv4, type ResolvedNetworkPolicy } from "@stasis/protocol";
+import { isBelowDomain, parseEgressTarget, parseIpv4, type ResolvedNetworkPolicy } from "@stasis/protocol";
 
 /**
  * What a sandbox's policy says of one outbound connection. Pure functions over a policy compiled once
@@ -98,7 +98,7 @@ export function normalizeName(name: string): string {
 function nameIn(targets: Targets, name: string): boolean {
   if (targets.names.has(name)) return true;
   // `*.example.com` matches `a.example.com` and `a.b.example.com`, never `example.com` itself.
-  return targets.suffixes.some((s) => name.length > s.length + 1 && name.endsWith(s) && name[name.length - s.length - 1] === ".");
+  return targets.suffixes.some((s) => isBelowDomain(name, s));
 }
 
 /** Which list names `name` (allowOut first), if any. */

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { parseEgressTarget } from "@stasis/protocol";
+import { isBelowDomain, parseEgressTarget } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
 import type { SecretSource } from "./secret-store.js";
 
@@ -36,7 +36,7 @@ export function hostMatches(patterns: readonly string[], host: string): boolean 
   for (const p of patterns) {
     const t = parseEgressTarget(p);
     if (t?.kind === "domain" && t.name === name) return true;
-    if (t?.kind === "wildcard" && name.endsWith(`.${t.suffix}`)) return true;
+    if (t?.kind === "wildcard" && isBelowDomain(name, t.suffix)) return true;
   }
   return false;
 }
@@ -65,8 +65,8 @@ export function headerRulesFor(rules: Record<string, Record<string, string>> | u
   let best: { suffix: string; headers: Record<string, string> } | null = null;
   for (const [pattern, headers] of Object.entries(rules)) {
     if (!pattern.startsWith("*.")) continue;
-    const suffix = pattern.slice(1);
-    if (name.endsWith(suffix) && name.length > suffix.length && (!best || suffix.length > best.suffix.length)) best = { suffix, headers };
+    const suffix = pattern.slice(2).toLowerCase();
+    if (isBelowDomain(name, suffix) && (!best || suffix.length > best.suffix.length)) best = { suffix, headers };
   }
   return best?.headers ?? {};
 }
