@@ -27,6 +27,8 @@ const cases: CrashCase[] = [
   { point: "hibernate.writing", gvisorOnly: true, act: (s) => s.hibernate() },
   { point: "hibernate.written", gvisorOnly: true, act: (s) => s.hibernate() },
   { point: "wake.restored", gvisorOnly: true, prepare: (s) => s.hibernate(), act: (s) => s.resume() },
+  // Between the sandbox's new namespace and its runtime: the namespace is left over, the sandbox asleep.
+  { point: "network.attached", gvisorOnly: true, prepare: (s) => s.hibernate(), act: (s) => s.resume() },
   {
     point: "fork.copying",
     gvisorOnly: true,

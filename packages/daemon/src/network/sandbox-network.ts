@@ -1,3 +1,4 @@
+import { crashPoint } from "../runtime/crash-point.js";
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { NetworkPolicy, ResolvedNetworkPolicy } from "@stasis/protocol";
@@ -145,6 +146,8 @@ export class SandboxNetworks {
     const path = made.value;
     this.remember(id, network);
     this.hooks.onAttach?.((performance.now() - started) / 1000);
+    // A crash here leaves a namespace and rules no runtime uses: the next start removes them.
+    crashPoint("network.attached");
     return path;
   }
 

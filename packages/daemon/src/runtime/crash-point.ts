@@ -13,6 +13,7 @@ export const CRASH_POINTS = [
   "hibernate.writing",
   "hibernate.written",
   "wake.restored",
+  "network.attached",
   "fork.copying",
   "fork.restored",
   "upload.partial",
