@@ -57,7 +57,7 @@ function echo(socket: Duplex, line: string): Promise<string> {
   });
 }
 
-describe("HTTPS with the daemon's certificates, custom domains over TLS, and raw TCP port-forwards (crun)", () => {
+describe("a Python server over HTTPS with the daemon's certificates and by E2B's headers, custom domains over TLS, and raw TCP port-forwards (crun)", () => {
   const certDir = mkdtempSync(join(tmpdir(), "stasis-e2e-tls-"));
   const wildcard = makeCert(join(certDir, "wildcard"), "*.preview.test");
   const shop = makeCert(join(certDir, "shop"), "shop.stasis-test.example");
@@ -95,6 +95,9 @@ describe("HTTPS with the daemon's certificates, custom domains over TLS, and raw
     expect((await httpsGet(httpsPort, host, "/index.html", ca)).status).toBe(401);
     const served = await httpsGet(httpsPort, host, "/index.html", ca, { "x-stasis-preview-token": token });
     expect(served).toEqual({ status: 200, body: "hello over tls\n", certName: "DNS:*.preview.test" });
+    // The same Python server by E2B's headers, on the plain HTTP port.
+    const byHeaders = await fetch(`${daemon.url}/index.html`, { headers: { "e2b-sandbox-id": sandbox.id, "e2b-sandbox-port": "8000", "e2b-traffic-access-token": token } });
+    expect(await byHeaders.text()).toBe("hello over tls\n");
     // The API answers on the HTTPS port too (its name is not a preview host).
     const health = await httpsGet(httpsPort, "api.preview.test", "/healthz", ca);
     expect(health.status).toBe(200);
