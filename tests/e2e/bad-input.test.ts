@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Sandbox } from "@stasis/sdk";
 import { startTestDaemon, type TestDaemon } from "./harness.js";
 
@@ -108,6 +108,17 @@ describe.each(["gvisor", "crun"] as const)("bad input on %s", (runtime) => {
     const body = await res.text();
     expectError({ status: res.status, body }, 507, "insufficient_storage");
     expect(body).toMatch(/more than the \d+ MiB free/);
+  });
+
+  it("a create whose client gives up before the reply leaves no sandbox behind", async () => {
+    const before = new Set((await Sandbox.list({ limit: 1000 }, daemon.conn)).sandboxes.map((x) => x.id));
+    await expect(Sandbox.create({ runtime, ...daemon.conn, requestTimeoutMs: 30 })).rejects.toThrow(/no complete reply/);
+    // The create goes on in the daemon, which then removes what it made for nobody.
+    await vi.waitFor(async () => {
+      const { sandboxes } = await Sandbox.list({ limit: 1000 }, daemon.conn);
+      expect(sandboxes.filter((x) => !before.has(x.id)).map((x) => x.state)).toEqual([]);
+    }, { timeout: 20_000, interval: 200 });
+    expect(daemon.logs.join("")).toContain("the client went away before its create answered");
   });
 
   it.runIf(runtime === "crun")("io_uring is refused with EPERM", async () => {

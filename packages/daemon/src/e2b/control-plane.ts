@@ -4,7 +4,7 @@ import { E2bHttpError } from "./e2b-http-error.js";
 import { E2bNetworkSchema, e2bPolicy } from "./e2b-network.js";
 import { CreateSandboxRequestSchema, MAX_TIMEOUT_MS, type Sandbox } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
-import { readBody } from "../http/validation.js";
+import { clientGone, readBody } from "../http/validation.js";
 import { listCursor, type SandboxService } from "../services/sandbox-service.js";
 import type { TemplateStore } from "../templates/template-store.js";
 import type { PreviewService } from "../services/preview-service.js";
@@ -113,7 +113,7 @@ export class ControlPlane {
       const issue = params.error.issues[0];
       throw new E2bHttpError(400, `invalid sandbox: ${issue ? `${issue.path.join(".")}: ${issue.message}` : "rejected"}`);
     }
-    const sandbox = await this.deps.sandboxes.create(params.data, { headerRules: network.rules });
+    const sandbox = await this.deps.sandboxes.create(params.data, { headerRules: network.rules, abandoned: clientGone(c) });
     if (autoResume) this.deps.store.setAutoResume(sandbox.id, true);
     // E2B's ports are public unless allowPublicTraffic is false (then the traffic access token opens them).
     if (req.network?.allowPublicTraffic !== false && sandbox.network?.address) await this.deps.preview?.set(sandbox.id, { public: true });

@@ -117,7 +117,8 @@ export class SandboxService {
   }
 
   /** `headerRules`: headers the egress proxy sets per host pattern (the E2B surface's `rules`). */
-  async create(params: CreateSandboxParams, extras: { headerRules?: Record<string, Record<string, string>> } = {}): Promise<Sandbox> {
+  /** `abandoned`: aborts when the client goes away; a sandbox created for nobody is removed, not left running. */
+  async create(params: CreateSandboxParams, extras: { headerRules?: Record<string, Record<string, string>>; abandoned?: AbortSignal } = {}): Promise<Sandbox> {
     const { config, store, metrics, log: rootLog } = this.core.deps;
     const runtime = params.runtime ?? config.defaultRuntime;
     const driver = this.core.usableDriver(runtime);
@@ -136,7 +137,7 @@ export class SandboxService {
     if (warm) {
       metrics.sandboxCreate.observe({ runtime, via: "warm_pool" }, (performance.now() - started) / 1000);
       rootLog.info({ sandbox: warm.id, ms: Math.round((performance.now() - started) * 10) / 10 }, "sandbox created from the warm pool");
-      return warm;
+      return this.unlessAbandoned(warm, extras.abandoned);
     }
     // Checked in the same tick as the insert: a delete that began since the template was resolved either
     // sees this record (and refuses) or is seen here.
@@ -148,7 +149,7 @@ export class SandboxService {
       await this.booter.materialize(record, shape, driver, log);
       metrics.sandboxCreate.observe({ runtime, via: record.createdVia }, (performance.now() - started) / 1000);
       log.info({ ms: Math.round(performance.now() - started), via: record.createdVia, template: record.template }, "sandbox created");
-      return this.get(record.id);
+      return await this.unlessAbandoned(this.get(record.id), extras.abandoned);
     } catch (err) {
       metrics.sandboxFailures.inc({ runtime, phase: "create" });
       log.error({ err }, "sandbox create failed");
@@ -158,6 +159,14 @@ export class SandboxService {
     } finally {
       this.core.updateGauges();
     }
+  }
+
+  /** A create whose client went away (it timed out in a queue of creates) would leave a sandbox nobody knows of. */
+  private async unlessAbandoned(sandbox: Sandbox, abandoned: AbortSignal | undefined): Promise<Sandbox> {
+    if (!abandoned?.aborted) return sandbox;
+    this.core.deps.log.warn({ sandbox: sandbox.id }, "the client went away before its create answered: the sandbox is removed");
+    await this.delete(sandbox.id);
+    throw new ApiError("invalid_request", "the client closed the connection before the sandbox was created; it was removed");
   }
 
   /**

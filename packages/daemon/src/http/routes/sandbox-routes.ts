@@ -1,9 +1,9 @@
 import { CreateSandboxRequestSchema, ForkRequestSchema, ListSandboxesQuerySchema, SetNetworkRequestSchema, SetTimeoutRequestSchema, StandbyPolicySchema } from "@stasis/protocol";
 import type { Handler } from "../handler.js";
-import { jsonBody, query } from "../validation.js";
+import { clientGone, jsonBody, query } from "../validation.js";
 
 export const sandboxHandlers = {
-  createSandbox: async (c, s) => c.json(await s.sandboxes.create(await jsonBody(c, CreateSandboxRequestSchema)), 201),
+  createSandbox: async (c, s) => c.json(await s.sandboxes.create(await jsonBody(c, CreateSandboxRequestSchema), { abandoned: clientGone(c) }), 201),
   listSandboxes: (c, s) => c.json(s.sandboxes.list(query(c, ListSandboxesQuerySchema))),
   getSandbox: (c, s) => c.json(s.sandboxes.get(c.req.param("id") ?? "")),
   deleteSandbox: async (c, s) => {

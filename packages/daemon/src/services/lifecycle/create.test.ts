@@ -22,6 +22,19 @@ describe("create", () => {
     expect(await env.mounts.has(sbx.id)).toBe(true);
   });
 
+  it("removes a sandbox whose client went away before the create answered, and keeps one whose client stayed", async () => {
+    const d = await env.startDaemon();
+    const gone = new AbortController();
+    const creating = d.service.create(params(), { abandoned: gone.signal });
+    gone.abort();
+    const err = await creating.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).message).toMatch(/closed the connection/);
+    expect(d.service.list({ limit: 100 }).sandboxes).toEqual([]);
+    const stayed = await d.service.create(params(), { abandoned: new AbortController().signal });
+    expect(d.service.list({ limit: 100 }).sandboxes.map((x) => x.id)).toEqual([stayed.id]);
+  });
+
   it("runs the template's start command and waits for its readiness check", async () => {
     env.templates.define("app", { start: "incr && sleep infinity", ready: "count" });
     const d = await env.startDaemon();
