@@ -146,7 +146,8 @@ class Handler(BaseHTTPRequestHandler):
         def emit(event):
             if gone[0]:
                 return
-            event.setdefault("timestamp", time.time_ns() // 1000)
+            if event["type"] in ("stdout", "stderr"):
+                event.setdefault("timestamp", time.time_ns() // 1000)
             try:
                 with lock:
                     self.wfile.write((json.dumps(event) + "\n").encode())

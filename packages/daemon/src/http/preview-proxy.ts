@@ -121,8 +121,16 @@ export class PreviewProxy {
       // restored server not accepting new ones.
       const upstream = httpRequest({ host: target.address, port: route.port, method: req.method, path: req.url, headers: forwardedHeaders(req), setHost: false, agent: false });
       res.once("close", target.release);
+      // A client that leaves mid-reply closes the sandbox's side too: a server streaming a long reply (the code
+      // interpreter's run) sees it and stops the work, instead of running on for nobody.
+      res.once("close", () => {
+        if (!res.writableFinished) upstream.destroy();
+      });
       upstream.once("response", (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
+        // Headers go out now, not with the first body byte: a client timing a long, quiet stream (a code
+        // run, server-sent events) from the reply's head must see it when the sandbox sent it.
+        res.flushHeaders();
         answer.pipe(res);
         answer.once("error", () => res.destroy());
       });

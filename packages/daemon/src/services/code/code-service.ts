@@ -1,14 +1,10 @@
 import type { CodeContext, CodeContextList, CodeEvent, CreateCodeContextRequest, RunCodeRequest } from "@stasis/protocol";
-import { CreateCodeContextRequestSchema } from "@stasis/protocol";
+import { CodeContextSchema, CreateCodeContextRequestSchema } from "@stasis/protocol";
 import { ApiError } from "../../errors/api-error.js";
-import { LineSplitter } from "../../runtime/line-splitter.js";
 import type { SandboxService } from "../sandbox-service.js";
-import { CodeContextSchema } from "@stasis/protocol";
-import { WireContextListSchema, WireEventSchema, toCodeEvent, type WireEvent } from "./code-wire.js";
+import { WireContextListSchema } from "./code-wire.js";
 import { interpreterRequest, readBounded, replyError } from "./interpreter-client.js";
-
-/** One line of a run (a PNG chart is base64 in one line): bigger is refused, never buffered. */
-export const MAX_CODE_LINE_BYTES = 32 * 1024 * 1024;
+import { readRun } from "./run-stream.js";
 
 /**
  * Stasis's code interpreter API, served by the server inside the sandbox (the code-interpreter template):
@@ -44,47 +40,11 @@ export class CodeService {
       };
       const reply = await interpreterRequest(address, "POST", "/execute", body, signal);
       if (reply.status !== 200) throw await replyError(reply);
-      let count: number | null = null;
-      let ended = false;
-      const pending: WireEvent[] = [];
-      let refused: string | null = null;
-      const splitter = new LineSplitter(
-        MAX_CODE_LINE_BYTES,
-        (line) => {
-          if (refused) return;
-          let value: unknown;
-          try {
-            value = JSON.parse(line.toString("utf8"));
-          } catch {
-            refused = "a line that is not JSON";
-            return;
-          }
-          const parsed = WireEventSchema.safeParse(value);
-          if (!parsed.success) refused = `a malformed event (${parsed.error.issues[0]?.message ?? "invalid"})`;
-          else pending.push(parsed.data);
-        },
-        (bytes) => {
-          refused = `a line of ${bytes} bytes (more than ${MAX_CODE_LINE_BYTES})`;
-        },
-      );
       try {
-        for await (const chunk of reply.body as AsyncIterable<Buffer>) {
-          splitter.push(chunk);
-          if (refused) throw new ApiError("code_interpreter_failed", `the code interpreter sent ${refused}; the run was abandoned`);
-          while (pending.length > 0) {
-            const e = pending.shift()!;
-            if (e.type === "number_of_executions") count = e.execution_count;
-            if (e.type === "end_of_execution") ended = true;
-            const event = ended ? null : toCodeEvent(e);
-            if (event) yield event;
-          }
-          if (ended) break;
-        }
+        yield* readRun(reply.body);
       } finally {
         reply.body.destroy();
       }
-      if (!ended) throw new ApiError("code_interpreter_failed", "the code interpreter ended the run's stream early (did its server die?)");
-      yield { type: "end", executionCount: count };
     } finally {
       release();
     }
