@@ -4,8 +4,7 @@ import threading
 import uuid
 
 from bash_kernel import BashKernel
-from node_kernel import NodeKernel
-from python_kernel import PythonKernel
+from pipe_kernel import NodeKernel, PythonKernel
 
 LANGUAGES = {
     "python": ("python", PythonKernel),

@@ -1,5 +1,5 @@
 // A JavaScript/TypeScript context: one node process, one vm context kept across runs. Requests arrive as
-// JSON lines on stdin ({id, code, timeoutMs}); events leave as JSON lines on the fd in STASIS_EVENTS_FD, so user output on fd 1/2
+// JSON lines on stdin ({id, code, env}); events leave as JSON lines on the fd in STASIS_EVENTS_FD, so user output on fd 1/2
 // (child processes writing there directly) never corrupts them. console.* and process.stdout/stderr.write
 // are routed there in order with the run's other events.
 "use strict";
@@ -77,8 +77,8 @@ function compile(code) {
   return ts.transpile(code, { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.CommonJS, esModuleInterop: true });
 }
 
-async function evaluate(code, timeoutMs) {
-  const opts = { filename: `cell-${count}`, breakOnSigint: true, ...(timeoutMs ? { timeout: timeoutMs } : {}) };
+async function evaluate(code) {
+  const opts = { filename: `cell-${count}`, breakOnSigint: true };
   try {
     return vm.runInContext(code, context, opts);
   } catch (err) {
@@ -100,12 +100,11 @@ async function run(req) {
     const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
     Object.assign(process.env, env);
     try {
-      let value = await evaluate(compile(req.code), req.timeoutMs);
+      let value = await evaluate(compile(req.code));
       if (value && typeof value.then === "function") value = await value;
       if (value !== undefined) send({ id: req.id, type: "result", is_main_result: true, text: util.inspect(value, { depth: 4 }) });
     } catch (err) {
-      if (err && err.code === "ERR_SCRIPT_EXECUTION_TIMEOUT") send({ id: req.id, type: "error", name: "TimeoutError", value: `the run exceeded its timeout of ${req.timeoutMs} ms and was interrupted`, traceback: "" });
-      else if (err && err.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") send({ id: req.id, type: "error", name: "KeyboardInterrupt", value: "interrupted", traceback: "" });
+      if (err && err.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") send({ id: req.id, type: "error", name: "KeyboardInterrupt", value: "interrupted", traceback: "" });
       else send(errorEvent(req.id, err));
     } finally {
       for (const [k, v] of Object.entries(saved)) {
@@ -115,11 +114,8 @@ async function run(req) {
     }
   })();
   work.then(() => me.finish("done"));
-  // An awaited promise that never settles is ended by the timeout or an interrupt, not waited on forever.
-  const timer = req.timeoutMs ? setTimeout(() => me.finish("timeout"), req.timeoutMs + 50) : null;
+  // An awaited promise that never settles is ended by an interrupt (the server's, at the run's timeout).
   const how = await finished;
-  if (timer) clearTimeout(timer);
-  if (how === "timeout") send({ id: req.id, type: "error", name: "TimeoutError", value: `the run exceeded its timeout of ${req.timeoutMs} ms and was interrupted`, traceback: "" });
   if (how === "interrupt") send({ id: req.id, type: "error", name: "KeyboardInterrupt", value: "interrupted", traceback: "" });
   send({ id: req.id, type: "number_of_executions", execution_count: count });
   send({ id: req.id, type: "done" });
