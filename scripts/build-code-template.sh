@@ -9,7 +9,7 @@ data=$(mktemp -d /var/lib/stasis-setup-XXXXXX)
 log="$data/daemon.log"
 key="sk_setup_$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 STASIS_DATA_DIR="$data" STASIS_RUN_DIR="/run/stasis-setup-${data##*-}" STASIS_TEMPLATES_DIR="$templates" \
-  STASIS_API_KEY="$key" STASIS_PORT=0 STASIS_LOG_LEVEL=info STASIS_NETWORK_RANGE="10.212.$((RANDOM % 256)).0/24" \
+  STASIS_API_KEY="$key" STASIS_PORT=0 STASIS_LOG_LEVEL=info STASIS_NETWORK_RANGE="10.211.$((RANDOM % 256)).0/24" \
   node packages/cli/dist/main.js serve >"$log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$data"; }

@@ -1,7 +1,8 @@
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox as E2bSandbox } from "@e2b/code-interpreter";
 import { Sandbox, StasisError, type CodeResult } from "@stasis/sdk";
-import { startTestDaemon, type TestDaemon } from "./harness.js";
+import { CLI, startTestDaemon, type TestDaemon } from "./harness.js";
 
 /**
  * The code interpreter (examples/templates/code-interpreter, built by set-up as `code-interpreter`): the
@@ -15,6 +16,20 @@ function pngSize(base64: string): { width: number; height: number; bytes: number
   expect(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
   expect(png.subarray(12, 16).toString("latin1")).toBe("IHDR");
   return { width: png.readUInt32BE(16), height: png.readUInt32BE(20), bytes: png.length };
+}
+
+/** The CLI with `input` on its stdin: exit code and output. */
+function cli(daemon: TestDaemon, args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, "--api-url", daemon.url, "--api-key", daemon.apiKey, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
 }
 
 const PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 4, 2, 8])\nplt.title('stasis')\nplt.show()";
@@ -103,6 +118,16 @@ describe("the code interpreter", () => {
       expect((await sbx.refresh()).state).toBe("hibernated");
       expect((await sbx.code.run("kept + '!'")).text).toBe("'through the nap!'");
     }, 120_000);
+
+    it("runs code from the CLI: stasis run-code ID -l LANG < file", async () => {
+      const ok = await cli(daemon, ["run-code", sbx.id, "-l", "python"], "print('from the cli')\nx + 1\n");
+      expect(ok).toMatchObject({ code: 0, stdout: "from the cli\n42\n" });
+      const failed = await cli(daemon, ["run-code", sbx.id], "1 / 0\n");
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain("ZeroDivisionError");
+      const js = await cli(daemon, ["run-code", sbx.id, "-l", "javascript"], "[1, 2].length");
+      expect(js).toMatchObject({ code: 0, stdout: "2\n" });
+    }, 30_000);
 
     it("answers clear errors: an unknown context, and a sandbox without an interpreter", async () => {
       const unknown = await sbx.code.run("1", { context: "00000000-0000-4000-8000-000000000000" }).catch((e: unknown) => e);

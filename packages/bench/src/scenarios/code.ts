@@ -77,8 +77,9 @@ async function firstRun(ctx: BenchContext): Promise<void> {
   ctx.rec.record({ id: "gvisor.code.snapshot.first-run", section: "code", scenario: "code", label: "gvisor: create from the code-interpreter snapshot → first run", unit: "ms", samples: snapshot });
 
   // A second private daemon holds the pool (see the templates section: a pool in the template would be
-  // kept by every daemon sharing the templates folder).
-  const pool = await ctx.startDaemon("cpool", { STASIS_WARM_POOL: `${CODE_TEMPLATE}=1` });
+  // kept by every daemon sharing the templates folder), with sandbox addresses of its own: two daemons on
+  // the default range give their first sandboxes the same address, and the host routes it to one of them.
+  const pool = await ctx.startDaemon("cpool", { STASIS_WARM_POOL: `${CODE_TEMPLATE}=1`, STASIS_NETWORK_RANGE: "10.210.0.0/20" });
   const pooled: number[] = [];
   try {
     for (let i = 0; i < ctx.profile.codeCreates; i++) {
