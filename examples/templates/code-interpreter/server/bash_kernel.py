@@ -34,7 +34,7 @@ class BashKernel:
                 threading.Thread(target=read_chunks, args=(pipe, name, chunks), daemon=True).start()
             self.proc, self.chunks = proc, chunks
 
-    def run(self, code, env, timeout_s, emit, cancelled):
+    def run(self, code, env, timeout_s, emit, cancelled, silent=False):
         self.start()
         self.count += 1
         token = uuid.uuid4().hex

@@ -70,6 +70,14 @@ class Registry:
         self.default("python").kernel.start()
         self.ready.set()
 
+    def touch(self):
+        ctx = self.default("python")
+        if ctx.lock.acquire(blocking=False):
+            try:
+                ctx.kernel.run("None", {}, 10, lambda e: None, lambda: False, silent=True)
+            finally:
+                ctx.lock.release()
+
     def create(self, language, cwd):
         entry = LANGUAGES.get(str(language).lower())
         if entry is None:

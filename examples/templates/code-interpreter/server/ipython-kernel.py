@@ -165,8 +165,9 @@ def main():
         env = req.get("env") or {}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
+        silent = req.get("silent") is True
         try:
-            shell.run_cell(req.get("code", ""), store_history=True)
+            shell.run_cell(req.get("code", ""), store_history=not silent, silent=silent)
         except KeyboardInterrupt:
             send({"type": "error", "name": "KeyboardInterrupt", "value": "", "traceback": ""})
         finally:

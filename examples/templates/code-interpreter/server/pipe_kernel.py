@@ -82,10 +82,11 @@ class PipeKernel:
             self.proc = None
             raise RuntimeError(f"the {self.language} kernel did not start")
 
-    def run(self, code, env, timeout_s, emit, cancelled):
+    def run(self, code, env, timeout_s, emit, cancelled, silent=False):
+        """silent: not in the history, no execution count (a warm-up)."""
         self.start()
         run_id = str(uuid.uuid4())
-        self.proc.stdin.write((json.dumps({"id": run_id, "code": code, "env": env}) + "\n").encode())
+        self.proc.stdin.write((json.dumps({"id": run_id, "code": code, "env": env, "silent": silent}) + "\n").encode())
         self.proc.stdin.flush()
         started = time.monotonic()
         interrupted_at = None
