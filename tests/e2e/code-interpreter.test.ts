@@ -48,7 +48,7 @@ describe("the code interpreter", () => {
   describe("through the Stasis SDK", () => {
     let sbx: Sandbox;
     beforeAll(async () => {
-      sbx = await Sandbox.create({ template: "code-interpreter", ...daemon.conn });
+      sbx = await Sandbox.create({ template: "code-interpreter", env: { SBX_VAR: "from create" }, ...daemon.conn });
     }, 120_000);
 
     it("keeps variables between runs, streams output and returns the last value with the count", async () => {
@@ -81,6 +81,9 @@ describe("the code interpreter", () => {
       expect(failed.error?.traceback).toContain("return 1 / 0");
       expect((await sbx.code.run("import os; os.environ.get('RUN_VAR')", { env: { RUN_VAR: "only now" } })).text).toBe("'only now'");
       expect((await sbx.code.run("os.environ.get('RUN_VAR')")).text).toBeUndefined();
+      // The sandbox's own env (from its create) reaches the code too, though the interpreter started before it.
+      expect((await sbx.code.run("os.environ['SBX_VAR']")).text).toBe("'from create'");
+      expect((await sbx.code.run("echo $SBX_VAR", { language: "bash" })).logs.stdout.join("")).toBe("from create\n");
     });
 
     it("interrupts a run past its timeout, and the context keeps its variables", async () => {

@@ -32,10 +32,13 @@ export class CodeService {
   async *run(id: string, req: RunCodeRequest, signal: AbortSignal): AsyncGenerator<CodeEvent> {
     const { address, release } = await this.open(id);
     try {
+      // The interpreter started in the template's snapshot, before this sandbox had its env: the sandbox's
+      // variables (secrets' placeholders included) come with every run, the run's own over them.
+      const env = { ...this.sandboxes.get(id).env, ...req.env };
       const body = {
         code: req.code,
         ...(req.contextId ? { context_id: req.contextId } : { language: req.language ?? "python" }),
-        ...(req.env ? { env_vars: req.env } : {}),
+        ...(Object.keys(env).length > 0 ? { env_vars: env } : {}),
         ...(req.timeoutMs ? { timeout_ms: req.timeoutMs } : {}),
       };
       const reply = await interpreterRequest(address, "POST", "/execute", body, signal);
