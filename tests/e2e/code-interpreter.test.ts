@@ -92,7 +92,14 @@ describe("the code interpreter", () => {
       expect(slow.error?.name).toBe("TimeoutError");
       expect(Date.now() - started).toBeLessThan(15_000);
       expect((await sbx.code.run("x")).text).toBe("41");
-    }, 30_000);
+      // interrupt() stops the code running in a context; a JavaScript await that never settles meets its timeout.
+      const ctx = await sbx.code.createContext();
+      const running = sbx.code.run("import time\ntime.sleep(60)", { context: ctx });
+      await new Promise((r) => setTimeout(r, 1_000));
+      await sbx.code.interrupt(ctx);
+      expect((await running).error?.name).toBe("KeyboardInterrupt");
+      expect((await sbx.code.run("await new Promise(() => {})", { language: "javascript", timeoutMs: 1_000 })).error?.name).toBe("TimeoutError");
+    }, 60_000);
 
     it("keeps contexts apart, and runs JavaScript, TypeScript and bash in theirs", async () => {
       const ctx = await sbx.code.createContext({ language: "python", cwd: "/tmp" });

@@ -44,8 +44,14 @@ class BashKernel:
         assigns = " ".join(f"{k}={shell_quote(v)}" for k, v in env.items() if k.isidentifier())
         marker = f"\x01stasis-end-{token}"
         line = f"{assigns} source {shell_quote(cell)} </dev/null; printf '%s %d\\x01' '{marker}' $?; printf '%s\\x01' '{marker}' >&2\n"
-        self.proc.stdin.write(line.encode())
-        self.proc.stdin.flush()
+        proc, chunks = self.proc, self.chunks
+        try:
+            proc.stdin.write(line.encode())
+            proc.stdin.flush()
+        except OSError:
+            self.shutdown()
+            emit(error("KernelDied", "bash was gone; the next run starts a new one"))
+            return
         pending = {"stdout": "", "stderr": ""}
         done = {"stdout": None, "stderr": None}
         started = time.monotonic()
@@ -62,10 +68,11 @@ class BashKernel:
                 emit(error("TimeoutError" if timed_out else "KeyboardInterrupt", "the run was stopped; the bash context was restarted (its variables are gone)"))
                 return
             try:
-                name, text = self.chunks.get(timeout=0.1)
+                name, text = chunks.get(timeout=0.1)
             except queue.Empty:
-                if self.proc.poll() is not None:
-                    self.proc = None
+                if proc.poll() is not None:
+                    if self.proc is proc:
+                        self.proc = None
                     emit(error("KernelDied", "bash exited; the next run starts a new one"))
                     return
                 continue
@@ -93,15 +100,17 @@ class BashKernel:
 
     def interrupt(self):
         """SIGINT to bash's children (bash itself would exit on it): the sourced cell goes on to its end."""
-        if self.proc is None or self.proc.poll() is not None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
             return
         try:
-            children = open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read().split()
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                children = f.read().split()
         except OSError:
             children = []
         for pid in children:
             try:
-                os.killpg(int(pid), signal.SIGINT) if os.getpgid(int(pid)) != self.proc.pid else os.kill(int(pid), signal.SIGINT)
+                os.killpg(int(pid), signal.SIGINT) if os.getpgid(int(pid)) != proc.pid else os.kill(int(pid), signal.SIGINT)
             except (ProcessLookupError, ValueError):
                 pass
 

@@ -83,6 +83,9 @@ class Registry:
         if entry is None:
             raise UnknownLanguage(f"unsupported language '{language}': use one of python, javascript, typescript, bash")
         ctx = Context(entry[0], entry[1], cwd)
+        # Started before the reply, as E2B's does: the first run pays nothing, and an interrupt can never
+        # land on a kernel still starting (it would kill it).
+        ctx.kernel.start()
         with self.mutex:
             self.contexts[ctx.id] = ctx
         return ctx

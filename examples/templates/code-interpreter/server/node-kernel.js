@@ -83,7 +83,7 @@ async function evaluate(code) {
     return vm.runInContext(code, context, opts);
   } catch (err) {
     // Top-level await: run the cell as an async function (its declarations stay local to it).
-    if (err instanceof SyntaxError && /await/.test(String(err.message)) && /\bawait\b/.test(code)) {
+    if (err && err.name === "SyntaxError" && /await/.test(String(err.message)) && /\bawait\b/.test(code)) {
       return vm.runInContext(`(async () => {\n${code}\n})()`, context, opts);
     }
     throw err;

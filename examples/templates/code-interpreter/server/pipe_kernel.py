@@ -85,9 +85,16 @@ class PipeKernel:
     def run(self, code, env, timeout_s, emit, cancelled, silent=False):
         """silent: not in the history, no execution count (a warm-up)."""
         self.start()
+        # This run's process: a restart or a removal may replace or clear self.proc meanwhile.
+        proc, events = self.proc, self.events
         run_id = str(uuid.uuid4())
-        self.proc.stdin.write((json.dumps({"id": run_id, "code": code, "env": env, "silent": silent}) + "\n").encode())
-        self.proc.stdin.flush()
+        try:
+            proc.stdin.write((json.dumps({"id": run_id, "code": code, "env": env, "silent": silent}) + "\n").encode())
+            proc.stdin.flush()
+        except OSError:
+            self.shutdown()
+            emit(error("KernelDied", f"the {self.language} kernel was gone; the next run starts a new one"))
+            return
         started = time.monotonic()
         interrupted_at = None
         timed_out = False
@@ -103,10 +110,11 @@ class PipeKernel:
                 emit(error("TimeoutError" if timed_out else "KeyboardInterrupt", "the run did not stop when interrupted; the context was restarted (its variables are gone)"))
                 return
             try:
-                event = self.events.get(timeout=0.05 if interrupted_at is None and timeout_s is None else 0.02)
+                event = events.get(timeout=0.05 if interrupted_at is None and timeout_s is None else 0.02)
             except queue.Empty:
-                if self.proc.poll() is not None:
-                    self.proc = None
+                if proc.poll() is not None:
+                    if self.proc is proc:
+                        self.proc = None
                     emit(error("KernelDied", f"the {self.language} kernel exited; the next run starts a new one"))
                     return
                 continue
@@ -126,8 +134,9 @@ class PipeKernel:
             emit(event)
 
     def interrupt(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
 
     def restart(self):
         self.shutdown()

@@ -169,7 +169,10 @@ class Handler(BaseHTTPRequestHandler):
                 gone[0] = True
             return gone[0]
 
-        ctx.run(code, env, timeout_ms / 1000 if timeout_ms else None, emit, cancelled)
+        try:
+            ctx.run(code, env, timeout_ms / 1000 if timeout_ms else None, emit, cancelled)
+        except Exception as e:  # the stream has begun: the failure goes in it, as the run's error
+            emit({"type": "error", "name": type(e).__name__, "value": str(e), "traceback": ""})
         emit({"type": "end_of_execution"})
 
 
