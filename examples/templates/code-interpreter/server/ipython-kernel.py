@@ -146,7 +146,12 @@ def main():
     requests = sys.stdin.buffer
     sys.stdin = open(os.devnull)
     sys.stdout, sys.stderr = Stream("stdout"), Stream("stderr")
-    shell = Shell.instance(colors="NoColor")
+    from traitlets.config import Config
+
+    config = Config()
+    # History in memory: on disk it is a SQLite write per run, through gVisor's file system (~ms each).
+    config.HistoryManager.hist_file = ":memory:"
+    shell = Shell.instance(colors="NoColor", config=config)
     setup(shell)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     send({"type": "ready"})
