@@ -3,8 +3,12 @@ import { ApiError } from "../../errors/api-error.js";
 
 /** The code interpreter's port inside the sandbox (E2B's, so its SDK reaches the same server). */
 export const CODE_PORT = 49999;
-/** A refused connection or a reply's head taking longer than this: the sandbox has no interpreter. */
-const CONNECT_TIMEOUT_MS = 15_000;
+/**
+ * The longest wait for a reply's head. A run's head comes at once; creating or restarting a context starts
+ * its kernel first (a few seconds, more on a loaded host; the server gives a start 60 s). A sandbox without
+ * an interpreter refuses the connection at once instead.
+ */
+const REPLY_HEAD_TIMEOUT_MS = 90_000;
 /** Plain (non-streamed) replies: contexts, errors. */
 const MAX_REPLY_BYTES = 4 * 1024 * 1024;
 
@@ -26,7 +30,7 @@ export function interpreterRequest(address: string, method: string, path: string
       headers: payload ? { "content-type": "application/json", "content-length": payload.length } : {},
       ...(signal ? { signal } : {}),
     });
-    const timer = setTimeout(() => req.destroy(Object.assign(new Error("no reply"), { code: "ETIMEDOUT" })), CONNECT_TIMEOUT_MS);
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error("no reply"), { code: "ETIMEDOUT" })), REPLY_HEAD_TIMEOUT_MS);
     req.once("response", (res) => {
       clearTimeout(timer);
       resolve({ status: res.statusCode ?? 502, body: res });
