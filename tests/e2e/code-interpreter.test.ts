@@ -61,7 +61,7 @@ describe("the code interpreter", () => {
       expect(second.executionCount).toBe((first.executionCount ?? 0) + 1);
     });
 
-    it("returns a matplotlib plot as a PNG and a DataFrame as data", async () => {
+    it("returns a matplotlib plot as a PNG (and SVG), a DataFrame as data, display()ed HTML and JSON", async () => {
       const plot = await sbx.code.run(PLOT);
       const png = plot.results.find((r: CodeResult) => r.png)?.png;
       expect(png).toBeDefined();
@@ -73,6 +73,12 @@ describe("the code interpreter", () => {
       const main = frame.results.find((r) => r.isMainResult);
       expect(main?.data).toEqual({ columns: ["n", "sq"], index: [0, 1, 2], data: [[1, 1], [2, 4], [3, 9]] });
       expect(main?.html).toContain("<table");
+      const rich = await sbx.code.run(
+        "from IPython.display import display, HTML, JSON\nfrom matplotlib_inline.backend_inline import set_matplotlib_formats\n" +
+          "display(HTML('<b>bold</b>'))\ndisplay(JSON({'a': [1, 2]}))\nset_matplotlib_formats('svg')\nplt.plot([3, 1]); plt.show()\nset_matplotlib_formats('png')",
+      );
+      expect(rich.results.map((r) => r.html ?? r.json ?? (r.svg ? "svg" : undefined))).toEqual(["<b>bold</b>", { a: [1, 2] }, "svg"]);
+      expect(rich.results[2]?.svg).toContain("<svg");
     });
 
     it("reports an exception with its traceback, and per-run env vars that do not stay", async () => {
