@@ -124,6 +124,11 @@ describe("the code interpreter", () => {
       expect((await sbx.code.run("const n: number = 7; n * 6", { language: "typescript" })).text).toBe("42");
       await sbx.code.run("cd /tmp && COUNT=3", { language: "bash" });
       expect((await sbx.code.run("echo $COUNT $(pwd)", { language: "bash" })).logs.stdout.join("")).toBe("3 /tmp\n");
+      // A bash cell past its timeout stops where it was (the rest of the cell does not run); the shell stays.
+      const slow = await sbx.code.run("sleep 30; echo after", { language: "bash", timeoutMs: 1_500 });
+      expect(slow.error?.name).toBe("TimeoutError");
+      expect(slow.logs.stdout).toEqual([]);
+      expect((await sbx.code.run("echo $COUNT", { language: "bash" })).logs.stdout.join("")).toBe("3\n");
     });
 
     it("keeps a variable across a pause and a hibernation of the sandbox", async () => {

@@ -1,5 +1,7 @@
 """A bash context: one bash process; each run is a file `source`d into it, so variables, functions and the
-working directory stay. The end of a run is a marker with a fresh token printed on stdout and stderr."""
+working directory stay. The end of a run is a marker with a fresh token printed on stdout and stderr.
+An interrupt is SIGINT to bash's process group: the foreground command dies, and bash, which traps INT,
+returns from the sourced cell (status 130) instead of exiting."""
 import os
 import queue
 import signal
@@ -29,6 +31,8 @@ class BashKernel:
                 ["bash", "--noprofile", "--norc"], cwd=self.cwd, start_new_session=True,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )
+            proc.stdin.write(b"trap 'return 130 2>/dev/null' INT\n")
+            proc.stdin.flush()
             chunks = queue.Queue()
             for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
                 threading.Thread(target=read_chunks, args=(pipe, name, chunks), daemon=True).start()
@@ -99,20 +103,13 @@ class BashKernel:
         emit({"type": "number_of_executions", "execution_count": self.count})
 
     def interrupt(self):
-        """SIGINT to bash's children (bash itself would exit on it): the sourced cell goes on to its end."""
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
         try:
-            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
-                children = f.read().split()
-        except OSError:
-            children = []
-        for pid in children:
-            try:
-                os.killpg(int(pid), signal.SIGINT) if os.getpgid(int(pid)) != proc.pid else os.kill(int(pid), signal.SIGINT)
-            except (ProcessLookupError, ValueError):
-                pass
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
 
     def restart(self):
         self.shutdown()
