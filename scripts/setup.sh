@@ -29,5 +29,10 @@ bash packages/agent/build.sh
 step "base template"
 node packages/cli/dist/main.js template build --builtin base
 
+step "code-interpreter template (examples/templates/code-interpreter)"
+# Through a daemon of its own (builds run in gVisor and end in a snapshot); a rebuild with nothing changed
+# makes no new version. First build ~4-5 min (Debian packages), later runs seconds.
+bash scripts/build-code-template.sh
+
 ln -sf "$PWD/packages/cli/dist/main.js" /usr/local/bin/stasis
 chmod +x packages/cli/dist/main.js

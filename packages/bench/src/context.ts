@@ -26,6 +26,10 @@ export interface Profile {
   pythonRuns: number;
   /** Python end to end: create, run, delete. */
   pythonEndToEnd: number;
+  /** Warm `x + 1` runs in a code context (each beside a raw exec). */
+  codeRuns: number;
+  /** Creates → first code run, from the code-interpreter snapshot and from its warm pool, each. */
+  codeCreates: number;
   /** Pause/wake samples per runtime, load (idle, busy) and kind of wake (echo, a process, the resume call). */
   pauses: number;
   /** How long a paused sandbox sleeps before it is woken (>= 1 s: users pause for seconds to days). */
@@ -59,6 +63,8 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     echoes: 20,
     pythonRuns: 5,
     pythonEndToEnd: 3,
+    codeRuns: 20,
+    codeCreates: 3,
     pauses: 5,
     pauseMs: 1_000,
     hibernateCycles: 2,
@@ -86,6 +92,8 @@ export const PROFILES: Record<"quick" | "full", Profile> = {
     echoes: 60,
     pythonRuns: 20,
     pythonEndToEnd: 8,
+    codeRuns: 60,
+    codeCreates: 10,
     pauses: 10,
     pauseMs: 3_000,
     hibernateCycles: 6,

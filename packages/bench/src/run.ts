@@ -19,6 +19,7 @@ import { filesScenario } from "./scenarios/files.js";
 import { networkScenario } from "./scenarios/network.js";
 import { previewScenario } from "./scenarios/preview.js";
 import { pythonScenario } from "./scenarios/python.js";
+import { codeScenario } from "./scenarios/code.js";
 import { pausedScenario } from "./scenarios/paused.js";
 import { hibernationScenario } from "./scenarios/standby.js";
 import { removeTemplateLeftovers, templatesScenario } from "./scenarios/templates.js";
@@ -59,6 +60,7 @@ const SCENARIOS: Record<Section, (ctx: BenchContext) => Promise<void>> = {
   templates: templatesScenario,
   exec: execScenario,
   python: pythonScenario,
+  code: codeScenario,
   paused: pausedScenario,
   hibernation: hibernationScenario,
   files: filesScenario,

@@ -1,5 +1,5 @@
 import type { BenchSection } from "./bench-sections.js";
-import type { CreateSandboxRequest, NetworkPolicy, Runtime, SetPreviewRequest, SandboxState, SignalName, StandbyPolicy } from "@stasis/protocol";
+import type { CodeLanguage, CreateSandboxRequest, NetworkPolicy, Runtime, SetPreviewRequest, SandboxState, SignalName, StandbyPolicy } from "@stasis/protocol";
 
 /** Flags every command accepts. */
 export interface GlobalFlags {
@@ -41,6 +41,7 @@ export type Command =
   | { kind: "sandbox.standby"; id: string; policy: StandbyPolicy }
   | { kind: "sandbox.timeout"; id: string; timeoutMs: number }
   | { kind: "exec"; id: string; cmd: string | string[]; cwd?: string; user?: string; env: Record<string, string>; timeoutMs?: number; stdin: boolean }
+  | { kind: "run-code"; id: string; language?: CodeLanguage; context?: string; code?: string; env: Record<string, string>; timeoutMs?: number }
   | { kind: "files.put"; id: string; local: string; remote: string; mode?: string }
   | { kind: "files.get"; id: string; remote: string; local: string }
   | { kind: "files.ls"; id: string; path: string; depth: number }

@@ -150,6 +150,18 @@ describe("parseCommandLine", () => {
     expect(usageError("sandbox standby sbx_1 --on-timeout pause").message).toMatch(/--on-timeout/);
   });
 
+  describe("run-code", () => {
+    it("takes the language, a context, env, a timeout and the code (stdin without -c)", () => {
+      expect(command("run-code sbx_1 -l javascript -e A=1 --timeout 30s")).toEqual({ kind: "run-code", id: "sbx_1", language: "javascript", env: { A: "1" }, timeoutMs: 30_000 });
+      expect(command(["run-code", "sbx_1", "--context", "6a0c212b-c430-4809-a2e8-eacc07f25e6c", "-c", "x + 1"])).toEqual({ kind: "run-code", id: "sbx_1", context: "6a0c212b-c430-4809-a2e8-eacc07f25e6c", code: "x + 1", env: {} });
+    });
+    it("refuses an unknown language, a malformed context id, and both together", () => {
+      expect(usageError("run-code sbx_1 -l cobol").message).toMatch(/python, javascript, typescript, bash/);
+      expect(usageError("run-code sbx_1 --context nope").message).toMatch(/not a context id/);
+      expect(usageError("run-code sbx_1 -l python --context 6a0c212b-c430-4809-a2e8-eacc07f25e6c").message).toMatch(/not both/);
+    });
+  });
+
   describe("exec", () => {
     it("runs several words after -- as argv, untouched", () => {
       expect(command("exec sbx_1 --cwd /w --user user -e A=1 --timeout 5s -- ls -la --json")).toEqual({

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "./command.js";
+import * as code from "./commands/code.js";
 import * as e2b from "./commands/e2b.js";
 import * as execCommands from "./commands/exec.js";
 import * as files from "./commands/files.js";
@@ -80,6 +81,8 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return sandboxes.setTimeout(command, ctx);
     case "exec":
       return execCommands.exec(command, ctx);
+    case "run-code":
+      return code.runCode(command, ctx);
     case "files.put":
       return files.put(command, ctx);
     case "files.get":

@@ -2,6 +2,7 @@ import { BENCH_SECTION_PARTS, BENCH_SECTIONS, isBenchSectionPart, type BenchSect
 import { OnTimeoutSchema, SandboxStateSchema, signalNames, TemplateNameSchema, TemplateRefSchema, type CreateSandboxRequest, type StandbyPolicy } from "@stasis/protocol";
 import type { ParseArgsConfig } from "node:util";
 import type { Command, TemplateResourceFlags } from "./command.js";
+import { codeSpecs } from "./code-specs.js";
 import { secretSpecs } from "./secret-specs.js";
 import { hostingSpecs } from "./hosting-specs.js";
 import { networkFlags, networkOptions, networkPolicy, networkSpecs, secretNames } from "./network-specs.js";
@@ -538,6 +539,7 @@ export const specs: CommandSpec[] = [
   ...secretSpecs,
   ...networkSpecs,
   ...hostingSpecs,
+  ...codeSpecs,
 ];
 
 /** Words that only group subcommands; a group may sit inside another ("e2b key" in "e2b"). */

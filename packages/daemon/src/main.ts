@@ -32,6 +32,7 @@ import { startListeners, type DaemonListeners } from "./http/listeners.js";
 import { forwardRouteOf, PortForward } from "./http/port-forward.js";
 import { PreviewService } from "./services/preview-service.js";
 import { InboundConnections } from "./services/lifecycle/inbound-connections.js";
+import { CodeService } from "./services/code/code-service.js";
 import { startEgress } from "./start-egress.js";
 
 export interface RunningDaemon {
@@ -80,7 +81,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     metricsAuth: config.metricsAuth,
     log,
     metrics,
-    services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, code: new CodeService(sandboxes, inbound), metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 

@@ -7,6 +7,7 @@ export * from "./e2b-keys.js";
 export * from "./templates.js";
 export * from "./network.js";
 export * from "./preview.js";
+export * from "./code.js";
 export * from "./routes.js";
 export * from "./version.js";
 export { buildOpenApi } from "./openapi/build-openapi.js";

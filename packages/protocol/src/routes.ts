@@ -34,6 +34,7 @@ import {
   SetTimeoutRequestSchema,
   StandbyPolicySchema,
 } from "./sandboxes.js";
+import { CodeContextListSchema, CodeContextSchema, CodeEventSchema, CreateCodeContextRequestSchema, RunCodeRequestSchema } from "./code.js";
 import { CreatedE2bKeySchema, CreateE2bKeyRequestSchema, E2bKeyListSchema } from "./e2b-keys.js";
 import { CreateSecretRequestSchema, SecretListSchema, SecretSchema } from "./network.js";
 import { DaemonInfoSchema, HealthSchema } from "./system.js";
@@ -69,6 +70,7 @@ export interface RouteSpec {
 }
 
 const sandboxErrors: ErrorCode[] = ["sandbox_not_found", "sandbox_not_running", "sandbox_failed", "agent_timeout"];
+const codeErrors: ErrorCode[] = [...sandboxErrors, "network_unavailable", "code_interpreter_unavailable", "code_interpreter_failed"];
 const fileErrors: ErrorCode[] = [...sandboxErrors, "file_not_found", "permission_denied", "not_a_directory", "is_a_directory", "name_too_long", "symlink_loop"];
 
 /** Every route of the API. The daemon mounts exactly these; the OpenAPI document is generated from them. */
@@ -108,6 +110,13 @@ export const routes = {
   writeStdin: { method: "post", path: "/v1/sandboxes/{id}/processes/{pid}/stdin", summary: "Write to a process's stdin", tag: "processes", auth: true, body: { kind: "json", schema: StdinRequestSchema }, response: { kind: "empty" }, errors: [...sandboxErrors, "process_not_found", "stdin_closed"] },
   signalProcess: { method: "post", path: "/v1/sandboxes/{id}/processes/{pid}/signal", summary: "Send a signal to a process's group", tag: "processes", auth: true, body: { kind: "json", schema: SignalRequestSchema }, response: { kind: "empty" }, errors: [...sandboxErrors, "process_not_found"] },
   killProcess: { method: "delete", path: "/v1/sandboxes/{id}/processes/{pid}", summary: "Kill a process's group (SIGKILL)", tag: "processes", auth: true, response: { kind: "empty" }, errors: [...sandboxErrors, "process_not_found"] },
+
+  runCode: { method: "post", path: "/v1/sandboxes/{id}/code/run", summary: "Run code in a context of the sandbox's code interpreter (code-interpreter template), streaming NDJSON: output, results (text, HTML, PNG, DataFrames as data), the exception, then the execution count", tag: "code", auth: true, body: { kind: "json", schema: RunCodeRequestSchema }, response: { kind: "ndjson", schema: CodeEventSchema }, errors: [...codeErrors, "invalid_request", "context_not_found"] },
+  listCodeContexts: { method: "get", path: "/v1/sandboxes/{id}/code/contexts", summary: "List the code interpreter's contexts (the languages' defaults included)", tag: "code", auth: true, response: { kind: "json", status: 200, schema: CodeContextListSchema }, errors: codeErrors },
+  createCodeContext: { method: "post", path: "/v1/sandboxes/{id}/code/contexts", summary: "Start a code context: a kernel of its own that keeps variables, imports and the working directory", tag: "code", auth: true, body: { kind: "json", schema: CreateCodeContextRequestSchema }, response: { kind: "json", status: 201, schema: CodeContextSchema }, errors: [...codeErrors, "invalid_request"] },
+  deleteCodeContext: { method: "delete", path: "/v1/sandboxes/{id}/code/contexts/{contextId}", summary: "Stop a code context and its kernel", tag: "code", auth: true, response: { kind: "empty" }, errors: [...codeErrors, "context_not_found"] },
+  restartCodeContext: { method: "post", path: "/v1/sandboxes/{id}/code/contexts/{contextId}/restart", summary: "Restart a context's kernel: its variables are gone, its id and working directory stay", tag: "code", auth: true, response: { kind: "empty" }, errors: [...codeErrors, "context_not_found"] },
+  interruptCodeContext: { method: "post", path: "/v1/sandboxes/{id}/code/contexts/{contextId}/interrupt", summary: "Interrupt the context's running code (KeyboardInterrupt in Python); its state stays", tag: "code", auth: true, response: { kind: "empty" }, errors: [...codeErrors, "context_not_found"] },
 
   readFile: { method: "get", path: "/v1/sandboxes/{id}/files", summary: "Read a file: raw bytes", tag: "files", auth: true, query: PathQuerySchema, response: { kind: "raw" }, errors: [...fileErrors, "not_a_regular_file"] },
   writeFile: { method: "put", path: "/v1/sandboxes/{id}/files", summary: "Write a file from a raw body, atomically, creating parent directories", tag: "files", auth: true, query: WriteQuerySchema, body: { kind: "raw" }, response: { kind: "json", status: 200, schema: FileInfoSchema }, errors: [...fileErrors, "payload_too_large", "insufficient_storage", "file_busy"] },

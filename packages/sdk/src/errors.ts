@@ -51,6 +51,8 @@ export class TemplateNotFoundError extends NotFoundError {}
 export class SecretNotFoundError extends NotFoundError {}
 /** No E2B API key with this id (never issued, or already revoked). */
 export class KeyNotFoundError extends NotFoundError {}
+/** No code context with this id in the sandbox's code interpreter. */
+export class ContextNotFoundError extends NotFoundError {}
 
 export class ConflictError extends StasisError {}
 export class FileExistsError extends ConflictError {}
@@ -83,6 +85,10 @@ export class SecretsUnavailableError extends StasisError {}
 export class SandboxFailedError extends StasisError {}
 /** Nothing listens on the TCP port in the sandbox (a port-forward). */
 export class PortClosedError extends StasisError {}
+/** No code interpreter answers in the sandbox (not made from the code-interpreter template). */
+export class CodeInterpreterUnavailableError extends ConflictError {}
+/** The sandbox's code interpreter failed or sent a reply the daemon refused. */
+export class CodeInterpreterFailedError extends StasisError {}
 /**
  * A template build that failed on the template itself: a step failed (template_build_failed), or the spec,
  * Dockerfile or image is invalid (InvalidTemplateError). On the wire, where the build got to travels in
@@ -129,6 +135,9 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   process_not_found: ProcessNotFoundError,
   file_not_found: FileNotFoundError,
   key_not_found: KeyNotFoundError,
+  context_not_found: ContextNotFoundError,
+  code_interpreter_unavailable: CodeInterpreterUnavailableError,
+  code_interpreter_failed: CodeInterpreterFailedError,
   secret_not_found: SecretNotFoundError,
   template_not_found: TemplateNotFoundError,
   template_in_use: TemplateInUseError,

@@ -1,5 +1,6 @@
 export { Sandbox, type SandboxInfo, type ListSandboxesOptions, type SandboxPage } from "./sandbox.js";
 export { Commands, type Cmd, type RunCommandOptions, type StreamCommandOptions, type StartCommandOptions } from "./commands.js";
+export { Code, Execution, type RunCodeOptions } from "./code.js";
 export { CommandHandle, type AttachOptions } from "./command-handle.js";
 export { CommandStream } from "./command-stream.js";
 export { E2bKeys, type CreateE2bKeyOptions } from "./e2b-keys.js";
@@ -14,6 +15,11 @@ export { resolveConnection, DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS, type Co
 export { HttpClient } from "./http.js";
 export * from "./errors.js";
 export type {
+  CodeContext,
+  CodeEvent,
+  CodeException,
+  CodeLanguage,
+  CodeResult,
   CommandEvent,
   CommandResult,
   CreatedE2bKey,

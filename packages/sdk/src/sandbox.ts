@@ -1,4 +1,5 @@
 import type { CreateSandboxRequest, NetworkPolicy, PortList, Preview, Sandbox as SandboxInfo, SandboxMetrics, SetPreviewRequest, SignedPreviewUrl, SandboxState, StandbyPolicy } from "@stasis/protocol";
+import { Code } from "./code.js";
 import { Commands } from "./commands.js";
 import { splitConnection, type ConnectionOptions } from "./connection.js";
 import { Files } from "./files.js";
@@ -27,6 +28,8 @@ export interface SandboxPage {
 export class Sandbox {
   readonly commands: Commands;
   readonly files: Files;
+  /** The code interpreter (sandboxes of the code-interpreter template): `sandbox.code.run(...)`. */
+  readonly code: Code;
 
   private constructor(
     private readonly http: HttpClient,
@@ -34,6 +37,7 @@ export class Sandbox {
   ) {
     this.commands = new Commands(http, latest.id);
     this.files = new Files(http, latest.id);
+    this.code = new Code(http, latest.id);
   }
 
   get id(): string {

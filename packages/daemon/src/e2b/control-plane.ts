@@ -14,6 +14,9 @@ import type { E2bStore } from "./e2b-store.js";
 import { ENVD_VERSION } from "./envd.js";
 import type { E2bMetricsHistory, MetricSample } from "./metrics-history.js";
 
+/** The template id of E2B's code interpreter SDK. */
+const E2B_CODE_INTERPRETER = "code-interpreter-v1";
+
 export interface ControlPlaneDeps {
   sandboxes: SandboxService;
   templates: TemplateStore;
@@ -240,9 +243,14 @@ export class ControlPlane {
     return c.json(out, 201);
   }
 
-  /** E2B names its default template `base`; any other name is a Stasis template of that name. */
+  /**
+   * E2B names its default template `base`; any other name is a Stasis template of that name, except E2B's
+   * code interpreter (`code-interpreter-v1`, @e2b/code-interpreter's default), which is Stasis's built-in
+   * `code-interpreter` (its server speaks the same wire protocol on the same port).
+   */
   private template(templateID: string): string {
-    const name = templateID.replace(/:default$/, "");
+    let name = templateID.replace(/:default$/, "");
+    if (name === E2B_CODE_INTERPRETER && !this.deps.templates.exists(name)) name = "code-interpreter";
     if (/^[a-z0-9][a-z0-9._-]{0,62}(:[1-9][0-9]{0,8})?$/.test(name) && this.deps.templates.exists(name)) return name;
     const known = [...new Set(this.deps.templates.list().map((t) => `'${t.name}'`))].join(", ");
     throw new E2bHttpError(404, `template '${templateID}' not found: Stasis has ${known || "no templates"} (build one with \`stasis template build\`)`);

@@ -1,5 +1,6 @@
 import { DomainStore } from "../store/domain-store.js";
 import { PreviewService } from "../services/preview-service.js";
+import { CodeService } from "../services/code/code-service.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
@@ -176,6 +177,7 @@ beforeAll(async () => {
     services: {
       sandboxes,
       exec: fuzzExec,
+      code: new CodeService(sandboxes),
       preview: new PreviewService(sandboxes, fuzzExec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(daemon.database)),
       files: new FileService(sandboxes, 1024 * 1024),
       templates,

@@ -169,6 +169,9 @@ export class PreviewProxy {
     upstream.once("socket", (socket: Socket) => target.track(socket, { idle: false }));
     upstream.once("response", (answer) => {
       res.writeHead(answer.statusCode ?? 502, rawWithoutHopByHop(answer.rawHeaders));
+      // Headers go out now, not with the first body byte: a client timing a long, quiet stream (a code
+      // run, server-sent events) from the reply's head must see it when the sandbox sent it.
+      res.flushHeaders();
       answer.pipe(res);
       answer.once("error", () => res.destroy());
     });

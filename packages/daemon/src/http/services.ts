@@ -1,6 +1,7 @@
 import type { E2bStore } from "../e2b/e2b-store.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { SecretStore } from "../secrets/secret-store.js";
+import type { CodeService } from "../services/code/code-service.js";
 import type { ExecService } from "../services/exec-service.js";
 import type { FileService } from "../services/file-service.js";
 import type { PreviewService } from "../services/preview-service.js";
@@ -22,6 +23,8 @@ export interface Services {
   preview: PreviewService;
   /** Secrets for the egress proxy: names and hosts out, values only in. */
   secrets: SecretStore;
+  /** The code interpreter inside sandboxes of the code-interpreter template: runs and contexts. */
+  code: CodeService;
   metrics: Metrics;
   version: string;
   defaultRuntime: "gvisor" | "crun";

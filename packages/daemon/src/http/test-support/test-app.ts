@@ -13,6 +13,7 @@ import { createTemplateService } from "../../services/template-service.js";
 import { SandboxFilesystem } from "../../disks/sandbox-filesystem.js";
 import { SecretsKey } from "../../secrets/secret-crypto.js";
 import { PreviewService } from "../../services/preview-service.js";
+import { CodeService } from "../../services/code/code-service.js";
 import { SecretStore } from "../../secrets/secret-store.js";
 import { Database } from "../../store/database.js";
 import { SandboxStore } from "../../store/sandbox-store.js";
@@ -35,6 +36,7 @@ export function testApp(options: { log?: Logger; app?: Partial<AppOptions> } = {
   const services = {
     sandboxes,
     exec,
+    code: new CodeService(sandboxes),
     preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)),
     files: new FileService(sandboxes, 1024),
     templates,

@@ -38,6 +38,16 @@ export async function execToExit(agent: AgentClient, args: { cmd: string[]; env:
 }
 
 /**
+ * Runs the template's readiness check once, whatever it answers (bounded): a sandbox restored from a
+ * snapshot gets its memory back lazily, so the first request to its server pays the page-ins; a warm-pool
+ * member does this before it is frozen, so that its claimant's first request does not.
+ */
+export async function pageIn(record: SandboxRecord, agent: AgentClient, template: ResolvedTemplate): Promise<void> {
+  if (!template.ready) return;
+  await execToExit(agent, { cmd: ["/bin/sh", "-c", template.ready], env: record.env, user: template.user ?? "root", ...(template.workdir ? { cwd: template.workdir } : {}) }, 10_000);
+}
+
+/**
  * Starts the template's start command in the background and waits for its readiness check to pass
  * (or, without one, for the command to stay up a moment). Fails with what the command said if it dies.
  */

@@ -119,6 +119,23 @@ describe("warm pools and shutdown", () => {
     expect(d.store.pooled()[0]!.id).not.toBe(sbx.id);
   });
 
+  it("a member restored from a snapshot runs the template's readiness check once before it is frozen", async () => {
+    // The check pages the restored server back in (the code interpreter's first run after a claim).
+    env.templates.define("snap", { start: "incr && sleep infinity", ready: "incr" });
+    const d = await env.startDaemon({ config: { warmPools: { "snap:1": 1 } } });
+    const taking = d.service.snapshotTemplate("snap:1", new AbortController().signal);
+    let taken = false;
+    void taking.then(() => (taken = true));
+    await waitFor(() => expect(taken).toBe(true));
+    env.templates.define("snap", { start: "incr && sleep infinity", ready: "incr", snapshot: true });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await waitFor(() => expect(d.service.warmPools()[0]).toMatchObject({ ready: 1 }));
+    const [member] = d.store.pooled();
+    expect(member).toMatchObject({ createdVia: "snapshot", state: "paused" });
+    // 1 from the start command and 2 from the readiness check, in the snapshot; 3 from the member's own check.
+    expect(env.host.agent(member!.id).counter).toBe(3);
+  });
+
   it("a graceful shutdown hibernates every checkpointable sandbox and discards pool members", async () => {
     const d = await env.startDaemon({ config: { warmPools: { base: 1 } } });
     await vi.advanceTimersByTimeAsync(1_000);

@@ -2,7 +2,7 @@ import { newPreviewToken } from "./network-files.js";
 import { CreateSandboxRequestSchema, type CreateSandboxParams, type Sandbox } from "@stasis/protocol";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
 import type { ResolvedTemplate } from "../../templates/template-store.js";
-import { warmUp } from "./agent-tasks.js";
+import { pageIn, warmUp } from "./agent-tasks.js";
 import type { Booter } from "./boot.js";
 import { hasMemoryFor, hasShape, isLiveMember, toSandbox, type SandboxShape } from "./records.js";
 import type { SandboxCore } from "./sandbox-core.js";
@@ -191,6 +191,7 @@ export class WarmPools {
       const live = this.core.live.get(record.id);
       if (!live) throw new Error("the member's agent went away");
       await warmUp(live.agent);
+      if (record.createdVia === "snapshot") await pageIn(record, live.agent, shape.template);
       // Frozen until claimed: no CPU while it waits, memory and the agent's spare shell kept.
       await this.core.exclusive(record.id, () => this.standby.freeze(record.id, "requested"));
       log.info("warm-pool member ready");

@@ -1,0 +1,105 @@
+import type { CodeContext, CodeContextList, CodeEvent, CreateCodeContextRequest, RunCodeRequest } from "@stasis/protocol";
+import { CodeContextSchema, CreateCodeContextRequestSchema } from "@stasis/protocol";
+import type { Socket } from "node:net";
+import { ApiError } from "../../errors/api-error.js";
+import { InboundConnections } from "../lifecycle/inbound-connections.js";
+import type { SandboxService } from "../sandbox-service.js";
+import { WireContextListSchema } from "./code-wire.js";
+import { interpreterRequest, readBounded, replyError } from "./interpreter-client.js";
+import { readRun } from "./run-stream.js";
+
+/**
+ * Stasis's code interpreter API, served by the server inside the sandbox (the code-interpreter template):
+ * the daemon wakes the sandbox, holds it awake for the call, speaks the server's wire protocol on the
+ * sandbox's address and turns its untrusted replies into validated Stasis events.
+ */
+export class CodeService {
+  constructor(
+    private readonly sandboxes: SandboxService,
+    /** Where the connections into sandboxes are registered, to be ended before a checkpoint. */
+    private readonly inbound: InboundConnections = new InboundConnections(),
+  ) {}
+
+  /** Wakes the sandbox (under its lock, shared with other requests) and keeps it awake until release. */
+  private async open(id: string): Promise<{ address: string; release: () => void; track: (socket: Socket) => void }> {
+    this.sandboxes.get(id);
+    const release = this.sandboxes.hold(id);
+    try {
+      await this.sandboxes.acquire(id);
+      const address = this.sandboxes.networkOf(id).address;
+      if (!address) throw new ApiError("network_unavailable", `sandbox ${id} has no network, so no code interpreter can be reached`);
+      return { address, release, track: (socket) => this.inbound.track(id, socket) };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  async *run(id: string, req: RunCodeRequest, signal: AbortSignal): AsyncGenerator<CodeEvent> {
+    const { address, release, track } = await this.open(id);
+    try {
+      // The interpreter started in the template's snapshot, before this sandbox had its env: the sandbox's
+      // variables (secrets' placeholders included) come with every run, the run's own over them.
+      const env = { ...this.sandboxes.get(id).env, ...req.env };
+      const body = {
+        code: req.code,
+        ...(req.contextId ? { context_id: req.contextId } : { language: req.language ?? "python" }),
+        ...(Object.keys(env).length > 0 ? { env_vars: env } : {}),
+        ...(req.timeoutMs ? { timeout_ms: req.timeoutMs } : {}),
+      };
+      const reply = await interpreterRequest(address, "POST", "/execute", body, signal, track);
+      if (reply.status !== 200) throw await replyError(reply);
+      try {
+        yield* readRun(reply.body);
+      } finally {
+        reply.body.destroy();
+      }
+    } finally {
+      release();
+    }
+  }
+
+  async listContexts(id: string): Promise<CodeContextList> {
+    const value = await this.call(id, "GET", "/contexts");
+    const parsed = WireContextListSchema.safeParse(value);
+    if (!parsed.success) throw new ApiError("code_interpreter_failed", "the code interpreter sent a malformed list of contexts");
+    return { contexts: parsed.data };
+  }
+
+  async createContext(id: string, request: CreateCodeContextRequest): Promise<CodeContext> {
+    const req = CreateCodeContextRequestSchema.parse(request);
+    const parsed = CodeContextSchema.safeParse(await this.call(id, "POST", "/contexts", { language: req.language, ...(req.cwd ? { cwd: req.cwd } : {}) }));
+    if (!parsed.success) throw new ApiError("code_interpreter_failed", "the code interpreter sent a malformed context");
+    return parsed.data;
+  }
+
+  async deleteContext(id: string, contextId: string): Promise<void> {
+    await this.call(id, "DELETE", `/contexts/${contextId}`);
+  }
+
+  async restartContext(id: string, contextId: string): Promise<void> {
+    await this.call(id, "POST", `/contexts/${contextId}/restart`, {});
+  }
+
+  async interruptContext(id: string, contextId: string): Promise<void> {
+    await this.call(id, "POST", `/contexts/${contextId}/interrupt`, {});
+  }
+
+  /** A plain call: JSON (or nothing) back. contextId reaches here only validated as a UUID. */
+  private async call(id: string, method: string, path: string, body?: unknown): Promise<unknown> {
+    const { address, release, track } = await this.open(id);
+    try {
+      const reply = await interpreterRequest(address, method, path, body, undefined, track);
+      if (reply.status < 200 || reply.status > 299) throw await replyError(reply);
+      const text = await readBounded(reply.body);
+      if (!text) return null;
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        throw new ApiError("code_interpreter_failed", "the code interpreter sent a reply that is not JSON");
+      }
+    } finally {
+      release();
+    }
+  }
+}
