@@ -1,11 +1,12 @@
-import { crashPoint } from "../runtime/crash-point.js";
 import { readFileSync, writeFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
-import type { NetworkPolicy, ResolvedNetworkPolicy } from "@stasis/protocol";
+import { parseIpv4, type NetworkPolicy, type ResolvedNetworkPolicy } from "@stasis/protocol";
+import { crashPoint } from "../runtime/crash-point.js";
 import type { NetworkConfig } from "../config/network-config.js";
 import { runCommand } from "../runtime/run-command.js";
 import type { SandboxNetworkRecord } from "../store/sandbox-store.js";
-import { AddressRange } from "./addresses.js";
+import { AddressRange, formatIpv4 } from "./addresses.js";
 import { applyNft, fullRuleset, removeSandboxRules, sandboxRules, tableExists, type FirewallSandbox, type FirewallSetup } from "./firewall.js";
 import { allowThroughHostFirewall, uplinks } from "./host-firewall.js";
 import { createSandboxNetns, interfaceCounters, NetnsNames, removeSandboxNetns } from "./sandbox-netns.js";
@@ -119,10 +120,27 @@ export class SandboxNetworks {
   /** Gives the record an address if it has none (persist the returned record). */
   assignAddress(network: SandboxNetworkRecord): SandboxNetworkRecord {
     if (network.address) return network;
-    const address = this.range.allocate(this.taken);
+    const address = this.range.allocate(this.unusable());
     if (!address) throw new Error(`every address of ${this.range.cidr} is taken (${this.range.capacity} sandboxes); configure a larger STASIS_NETWORK_RANGE`);
     this.taken.add(address);
     return { ...network, address };
+  }
+
+  /**
+   * Addresses not to hand out: those our records hold, and those whose link another daemon on this host
+   * uses (its gateway address is on one of the host's interfaces): two daemons given overlapping ranges
+   * would otherwise give their sandboxes the same address, and the host's routes would reach only one.
+   */
+  private unusable(): Set<string> {
+    const out = new Set(this.taken);
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) {
+        if (a.family !== "IPv4") continue;
+        const n = parseIpv4(a.address);
+        if (n !== null) out.add(formatIpv4(n + 1));
+      }
+    }
+    return out;
   }
 
   /**
