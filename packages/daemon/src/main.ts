@@ -29,6 +29,9 @@ import { removeStaleBuildNetworks } from "./templates/build-network.js";
 import { DAEMON_VERSION } from "./version.js";
 import { PreviewProxy } from "./http/preview-proxy.js";
 import { PreviewService } from "./services/preview-service.js";
+import { PtyService } from "./services/pty-service.js";
+import { WatchService } from "./services/watch-service.js";
+import { PtySocket } from "./http/pty-socket.js";
 import { startEgress } from "./start-egress.js";
 
 export interface RunningDaemon {
@@ -64,6 +67,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   metrics.networkBytesSource = () => sandboxes.networkTotals();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
+  const pty = new PtyService(sandboxes, exec);
+  const watch = new WatchService(sandboxes);
   const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });
   let listeningPort = config.port;
   const preview = new PreviewService(
@@ -80,13 +85,14 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     metricsAuth: config.metricsAuth,
     log,
     metrics,
-    services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    services: { sandboxes, exec, files, pty, watch, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 
   // One listener: a request for a sandbox's port (by host name or E2B's headers) goes to the preview proxy
   // and never reaches the API; everything else is the API's.
   const api = getRequestListener(app.fetch);
+  const ptySocket = new PtySocket(config.apiKey, pty, log.child({ component: "pty" }));
   const server: Server = createServer((req, res) => {
     const route = previewProxy.route(req);
     if (route) void previewProxy.handle(req, res, route);
@@ -94,7 +100,9 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const route = previewProxy.route(req);
-    if (route) void previewProxy.upgrade(req, socket, head, route);
+    if (route) return void previewProxy.upgrade(req, socket, head, route);
+    const terminal = ptySocket.route(req);
+    if (terminal) void ptySocket.upgrade(req, socket, head, terminal);
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {

@@ -3,6 +3,7 @@ import { Commands } from "./commands.js";
 import { splitConnection, type ConnectionOptions } from "./connection.js";
 import { Files } from "./files.js";
 import { HttpClient } from "./http.js";
+import { Pty } from "./pty.js";
 
 export type { SandboxInfo };
 
@@ -25,6 +26,7 @@ export interface SandboxPage {
 export class Sandbox {
   readonly commands: Commands;
   readonly files: Files;
+  readonly pty: Pty;
 
   private constructor(
     private readonly http: HttpClient,
@@ -32,6 +34,7 @@ export class Sandbox {
   ) {
     this.commands = new Commands(http, latest.id);
     this.files = new Files(http, latest.id);
+    this.pty = new Pty(http, latest.id);
   }
 
   get id(): string {

@@ -118,6 +118,21 @@ export class AgentClient extends AgentConnection {
     await this.call("write_abort", { handle });
   }
 
+  /** Sets a terminal's size (protocol 3). */
+  async resize(pid: number, cols: number, rows: number): Promise<void> {
+    await this.call("resize", { pid, cols, rows });
+  }
+
+  /** Starts a watch (protocol 3); its changes come as `fs` events to `onWatch(wid)`. */
+  async watch(path: string, recursive: boolean): Promise<number> {
+    return (await this.call("watch", { path, recursive })).result.wid;
+  }
+
+  /** Ends a watch, or every watch (`null`: what a previous daemon left running). */
+  async unwatch(wid: number | null): Promise<void> {
+    await this.call("unwatch", wid === null ? { all: true } : { wid });
+  }
+
   ping(): Promise<PingResult> {
     return this.result("ping", {});
   }

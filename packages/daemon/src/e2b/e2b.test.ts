@@ -1,4 +1,6 @@
 import { DomainStore } from "../store/domain-store.js";
+import { PtyService } from "../services/pty-service.js";
+import { WatchService } from "../services/watch-service.js";
 import { PreviewService } from "../services/preview-service.js";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -45,7 +47,7 @@ const app = createApp({
   apiKey: API_KEY,
   log,
   metrics,
-  services: { sandboxes, exec, preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, version: "test", defaultRuntime: "gvisor" },
+  services: { pty: new PtyService(sandboxes, exec), watch: new WatchService(sandboxes), sandboxes, exec, preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, version: "test", defaultRuntime: "gvisor" },
   e2b: { auth, metricsHistory: history },
 });
 afterAll(() => {

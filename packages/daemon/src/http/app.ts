@@ -15,6 +15,7 @@ import { e2bKeyHandlers } from "./routes/e2b-key-routes.js";
 import { fileHandlers } from "./routes/file-routes.js";
 import { sandboxHandlers } from "./routes/sandbox-routes.js";
 import { previewHandlers } from "./routes/preview-routes.js";
+import { ptyHandlers } from "./routes/pty-routes.js";
 import { secretHandlers } from "./routes/secret-routes.js";
 import { systemHandlers } from "./routes/system-routes.js";
 import { templateHandlers } from "./routes/template-routes.js";
@@ -37,7 +38,7 @@ export interface AppOptions {
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
 export function createApp(options: AppOptions): Hono<AppEnv> {
   const { apiKey, log, metrics, services } = options;
-  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers, ...secretHandlers, ...previewHandlers };
+  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers, ...secretHandlers, ...previewHandlers, ...ptyHandlers };
   const expected = Buffer.from(`Bearer ${apiKey}`);
   const app = new Hono<AppEnv>();
 
