@@ -226,6 +226,7 @@ type psEntry struct {
 	Running     bool     `json:"running"`
 	ExitCode    *int     `json:"exitCode"`
 	Signal      *string  `json:"signal"`
+	Pty         bool     `json:"pty,omitempty"` // started on a terminal (protocol 3)
 }
 
 func (p *process) info() psEntry {
@@ -233,7 +234,7 @@ func (p *process) info() psEntry {
 	defer p.mu.Unlock()
 	e := psEntry{
 		Pid: p.pid, Cmd: p.cmd, Tag: p.tag, Cwd: p.cwd, User: p.user,
-		StartedAtMs: p.started.UnixMilli(), Running: p.running,
+		StartedAtMs: p.started.UnixMilli(), Running: p.running, Pty: p.pty != nil,
 	}
 	if !p.running {
 		code := p.exitCode

@@ -69,6 +69,8 @@ export const PsEntrySchema = z.object({
   running: z.boolean(),
   exitCode: int.nullable(),
   signal: z.string().nullable(),
+  /** Started on a terminal (protocol 3). */
+  pty: z.boolean().optional(),
 });
 /** `truncated`: the agent cut the list or a command line to keep the reply within a line (absent from older agents). */
 export const PsResultSchema = z.object({ processes: z.array(PsEntrySchema), truncated: z.boolean().optional() });

@@ -230,9 +230,9 @@ describe("E2B sandbox traffic (envd)", () => {
     expect(bytes[0]).toBe(0x02);
     expect(JSON.parse(bytes.subarray(5).toString())).toMatchObject({ error: { code: "unimplemented", message: expect.stringMatching(/JSON only/) } });
 
-    const pty = await envd(running, "/process.Process/Update", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
-    expect(pty.status).toBe(501);
-    expect(await pty.json()).toMatchObject({ code: "unimplemented", message: expect.stringMatching(/PTY/) });
+    const streamInput = await envd(running, "/process.Process/StreamInput", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(streamInput.status).toBe(501);
+    expect(await streamInput.json()).toMatchObject({ code: "unimplemented", message: expect.stringMatching(/streaming stdin/) });
 
     const bad = await envd(running, "/filesystem.Filesystem/Stat", { method: "POST", headers: { "content-type": "application/json" }, body: '{"path":""}' });
     expect(bad.status).toBe(400);

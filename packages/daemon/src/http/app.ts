@@ -56,9 +56,9 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   });
 
   if (options.e2b) {
-    const { sandboxes, exec, files, templates, e2bKeys } = services;
+    const { sandboxes, exec, files, pty, watch, templates, e2bKeys } = services;
     const history = options.e2b.metricsHistory ?? new E2bMetricsHistory(sandboxes);
-    mountE2b(app, { sandboxes, exec, files, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics, preview: services.preview });
+    mountE2b(app, { sandboxes, exec, files, pty, watch, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics, preview: services.preview });
   }
 
   for (const [id, spec] of Object.entries(routes) as [RouteId, RouteSpec][]) {

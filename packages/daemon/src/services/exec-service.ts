@@ -127,6 +127,12 @@ export class ExecService {
     return found;
   }
 
+  /** Whether the process runs on a terminal (its output is the terminal's, not stdout). */
+  async isTerminal(id: string, pid: number): Promise<boolean> {
+    const live = await this.sandboxes.acquire(id);
+    return (await live.agent.ps()).processes.some((p) => p.pid === pid && p.pty === true);
+  }
+
   async writeStdin(id: string, pid: number, data: string | Buffer, eof: boolean): Promise<void> {
     const live = await this.sandboxes.acquire(id);
     await live.agent.stdin(pid, typeof data === "string" ? Buffer.from(data, "utf8") : data, eof);
