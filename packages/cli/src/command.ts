@@ -41,6 +41,7 @@ export type Command =
   | { kind: "sandbox.standby"; id: string; policy: StandbyPolicy }
   | { kind: "sandbox.timeout"; id: string; timeoutMs: number }
   | { kind: "exec"; id: string; cmd: string | string[]; cwd?: string; user?: string; env: Record<string, string>; timeoutMs?: number; stdin: boolean }
+  | { kind: "shell"; id: string; pid?: number; cwd?: string; user?: string }
   | { kind: "files.put"; id: string; local: string; remote: string; mode?: string }
   | { kind: "files.get"; id: string; remote: string; local: string }
   | { kind: "files.ls"; id: string; path: string; depth: number }

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "./command.js";
 import * as e2b from "./commands/e2b.js";
 import * as execCommands from "./commands/exec.js";
+import * as shellCommand from "./commands/shell.js";
 import * as files from "./commands/files.js";
 import * as local from "./commands/local.js";
 import * as processes from "./commands/processes.js";
@@ -73,6 +74,8 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return sandboxes.setTimeout(command, ctx);
     case "exec":
       return execCommands.exec(command, ctx);
+    case "shell":
+      return shellCommand.shell(command, ctx);
     case "files.put":
       return files.put(command, ctx);
     case "files.get":

@@ -33,6 +33,7 @@ export const CreatedPtySchema = z.object({ pid: z.number().int() }).meta({ id: "
 export const PtyConnectQuerySchema = z
   .object({
     pid: z.coerce.number().int().min(1).max(2 ** 31).optional(),
+    replay: z.enum(["true", "false"]).default("true").transform((v) => v === "true").meta({ description: "With pid: send the terminal's recent output first." }),
     cols: dim.default(80),
     rows: dim.default(24),
     cmd: z.string().min(1).max(128 * 1024).optional().meta({ description: "A shell command line to run instead of the login shell." }),

@@ -8,7 +8,7 @@ export { Domains } from "./domains.js";
 export { Templates, type BuildTemplateOptions, type ImportTemplateOptions, type TemplateResourceOptions, type TemplateStreamOptions } from "./templates.js";
 export { MAX_CONTEXT_BYTES } from "./build-context.js";
 export { Files, type WriteData, type WriteOptions, type TransferOptions } from "./files.js";
-export { Pty, PtyHandle, type PtyCreateOptions, type PtyExit, type PtyOutput } from "./pty.js";
+export { Pty, PtyHandle, type PtyConnectOptions, type PtyCreateOptions, type PtyExit, type PtyOutput } from "./pty.js";
 export { FileWatch, type WatchChange, type WatchOptions } from "./watch.js";
 export type { OutputCallbacks, ProcessResult } from "./results.js";
 export { resolveConnection, DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS, type ConnectionOptions, type ResolvedConnection } from "./connection.js";

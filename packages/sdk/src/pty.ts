@@ -7,6 +7,10 @@ export interface PtyOutput {
   /** The terminal's bytes as they arrive (a re-attach first gets recent output again). */
   onData?: (data: Uint8Array) => void;
 }
+export interface PtyConnectOptions extends PtyOutput {
+  /** Send the terminal's recent output first (default true). */
+  replay?: boolean;
+}
 export type PtyCreateOptions = Omit<CreatePtyRequest, "cmd"> & PtyOutput & { cmd?: string | string[] };
 export interface PtyExit {
   exitCode: number;
@@ -31,9 +35,9 @@ export class Pty {
   }
 
   /** Attaches to a running terminal; its recent output is replayed first. */
-  connect(pid: number, output: PtyOutput = {}): Promise<PtyHandle> {
+  connect(pid: number, output: PtyConnectOptions = {}): Promise<PtyHandle> {
     const { apiUrl, apiKey } = this.http.connection;
-    const url = `${apiUrl.replace(/^http/, "ws")}/v1/sandboxes/${encodeURIComponent(this.sandboxId)}/pty?pid=${pid}`;
+    const url = `${apiUrl.replace(/^http/, "ws")}/v1/sandboxes/${encodeURIComponent(this.sandboxId)}/pty?pid=${pid}&replay=${output.replay ?? true}`;
     return PtyHandle.open(url, apiKey, pid, output, this);
   }
 

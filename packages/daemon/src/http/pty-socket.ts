@@ -56,7 +56,7 @@ export class PtySocket {
       await this.pty.check(id);
       reattach = q.pid !== undefined;
       pid = q.pid ?? (await this.pty.start(id, { cols: q.cols, rows: q.rows, env: {}, ...(q.cmd ? { cmd: q.cmd } : {}), ...(q.cwd ? { cwd: q.cwd } : {}), ...(q.user ? { user: q.user } : {}) })).pid;
-      events = this.pty.attach(id, pid, true, abort.signal);
+      events = this.pty.attach(id, pid, !reattach || q.replay, abort.signal);
       // The first event (start) comes after the process was found: a wrong pid is a 404 here.
       await events.next();
     } catch (err) {
