@@ -104,13 +104,21 @@ describe.each(["gvisor", "crun"] as const)("terminals and watches on %s", (runti
       const term = await sandbox.pty.create({ onData: screen.onData, cmd: ["/bin/sh", "-i"], env: { PS1: "$ " } });
       await type(term, screen, "x=kept-in-memory; echo set", /^set\r?$/m);
       const ended = term.wait().catch((err: unknown) => err);
+      const watch = await sandbox.files.watch("/tmp");
+      const watchEnded = collect(watch, () => false).catch((err: unknown) => err);
       await sandbox.hibernate();
       expect(await ended).toBeInstanceOf(SandboxNotRunningError);
+      expect(await watchEnded).toMatchObject({ code: "sandbox_not_running" });
       const back = new Screen();
       const term2 = await sandbox.pty.connect(term.pid, { onData: back.onData });
       expect(await type(term2, back, "echo $x", /^kept-in-memory\r?$/m)).toBeTruthy();
       await term2.kill();
       expect((await term2.wait()).signal).toBe("SIGKILL");
+      // Watching works after the wake (the restored agent's orphaned watch was cleared).
+      const after = await sandbox.files.watch("/tmp");
+      await sandbox.files.write("/tmp/after-wake", "x");
+      expect(has(await collect(after, (s) => has(s, "create", "after-wake")), "create", "after-wake")).toBe(true);
+      after.stop();
     },
     TEST_TIMEOUT,
   );

@@ -1,5 +1,5 @@
 import { routes, type WatchEvent } from "@stasis/protocol";
-import { protocolError } from "./errors.js";
+import { errorFromBody, protocolError } from "./errors.js";
 import type { HttpClient } from "./http.js";
 import { readNdjson } from "./ndjson.js";
 
@@ -10,7 +10,7 @@ export interface WatchOptions {
 }
 
 /** A change (create, write, remove, rename, chmod), `dropped` (changes lost to a slow reader) or `end`. */
-export type WatchChange = Exclude<WatchEvent, { type: "start" }>;
+export type WatchChange = Exclude<WatchEvent, { type: "start" | "error" }>;
 
 /**
  * A running watch: iterate it for changes; `stop()` (or leaving the loop) ends it. Resolved by
@@ -24,7 +24,11 @@ export class FileWatch implements AsyncIterable<WatchChange> {
 
   async *[Symbol.asyncIterator](): AsyncGenerator<WatchChange> {
     try {
-      for await (const e of this.events) if (e.type !== "start") yield e;
+      for await (const e of this.events) {
+        // In-band failure (the sandbox hibernated or died): thrown as its typed error.
+        if (e.type === "error") throw errorFromBody(e.error);
+        if (e.type !== "start") yield e;
+      }
     } catch (err) {
       // stop() aborts the body: that is an end, not an error.
       if (!this.abort.signal.aborted) throw err;

@@ -37,3 +37,28 @@ describe("AgentClient file watches", () => {
     expect(client.closed).toBe(false);
   });
 });
+
+describe("AgentClient.clearWatches", () => {
+  it("ends what a previous channel left, before any watch of its own (and not on agents without watches)", async () => {
+    const { client, peer } = connectTestPeer();
+    peer.hello(3);
+    await tick();
+    client.clearWatches();
+    const started = client.watch("/w", false);
+    const first = await peer.next();
+    expect(first.msg).toMatchObject({ op: "unwatch", all: true });
+    await tick();
+    peer.ok(first);
+    const second = await peer.next();
+    expect(second.msg).toMatchObject({ op: "watch", path: "/w" });
+    peer.ok(second, { wid: 1 });
+    expect(await started).toBe(1);
+
+    const old = connectTestPeer();
+    old.peer.hello(2);
+    await tick();
+    old.client.clearWatches();
+    void old.client.ping();
+    expect((await old.peer.next()).msg).toMatchObject({ op: "ping" });
+  });
+});

@@ -15,13 +15,27 @@ export const MAX_QUEUED_CHANGES = 10_000;
 export class WatchService {
   constructor(private readonly sandboxes: SandboxService) {}
 
+  private hibernating(id: string): boolean {
+    try {
+      const state = this.sandboxes.get(id).state;
+      return state === "hibernating" || state === "hibernated";
+    } catch {
+      return false;
+    }
+  }
+
   async *watch(id: string, path: string, recursive: boolean, signal?: AbortSignal): AsyncGenerator<WatchEvent> {
     const live = await this.sandboxes.acquire(id);
     requireAgentProtocol(live, PTY_WATCH_PROTOCOL, "file watches");
     const queue = new ChangeQueue(path);
     const wid = await live.agent.watch(path, recursive);
     const off = live.agent.onWatch(wid, (e) => queue.push(e));
-    const onClosed = (reason: string) => queue.fail(new ApiError(/hibernated/.test(reason) ? "sandbox_not_running" : "sandbox_failed", `the watch ended: ${reason}`));
+    const onClosed = (reason: string) =>
+      queue.fail(
+        this.hibernating(id)
+          ? new ApiError("sandbox_not_running", "the sandbox hibernated under the watch; watch again once it is awake (changes meanwhile are not reported)")
+          : new ApiError("sandbox_failed", `the watch ended: ${reason}`),
+      );
     const onAbort = () => queue.fail(new ApiError("invalid_request", "stream aborted by the client"));
     live.agent.once("closed", onClosed);
     signal?.addEventListener("abort", onAbort);
