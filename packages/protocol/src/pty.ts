@@ -8,7 +8,8 @@ import { ErrorBodySchema } from "./errors.js";
  * `GET /v1/sandboxes/{id}/pty` (a new terminal, `cols`/`rows` in the query) or `?pid=N` (re-attach: recent
  * output is replayed first). Binary frames are the terminal's bytes both ways; text frames are the JSON
  * control messages below. Auth: the API key as `Authorization: Bearer`, or, where a client cannot set
- * headers (browsers), as the subprotocol `stasis.key.<key>` or the query parameter `access_token`.
+ * headers (browsers), as the subprotocol `stasis.key.<key>` (offered beside `stasis.pty`, which the daemon
+selects) or the query parameter `access_token`.
  */
 
 const dim = z.coerce.number().int().min(1).max(4096);

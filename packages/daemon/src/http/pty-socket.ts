@@ -27,8 +27,9 @@ export class PtySocket {
   private readonly wss = new WebSocketServer({
     noServer: true,
     maxPayload: 1024 * 1024,
-    // A key sent as a subprotocol is not echoed back: the client offered it for auth only.
-    handleProtocols: (protocols) => [...protocols].find((p) => !p.startsWith(KEY_PROTOCOL)) ?? false,
+    // A client that offers a subprotocol must get one back (browsers and ws fail the handshake
+    // otherwise): `stasis.pty` when offered beside the key, else the key's own, which it sent anyway.
+    handleProtocols: (protocols) => [...protocols].find((p) => !p.startsWith(KEY_PROTOCOL)) ?? [...protocols][0] ?? false,
   });
 
   constructor(
@@ -51,8 +52,9 @@ export class PtySocket {
     let reattach = false;
     try {
       const url = new URL(req.url ?? "/", "http://x");
+      // The key first: nobody learns more than 401 without it.
+      this.authorize(req, url.searchParams.get("access_token") ?? undefined);
       const q = parseWith(PtyConnectQuerySchema, Object.fromEntries(url.searchParams), "query");
-      this.authorize(req, q.access_token);
       await this.pty.check(id);
       reattach = q.pid !== undefined;
       pid = q.pid ?? (await this.pty.start(id, { cols: q.cols, rows: q.rows, env: {}, ...(q.cmd ? { cmd: q.cmd } : {}), ...(q.cwd ? { cwd: q.cwd } : {}), ...(q.user ? { user: q.user } : {}) })).pid;
