@@ -7,8 +7,10 @@ import { CLI, startTestDaemon, type TestDaemon } from "./harness.js";
 
 const TEST_TIMEOUT = 120_000;
 
+/** A tmux server of this test's own (other tests and people may run tmux on this host). */
+const SOCKET = `stasis-test-${process.pid}`;
 function tmux(...args: string[]): string {
-  return execFileSync("tmux", args, { encoding: "utf8" });
+  return execFileSync("tmux", ["-L", SOCKET, ...args], { encoding: "utf8" });
 }
 
 describe("stasis shell in tmux", () => {
@@ -35,11 +37,13 @@ describe("stasis shell in tmux", () => {
   beforeAll(async () => {
     daemon = await startTestDaemon();
     sandbox = await Sandbox.create({ runtime: "gvisor", ...daemon.conn });
+    // Keeps the server up while the client's session is killed and another opened (no race with its exit).
+    tmux("new-session", "-d", "-s", "keeper", "sleep 600");
   }, TEST_TIMEOUT);
 
   afterAll(async () => {
     try {
-      tmux("kill-session", "-t", session);
+      tmux("kill-server");
     } catch {
       // already gone
     }
@@ -59,8 +63,12 @@ describe("stasis shell in tmux", () => {
       enter();
       await waitForPane(/^30 100\s*$/m);
       tmux("resize-window", "-t", session, "-x", "120", "-y", "40");
-      type("stty size");
-      enter();
+      // The new size reaches the sandbox after tmux's SIGWINCH reaches the CLI: ask until it shows.
+      for (let i = 0; i < 50 && !/^40 120\s*$/m.test(pane()); i++) {
+        type("stty size");
+        enter();
+        await new Promise((r) => setTimeout(r, 300));
+      }
       await waitForPane(/^40 120\s*$/m);
 
       // The client goes away; a new one re-attaches and sees the earlier output again.

@@ -102,6 +102,8 @@ describe.each(["gvisor", "crun"] as const)("terminals and watches on %s", (runti
     async () => {
       const screen = new Screen();
       const term = await sandbox.pty.create({ onData: screen.onData, cmd: ["/bin/sh", "-i"], env: { PS1: "$ " } });
+      // Typed before the first prompt, the line would be echoed ahead of it (and "set" follow a "$ ").
+      await screen.waitFor(/\$ $/);
       await type(term, screen, "x=kept-in-memory; echo set", /^set\r?$/m);
       const ended = term.wait().catch((err: unknown) => err);
       const watch = await sandbox.files.watch("/tmp");
