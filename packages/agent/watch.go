@@ -70,6 +70,10 @@ func (a *Agent) watch(c *call, req *request) (any, error) {
 	} else if !fi.IsDir() {
 		return nil, errorf(codeNotADirectory, "%s is not a directory", root)
 	}
+	// A symlink to a directory is followed at the top (below, links are entries, never followed).
+	if resolved, err := filepath.EvalSymlinks(root); err == nil {
+		root = resolved
+	}
 	t := &a.watches
 	t.mu.Lock()
 	if t.byID == nil {

@@ -101,6 +101,14 @@ func TestWatchErrorsAndDrops(t *testing.T) {
 	h.fails(map[string]any{"op": "watch", "path": filepath.Join(dir, "f")}, codeNotADirectory)
 	h.fails(map[string]any{"op": "watch", "path": "relative"}, codeInvalidArgument)
 
+	// A symlink to a directory is followed at the top only.
+	os.Mkdir(filepath.Join(dir, "real"), 0o755)
+	os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "link"))
+	var res struct{ Wid int }
+	h.ok(map[string]any{"op": "watch", "path": filepath.Join(dir, "link")}, &res)
+	os.WriteFile(filepath.Join(dir, "real", "f"), nil, 0o644)
+	h.expectChange(res.Wid, "f", "create")
+
 	// More changes than the queue holds while the channel is not read: the rest is counted as dropped.
 	w := &watch{id: 1, out: nil, dirs: map[int32]string{}}
 	w.changed.L = &w.mu
