@@ -81,3 +81,22 @@ func TestPtyReplayAfterReattach(t *testing.T) {
 	plain := h.exec(map[string]any{"cmd": []string{"true"}})
 	h.fails(map[string]any{"op": "resize", "pid": plain, "cols": 10, "rows": 10}, codeInvalidArgument)
 }
+
+// A terminal's output is held to the credit window like a pipe's: a flood
+// blocks the process, not the agent, until the daemon acks.
+func TestPtyCreditFlowControl(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const window = 65536
+	pid := h.exec(map[string]any{"cmd": []string{"sh", "-c", "stty raw -echo; exec yes"}, "pty": map[string]int{"cols": 80, "rows": 24},
+		"subscribe": true, "window": window})
+	got := h.outBytes(pid, 300*time.Millisecond)
+	if got < window || got > window+readChunk {
+		t.Fatalf("received %d bytes with a window of %d", got, window)
+	}
+	h.send(`{"op":"ack","pid":` + itoa(pid) + `,"bytes":100000}`)
+	if n := h.outBytes(pid, 300*time.Millisecond); n < 100000 || n > 100000+readChunk {
+		t.Fatalf("after acking 100000 bytes, received %d more", n)
+	}
+	h.ok(map[string]any{"op": "signal", "pid": pid, "signal": "SIGKILL"}, nil)
+}
