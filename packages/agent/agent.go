@@ -22,6 +22,7 @@ type Agent struct {
 	procs   *processTable
 	spares  *spareShells
 	writes  *writeHandles
+	watches watchTable
 	serial  serializer
 	started time.Time
 }
@@ -78,6 +79,9 @@ var ops = map[string]opSpec{
 	"detach":      {handle: (*Agent).detach, key: subKey},
 	"stdin":       {handle: (*Agent).writeStdin, key: stdinKey},
 	"signal":      {handle: (*Agent).signal},
+	"resize":      {handle: (*Agent).resize},
+	"watch":       {handle: (*Agent).watch},
+	"unwatch":     {handle: (*Agent).unwatch},
 	"ps":          {handle: (*Agent).ps},
 	"stat":        {handle: (*Agent).stat},
 	"list":        {handle: (*Agent).list},

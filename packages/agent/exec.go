@@ -31,6 +31,14 @@ func (a *Agent) exec(c *call, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.Pty != nil {
+		if err := req.Pty.validate(); err != nil {
+			return nil, err
+		}
+		if _, ok := req.Env["TERM"]; !ok {
+			req.Env = withVar(req.Env, "TERM", "xterm-256color")
+		}
+	}
 	env, err := buildEnv(req.Env, acct)
 	if err != nil {
 		return nil, err
@@ -54,6 +62,9 @@ func (a *Agent) exec(c *call, req *request) (any, error) {
 		return nil, errorf(codeExecFailed, "%v", err)
 	}
 
+	if req.Pty != nil {
+		return a.execPty(c, req, argv0, env, cwd, userSpec, acct, window)
+	}
 	if sp := a.spares.take(req, userSpec, env, cwd, acct); sp != nil && a.claim(c, req, sp, window) {
 		return nil, nil // replied by claim
 	}
@@ -72,6 +83,32 @@ func (a *Agent) exec(c *call, req *request) (any, error) {
 	}{p.pid}, nil)
 	p.run(a.procs.retire)
 	return nil, nil
+}
+
+// execPty starts a process on a new terminal (pty.go); its output and
+// credit work as a piped process's, on fd 1.
+func (a *Agent) execPty(c *call, req *request, argv0 string, env []string, cwd, userSpec string, acct *account, window int64) (any, error) {
+	p := newProcess(a.out)
+	p.cmd, p.tag, p.cwd, p.user = req.Cmd, req.Tag, cwd, userSpec
+	p.subscribed, p.credit = req.Subscribe, window
+	if err := spawnPty(p, argv0, env, credentialFor(acct), *req.Pty); err != nil {
+		return nil, errorf(codeExecFailed, "%s: %v", req.Cmd[0], err)
+	}
+	a.procs.add(p)
+	c.finish(struct {
+		Pid int `json:"pid"`
+	}{p.pid}, nil)
+	p.run(a.procs.retire)
+	return nil, nil
+}
+
+func withVar(vars map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(vars)+1)
+	for key, val := range vars {
+		out[key] = val
+	}
+	out[k] = v
+	return out
 }
 
 // spawn starts the process described by p in its own process group, with

@@ -42,6 +42,10 @@ type message struct {
 	Signal   *string         `json:"signal"`
 	Version  string          `json:"version"`
 	Protocol int             `json:"protocol"`
+	Wid      int             `json:"wid"`
+	Events   []fsChange      `json:"events"`
+	Dropped  int             `json:"dropped"`
+	End      string          `json:"end"`
 
 	framed  bool   // it came as a frame
 	payload []byte // the frame's payload
@@ -55,13 +59,14 @@ type harness struct {
 	mu      sync.Mutex
 	lastID  int64
 	pending map[int64]chan message
+	seen    map[int][]fsChange // watch changes read but not yet expected
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	h := &harness{t: t, in: inW, events: make(chan message, 10000), pending: make(map[int64]chan message)}
+	h := &harness{t: t, in: inW, events: make(chan message, 10000), pending: make(map[int64]chan message), seen: make(map[int][]fsChange)}
 	h.agent = NewAgent(outW)
 	go h.agent.Serve(inR)
 	go h.readLoop(outR)

@@ -26,8 +26,9 @@ type process struct {
 	cwd     string
 	user    string
 	started time.Time
-	stdin   *os.File    // write end of its stdin pipe; nil unless requested
-	pipes   [2]*os.File // read ends of its stdout and stderr
+	stdin   *os.File    // write end of its stdin pipe (or its terminal's master); nil unless requested
+	pipes   [2]*os.File // read ends of its stdout and stderr; a terminal's master and nil (pty.go)
+	pty     *os.File    // its terminal's master, when started with one
 	status  chan syscall.WaitStatus
 	out     *lineWriter
 
@@ -59,9 +60,11 @@ func newProcess(out *lineWriter) *process {
 // once the exit has been reported.
 func (p *process) run(onFinish func(*process)) {
 	var drained sync.WaitGroup
-	drained.Add(len(p.pipes))
 	for i, f := range p.pipes {
-		go p.pump(i+1, f, drained.Done)
+		if f != nil {
+			drained.Add(1)
+			go p.pump(i+1, f, drained.Done)
+		}
 	}
 	go p.wait(&drained, onFinish)
 }
@@ -135,7 +138,9 @@ func (p *process) wait(drained *sync.WaitGroup, onFinish func(*process)) {
 
 	deadline := time.Now().Add(drainTimeout)
 	for _, f := range p.pipes {
-		f.SetReadDeadline(deadline) // fails harmlessly if already at EOF and closed
+		if f != nil {
+			f.SetReadDeadline(deadline) // fails harmlessly if already at EOF and closed
+		}
 	}
 	drained.Wait()
 	if p.stdin != nil {
@@ -221,6 +226,7 @@ type psEntry struct {
 	Running     bool     `json:"running"`
 	ExitCode    *int     `json:"exitCode"`
 	Signal      *string  `json:"signal"`
+	Pty         bool     `json:"pty,omitempty"` // started on a terminal (protocol 3)
 }
 
 func (p *process) info() psEntry {
@@ -228,7 +234,7 @@ func (p *process) info() psEntry {
 	defer p.mu.Unlock()
 	e := psEntry{
 		Pid: p.pid, Cmd: p.cmd, Tag: p.tag, Cwd: p.cwd, User: p.user,
-		StartedAtMs: p.started.UnixMilli(), Running: p.running,
+		StartedAtMs: p.started.UnixMilli(), Running: p.running, Pty: p.pty != nil,
 	}
 	if !p.running {
 		code := p.exitCode

@@ -60,6 +60,9 @@ func (a *Agent) writeStdin(c *call, req *request) (any, error) {
 	if p.stdin == nil {
 		return nil, errorf(codeInvalidArgument, "process %d was started without stdin", p.pid)
 	}
+	if req.EOF && p.pty != nil {
+		return nil, errorf(codeInvalidArgument, "a terminal has no end of input: send Ctrl-D (0x04)")
+	}
 	if limit := req.dataLimit(); int64(len(req.Data)) > limit {
 		return nil, errorf(codeTooLarge, "data exceeds %d bytes", limit)
 	}

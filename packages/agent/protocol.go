@@ -6,9 +6,9 @@ import (
 )
 
 // Wire types of docs/agent-protocol.md (protocol version 2: version 1's JSON
-// lines, plus binary frames).
+// lines, plus binary frames; 3 adds terminals and file watches).
 
-const protocolVersion = 2
+const protocolVersion = 3
 
 const (
 	maxLineSize = 4 << 20 // longest accepted request line, excluding '\n'
@@ -83,6 +83,11 @@ type request struct {
 	Data      []byte            `json:"data"` // base64 on the wire
 	EOF       bool              `json:"eof"`
 	Signal    flexString        `json:"signal"`
+	Pty       *ptySize          `json:"pty"`
+	Cols      int               `json:"cols"`
+	Rows      int               `json:"rows"`
+	Wid       int               `json:"wid"`
+	All       bool              `json:"all"`
 
 	// Files.
 	Path      string  `json:"path"`

@@ -385,17 +385,6 @@ describe("the e2b SDK against Stasis", () => {
     );
 
     it(
-      "answers what Stasis does not support with a clear error",
-      async () => {
-        const pty = await rejection(sbx.pty.create({ cols: 80, rows: 24, onData: () => {} }));
-        expect(pty.message).toMatch(/stasis|not supported/i);
-        const watch = await rejection(sbx.files.watchDir("/home/user", () => {}));
-        expect(watch.message).toMatch(/stasis|not supported/i);
-      },
-      TEST_TIMEOUT,
-    );
-
-    it(
       "reports the sandbox's info and moves endAt with setTimeout",
       async () => {
         const info = await sbx.getInfo();

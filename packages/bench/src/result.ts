@@ -1,7 +1,7 @@
 import type { Stats } from "./stats.js";
 
 /** The parts of the benchmark; `--sections` picks a subset. */
-export const SECTIONS = ["create", "templates", "exec", "python", "code", "paused", "hibernation", "files", "network", "preview", "concurrency", "density"] as const;
+export const SECTIONS = ["create", "templates", "exec", "python", "code", "paused", "hibernation", "files", "pty", "network", "preview", "concurrency", "density"] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /** Parts of a section that `--sections section:part` runs alone (a section named bare runs all of its parts). */

@@ -15,6 +15,7 @@ import { concurrencyScenario } from "./scenarios/concurrency.js";
 import { createScenario } from "./scenarios/create.js";
 import { densityScenario } from "./scenarios/density.js";
 import { execScenario } from "./scenarios/exec.js";
+import { ptyScenario } from "./scenarios/pty.js";
 import { filesScenario } from "./scenarios/files.js";
 import { networkScenario } from "./scenarios/network.js";
 import { previewScenario } from "./scenarios/preview.js";
@@ -64,6 +65,7 @@ const SCENARIOS: Record<Section, (ctx: BenchContext) => Promise<void>> = {
   paused: pausedScenario,
   hibernation: hibernationScenario,
   files: filesScenario,
+  pty: ptyScenario,
   network: networkScenario,
   preview: previewScenario,
   concurrency: concurrencyScenario,

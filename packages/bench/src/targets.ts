@@ -32,6 +32,18 @@ export function evaluateTargets(input: { figures: Figure[]; concurrency: Concurr
       });
     }
   }
+  for (const runtime of ["gvisor", "crun"]) {
+    const key = get(`${runtime}.pty.keystroke`);
+    if (key) {
+      targets.push({
+        key: `pty-keystroke-5ms-${runtime}`,
+        what: `${runtime} terminal keystroke echo round trip (WebSocket → agent's pty → back)`,
+        target: "< 5 ms median",
+        measured: `${ms(key.stasis.stats.median)}${key.baseline ? ` (local pty ${ms(key.baseline.stats.median)})` : ""}`,
+        met: key.stasis.stats.median < 5,
+      });
+    }
+  }
   const paused = get("gvisor.paused.first-command");
   if (paused) targets.push({ key: "paused-5ms", what: "gVisor first command after resuming a paused sandbox", target: "< 5 ms median", measured: ms(paused.stasis.stats.median), met: paused.stasis.stats.median < 5 });
   for (const f of input.figures.filter((x) => /^gvisor\.hibernation\.\d+\.resume$/.test(x.id))) {

@@ -3,7 +3,7 @@
  * help need no @stasis/bench: that package is optional, loaded only when `stasis bench` runs.
  * bench-sections.test.ts checks these against the bench's own.
  */
-export const BENCH_SECTIONS = ["create", "templates", "exec", "python", "code", "paused", "hibernation", "files", "network", "preview", "concurrency", "density"] as const;
+export const BENCH_SECTIONS = ["create", "templates", "exec", "python", "code", "paused", "hibernation", "files", "pty", "network", "preview", "concurrency", "density"] as const;
 export type BenchSection = (typeof BENCH_SECTIONS)[number];
 
 /** Parts of a section that `--sections section:part` runs alone. */

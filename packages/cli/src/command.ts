@@ -42,6 +42,7 @@ export type Command =
   | { kind: "sandbox.timeout"; id: string; timeoutMs: number }
   | { kind: "exec"; id: string; cmd: string | string[]; cwd?: string; user?: string; env: Record<string, string>; timeoutMs?: number; stdin: boolean }
   | { kind: "run-code"; id: string; language?: CodeLanguage; context?: string; code?: string; env: Record<string, string>; timeoutMs?: number }
+  | { kind: "shell"; id: string; pid?: number; cwd?: string; user?: string }
   | { kind: "files.put"; id: string; local: string; remote: string; mode?: string }
   | { kind: "files.get"; id: string; remote: string; local: string }
   | { kind: "files.ls"; id: string; path: string; depth: number }

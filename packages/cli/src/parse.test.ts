@@ -162,6 +162,15 @@ describe("parseCommandLine", () => {
     });
   });
 
+  describe("shell", () => {
+    it("opens a new terminal, or re-attaches by --pid", () => {
+      expect(command(["shell", "sbx_1"])).toEqual({ kind: "shell", id: "sbx_1", pid: undefined, cwd: undefined, user: undefined });
+      expect(command(["shell", "sbx_1", "--pid", "38", "--user", "user", "--cwd", "/tmp"])).toEqual({ kind: "shell", id: "sbx_1", pid: 38, cwd: "/tmp", user: "user" });
+      expect(() => command(["shell", "sbx_1", "--pid", "x"])).toThrow(/--pid/);
+      expect(() => command(["shell"])).toThrow(/missing arguments/);
+    });
+  });
+
   describe("exec", () => {
     it("runs several words after -- as argv, untouched", () => {
       expect(command("exec sbx_1 --cwd /w --user user -e A=1 --timeout 5s -- ls -la --json")).toEqual({

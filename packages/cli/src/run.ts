@@ -3,6 +3,7 @@ import type { Command } from "./command.js";
 import * as code from "./commands/code.js";
 import * as e2b from "./commands/e2b.js";
 import * as execCommands from "./commands/exec.js";
+import * as shellCommand from "./commands/shell.js";
 import * as files from "./commands/files.js";
 import * as hosting from "./commands/hosting.js";
 import * as local from "./commands/local.js";
@@ -83,6 +84,8 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return execCommands.exec(command, ctx);
     case "run-code":
       return code.runCode(command, ctx);
+    case "shell":
+      return shellCommand.shell(command, ctx);
     case "files.put":
       return files.put(command, ctx);
     case "files.get":

@@ -447,6 +447,20 @@ export const specs: CommandSpec[] = [
     },
   },
   {
+    path: "shell",
+    usage: "stasis shell ID [--pid PID] [--cwd D] [--user U]",
+    summary: "An interactive terminal in a sandbox (a login shell); exits with the shell's exit code",
+    flags: [
+      ["--pid PID", "re-attach to a terminal still running (its recent output is shown again)"],
+      ["--cwd D", "working directory, absolute (default: the template's, else the user's home)"],
+      ["--user U", "user to run as (default: the template's, else root)"],
+      ["", "Ctrl-D at the prompt ends the shell. The terminal outlives this client: a lost connection is re-attached."],
+    ],
+    options: { pid: { type: "string" }, cwd: { type: "string" }, user: { type: "string" } },
+    args: { min: 1, max: 1 },
+    build: ({ values, args }) => ({ kind: "shell", id: sandboxId(args), pid: number(str(values, "pid"), "--pid", { integer: true, min: 1 }), cwd: str(values, "cwd"), user: str(values, "user") }),
+  },
+  {
     path: "files put",
     usage: "stasis files put ID LOCAL REMOTE [--mode 644]",
     summary: "Upload a local file (- for stdin) to an absolute path in the sandbox",

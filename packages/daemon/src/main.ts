@@ -33,6 +33,9 @@ import { forwardRouteOf, PortForward } from "./http/port-forward.js";
 import { PreviewService } from "./services/preview-service.js";
 import { InboundConnections } from "./services/lifecycle/inbound-connections.js";
 import { CodeService } from "./services/code/code-service.js";
+import { PtyService } from "./services/pty-service.js";
+import { WatchService } from "./services/watch-service.js";
+import { PtySocket } from "./http/pty-socket.js";
 import { startEgress } from "./start-egress.js";
 
 export interface RunningDaemon {
@@ -69,6 +72,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   metrics.networkBytesSource = () => sandboxes.networkTotals();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
+  const pty = new PtyService(sandboxes, exec);
+  const watch = new WatchService(sandboxes);
   const templateBuilds = createTemplateService({ config, store: templates, sandboxes, steps: stepDriver, log: log.child({ component: "templates" }) });
   let listeners: DaemonListeners | null = null;
   const preview = new PreviewService(sandboxes, exec, { domain: config.preview.domain, urlTemplate: () => config.preview.url ?? defaultPreviewUrl(config, listeners) }, new DomainStore(database), inbound);
@@ -81,13 +86,14 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     metricsAuth: config.metricsAuth,
     log,
     metrics,
-    services: { sandboxes, exec, files, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, code: new CodeService(sandboxes, inbound), metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    services: { sandboxes, exec, files, pty, watch, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, code: new CodeService(sandboxes, inbound), metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 
   // A request for a sandbox's port (by host name or E2B's headers) goes to the preview proxy and never
   // reaches the API; everything else is the API's. HTTPS, when configured, serves the same.
   const api = getRequestListener(app.fetch);
+  const ptySocket = new PtySocket(config.apiKey, pty, log.child({ component: "pty" }));
   listeners = await startListeners({
     host: config.host,
     port: config.port,
@@ -100,9 +106,11 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     },
     onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const route = previewProxy.route(req);
-      const forward = route ? null : forwardRouteOf(req.url);
-      if (route) void previewProxy.upgrade(req, socket, head, route);
-      else if (forward) void portForward.handle(req, socket, head, forward);
+      if (route) return void previewProxy.upgrade(req, socket, head, route);
+      const terminal = ptySocket.route(req);
+      if (terminal) return void ptySocket.upgrade(req, socket, head, terminal);
+      const forward = forwardRouteOf(req.url);
+      if (forward) void portForward.handle(req, socket, head, forward);
       else socket.destroy();
     },
   });

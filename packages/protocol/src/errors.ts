@@ -34,6 +34,7 @@ export const errorRegistry = {
   insufficient_storage: { status: 507, retryable: false, description: "Not enough disk space: the sandbox's disk is full, or the host has less free space than the requested disk." },
   reply_too_large: { status: 502, retryable: false, description: "The sandbox agent's reply exceeded the protocol's message limit and was dropped." },
   sandbox_not_running: { status: 409, retryable: false, description: "The sandbox is not in a state that accepts this request." },
+  agent_outdated: { status: 409, retryable: false, description: "The sandbox runs an older agent (it was started or hibernated by an older daemon) that lacks this feature (terminals, file watches); create a new sandbox to use it." },
   not_supported_by_runtime: { status: 409, retryable: false, description: "The sandbox's runtime cannot do this (crun cannot hibernate or fork: it has no checkpoint)." },
   payload_too_large: { status: 413, retryable: false, description: "The request body exceeds the configured limit." },
   unsupported_media_type: { status: 415, retryable: false, description: "The request body has the wrong content type." },

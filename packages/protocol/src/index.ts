@@ -8,6 +8,8 @@ export * from "./templates.js";
 export * from "./network.js";
 export * from "./preview.js";
 export * from "./code.js";
+export * from "./pty.js";
+export * from "./watch.js";
 export * from "./routes.js";
 export * from "./version.js";
 export { buildOpenApi } from "./openapi/build-openapi.js";

@@ -37,6 +37,8 @@ import {
 import { CodeContextListSchema, CodeContextSchema, CodeEventSchema, CreateCodeContextRequestSchema, RunCodeRequestSchema } from "./code.js";
 import { CreatedE2bKeySchema, CreateE2bKeyRequestSchema, E2bKeyListSchema } from "./e2b-keys.js";
 import { CreateSecretRequestSchema, SecretListSchema, SecretSchema } from "./network.js";
+import { CreatedPtySchema, CreatePtyRequestSchema, PtyConnectQuerySchema, PtySizeSchema } from "./pty.js";
+import { WatchEventSchema, WatchQuerySchema } from "./watch.js";
 import { DaemonInfoSchema, HealthSchema } from "./system.js";
 import { CreateDomainRequestSchema, DomainListSchema, DomainSchema, PortListSchema, PreviewSchema, SetPreviewRequestSchema, SignedPreviewUrlSchema, SignPreviewUrlRequestSchema } from "./preview.js";
 import {
@@ -124,7 +126,13 @@ export const routes = {
   statFile: { method: "get", path: "/v1/sandboxes/{id}/files/stat", summary: "Stat a path (does not follow a final symlink)", tag: "files", auth: true, query: PathQuerySchema, response: { kind: "json", status: 200, schema: FileInfoSchema }, errors: fileErrors },
   listFiles: { method: "get", path: "/v1/sandboxes/{id}/files/list", summary: "List a directory to a depth", tag: "files", auth: true, query: ListQuerySchema, response: { kind: "json", status: 200, schema: FileListSchema }, errors: [...fileErrors, "reply_too_large"] },
   makeDir: { method: "post", path: "/v1/sandboxes/{id}/files/mkdir", summary: "Create a directory and its parents", tag: "files", auth: true, body: { kind: "json", schema: MkdirRequestSchema }, response: { kind: "json", status: 200, schema: MkdirResultSchema }, errors: [...fileErrors, "file_exists", "insufficient_storage"] },
+  watchFiles: { method: "get", path: "/v1/sandboxes/{id}/files/watch", summary: "Watch a directory (recursive: and below): create, write, remove, rename and chmod events as NDJSON until the client leaves; a `dropped` event counts changes lost to a slow reader", tag: "files", auth: true, query: WatchQuerySchema, response: { kind: "ndjson", schema: WatchEventSchema }, errors: [...fileErrors, "agent_outdated", "payload_too_large"] },
   moveFile: { method: "post", path: "/v1/sandboxes/{id}/files/move", summary: "Move (rename) a path", tag: "files", auth: true, body: { kind: "json", schema: MoveRequestSchema }, response: { kind: "json", status: 200, schema: FileInfoSchema }, errors: [...fileErrors, "cross_device", "file_busy"] },
+
+  createPty: { method: "post", path: "/v1/sandboxes/{id}/pty", summary: "Start a terminal (a process on a pseudo-terminal, TERM=xterm-256color) without attaching; attach with the WebSocket at GET .../pty?pid=", tag: "terminals", auth: true, body: { kind: "json", schema: CreatePtyRequestSchema }, response: { kind: "json", status: 201, schema: CreatedPtySchema }, errors: [...sandboxErrors, "exec_failed", "agent_outdated"] },
+  connectPty: { method: "get", path: "/v1/sandboxes/{id}/pty", summary: "WebSocket (send Upgrade): a new terminal, or ?pid= to re-attach with recent output replayed. Binary frames are terminal bytes both ways; text frames are JSON control messages ({type: resize, cols, rows} in; started, exit, error out). Key by header, subprotocol `stasis.key.<key>` or ?access_token=", tag: "terminals", auth: true, query: PtyConnectQuerySchema, response: { kind: "empty" }, errors: [...sandboxErrors, "process_not_found", "agent_outdated", "invalid_request"] },
+  ptyInput: { method: "post", path: "/v1/sandboxes/{id}/pty/{pid}/input", summary: "Send bytes (the raw body, at most 1 MiB) to a terminal as keystrokes", tag: "terminals", auth: true, body: { kind: "raw" }, response: { kind: "empty" }, errors: [...sandboxErrors, "process_not_found", "stdin_closed", "payload_too_large"] },
+  resizePty: { method: "post", path: "/v1/sandboxes/{id}/pty/{pid}/resize", summary: "Set a terminal's size (its programs get SIGWINCH)", tag: "terminals", auth: true, body: { kind: "json", schema: PtySizeSchema }, response: { kind: "empty" }, errors: [...sandboxErrors, "process_not_found", "agent_outdated"] },
 
   listTemplates: { method: "get", path: "/v1/templates", summary: "List templates, every version, newest first per name", tag: "templates", auth: true, response: { kind: "json", status: 200, schema: TemplateListSchema }, errors: [] },
   getTemplate: { method: "get", path: "/v1/templates/{ref}", summary: "Get a template: `name` (latest version) or `name:version`", tag: "templates", auth: true, response: { kind: "json", status: 200, schema: TemplateSchema }, errors: ["template_not_found"] },

@@ -64,6 +64,8 @@ export class SandboxNotRunningError extends ConflictError {}
 export class TemplateInUseError extends ConflictError {}
 /** The sandbox's runtime cannot do this (crun cannot hibernate or fork). */
 export class NotSupportedByRuntimeError extends ConflictError {}
+/** The sandbox's agent predates the feature (terminals, file watches): a new sandbox has it. */
+export class AgentOutdatedError extends ConflictError {}
 export class NotARegularFileError extends ConflictError {}
 export class FileBusyError extends ConflictError {}
 export class CrossDeviceError extends ConflictError {}
@@ -132,6 +134,7 @@ export const errorClasses: Record<ErrorCode, StasisErrorClass> = {
   route_not_found: RouteNotFoundError,
   sandbox_not_found: SandboxNotFoundError,
   not_supported_by_runtime: NotSupportedByRuntimeError,
+  agent_outdated: AgentOutdatedError,
   process_not_found: ProcessNotFoundError,
   file_not_found: FileNotFoundError,
   key_not_found: KeyNotFoundError,

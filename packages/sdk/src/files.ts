@@ -1,6 +1,7 @@
 import type { FileInfo, FileList } from "@stasis/protocol";
 import { FileNotFoundError, protocolError } from "./errors.js";
 import { transportError, type HttpClient } from "./http.js";
+import { openWatch, type FileWatch, type WatchOptions } from "./watch.js";
 
 export type WriteData = string | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array>;
 
@@ -91,6 +92,11 @@ export class Files {
 
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
     await this.http.empty("removeFile", { params: this.params, query: { path, recursive: options.recursive } });
+  }
+
+  /** Watches a directory; resolves once the watch is in place. Iterate the result for changes. */
+  watch(path: string, options: WatchOptions = {}): Promise<FileWatch> {
+    return openWatch(this.http, this.sandboxId, path, options);
   }
 
   private open(path: string, options: TransferOptions) {

@@ -10,6 +10,8 @@ export type { ForwardOptions, PortForwarding } from "./port-forward.js";
 export { Templates, type BuildTemplateOptions, type ImportTemplateOptions, type TemplateResourceOptions, type TemplateStreamOptions } from "./templates.js";
 export { MAX_CONTEXT_BYTES } from "./build-context.js";
 export { Files, type WriteData, type WriteOptions, type TransferOptions } from "./files.js";
+export { Pty, PtyHandle, type PtyConnectOptions, type PtyCreateOptions, type PtyExit, type PtyOutput } from "./pty.js";
+export { FileWatch, type WatchChange, type WatchOptions } from "./watch.js";
 export type { OutputCallbacks, ProcessResult } from "./results.js";
 export { resolveConnection, DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS, type ConnectionOptions, type ResolvedConnection } from "./connection.js";
 export { HttpClient } from "./http.js";
@@ -31,6 +33,8 @@ export type {
   FileList,
   OnTimeout,
   ProcessInfo,
+  PtySize,
+  WatchEvent,
   Runtime,
   Secret,
   SandboxState,

@@ -6,6 +6,7 @@ import { Files } from "./files.js";
 import { HttpClient } from "./http.js";
 import { connectPort, forwardPort, type ForwardOptions, type PortForwarding } from "./port-forward.js";
 import type { Duplex } from "node:stream";
+import { Pty } from "./pty.js";
 
 export type { SandboxInfo };
 
@@ -30,6 +31,7 @@ export class Sandbox {
   readonly files: Files;
   /** The code interpreter (sandboxes of the code-interpreter template): `sandbox.code.run(...)`. */
   readonly code: Code;
+  readonly pty: Pty;
 
   private constructor(
     private readonly http: HttpClient,
@@ -38,6 +40,7 @@ export class Sandbox {
     this.commands = new Commands(http, latest.id);
     this.files = new Files(http, latest.id);
     this.code = new Code(http, latest.id);
+    this.pty = new Pty(http, latest.id);
   }
 
   get id(): string {

@@ -4,7 +4,7 @@ import { ratioText } from "../stats.js";
 import type { Chart } from "./charts.js";
 import { NOTES, TARGET_NOTES } from "./notes.js";
 
-const SCENARIO_ORDER = ["create", "templates", "exec", "python", "code", "paused", "hibernation", "files", "network", "network-setup", "preview", "concurrency", "density"];
+const SCENARIO_ORDER = ["create", "templates", "exec", "python", "code", "paused", "hibernation", "files", "pty", "network", "network-setup", "preview", "concurrency", "density"];
 
 const cell = (text: string) => text.replace(/\|/g, "\\|");
 const fmt = (f: Figure, v: number) => formatValue(v, f.unit);

@@ -177,13 +177,13 @@ describe("AgentClient protocol versions", () => {
   it("fails with both versions named when the agent speaks an unsupported protocol", async () => {
     const { client, peer } = connectTestPeer();
     const ready = client.waitReady(1000);
-    peer.hello(3, "7.0.0");
+    peer.hello(4, "7.0.0");
     await expect(ready).rejects.toMatchObject({
       code: "sandbox_failed",
-      message: "the sandbox agent 7.0.0 speaks protocol 3, but this daemon speaks protocols 1 to 2",
+      message: "the sandbox agent 7.0.0 speaks protocol 4, but this daemon speaks protocols 1 to 3",
     });
     expect(client.closed).toBe(true);
-    await expect(client.waitReady(1000)).rejects.toMatchObject({ message: /protocol 3/ });
+    await expect(client.waitReady(1000)).rejects.toMatchObject({ message: /protocol 4/ });
   });
 
   it("learns the protocol from a ping when it gets no hello (a reattached or restored agent)", async () => {
@@ -205,7 +205,7 @@ describe("AgentClient protocol versions", () => {
     const { client, peer } = connectTestPeer();
     const ready = client.waitReady(1000);
     peer.ok(await peer.next(), { version: "0.0.1", uptimeMs: 5, protocol: 0 });
-    await expect(ready).rejects.toMatchObject({ message: /speaks protocol 0, but this daemon speaks protocols 1 to 2/ });
+    await expect(ready).rejects.toMatchObject({ message: /speaks protocol 0, but this daemon speaks protocols 1 to 3/ });
   });
 });
 

@@ -2,6 +2,7 @@ import { ApiError } from "../errors/api-error.js";
 import { AgentConnection } from "./agent-connection.js";
 import {
   MAX_SENT_PAYLOAD,
+  PTY_WATCH_PROTOCOL,
   MAX_LINE_DATA,
   type AgentStat,
   type AttachRequest,
@@ -116,6 +117,35 @@ export class AgentClient extends AgentConnection {
 
   async writeAbort(handle: string): Promise<void> {
     await this.call("write_abort", { handle });
+  }
+
+  /** Sets a terminal's size (protocol 3). */
+  async resize(pid: number, cols: number, rows: number): Promise<void> {
+    await this.call("resize", { pid, cols, rows });
+  }
+
+  /** Settles once the watches a previous channel left in the agent are gone (see clearWatches). */
+  private cleared: Promise<void> = Promise.resolve();
+
+  /**
+   * Ends the watches nobody reads any more: those of the daemon before a restart, or of this sandbox's
+   * streams before a hibernation (the restored agent still has them). Called as the channel is attached;
+   * watches started on it wait for this first, so it can never end one of theirs.
+   */
+  clearWatches(): void {
+    if ((this.protocol ?? 1) < PTY_WATCH_PROTOCOL) return;
+    this.cleared = this.unwatch(null).catch(() => {});
+  }
+
+  /** Starts a watch (protocol 3); its changes come as `fs` events to `onWatch(wid)`. */
+  async watch(path: string, recursive: boolean): Promise<number> {
+    await this.cleared;
+    return (await this.call("watch", { path, recursive })).result.wid;
+  }
+
+  /** Ends a watch, or every watch (`null`: what a previous daemon left running). */
+  async unwatch(wid: number | null): Promise<void> {
+    await this.call("unwatch", wid === null ? { all: true } : { wid });
   }
 
   ping(): Promise<PingResult> {

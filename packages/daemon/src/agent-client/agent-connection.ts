@@ -15,6 +15,7 @@ import {
   ReplySchema,
   resultSchemas,
   type AgentOp,
+  type FsEvent,
   type ResultOf,
 } from "./agent-protocol.js";
 import { apiCodeOf } from "./agent-errors.js";
@@ -59,6 +60,9 @@ export class AgentConnection extends EventEmitter {
   /** Requests waiting for a resync to finish. */
   private readonly held = new Set<() => void>();
   private readonly processListeners = new Map<number, Set<(e: ProcessEvent) => void>>();
+  /** Watch listeners by wid, and events of a watch whose reply was still being handled (bounded). */
+  private readonly watchListeners = new Map<number, (e: FsEvent) => void>();
+  private readonly earlyWatch = new Map<number, FsEvent[]>();
   private readonly early = new Map<number, { at: number; events: ProcessEvent[] }>();
   private earlyBytes = 0;
   private closedReason: string | null = null;
@@ -223,6 +227,27 @@ export class AgentConnection extends EventEmitter {
     };
   }
 
+  /** Listens to a watch's `fs` events (those that came before, while its reply was handled, first). */
+  onWatch(wid: number, listener: (e: FsEvent) => void): () => void {
+    this.watchListeners.set(wid, listener);
+    const early = this.earlyWatch.get(wid) ?? [];
+    this.earlyWatch.delete(wid);
+    for (const e of early) listener(e);
+    return () => {
+      if (this.watchListeners.get(wid) === listener) this.watchListeners.delete(wid);
+    };
+  }
+
+  private onFsEvent(e: FsEvent, size: number): void {
+    const listener = this.watchListeners.get(e.wid);
+    if (listener) return listener(e);
+    // The watch's reply and first events can share a read; a few are kept for it, the rest is junk.
+    const early = this.earlyWatch.get(e.wid) ?? [];
+    if (early.length >= 16 || (!this.earlyWatch.has(e.wid) && this.earlyWatch.size >= 16)) return this.junk.unexpected(`fs events for watch ${e.wid}, which nobody listens to`, size);
+    early.push(e);
+    this.earlyWatch.set(e.wid, early);
+  }
+
   /** How many listeners a process has: attach and detach are sent to the agent for the first and last. */
   subscriberCount(pid: number): number {
     return this.processListeners.get(pid)?.size ?? 0;
@@ -292,7 +317,7 @@ export class AgentConnection extends EventEmitter {
     if (typeof msg !== "object" || msg === null || Array.isArray(msg)) return this.junk.malformed("a message that is not a JSON object", size);
     if ("id" in msg) return this.onReply(msg, payload, size);
     if (!("ev" in msg)) return this.junk.malformed("an object that is neither a reply nor an event", size);
-    if (msg.ev === "hello" || msg.ev === "out" || msg.ev === "exit") return this.onEvent(msg, payload, size);
+    if (msg.ev === "hello" || msg.ev === "out" || msg.ev === "exit" || msg.ev === "fs") return this.onEvent(msg, payload, size);
     // An event kind from a newer agent: not an error, but not free either.
     this.junk.unexpected(`an unknown event '${String(msg.ev).slice(0, 64)}'`, size);
   }
@@ -326,6 +351,7 @@ export class AgentConnection extends EventEmitter {
     const ev = parsed.data;
     if (ev.ev === "hello") return this.onHello(ev.version, ev.protocol);
     if (ev.ev === "exit") return this.dispatch(ev);
+    if (ev.ev === "fs") return this.onFsEvent(ev, size);
     // In a frame, the payload is the output; in a line, base64 `data`.
     const data = payload ?? (ev.data !== undefined ? Buffer.from(ev.data, "base64") : null);
     if (!data) return this.junk.malformed("an out event without data", size);

@@ -6,9 +6,11 @@ import { z } from "zod";
  * schemas, never cast. Objects are not strict: an agent may add fields (forward compatibility).
  */
 
-/** Protocol versions this daemon speaks. 1: JSON lines only; 2: JSON lines plus binary frames. */
+/** Protocol versions this daemon speaks. 1: JSON lines only; 2: JSON lines plus binary frames; 3: terminals and file watches. */
 export const MIN_PROTOCOL = 1;
-export const MAX_PROTOCOL = 2;
+export const MAX_PROTOCOL = 3;
+/** The first protocol with terminals (exec `pty`, `resize`) and file watches (`watch`, `unwatch`, `fs` events). */
+export const PTY_WATCH_PROTOCOL = 3;
 /** The first protocol with binary frames (and `protocol` in the ping reply). */
 export const FRAMES_PROTOCOL = 2;
 
@@ -22,7 +24,16 @@ const env = z.record(z.string(), z.string());
 export const HelloEventSchema = z.object({ ev: z.literal("hello"), version: z.string().max(200), protocol: int });
 export const OutEventSchema = z.object({ ev: z.literal("out"), pid, fd: z.union([z.literal(1), z.literal(2)]), data: z.string().optional() });
 export const ExitEventSchema = z.object({ ev: z.literal("exit"), pid, code: int, signal: z.string().max(64).nullable() });
-export const AgentEventSchema = z.discriminatedUnion("ev", [HelloEventSchema, OutEventSchema, ExitEventSchema]);
+export const FsChangeSchema = z.object({ name: z.string().max(65536), op: z.enum(["create", "write", "remove", "rename", "chmod"]) });
+/** A batch of a watch's changes; `dropped`: how many were lost before it; `end`: the watch ended (why). */
+export const FsEventSchema = z.object({
+  ev: z.literal("fs"),
+  wid: int.positive(),
+  events: z.array(FsChangeSchema).max(1024).optional(),
+  dropped: uint.optional(),
+  end: z.string().max(4096).optional(),
+});
+export const AgentEventSchema = z.discriminatedUnion("ev", [HelloEventSchema, OutEventSchema, ExitEventSchema, FsEventSchema]);
 
 // ---- replies ----
 
@@ -43,6 +54,8 @@ export const ExecRequestSchema = z.object({
   tag: z.string().optional(),
   subscribe: z.boolean().optional(),
   window: uint.optional(),
+  /** Start on a new terminal of this size (protocol 3): output comes on fd 1, stdin writes are keystrokes. */
+  pty: z.object({ cols: int, rows: int }).optional(),
 });
 export const ExecResultSchema = z.object({ pid });
 
@@ -56,6 +69,8 @@ export const PsEntrySchema = z.object({
   running: z.boolean(),
   exitCode: int.nullable(),
   signal: z.string().nullable(),
+  /** Started on a terminal (protocol 3). */
+  pty: z.boolean().optional(),
 });
 /** `truncated`: the agent cut the list or a command line to keep the reply within a line (absent from older agents). */
 export const PsResultSchema = z.object({ processes: z.array(PsEntrySchema), truncated: z.boolean().optional() });
@@ -88,8 +103,11 @@ export const WriteOpenResultSchema = z.object({ handle: z.string().min(1).max(25
 export const PingResultSchema = z.object({ version: z.string().max(200), uptimeMs: z.number(), protocol: int.optional() });
 export const StatsResultSchema = z.object({ rssKiB: uint, goroutines: uint, processes: uint });
 export const EmptyResultSchema = z.object({});
+export const WatchResultSchema = z.object({ wid: int.positive() });
 
 export type HelloEvent = z.infer<typeof HelloEventSchema>;
+export type FsEvent = z.infer<typeof FsEventSchema>;
+export type FsChange = z.infer<typeof FsChangeSchema>;
 export type ExecRequest = z.infer<typeof ExecRequestSchema>;
 export type ExecResult = z.infer<typeof ExecResultSchema>;
 export type PsEntry = z.infer<typeof PsEntrySchema>;
@@ -131,6 +149,9 @@ export const resultSchemas = {
   write_close: StatSchema,
   write_abort: EmptyResultSchema,
   ping: PingResultSchema,
+  resize: EmptyResultSchema,
+  watch: WatchResultSchema,
+  unwatch: EmptyResultSchema,
   stats: StatsResultSchema,
 } as const;
 export type AgentOp = keyof typeof resultSchemas;

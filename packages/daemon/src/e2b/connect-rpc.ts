@@ -82,6 +82,7 @@ const fromApiCode: Record<ErrorCode, ConnectCode> = {
   reply_too_large: "internal",
   sandbox_not_running: "unavailable",
   not_supported_by_runtime: "unimplemented",
+  agent_outdated: "unimplemented",
   payload_too_large: "resource_exhausted",
   unsupported_media_type: "invalid_argument",
   capacity_exceeded: "resource_exhausted",

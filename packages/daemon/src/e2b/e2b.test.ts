@@ -1,4 +1,6 @@
 import { DomainStore } from "../store/domain-store.js";
+import { PtyService } from "../services/pty-service.js";
+import { WatchService } from "../services/watch-service.js";
 import { PreviewService } from "../services/preview-service.js";
 import { CodeService } from "../services/code/code-service.js";
 import { createHash } from "node:crypto";
@@ -46,7 +48,7 @@ const app = createApp({
   apiKey: API_KEY,
   log,
   metrics,
-  services: { sandboxes, exec, code: new CodeService(sandboxes), preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, version: "test", defaultRuntime: "gvisor" },
+  services: { pty: new PtyService(sandboxes, exec), watch: new WatchService(sandboxes), sandboxes, exec, code: new CodeService(sandboxes), preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, version: "test", defaultRuntime: "gvisor" },
   e2b: { auth, metricsHistory: history },
 });
 afterAll(() => {
@@ -229,9 +231,9 @@ describe("E2B sandbox traffic (envd)", () => {
     expect(bytes[0]).toBe(0x02);
     expect(JSON.parse(bytes.subarray(5).toString())).toMatchObject({ error: { code: "unimplemented", message: expect.stringMatching(/JSON only/) } });
 
-    const pty = await envd(running, "/process.Process/Update", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
-    expect(pty.status).toBe(501);
-    expect(await pty.json()).toMatchObject({ code: "unimplemented", message: expect.stringMatching(/PTY/) });
+    const streamInput = await envd(running, "/process.Process/StreamInput", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(streamInput.status).toBe(501);
+    expect(await streamInput.json()).toMatchObject({ code: "unimplemented", message: expect.stringMatching(/streaming stdin/) });
 
     const bad = await envd(running, "/filesystem.Filesystem/Stat", { method: "POST", headers: { "content-type": "application/json" }, body: '{"path":""}' });
     expect(bad.status).toBe(400);

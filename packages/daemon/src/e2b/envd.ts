@@ -4,6 +4,8 @@ import type { Sandbox } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
 import type { ExecService } from "../services/exec-service.js";
 import type { FileService } from "../services/file-service.js";
+import type { PtyService } from "../services/pty-service.js";
+import type { WatchService } from "../services/watch-service.js";
 import type { SandboxService } from "../services/sandbox-service.js";
 import { ConnectError, streamError, unaryError } from "./connect-rpc.js";
 import type { E2bAuth } from "./e2b-auth.js";
@@ -12,6 +14,7 @@ import type { E2bStore } from "./e2b-store.js";
 import { transferFiles } from "./envd/file-transfer.js";
 import { EnvdFilesystem } from "./envd/filesystem-rpc.js";
 import { EnvdProcesses } from "./envd/process-rpc.js";
+import { EnvdWatches } from "./envd/watch-rpc.js";
 
 export { resolvePath } from "./envd/envd-user.js";
 
@@ -27,18 +30,15 @@ export interface EnvdDeps {
   sandboxes: SandboxService;
   exec: ExecService;
   files: FileService;
+  pty: PtyService;
+  watch: WatchService;
   store: E2bStore;
   auth: E2bAuth;
 }
 
 /** What Stasis does not do (yet): each answers with a clear error instead of a silent difference. */
 const unsupported: Record<string, string> = {
-  "process.Process/Update": "PTY sessions are not supported by Stasis yet (sandbox.pty); use commands",
   "process.Process/StreamInput": "streaming stdin is not supported by Stasis yet; use sendStdin",
-  "filesystem.Filesystem/WatchDir": "watching directories (files.watchDir) is not supported by Stasis yet",
-  "filesystem.Filesystem/CreateWatcher": "watching directories (files.watchDir) is not supported by Stasis yet",
-  "filesystem.Filesystem/GetWatcherEvents": "watching directories (files.watchDir) is not supported by Stasis yet",
-  "filesystem.Filesystem/RemoveWatcher": "watching directories (files.watchDir) is not supported by Stasis yet",
 };
 
 /**
@@ -49,10 +49,12 @@ const unsupported: Record<string, string> = {
 export class Envd {
   private readonly processes: EnvdProcesses;
   private readonly filesystem: EnvdFilesystem;
+  private readonly watches: EnvdWatches;
 
   constructor(private readonly deps: EnvdDeps) {
-    this.processes = new EnvdProcesses(deps.exec, (id) => this.lookup(id) === null);
+    this.processes = new EnvdProcesses(deps.exec, deps.pty, (id) => this.lookup(id) === null);
     this.filesystem = new EnvdFilesystem(deps.files);
+    this.watches = new EnvdWatches(deps.watch);
   }
 
   async handle(c: Context, sandboxId: string, port: string): Promise<Response> {
@@ -132,7 +134,8 @@ export class Envd {
     const streaming = rpc === "process.Process/Start" || rpc === "process.Process/Connect" || rpc === "filesystem.Filesystem/WatchDir";
     if (message) return streaming ? streamError(new ConnectError("unimplemented", message)) : unaryError(new ConnectError("unimplemented", message));
     try {
-      return await (rpc.startsWith("process.Process/") ? this.processes.call(c, id, rpc) : this.filesystem.call(c, id, rpc));
+      if (rpc.startsWith("process.Process/")) return await this.processes.call(c, id, rpc);
+      return await (EnvdWatches.handles(rpc) ? this.watches.call(c, id, rpc) : this.filesystem.call(c, id, rpc));
     } catch (err) {
       return streaming ? streamError(err) : unaryError(err);
     }

@@ -16,6 +16,7 @@ import { fileHandlers } from "./routes/file-routes.js";
 import { sandboxHandlers } from "./routes/sandbox-routes.js";
 import { previewHandlers } from "./routes/preview-routes.js";
 import { codeHandlers } from "./routes/code-routes.js";
+import { ptyHandlers } from "./routes/pty-routes.js";
 import { secretHandlers } from "./routes/secret-routes.js";
 import { systemHandlers } from "./routes/system-routes.js";
 import { templateHandlers } from "./routes/template-routes.js";
@@ -38,7 +39,7 @@ export interface AppOptions {
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
 export function createApp(options: AppOptions): Hono<AppEnv> {
   const { apiKey, log, metrics, services } = options;
-  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers, ...secretHandlers, ...previewHandlers, ...codeHandlers };
+  const handlers: Handlers = { ...systemHandlers, ...sandboxHandlers, ...commandHandlers, ...fileHandlers, ...templateHandlers, ...e2bKeyHandlers, ...secretHandlers, ...previewHandlers, ...codeHandlers, ...ptyHandlers };
   const expected = Buffer.from(`Bearer ${apiKey}`);
   const app = new Hono<AppEnv>();
 
@@ -56,9 +57,9 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   });
 
   if (options.e2b) {
-    const { sandboxes, exec, files, templates, e2bKeys } = services;
+    const { sandboxes, exec, files, pty, watch, templates, e2bKeys } = services;
     const history = options.e2b.metricsHistory ?? new E2bMetricsHistory(sandboxes);
-    mountE2b(app, { sandboxes, exec, files, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics, preview: services.preview });
+    mountE2b(app, { sandboxes, exec, files, pty, watch, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics, preview: services.preview });
   }
 
   for (const [id, spec] of Object.entries(routes) as [RouteId, RouteSpec][]) {

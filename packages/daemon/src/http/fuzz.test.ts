@@ -1,4 +1,6 @@
 import { DomainStore } from "../store/domain-store.js";
+import { PtyService } from "../services/pty-service.js";
+import { WatchService } from "../services/watch-service.js";
 import { PreviewService } from "../services/preview-service.js";
 import { CodeService } from "../services/code/code-service.js";
 import { readFileSync } from "node:fs";
@@ -175,7 +177,7 @@ beforeAll(async () => {
     log,
     metrics: daemon.metrics,
     services: {
-      sandboxes,
+      pty: new PtyService(sandboxes, fuzzExec), watch: new WatchService(sandboxes), sandboxes,
       exec: fuzzExec,
       code: new CodeService(sandboxes),
       preview: new PreviewService(sandboxes, fuzzExec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(daemon.database)),

@@ -5,6 +5,8 @@ import type { CodeService } from "../services/code/code-service.js";
 import type { ExecService } from "../services/exec-service.js";
 import type { FileService } from "../services/file-service.js";
 import type { PreviewService } from "../services/preview-service.js";
+import type { PtyService } from "../services/pty-service.js";
+import type { WatchService } from "../services/watch-service.js";
 import type { SandboxService } from "../services/sandbox-service.js";
 import type { TemplateService } from "../services/template-service.js";
 import type { TemplateStore } from "../templates/template-store.js";
@@ -14,6 +16,10 @@ export interface Services {
   sandboxes: SandboxService;
   exec: ExecService;
   files: FileService;
+  /** Terminals: start, input, resize (the WebSocket is http/pty-socket.ts). */
+  pty: PtyService;
+  /** File watches (inotify in the agent). */
+  watch: WatchService;
   templates: TemplateStore;
   /** Template builds, imports, settings and deletes. */
   templateBuilds: TemplateService;

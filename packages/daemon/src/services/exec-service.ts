@@ -1,6 +1,6 @@
 import type { CommandEvent, CommandParams, CommandResult, ProcessInfo, SignalName } from "@stasis/protocol";
 import type { ProcessEvent } from "../agent-client/agent-client.js";
-import type { ExecRequest, PsEntry } from "../agent-client/agent-protocol.js";
+import { PTY_WATCH_PROTOCOL, type ExecRequest, type PsEntry } from "../agent-client/agent-protocol.js";
 import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
 import { HIBERNATE_WAITS_FOR_COMMANDS_MS } from "./lifecycle/standby.js";
@@ -65,10 +65,12 @@ export class ExecService {
     yield* this.streamRaw(id, params, "stream", options.signal, options.leaveRunning);
   }
 
-  async startBackground(id: string, params: CommandParams): Promise<{ pid: number }> {
+  /** Starts a process that outlives its clients; with `pty`, on a new terminal of that size (stdin = keystrokes). */
+  async startBackground(id: string, params: CommandParams, pty?: { cols: number; rows: number }): Promise<{ pid: number }> {
     const live = await this.sandboxes.acquire(id);
-    this.metrics.commands.inc({ kind: "background" });
-    const { pid } = await live.agent.exec({ ...this.execArgs(live, params), subscribe: false, window: 0 });
+    if (pty) requireAgentProtocol(live, PTY_WATCH_PROTOCOL, "terminals");
+    this.metrics.commands.inc({ kind: pty ? "terminal" : "background" });
+    const { pid } = await live.agent.exec({ ...this.execArgs(live, params), subscribe: false, window: 0, ...(pty ? { pty, stdin: true } : {}) });
     if (params.timeoutMs) {
       setTimeout(() => void live.agent.signal({ pid, signal: "SIGKILL" }).catch(() => {}), params.timeoutMs).unref();
     }
@@ -123,6 +125,12 @@ export class ExecService {
     const found = (await this.listProcesses(id)).find((p) => p.pid === pid);
     if (!found) throw new ApiError("process_not_found", `no process ${pid} in sandbox ${id}`);
     return found;
+  }
+
+  /** Whether the process runs on a terminal (its output is the terminal's, not stdout). */
+  async isTerminal(id: string, pid: number): Promise<boolean> {
+    const live = await this.sandboxes.acquire(id);
+    return (await live.agent.ps()).processes.some((p) => p.pid === pid && p.pty === true);
   }
 
   async writeStdin(id: string, pid: number, data: string | Buffer, eof: boolean): Promise<void> {
@@ -335,6 +343,14 @@ async function* toCommandEvents(raw: AsyncIterable<OutputEvent>): AsyncGenerator
       }
       yield e.exit;
     }
+  }
+}
+
+/** Refuses, with a stable code, a feature the sandbox's agent (from an older daemon, kept across hibernation) lacks. */
+export function requireAgentProtocol(live: LiveSandbox, protocol: number, feature: string): void {
+  const has = live.agent.protocol ?? 1;
+  if (has < protocol) {
+    throw new ApiError("agent_outdated", `sandbox ${live.record.id} runs agent ${live.agent.version ?? "?"} (protocol ${has}), which has no ${feature} (protocol ${protocol}); it was started by an older daemon: create a new sandbox to use ${feature}`);
   }
 }
 

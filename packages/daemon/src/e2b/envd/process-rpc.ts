@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { z } from "zod";
 import type { CommandParams, SignalName } from "@stasis/protocol";
 import type { ExecService, OutputEvent } from "../../services/exec-service.js";
+import type { PtyService } from "../../services/pty-service.js";
 import { ConnectError, deadlineMs, StreamDropped, streamRequest, streamResponse, unaryRequest, unaryResponse } from "../connect-rpc.js";
 import { MAX_PATH, resolvePath, userOf } from "./envd-user.js";
 
@@ -16,14 +17,18 @@ const StartRequest = z.object({
     envs: z.record(z.string().min(1).max(256), z.string().max(32 * 1024)).default({}),
     cwd: z.string().max(MAX_PATH).optional(),
   }),
-  pty: z.unknown().optional(),
+  pty: z.object({ size: z.object({ cols: z.number().int().min(1).max(4096), rows: z.number().int().min(1).max(4096) }) }).optional(),
   tag: z.string().max(256).optional(),
   stdin: z.boolean().optional(),
 });
 const ConnectRequest = z.object({ process: ProcessSelectorSchema });
 const SendInputRequest = z.object({
   process: ProcessSelectorSchema,
-  input: z.union([z.object({ stdin: z.base64().max(2 * 1024 * 1024) }), z.object({ pty: z.string() })]),
+  input: z.union([z.object({ stdin: z.base64().max(2 * 1024 * 1024) }), z.object({ pty: z.base64().max(2 * 1024 * 1024) })]),
+});
+const UpdateRequest = z.object({
+  process: ProcessSelectorSchema,
+  pty: z.object({ size: z.object({ cols: z.number().int().min(1).max(4096), rows: z.number().int().min(1).max(4096) }) }).optional(),
 });
 const SendSignalRequest = z.object({
   process: ProcessSelectorSchema,
@@ -35,6 +40,7 @@ export class EnvdProcesses {
   /** `gone(id)`: whether the sandbox is going or gone (killed, expired, failed) as far as E2B can tell. */
   constructor(
     private readonly exec: ExecService,
+    private readonly pty: PtyService,
     private readonly gone: (id: string) => boolean,
   ) {}
 
@@ -49,8 +55,14 @@ export class EnvdProcesses {
         return unaryResponse(await this.list(id));
       case "process.Process/SendInput": {
         const req = await unaryRequest(c, SendInputRequest);
-        if (!("stdin" in req.input)) throw new ConnectError("unimplemented", "PTY input is not supported by Stasis yet");
-        await this.exec.writeStdin(id, await this.pidOf(id, req.process), Buffer.from(req.input.stdin, "base64"), false);
+        const pid = await this.pidOf(id, req.process);
+        if ("pty" in req.input) await this.pty.input(id, pid, Buffer.from(req.input.pty, "base64"));
+        else await this.exec.writeStdin(id, pid, Buffer.from(req.input.stdin, "base64"), false);
+        return unaryResponse({});
+      }
+      case "process.Process/Update": {
+        const req = await unaryRequest(c, UpdateRequest);
+        if (req.pty) await this.pty.resize(id, await this.pidOf(id, req.process), req.pty.size.cols, req.pty.size.rows);
         return unaryResponse({});
       }
       case "process.Process/SendSignal": {
@@ -71,7 +83,7 @@ export class EnvdProcesses {
 
   /** process.Process/Start: runs the process and streams its events; leaving early leaves it running. */
   private async *start(c: Context, id: string, req: z.output<typeof StartRequest>): AsyncGenerator<object> {
-    if (req.pty !== undefined) throw new ConnectError("unimplemented", "PTY sessions are not supported by Stasis yet (sandbox.pty); use commands");
+    if (req.pty) return yield* this.startTerminal(c, id, req, req.pty.size);
     const user = userOf(c);
     const deadline = deadlineMs(c);
     const params: CommandParams = {
@@ -94,6 +106,44 @@ export class EnvdProcesses {
     yield* withKeepalive(processEvents, keepaliveMs(c), () => gone.abort());
   }
 
+  /**
+   * process.Process/Start with `pty`: a terminal. It starts in the background and this stream attaches to
+   * it; a client that leaves before its deadline leaves it running (connect finds it), one still there
+   * at the deadline sees it killed, as a command is.
+   */
+  private async *startTerminal(c: Context, id: string, req: z.output<typeof StartRequest>, size: { cols: number; rows: number }): AsyncGenerator<object> {
+    const user = userOf(c);
+    const deadline = deadlineMs(c);
+    const { pid } = await this.pty.start(id, {
+      cmd: [req.process.cmd, ...req.process.args],
+      env: req.process.envs,
+      ...(req.process.cwd ? { cwd: resolvePath(req.process.cwd, user) } : {}),
+      user,
+      ...(req.tag ? { tag: req.tag } : {}),
+      ...size,
+    });
+    const controller = new AbortController();
+    let expired = false;
+    const timer = deadline
+      ? setTimeout(() => {
+          expired = true;
+          void this.exec.signal(id, pid, "SIGKILL").catch(() => {});
+        }, deadline)
+      : null;
+    async function* marked(events: AsyncGenerator<OutputEvent>): AsyncGenerator<OutputEvent> {
+      for await (const e of events) {
+        if (e.kind === "exit") e.exit.timedOut = expired;
+        yield e;
+      }
+    }
+    try {
+      const events = marked(this.pty.attach(id, pid, true, controller.signal));
+      yield* withKeepalive(toProcessEvents(events, "the terminal ran past its timeoutMs and was killed", () => this.gone(id), true), keepaliveMs(c), () => controller.abort());
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
   /** process.Process/Connect: live events of a running process from now on; the deadline ends only the stream. */
   private async *connect(c: Context, id: string, req: z.output<typeof ConnectRequest>): AsyncGenerator<object> {
     const pid = await this.pidOf(id, req.process);
@@ -107,8 +157,9 @@ export class EnvdProcesses {
         }, deadline)
       : null;
     try {
+      const terminal = await this.exec.isTerminal(id, pid);
       const events = this.exec.attachBytes(id, pid, false, controller.signal);
-      yield* withKeepalive(toProcessEvents(events, null, () => this.gone(id)), keepaliveMs(c), () => controller.abort());
+      yield* withKeepalive(toProcessEvents(events, null, () => this.gone(id), terminal), keepaliveMs(c), () => controller.abort());
     } catch (err) {
       if (expired && !(err instanceof StreamDropped)) throw new ConnectError("deadline_exceeded", "the connection ran past its timeoutMs (the process goes on)");
       throw err;
@@ -146,13 +197,13 @@ function keepaliveMs(c: Context): number {
  * (killed, expired), its stream ends as on E2B, where the sandbox's envd dies with it: cut, with neither
  * an end event nor an error, which the SDK reports as the sandbox killed.
  */
-async function* toProcessEvents(events: AsyncGenerator<OutputEvent>, timeoutMessage: string | null, sandboxGone: () => boolean): AsyncGenerator<object> {
+async function* toProcessEvents(events: AsyncGenerator<OutputEvent>, timeoutMessage: string | null, sandboxGone: () => boolean, terminal = false): AsyncGenerator<object> {
   const dropped = () => new StreamDropped("the sandbox went away under the process");
   let ended = false;
   try {
     for await (const e of events) {
       if (e.kind === "start") yield { event: { start: { pid: e.pid } } };
-      else if (e.kind === "data") yield { event: { data: { [e.fd === 1 ? "stdout" : "stderr"]: e.data.toString("base64") } } };
+      else if (e.kind === "data") yield { event: { data: { [terminal ? "pty" : e.fd === 1 ? "stdout" : "stderr"]: e.data.toString("base64") } } };
       else {
         if (sandboxGone()) throw dropped();
         if (e.exit.timedOut && timeoutMessage) throw new ConnectError("deadline_exceeded", timeoutMessage);

@@ -1,4 +1,6 @@
 import { DomainStore } from "../../store/domain-store.js";
+import { PtyService } from "../../services/pty-service.js";
+import { WatchService } from "../../services/watch-service.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,7 +36,7 @@ export function testApp(options: { log?: Logger; app?: Partial<AppOptions> } = {
   const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
   const exec = new ExecService(sandboxes, metrics, 1024);
   const services = {
-    sandboxes,
+    pty: new PtyService(sandboxes, exec), watch: new WatchService(sandboxes), sandboxes,
     exec,
     code: new CodeService(sandboxes),
     preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)),

@@ -260,6 +260,7 @@ export class SandboxCore {
   attach(record: SandboxRecord, agent: AgentClient, exited?: Promise<string>): void {
     this.live.set(record.id, { record, agent });
     this.touch(record.id);
+    agent.clearWatches();
     // A spare shell for the commonest request (sh -c with the sandbox's env, as root): spawning a process
     // inside gVisor costs milliseconds, so the agent keeps one started ahead of time.
     agent
