@@ -14,7 +14,12 @@ printf '\n\033[1m==> daemon\033[0m\n' >&2
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   echo "restarting the running daemon (pid $(cat "$PIDFILE")) to pick up this build" >&2
   kill -TERM "$(cat "$PIDFILE")"
-  for _ in $(seq 1 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.1; done
+  # A graceful stop hibernates the running sandboxes first: that can take a while with many of them.
+  for i in $(seq 1 3000); do
+    kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break
+    [ $((i % 100)) = 0 ] && echo "waiting for the old daemon to finish hibernating its sandboxes ($((i / 10)) s)" >&2
+    sleep 0.1
+  done
 fi
 STASIS_PORT=$STASIS_PORT setsid nohup node packages/cli/dist/main.js serve >>"$LOG" 2>&1 < /dev/null &
 echo $! > "$PIDFILE"

@@ -37,6 +37,7 @@ import { PtyService } from "./services/pty-service.js";
 import { WatchService } from "./services/watch-service.js";
 import { PtySocket } from "./http/pty-socket.js";
 import { startEgress } from "./start-egress.js";
+import { lockDataDir } from "./config/data-dir-lock.js";
 
 export interface RunningDaemon {
   url: string;
@@ -49,6 +50,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const log = createLogger(config.logLevel);
   mkdirSync(config.dataDir, { recursive: true });
   mkdirSync(config.runDir, { recursive: true, mode: 0o700 });
+  const lock = lockDataDir(config.dataDir);
   const database = new Database(join(config.dataDir, "stasis.db"));
   const store = new SandboxStore(database);
   const e2bStore = new E2bStore(database);
@@ -133,6 +135,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await filesystem.stop();
       await egress.networking?.close();
       database.close();
+      lock.release();
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
     },
   };
