@@ -7,6 +7,13 @@ type FlagValues = Record<string, string | boolean | (string | boolean)[] | undef
 export const str = (v: FlagValues, name: string): string | undefined => (typeof v[name] === "string" ? (v[name] as string) : undefined);
 
 /** A repeatable string flag's values (none: empty). */
+/** A boolean flag: given or not. */
+export const bool = (v: FlagValues, name: string): boolean => v[name] === true;
+
+/** --data-dir of the commands that work on the daemon's folder directly (serve, doctor, template build --builtin). */
+export const dataDirOption = { "data-dir": { type: "string" } } as const;
+export const dataDirFlag: [string, string] = ["--data-dir D", "daemon data directory (default $STASIS_DATA_DIR or /var/lib/stasis)"];
+
 export const list = (v: FlagValues, name: string): string[] => (Array.isArray(v[name]) ? (v[name] as unknown[]).filter((x): x is string => typeof x === "string") : []);
 
 /** Parses `K=V` pairs (repeatable flags) into a record; the value may itself contain '='. */
