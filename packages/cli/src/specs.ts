@@ -4,6 +4,7 @@ import type { ParseArgsConfig } from "node:util";
 import type { Command, TemplateResourceFlags } from "./command.js";
 import { secretSpecs } from "./secret-specs.js";
 import { hostingSpecs } from "./hosting-specs.js";
+import { mcpSpecs } from "./mcp-specs.js";
 import { networkFlags, networkOptions, networkPolicy, networkSpecs, secretNames } from "./network-specs.js";
 import { UsageError } from "./usage-error.js";
 import { commandFrom, duration, durationOrOff, keyValues, list, number, oneOf, str } from "./values.js";
@@ -538,6 +539,7 @@ export const specs: CommandSpec[] = [
   ...secretSpecs,
   ...networkSpecs,
   ...hostingSpecs,
+  ...mcpSpecs,
 ];
 
 /** Words that only group subcommands; a group may sit inside another ("e2b key" in "e2b"). */

@@ -53,6 +53,8 @@ export interface DaemonConfig {
   preview: { domain: string; url: string | null };
   /** HTTPS for the API, preview URLs and custom domains, when certificates are given (STASIS_TLS_*); null: HTTP only. */
   tls: TlsConfig | null;
+  /** Host names /mcp answers to besides localhost and the listen address (STASIS_MCP_ALLOWED_HOSTS, comma-separated; "*": any). */
+  mcpAllowedHosts: string[];
 }
 
 /** `loopback`: clients on the host read /metrics without a key, others need it; `key`: everyone needs it; `none`: nobody does. */
@@ -113,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     network: loadNetworkConfig(env, dataDir),
     preview: previewConfig(env),
     tls: loadTlsConfig(env),
+    mcpAllowedHosts: (env.STASIS_MCP_ALLOWED_HOSTS ?? "").split(",").map((h) => h.trim().toLowerCase()).filter(Boolean),
     createParallelism: Math.max(1, int(env.STASIS_CREATE_PARALLELISM, Math.max(2, 2 * availableParallelism()), "STASIS_CREATE_PARALLELISM")),
   };
 }

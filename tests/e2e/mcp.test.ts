@@ -1,0 +1,157 @@
+import { request } from "node:http";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, startTestDaemon, type TestDaemon } from "./harness.js";
+
+// The MCP server with the MCP SDK's own client, over both transports: `stasis mcp` (stdio) and the
+// daemon's /mcp (Streamable HTTP). crun sandboxes: the runtime does not matter here.
+
+const TOOLS = [
+  "create_sandbox", "list_sandboxes", "pause_sandbox", "hibernate_sandbox", "resume_sandbox", "fork_sandbox", "kill_sandbox",
+  "run_command", "run_code", "get_port_url", "read_file", "write_file", "list_files",
+];
+
+/** A 2x2 red PNG made with the standard library only (matplotlib is not in the base template), shown as IPython shows plots. */
+const PLOT = `
+import struct, zlib
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+class Plot:
+    def _repr_png_(self):
+        raw = b"".join(b"\\x00" + b"\\xff\\x00\\x00" * 2 for _ in range(2))
+        return b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+print("six times seven is", 6 * 7)
+Plot()
+`;
+
+let daemon: TestDaemon;
+
+beforeAll(async () => {
+  daemon = await startTestDaemon({ STASIS_DEFAULT_RUNTIME: "crun" });
+});
+
+afterAll(async () => {
+  await daemon?.destroy();
+});
+
+async function call(client: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
+  return (await client.callTool({ name, arguments: args })) as CallToolResult;
+}
+
+function text(result: CallToolResult): string {
+  return result.content.flatMap((c) => (c.type === "text" ? [c.text] : [])).join("\n");
+}
+
+/** What both transports must show: tools, a sandbox, Python with a PNG back, a file written and read, kill, a clear error. */
+async function scenario(client: Client): Promise<void> {
+  const { tools } = await client.listTools();
+  expect(tools.map((t) => t.name).sort()).toEqual([...TOOLS].sort());
+  for (const tool of tools) {
+    expect(tool.inputSchema.type).toBe("object");
+    expect(tool.outputSchema?.type, tool.name).toBe("object");
+    expect(JSON.stringify(tool.inputSchema), tool.name).not.toContain("$ref");
+  }
+
+  const created = await call(client, "create_sandbox", { runtime: "crun", memoryMiB: 256 });
+  expect(created.isError, text(created)).toBeFalsy();
+  const id = (created.structuredContent as { sandbox: { id: string; state: string } }).sandbox.id;
+  expect((created.structuredContent as { sandbox: { state: string } }).sandbox.state).toBe("running");
+
+  try {
+    const ran = await call(client, "run_code", { sandboxId: id, code: PLOT });
+    expect(ran.isError, text(ran)).toBeFalsy();
+    const out = ran.structuredContent as { stdout: string; error: unknown; results: { isMainResult: boolean; imageIndex: number | null; formats: string[] }[] };
+    expect(out.stdout).toBe("six times seven is 42\n");
+    expect(out.error).toBeNull();
+    expect(out.results).toHaveLength(1);
+    expect(out.results[0]).toMatchObject({ isMainResult: true, formats: expect.arrayContaining(["png"]) as unknown });
+    const image = ran.content[out.results[0]!.imageIndex!];
+    expect(image?.type).toBe("image");
+    if (image?.type !== "image") throw new Error("no image");
+    expect(image.mimeType).toBe("image/png");
+    const png = Buffer.from(image.data, "base64");
+    expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    expect(png.readUInt32BE(16)).toBe(2); // IHDR width
+
+    const failed = await call(client, "run_code", { sandboxId: id, code: "x = 1\n1 / 0" });
+    expect(failed.isError).toBeFalsy();
+    expect((failed.structuredContent as { error: { name: string } }).error.name).toBe("ZeroDivisionError");
+
+    const written = await call(client, "write_file", { sandboxId: id, path: "/work/notes/hello.txt", content: "hello from MCP\n" });
+    expect(written.isError, text(written)).toBeFalsy();
+    expect(written.structuredContent).toMatchObject({ path: "/work/notes/hello.txt", size: 15 });
+    const read = await call(client, "read_file", { sandboxId: id, path: "/work/notes/hello.txt" });
+    expect(read.structuredContent).toMatchObject({ encoding: "utf8", content: "hello from MCP\n", truncated: false });
+    expect(text(read)).toBe("hello from MCP\n");
+
+    const listed = await call(client, "list_files", { sandboxId: id, path: "/work/notes" });
+    expect((listed.structuredContent as { entries: { path: string }[] }).entries.map((e) => e.path)).toEqual(["/work/notes/hello.txt"]);
+
+    const command = await call(client, "run_command", { sandboxId: id, command: "cat /work/notes/hello.txt; echo oops >&2; exit 3" });
+    expect(command.structuredContent).toMatchObject({ exitCode: 3, stdout: "hello from MCP\n", stderr: "oops\n", truncated: false });
+  } finally {
+    const killed = await call(client, "kill_sandbox", { sandboxId: id });
+    expect(killed.isError, text(killed)).toBeFalsy();
+  }
+
+  const gone = await call(client, "run_command", { sandboxId: id, command: "true" });
+  expect(gone.isError).toBe(true);
+  expect(text(gone)).toMatch(/^error \[sandbox_not_found\]: /);
+}
+
+describe("MCP over stdio (stasis mcp)", () => {
+  it("lists tools, creates a sandbox, runs Python with a PNG back, writes and reads a file, kills it", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, "mcp"],
+      env: { ...(process.env as Record<string, string>), STASIS_API_URL: daemon.url, STASIS_API_KEY: daemon.apiKey },
+      stderr: "pipe",
+    });
+    const client = new Client({ name: "stasis-e2e", version: "1.0.0" });
+    await client.connect(transport);
+    try {
+      await scenario(client);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+/** A raw request to /mcp with chosen headers (the SDK client always sends the right ones). */
+function raw(headers: Record<string, string>, method = "POST"): Promise<number> {
+  const url = new URL(`${daemon.url}/mcp`);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: "/mcp", method, headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+    req.end(method === "POST" ? JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }) : undefined);
+  });
+}
+
+describe("MCP over Streamable HTTP (/mcp on the daemon)", () => {
+  it("lists tools, creates a sandbox, runs Python with a PNG back, writes and reads a file, kills it", async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(`${daemon.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${daemon.apiKey}` } } });
+    const client = new Client({ name: "stasis-e2e", version: "1.0.0" });
+    await client.connect(transport);
+    try {
+      await scenario(client);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("refuses a wrong key, a foreign Host or Origin (DNS rebinding), and GET", async () => {
+    const auth = { authorization: `Bearer ${daemon.apiKey}` };
+    expect(await raw({})).toBe(401);
+    expect(await raw({ authorization: "Bearer wrong" })).toBe(401);
+    expect(await raw({ ...auth, host: "attacker.example:80" })).toBe(403);
+    expect(await raw({ ...auth, origin: "http://attacker.example" })).toBe(403);
+    expect(await raw({ ...auth, host: `localhost:${new URL(daemon.url).port}` })).toBe(200);
+    expect(await raw(auth, "GET")).toBe(405);
+  });
+});
