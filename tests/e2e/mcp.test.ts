@@ -145,6 +145,43 @@ describe("MCP over Streamable HTTP (/mcp on the daemon)", () => {
     }
   });
 
+  it("pauses, resumes, hibernates and forks a gVisor sandbox, lists it and gives its port's URL; crun cannot hibernate", async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(`${daemon.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${daemon.apiKey}` } } });
+    const client = new Client({ name: "stasis-e2e", version: "1.0.0" });
+    await client.connect(transport);
+    const ids: string[] = [];
+    const state = (r: CallToolResult) => (r.structuredContent as { state: string }).state;
+    try {
+      const created = await call(client, "create_sandbox", { runtime: "gvisor", memoryMiB: 256 });
+      const id = (created.structuredContent as { sandbox: { id: string } }).sandbox.id;
+      ids.push(id);
+      const listed = await call(client, "list_sandboxes", { state: "running" });
+      expect((listed.structuredContent as { sandboxes: { id: string }[] }).sandboxes.map((s) => s.id)).toContain(id);
+      const url = await call(client, "get_port_url", { sandboxId: id, port: 8000, signed: true });
+      expect(url.structuredContent).toMatchObject({ url: expect.stringContaining(`8000-${id}`) as unknown, public: false, signedUrl: expect.stringContaining(`8000-${id}`) as unknown });
+      expect(state(await call(client, "pause_sandbox", { sandboxId: id }))).toBe("paused");
+      expect(state(await call(client, "resume_sandbox", { sandboxId: id }))).toBe("running");
+      await call(client, "write_file", { sandboxId: id, path: "/root/kept.txt", content: "kept" });
+      expect(state(await call(client, "hibernate_sandbox", { sandboxId: id }))).toBe("hibernated");
+      const forked = await call(client, "fork_sandbox", { sandboxId: id });
+      expect(forked.isError, text(forked)).toBeFalsy();
+      const fork = (forked.structuredContent as { sandboxes: { id: string; forkedFrom: string }[] }).sandboxes[0]!;
+      ids.push(fork.id);
+      expect(fork.forkedFrom).toBe(id);
+      expect(text(await call(client, "read_file", { sandboxId: fork.id, path: "/root/kept.txt" }))).toBe("kept");
+
+      const light = await call(client, "create_sandbox", { runtime: "crun", memoryMiB: 256 });
+      const lightId = (light.structuredContent as { sandbox: { id: string } }).sandbox.id;
+      ids.push(lightId);
+      const refused = await call(client, "hibernate_sandbox", { sandboxId: lightId });
+      expect(refused.isError).toBe(true);
+      expect(text(refused)).toMatch(/^error \[not_supported_by_runtime\]: /);
+    } finally {
+      for (const id of ids) await call(client, "kill_sandbox", { sandboxId: id });
+      await client.close();
+    }
+  });
+
   it("refuses a wrong key, a foreign Host or Origin (DNS rebinding), and GET", async () => {
     const auth = { authorization: `Bearer ${daemon.apiKey}` };
     expect(await raw({})).toBe(401);
