@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { boundText, HeadTail } from "./bounds.js";
+import { boundText, HeadTail, readUpTo } from "./bounds.js";
 import { HostCheck, defaultAllowedHosts } from "./transports/host-check.js";
 import { imageType, isText, mimeTypeOf } from "./mime.js";
 
@@ -17,6 +17,36 @@ describe("HeadTail", () => {
     const whole = boundText("0123456789abcdefghij", 10);
     for (const text of [pieces.text(), whole.text]) expect(text).toBe("01234\n[... 10 characters left out: the output exceeded 10 characters ...]\nfghij");
     expect(pieces.truncated && whole.truncated).toBe(true);
+  });
+});
+
+describe("readUpTo", () => {
+  const stream = (chunks: string[]) => {
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = chunks[pulled++];
+        if (next === undefined) controller.close();
+        else controller.enqueue(new TextEncoder().encode(next));
+      },
+    });
+    return { body, pulled: () => pulled };
+  };
+
+  it("stops pulling at the limit and says whether more was there", async () => {
+    const s = stream(["abc", "def", "ghi", "jkl"]);
+    const read = await readUpTo(s.body, 5);
+    expect(new TextDecoder().decode(read.bytes)).toBe("abcde");
+    expect(read.cut).toBe(true);
+    expect(s.pulled()).toBeLessThanOrEqual(3);
+    const exact = await readUpTo(stream(["abc", "de"]).body, 5);
+    expect(exact.cut).toBe(false);
+  });
+
+  it("lets the first chunk choose the limit", async () => {
+    const read = await readUpTo(stream(["IMG", "123456"]).body, (first) => (new TextDecoder().decode(first) === "IMG" ? 100 : 2));
+    expect(new TextDecoder().decode(read.bytes)).toBe("IMG123456");
+    expect(read.cut).toBe(false);
   });
 });
 

@@ -2,7 +2,7 @@
 export interface ToolLimits {
   /** Characters of stdout (and of stderr) a command or code run returns: the head and the tail. */
   maxOutputChars: number;
-  /** Bytes of a file read_file returns by default (a call may ask for up to maxReadBytesCap). */
+  /** Bytes of a file read_file returns by default (a call may ask for up to maxReadBytesCap; images get the cap). */
   maxReadBytes: number;
   maxReadBytesCap: number;
   /** Entries list_files returns. */
@@ -13,7 +13,7 @@ export interface ToolLimits {
 
 export const DEFAULT_LIMITS: ToolLimits = {
   maxOutputChars: 32_000,
-  maxReadBytes: 1024 * 1024,
+  maxReadBytes: 256 * 1024,
   maxReadBytesCap: 8 * 1024 * 1024,
   maxListEntries: 500,
   maxResultBytes: 8 * 1024 * 1024,
@@ -62,4 +62,35 @@ export function boundText(text: string, limit: number): { text: string; truncate
   const bounded = new HeadTail(limit);
   bounded.push(text);
   return { text: bounded.text(), truncated: bounded.truncated };
+}
+
+/**
+ * Reads at most `limit` bytes of a stream, then cancels it (the rest never crosses the wire). A function
+ * limit is decided by the first chunk (an image may be larger than text).
+ */
+export async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number | ((first: Uint8Array) => number)): Promise<{ bytes: Uint8Array; cut: boolean }> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let cut = false;
+  let bound = typeof limit === "number" ? limit : Infinity;
+  try {
+    while (size < bound) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (typeof limit === "function" && chunks.length === 0) bound = limit(value);
+      chunks.push(value);
+      size += value.length;
+    }
+    if (size >= bound) cut = size > bound || !(await reader.read()).done;
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.length;
+  }
+  return { bytes: all.subarray(0, Math.min(size, bound)), cut };
 }

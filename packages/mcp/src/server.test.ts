@@ -65,6 +65,14 @@ describe("bounds", () => {
     expect(textOf(result)).toContain("[... cut at 100 bytes: the file is longer");
   });
 
+  it("read_file returns an image whole up to the cap, beyond the text limit", async () => {
+    const image = Buffer.concat([PNG, Buffer.alloc(5000, 1)]);
+    const { client } = await connectToFake({ [`GET /v1/sandboxes/${ID}/files`]: () => new Response(image) }, { limits: { maxReadBytes: 100, maxReadBytesCap: 10_000 } });
+    const result = await callTool(client, "read_file", { sandboxId: ID, path: "/big.png" });
+    expect(result.structuredContent).toMatchObject({ encoding: "image", bytes: image.length, truncated: false });
+    expect(result.content[0]).toEqual({ type: "image", mimeType: "image/png", data: image.toString("base64") });
+  });
+
   it("list_files returns at most maxListEntries", async () => {
     const entry = (i: number) => ({ name: `f${i}`, path: `/d/f${i}`, type: "file", size: 1, mode: 0o100644, mtime: "2025-01-01T00:00:00.000Z", uid: 0, gid: 0, symlinkTarget: null });
     const { client } = await connectToFake({ [`GET /v1/sandboxes/${ID}/files/list`]: () => json({ entries: Array.from({ length: 30 }, (_, i) => entry(i)), truncated: false }) }, { limits: { maxListEntries: 10 } });

@@ -1,9 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { FileNotFoundError } from "@stasis/sdk";
 import { z } from "zod";
-import { HeadTail } from "../bounds.js";
+import { HeadTail, readUpTo } from "../bounds.js";
 import { ToolInputError } from "../errors.js";
-import { readUpTo } from "../tools/file-tools.js";
 import type { CodeRunner, CodeRunOutput, CodeRunRequest } from "./code-runner.js";
 import { PYTHON_WRAPPER } from "./python-wrapper.js";
 

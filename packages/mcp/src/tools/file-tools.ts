@@ -3,36 +3,11 @@ import type { ContentBlock } from "@modelcontextprotocol/sdk/types.js";
 import { AbsolutePathSchema } from "@stasis/protocol";
 import { Sandbox } from "@stasis/sdk";
 import { z } from "zod";
+import { readUpTo } from "../bounds.js";
 import { ToolInputError } from "../errors.js";
 import { imageType, isText, mimeTypeOf } from "../mime.js";
 import { addTool, type ToolContext } from "../tool-kit.js";
 import { sandboxId } from "./shapes.js";
-
-/** Reads at most `limit` bytes of a stream, then cancels it (the rest never crosses the wire). */
-export async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number): Promise<{ bytes: Uint8Array; cut: boolean }> {
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  let cut = false;
-  try {
-    while (size < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.length;
-    }
-    if (size >= limit) cut = size > limit || !(await reader.read()).done;
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, at);
-    at += chunk.length;
-  }
-  return { bytes: all.subarray(0, Math.min(size, limit)), cut };
-}
 
 const path = AbsolutePathSchema.describe("Absolute path inside the sandbox.");
 
@@ -44,7 +19,7 @@ export function addFileTools(server: McpServer, ctx: ToolContext): void {
   addTool(server, {
     name: "read_file",
     title: "Read a file",
-    description: `Reads a file of the sandbox: text as text, images (PNG, JPEG, GIF, WebP) as images, other binary files as base64. At most maxBytes are returned (default ${maxReadBytes}); the result says when the file was cut.`,
+    description: `Reads a file of the sandbox: text as text, images (PNG, JPEG, GIF, WebP) as images, other binary files as base64. At most maxBytes are returned (default ${maxReadBytes}, images ${maxReadBytesCap}); the result says when the file was cut.`,
     input: { sandboxId, path, maxBytes: z.number().int().min(1).max(maxReadBytesCap).optional().describe(`Return at most this many bytes (up to ${maxReadBytesCap}).`) },
     output: {
       path: z.string(),
@@ -57,7 +32,9 @@ export function addFileTools(server: McpServer, ctx: ToolContext): void {
     annotations: { readOnlyHint: true },
     run: async ({ sandboxId: id, path: file, maxBytes }, signal) => {
       const sandbox = await Sandbox.connect(id, conn);
-      const { bytes, cut } = await readUpTo(await sandbox.files.readStream(file, { signal }), maxBytes ?? maxReadBytes);
+      // An image is whole or useless: it may be as large as the cap unless the call says otherwise.
+      const limit = (first: Uint8Array) => maxBytes ?? (imageType(first) ? maxReadBytesCap : maxReadBytes);
+      const { bytes, cut } = await readUpTo(await sandbox.files.readStream(file, { signal }), limit);
       const text = isText(bytes, cut);
       const mimeType = mimeTypeOf(file, bytes, text);
       const note = cut ? `\n[... cut at ${bytes.length} bytes: the file is longer; pass a larger maxBytes (up to ${maxReadBytesCap}) or read it with run_command]` : "";
