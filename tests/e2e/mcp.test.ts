@@ -92,6 +92,18 @@ async function scenario(client: Client): Promise<void> {
 
     const command = await call(client, "run_command", { sandboxId: id, command: "cat /work/notes/hello.txt; echo oops >&2; exit 3" });
     expect(command.structuredContent).toMatchObject({ exitCode: 3, stdout: "hello from MCP\n", stderr: "oops\n", truncated: false });
+
+    // A client that gives up on a call stops its command (stdio: the cancel notification; HTTP: the closed request).
+    const cancelled = client.callTool({ name: "run_command", arguments: { sandboxId: id, command: "sleep 300" } }, undefined, { signal: AbortSignal.timeout(1500) });
+    await expect(cancelled).rejects.toThrow();
+    let sleeping = "";
+    for (let i = 0; i < 50; i++) {
+      const ps = await call(client, "run_command", { sandboxId: id, command: "pgrep -x sleep || echo none" });
+      sleeping = (ps.structuredContent as { stdout: string }).stdout.trim();
+      if (sleeping === "none") break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(sleeping).toBe("none");
   } finally {
     const killed = await call(client, "kill_sandbox", { sandboxId: id });
     expect(killed.isError, text(killed)).toBeFalsy();
@@ -129,7 +141,8 @@ function raw(headers: Record<string, string>, method = "POST"): Promise<number> 
       resolve(res.statusCode ?? 0);
     });
     req.on("error", reject);
-    req.end(method === "POST" ? JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }) : undefined);
+    const initialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } };
+    req.end(method === "POST" ? JSON.stringify(initialize) : undefined);
   });
 }
 

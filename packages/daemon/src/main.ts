@@ -119,6 +119,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     log,
     async close() {
       e2bMetrics.stop();
+      await mcp.close();
       await opened.close();
       if (config.hibernateOnStop) await sandboxes.shutdown();
       else {

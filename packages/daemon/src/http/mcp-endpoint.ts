@@ -18,7 +18,7 @@ export interface McpEndpointOptions {
 }
 
 /**
- * Streamable HTTP MCP at /mcp. The tools are the same as `stasis mcp`'s, written against the SDK: they
+ * Streamable HTTP MCP at /mcp, with sessions (bounded, see @stasis/mcp's Sessions). The tools are the same as `stasis mcp`'s, written against the SDK: they
  * call this daemon's own API on loopback with the caller's key, so every check and error code of the API
  * applies unchanged. The MCP package loads on the first request (about half a second), not at start.
  */
@@ -30,12 +30,19 @@ export class McpEndpoint {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       this.handler ??= this.load();
-      await (await this.handler)(req, res);
+      await (await this.handler).handle(req, res);
     } catch (err) {
       this.options.log.error({ err }, "MCP request failed");
       if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32603, message: "internal error" }, id: null }));
       else res.destroy();
     }
+  }
+
+  /** Ends every MCP session (their calls in flight are aborted). */
+  async close(): Promise<void> {
+    const handler = this.handler;
+    this.handler = null;
+    (await handler?.catch(() => null))?.close();
   }
 
   private async load(): Promise<McpHttpHandler> {
