@@ -3,6 +3,7 @@ import type { ConnectionOptions } from "@stasis/sdk";
 import { DEFAULT_LIMITS, type ToolLimits } from "./bounds.js";
 import type { CodeRunner } from "./code/code-runner.js";
 import { runCodeWithCommands } from "./code/commands-runner.js";
+import { interpreterRunner } from "./code/interpreter-runner.js";
 import type { ToolContext } from "./tool-kit.js";
 import { addCodeTools } from "./tools/code-tools.js";
 import { addCommandTools } from "./tools/command-tools.js";
@@ -14,7 +15,7 @@ export interface StasisMcpOptions {
   /** How the tools reach the daemon (the SDK's connection: URL, key). */
   connection: ConnectionOptions;
   limits?: Partial<ToolLimits>;
-  /** How run_code runs code; default: as a command (runCodeWithCommands). */
+  /** How run_code runs code; default: the sandbox's code interpreter where it has one, else as a command. */
   codeRunner?: CodeRunner;
 }
 
@@ -29,7 +30,7 @@ export function createStasisMcpServer(options: StasisMcpOptions): McpServer {
   const ctx: ToolContext = {
     connection: options.connection,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
-    codeRunner: options.codeRunner ?? runCodeWithCommands,
+    codeRunner: options.codeRunner ?? interpreterRunner(runCodeWithCommands),
   };
   addSandboxTools(server, ctx);
   addCommandTools(server, ctx);

@@ -37,8 +37,7 @@ export interface CodeRunOutput {
 }
 
 /**
- * How run_code runs code. The default (commands-runner.ts) runs it as a command; the code interpreter's
- * `sandbox.code.run(...)` fits the same shape (its Execution: logs, results, error) and is what a
- * sandbox of the code-interpreter template should use.
+ * How run_code runs code. The default is interpreterRunner (the code interpreter's `sandbox.code.run`,
+ * where the SDK and the sandbox have it) over runCodeWithCommands (code as a command, in any sandbox).
  */
 export type CodeRunner = (request: CodeRunRequest) => Promise<CodeRunOutput>;
