@@ -14,10 +14,13 @@ const ROOT = import.meta.dirname;
 const PACKAGE_IMPORTS = {
   protocol: [],
   sdk: ["protocol"],
+  // The MCP tools are written once against the SDK, for both transports (stdio in the CLI, /mcp in the daemon).
+  mcp: ["sdk", "protocol"],
   // daemon and bench: only as import() in the daemon-side command file (see CLI_DAEMON_SIDE below).
-  cli: ["sdk", "protocol"],
+  cli: ["sdk", "protocol", "mcp"],
   bench: ["sdk", "protocol"],
-  daemon: ["protocol"],
+  // mcp: for /mcp only, loaded by import() on its first request (http/mcp-endpoint.ts).
+  daemon: ["protocol", "mcp"],
 };
 /** The one CLI file that may load the daemon and the bench, and only lazily. */
 const CLI_DAEMON_SIDE = "packages/cli/src/commands/local.ts";

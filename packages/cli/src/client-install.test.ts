@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -90,6 +90,29 @@ describe("client commands in the workspace (where the daemon is installed)", { t
     expect(bench.stdout).toContain("only these parts: create, templates, exec");
   });
 
+  it("serve MCP on stdio (stasis mcp) without loading the daemon, the bench or better-sqlite3", async () => {
+    const child = spawn(process.execPath, ["--import", join(tmp, "forbid.mjs"), MAIN, "mcp", "--api-url", apiUrl], { env: { ...process.env, STASIS_API_KEY: "sk_test" } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const initialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } };
+    child.stdin.write(`${JSON.stringify(initialize)}\n`);
+    child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`);
+    child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "list_sandboxes", arguments: {} } })}\n`);
+    await new Promise<void>((resolve) => {
+      const check = () => (stdout.includes('"id":2') ? resolve() : setTimeout(check, 50));
+      check();
+    });
+    child.stdin.end();
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    const replies = stdout.trim().split("\n").map((line) => JSON.parse(line) as { id: number; result: { serverInfo?: { name: string }; structuredContent?: { sandboxes: { id: string }[] } } });
+    expect(replies[0]!.result.serverInfo?.name).toBe("stasis");
+    expect(replies[1]!.result.structuredContent?.sandboxes[0]?.id).toBe(ID);
+  });
+
   it("would catch a command that loads the daemon (the guard works)", async () => {
     const ran = await guarded("doctor", "--data-dir", join(tmp, "data"));
     expect(ran.code).toBe(1);
@@ -177,7 +200,7 @@ function nativeReasons(pkg: Manifest & { dir: string }): string[] {
 }
 
 describe("install closure", () => {
-  it.each(["sdk", "cli", "protocol"])("@stasis/%s brings no native module and not the daemon", (pkg) => {
+  it.each(["sdk", "mcp", "cli", "protocol"])("@stasis/%s brings no native module and not the daemon", (pkg) => {
     const closure = [...installClosure(join(REPO, "packages", pkg)).values()];
     const names = closure.map((p) => p.name);
     expect(names).not.toContain("@stasis/daemon");

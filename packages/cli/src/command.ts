@@ -63,7 +63,8 @@ export type Command =
   | { kind: "domain.list" }
   | { kind: "domain.rm"; hosts: string[] }
   | { kind: "port-forward"; id: string; port: number; localPort: number; address: string }
-  | { kind: "secret.rm"; names: string[] };
+  | { kind: "secret.rm"; names: string[] }
+  | { kind: "mcp" };
 
 export interface CommandLine {
   global: GlobalFlags;

@@ -32,6 +32,11 @@ describe("parseCommandLine", () => {
     expect(usageError("serve --port x").topic).toEqual(["serve"]);
   });
 
+  it("parses mcp, with the connection flags and no arguments", () => {
+    expect(parse("mcp --api-url http://h:1 --api-key k")).toEqual({ global: { apiUrl: "http://h:1", apiKey: "k", json: false }, command: { kind: "mcp" } });
+    expect(usageError("mcp extra").message).toContain("too many arguments");
+  });
+
   it("parses doctor", () => {
     expect(command("doctor --json")).toEqual({ kind: "doctor", dataDir: undefined });
   });

@@ -7,6 +7,7 @@ import * as shellCommand from "./commands/shell.js";
 import * as files from "./commands/files.js";
 import * as hosting from "./commands/hosting.js";
 import * as local from "./commands/local.js";
+import * as mcpCommand from "./commands/mcp.js";
 import * as processes from "./commands/processes.js";
 import * as preview from "./commands/preview.js";
 import * as sandboxes from "./commands/sandboxes.js";
@@ -112,6 +113,8 @@ async function dispatch(command: Command, ctx: Context): Promise<number> {
       return secrets.list(command, ctx);
     case "secret.rm":
       return secrets.rm(command, ctx);
+    case "mcp":
+      return mcpCommand.mcp(command, ctx);
   }
 }
 

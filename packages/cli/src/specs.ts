@@ -7,6 +7,7 @@ import { secretSpecs } from "./secret-specs.js";
 import { e2bSpecs } from "./e2b-specs.js";
 import { templateSpecs } from "./template-specs.js";
 import { hostingSpecs } from "./hosting-specs.js";
+import { mcpSpecs } from "./mcp-specs.js";
 import { networkFlags, networkOptions, networkPolicy, networkSpecs, secretNames } from "./network-specs.js";
 import { UsageError } from "./usage-error.js";
 import { bool, commandFrom, dataDirFlag, dataDirOption, duration, durationOrOff, keyValues, list, number, oneOf, str } from "./values.js";
@@ -391,6 +392,7 @@ export const specs: CommandSpec[] = [
   ...networkSpecs,
   ...hostingSpecs,
   ...codeSpecs,
+  ...mcpSpecs,
 ];
 
 /** Words that only group subcommands; a group may sit inside another ("e2b key" in "e2b"). */

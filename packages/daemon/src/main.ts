@@ -30,6 +30,7 @@ import { DAEMON_VERSION } from "./version.js";
 import { PreviewProxy } from "./http/preview-proxy.js";
 import { startListeners, type DaemonListeners } from "./http/listeners.js";
 import { forwardRouteOf, PortForward } from "./http/port-forward.js";
+import { isMcpRequest, McpEndpoint } from "./http/mcp-endpoint.js";
 import { PreviewService } from "./services/preview-service.js";
 import { InboundConnections } from "./services/lifecycle/inbound-connections.js";
 import { CodeService } from "./services/code/code-service.js";
@@ -92,8 +93,10 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 
+  const mcp = new McpEndpoint({ apiKey: config.apiKey, listenHost: config.host, port: () => listeners?.port ?? config.port, extraHosts: config.mcpAllowedHosts, log: log.child({ component: "mcp" }) });
+
   // A request for a sandbox's port (by host name or E2B's headers) goes to the preview proxy and never
-  // reaches the API; everything else is the API's. HTTPS, when configured, serves the same.
+  // reaches the API; /mcp is the MCP endpoint's; everything else is the API's. HTTPS, when configured, serves the same.
   const api = getRequestListener(app.fetch);
   const ptySocket = new PtySocket(config.apiKey, pty, log.child({ component: "pty" }));
   listeners = await startListeners({
@@ -104,6 +107,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     onRequest: (req, res) => {
       const route = previewProxy.route(req);
       if (route) void previewProxy.handle(req, res, route);
+      else if (isMcpRequest(req.url)) void mcp.handle(req, res);
       else void api(req, res);
     },
     onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -126,6 +130,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     log,
     async close() {
       e2bMetrics.stop();
+      await mcp.close();
       await opened.close();
       if (config.hibernateOnStop) await sandboxes.shutdown();
       else {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig, parseDiskPool, parseWarmPools } from "./config.js";
+import { loadConfig, parseDiskPool, parseMcpAllowedHosts, parseWarmPools } from "./config.js";
 
 describe("STASIS_WARM_POOL", () => {
   it("reads template=size pairs, drops empty pools, and refuses anything else", () => {
@@ -43,5 +43,14 @@ describe("STASIS_TLS_*", () => {
     expect(() => load({ STASIS_TLS_CERT: "/c.pem" })).toThrow(/go together/);
     expect(() => load({ STASIS_HTTPS_PORT: "443" })).toThrow(/needs certificates/);
     expect(() => load({ STASIS_TLS_DIR: "/d", STASIS_HTTPS_PORT: "70000" })).toThrow(/port number/);
+  });
+});
+
+describe("STASIS_MCP_ALLOWED_HOSTS", () => {
+  it("reads host names (lower case, IPv6 in brackets) or *, and refuses a scheme or a port", () => {
+    expect(parseMcpAllowedHosts(" Stasis.Example.com, ,[FD00::1],10.0.0.5")).toEqual(["stasis.example.com", "[fd00::1]", "10.0.0.5"]);
+    expect(parseMcpAllowedHosts("*")).toEqual(["*"]);
+    expect(loadConfig({ STASIS_API_KEY: "k".repeat(16) }).mcpAllowedHosts).toEqual([]);
+    for (const bad of ["https://a.example", "a.example:443", "fd00::1", "a b"]) expect(() => parseMcpAllowedHosts(bad)).toThrow(/without scheme or port/);
   });
 });

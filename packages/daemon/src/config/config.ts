@@ -53,6 +53,8 @@ export interface DaemonConfig {
   preview: { domain: string; url: string | null };
   /** HTTPS for the API, preview URLs and custom domains, when certificates are given (STASIS_TLS_*); null: HTTP only. */
   tls: TlsConfig | null;
+  /** Host names /mcp answers to besides localhost and the listen address (STASIS_MCP_ALLOWED_HOSTS, comma-separated; "*": any). */
+  mcpAllowedHosts: string[];
 }
 
 /** `loopback`: clients on the host read /metrics without a key, others need it; `key`: everyone needs it; `none`: nobody does. */
@@ -113,8 +115,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DaemonConfig {
     network: loadNetworkConfig(env, dataDir),
     preview: previewConfig(env),
     tls: loadTlsConfig(env),
+    mcpAllowedHosts: parseMcpAllowedHosts(env.STASIS_MCP_ALLOWED_HOSTS ?? ""),
     createParallelism: Math.max(1, int(env.STASIS_CREATE_PARALLELISM, Math.max(2, 2 * availableParallelism()), "STASIS_CREATE_PARALLELISM")),
   };
+}
+
+/** `a.example, [fd00::1]` → host names as HostCheck compares them (no port, lower case); `*`: any. */
+export function parseMcpAllowedHosts(value: string): string[] {
+  const hosts = value.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean);
+  for (const host of hosts) {
+    if (host !== "*" && !/^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)$/.test(host)) throw new Error(`STASIS_MCP_ALLOWED_HOSTS takes host names without scheme or port (IPv6 in brackets), comma-separated, or *; got '${host}'`);
+  }
+  return hosts;
 }
 
 /** Disks kept ready per size: a few cover a burst; each is a mounted loop device, so the count is bounded. */
