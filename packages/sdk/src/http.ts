@@ -103,7 +103,11 @@ export class HttpClient {
 }
 
 async function replyError(response: Response, what: string, requestId: string | undefined): Promise<StasisError> {
-  const text = await response.text().catch(() => "");
+  return errorFromReplyText(await response.text().catch(() => ""), response.status, what, requestId);
+}
+
+/** The typed error an error reply's body describes, or a ProtocolError when the body is not the protocol's. */
+export function errorFromReplyText(text: string, status: number, what: string, requestId?: string): StasisError {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -111,8 +115,8 @@ async function replyError(response: Response, what: string, requestId: string | 
     value = undefined;
   }
   const parsed = ErrorResponseSchema.safeParse(value);
-  if (parsed.success) return errorFromBody({ ...parsed.data.error, requestId: parsed.data.error.requestId ?? requestId }, response.status);
-  return protocolError(`${what} failed with HTTP ${response.status} and no protocol error body: ${snippet(text)}`, response.status, requestId);
+  if (parsed.success) return errorFromBody({ ...parsed.data.error, requestId: parsed.data.error.requestId ?? requestId }, status);
+  return protocolError(`${what} failed with HTTP ${status} and no protocol error body: ${snippet(text)}`, status, requestId);
 }
 
 /** Maps what fetch throws: the caller's abort passes through untouched, our timeout and network failures get types. */

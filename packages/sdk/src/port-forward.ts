@@ -2,9 +2,9 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { ErrorResponseSchema } from "@stasis/protocol";
 import type { ResolvedConnection } from "./connection.js";
-import { ConnectionError, errorFromBody, protocolError, type StasisError } from "./errors.js";
+import { ConnectionError, type StasisError } from "./errors.js";
+import { errorFromReplyText } from "./http.js";
 
 /** The daemon's upgrade token for raw TCP (packages/daemon/src/http/port-forward.ts). */
 const TCP_UPGRADE = "tcp";
@@ -18,16 +18,7 @@ function readError(res: IncomingMessage): Promise<StasisError> {
     res.on("data", (chunk: string) => {
       if (text.length < MAX_ERROR_BODY) text += chunk;
     });
-    const done = () => {
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        value = undefined;
-      }
-      const parsed = ErrorResponseSchema.safeParse(value);
-      resolve(parsed.success ? errorFromBody(parsed.data.error, res.statusCode) : protocolError(`port-forward failed with HTTP ${res.statusCode} and no protocol error body`, res.statusCode ?? null));
-    };
+    const done = () => resolve(errorFromReplyText(text, res.statusCode ?? 502, "port-forward"));
     res.once("end", done);
     res.once("error", done);
   });
