@@ -169,7 +169,7 @@ describe("the code interpreter", () => {
       const res = await fetch(`${daemon.url}/v1/e2b/keys`, { method: "POST", headers: { authorization: `Bearer ${daemon.apiKey}`, "content-type": "application/json" }, body: JSON.stringify({ name: "code" }) });
       const { key } = (await res.json()) as { key: string };
       // The SDK's default template, code-interpreter-v1, is Stasis's code-interpreter.
-      sbx = await E2bSandbox.create({ apiKey: key, apiUrl: daemon.url, sandboxUrl: daemon.url, timeoutMs: 300_000 });
+      sbx = await E2bSandbox.create({ apiKey: key, apiUrl: daemon.url, sandboxUrl: daemon.url, timeoutMs: 300_000, envs: { FROM_CREATE: "set at create" } });
     }, 120_000);
     afterAll(async () => {
       await sbx?.kill().catch(() => {});
@@ -186,6 +186,12 @@ describe("the code interpreter", () => {
       expect(run.text).toBe("21");
       expect(seen).toEqual({ stdout: ["out\n"], stderr: ["err\n"], results: 1, errors: 0 });
       expect((await sbx.runCode("y * 2")).text).toBe("40");
+    });
+
+    it("a run sees the env given at create (the interpreter started in the snapshot, before it), under the run's own", async () => {
+      expect((await sbx.runCode("import os\nos.environ['FROM_CREATE']")).text).toBe("'set at create'");
+      expect((await sbx.runCode("os.environ['FROM_CREATE']", { envs: { FROM_CREATE: "this run's" } })).text).toBe(`"this run's"`);
+      expect((await sbx.runCode("os.environ.get('FROM_CREATE')")).text).toBe("'set at create'");
     });
 
     it("returns a plot as results[].png, a DataFrame as data, an error with its traceback", async () => {

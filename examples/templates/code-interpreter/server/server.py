@@ -21,6 +21,26 @@ from contexts import Registry, UnknownContext, UnknownLanguage  # noqa: E402
 
 PORT = 49999
 MAX_BODY = 16 * 1024 * 1024
+# The sandbox's own env (from its create), written by the daemon: this server started in the template's
+# snapshot, before the sandbox existed, so it is not in os.environ. Every run gets it under its own env_vars.
+SANDBOX_ENV_FILE = "/run/stasis/env.json"
+_sandbox_env = {"mtime": None, "env": {}}
+
+
+def sandbox_env():
+    try:
+        mtime = os.stat(SANDBOX_ENV_FILE).st_mtime_ns
+    except OSError:
+        return {}
+    if mtime != _sandbox_env["mtime"]:
+        try:
+            with open(SANDBOX_ENV_FILE, encoding="utf-8") as f:
+                env = json.load(f)
+            ok = isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+            _sandbox_env.update(mtime=mtime, env=env if ok else {})
+        except (OSError, ValueError):
+            return {}
+    return dict(_sandbox_env["env"])
 
 
 def drop_privileges():
@@ -142,6 +162,7 @@ class Handler(BaseHTTPRequestHandler):
         env = body.get("env_vars") or {}
         if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             return self.fail(400, "env_vars must map names to strings")
+        env = {**sandbox_env(), **env}
         timeout_ms = body.get("timeout_ms")
         if timeout_ms is not None and (not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0):
             return self.fail(400, "timeout_ms must be a positive number")

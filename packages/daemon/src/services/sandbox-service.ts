@@ -1,4 +1,5 @@
 import { existsSync, statfsSync } from "node:fs";
+import { SANDBOX_ENV_FILE, writeSandboxEnv } from "./lifecycle/sandbox-env-file.js";
 import type { CreateSandboxParams, ListSandboxesQuery, NetworkPolicy, Runtime, Sandbox, SandboxList, StandbyPolicy } from "@stasis/protocol";
 import { dirname } from "node:path";
 import { ApiError } from "../errors/api-error.js";
@@ -161,9 +162,18 @@ export class SandboxService {
     }
   }
 
-  /** A create whose client went away (it timed out in a queue of creates) would leave a sandbox nobody knows of. */
+  /**
+   * The end of a create: its env written for processes older than the sandbox (SANDBOX_ENV_FILE). A create
+   * whose client went away (it timed out in a queue of creates) would leave a sandbox nobody knows of: removed.
+   */
   private async unlessAbandoned(sandbox: Sandbox, abandoned: AbortSignal | undefined): Promise<Sandbox> {
-    if (!abandoned?.aborted) return sandbox;
+    if (!abandoned?.aborted) {
+      const agent = this.core.live.get(sandbox.id)?.agent;
+      if (agent && Object.keys(sandbox.env).length > 0) {
+        await writeSandboxEnv(agent, sandbox.env).catch((err: Error) => this.core.deps.log.warn({ sandbox: sandbox.id, err: err.message }, `could not write ${SANDBOX_ENV_FILE}`));
+      }
+      return sandbox;
+    }
     this.core.deps.log.warn({ sandbox: sandbox.id }, "the client went away before its create answered: the sandbox is removed");
     await this.delete(sandbox.id);
     throw new ApiError("invalid_request", "the client closed the connection before the sandbox was created; it was removed");
