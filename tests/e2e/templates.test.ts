@@ -22,7 +22,7 @@ socketserver.TCPServer(("0.0.0.0", 8000), H).serve_forever()
 describe("templates", () => {
   let daemon: TestDaemon;
   const tag = randomBytes(3).toString("hex");
-  const names = { spec: `e2e-spec-${tag}`, docker: `e2e-docker-${tag}`, oci: `e2e-oci-${tag}`, net: `e2e-net-${tag}` };
+  const names = { spec: `e2e-spec-${tag}`, docker: `e2e-docker-${tag}`, oci: `e2e-oci-${tag}`, net: `e2e-net-${tag}`, policy: `e2e-policy-${tag}` };
   const dirs: string[] = [];
 
   function context(files: Record<string, string>): string {
@@ -233,6 +233,14 @@ HEALTHCHECK --interval=1s CMD curl -sf http://127.0.0.1:8000/
     const back = await Sandbox.create({ template: names.docker, ...daemon.conn });
     expect(back.info.network?.policy.internet).toBe(true);
     await Promise.all([byTemplate.kill(), own.kill(), back.kill()]);
+  }, 120_000);
+
+  it("takes a policy from the spec file's network key", async () => {
+    const { events } = await build(context({ "stasis.yaml": "from: base\nnetwork:\n  internet: false\n  allowOut: [pypi.org]\n" }), `name=${names.policy}`);
+    expect(done(events).template.network).toEqual({ internet: false, allowOut: ["pypi.org"] });
+    const s = await Sandbox.create({ template: names.policy, runtime: "crun", ...daemon.conn });
+    expect(s.info.network?.policy).toEqual({ internet: false, allowOut: ["pypi.org"], denyOut: [] });
+    await s.kill();
   }, 120_000);
 
   it("gives build steps the internet through a host firewall that drops forwarding, but not the host or a local bridge", async () => {

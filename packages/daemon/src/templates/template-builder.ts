@@ -110,7 +110,8 @@ export class TemplateBuilder {
     if (wantSnapshot && start === null) throw new BuildStepError("a snapshot needs a start command (spec `start`, Dockerfile CMD)", null, null, null, "invalid_template");
     if (wantSnapshot && !this.deps.canSnapshot()) throw new BuildStepError("snapshots need the gvisor runtime (crun has no checkpoint)", null, null, null, "invalid_template");
     const pool = req.overrides.pool ?? def.pool ?? 0;
-    const config = { env: state.env, workdir: state.workdir === "/" ? null : state.workdir, user: state.user, start, ready, readyTimeoutMs: def.readyTimeoutMs, resources, pool, wantSnapshot };
+    const network = def.network ?? base.parent?.network ?? null;
+    const config = { env: state.env, workdir: state.workdir === "/" ? null : state.workdir, user: state.user, start, ready, readyTimeoutMs: def.readyTimeoutMs, resources, pool, wantSnapshot, ...(network ? { network } : {}) };
     const buildKey = hash(chain, JSON.stringify(config));
 
     const latest = store.versions(req.name).find((v) => v.status === "ready");
@@ -144,6 +145,7 @@ export class TemplateBuilder {
       readyTimeoutMs: def.readyTimeoutMs,
       resources,
       pool,
+      ...(network ? { network } : {}),
       snapshot: null,
     };
     store.writeVersion(manifest);

@@ -1,4 +1,4 @@
-import type { TemplateResources } from "@stasis/protocol";
+import type { NetworkPolicy, TemplateResources } from "@stasis/protocol";
 
 /**
  * What a template is built from, whichever file described it (a spec or a Dockerfile): a base, then
@@ -46,6 +46,8 @@ export interface TemplateDefinition {
   pool: number | null;
   /** null: snapshot when there is a start command and the runtime can checkpoint. */
   snapshot: boolean | null;
+  /** The egress policy of its sandboxes (spec `network`); null: its base template's, else the daemon's default. */
+  network: NetworkPolicy | null;
 }
 
 /** A problem in the spec or Dockerfile, pointing at its line. */

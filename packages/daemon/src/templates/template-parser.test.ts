@@ -240,6 +240,7 @@ describe("parseSpec (YAML)", () => {
       resources: {},
       pool: null,
       snapshot: null,
+      network: null,
     });
     expect(yaml("from: base", "steps:", "env:", "resources: { cpu: 2 }").resources).toEqual({ cpu: 2 });
     expect(yaml("from: template:myapp").from).toEqual({ kind: "template", ref: "myapp" });
@@ -268,11 +269,17 @@ describe("parseSpec (YAML)", () => {
 
   it("names unknown keys and their line", () => {
     yamlError('unknown key "packges"; did you mean "packages"?', 2, "from: base", "packges: [x]");
-    yamlError(/unknown key "frobnicate" \(expected one of: name, from, .*snapshot\)/, 3, "from: base", "pool: 1", "frobnicate: 1");
+    yamlError(/unknown key "frobnicate" \(expected one of: name, from, .*snapshot, network\)/, 3, "from: base", "pool: 1", "frobnicate: 1");
     yamlError('unknown key "accelerator" in resources (expected one of: cpu, memoryMiB, diskMiB)', 3, "from: base", "resources:", "  accelerator: 1");
     yamlError('unknown key "gpu" in resources; did you mean "cpu"?', 3, "from: base", "resources:", "  gpu: 1");
     yamlError('unknown key "memory" in resources; did you mean "memoryMiB"?', 3, "from: base", "resources:", "  memory: 512");
     yamlError('unknown key "mode" in steps[0].copy (expected one of: src, dest, chown)', 5, "from: base", "steps:", "  - copy:", "      src: a", "      mode: 644", "      dest: /a");
+  });
+
+  it("takes the egress policy of the template's sandboxes, checked like a create's", () => {
+    expect(yaml("from: base", "network:", "  internet: false", "  allowOut: [pypi.org, '*.pythonhosted.org', 203.0.113.0/24]").network).toEqual({ internet: false, allowOut: ["pypi.org", "*.pythonhosted.org", "203.0.113.0/24"] });
+    yamlError(/network.allowOut\[0\]: not a CIDR, an IPv4 address or a domain name/, 3, "from: base", "network:", "  allowOut: ['not a host!']");
+    yamlError('unknown key "allow" in network; did you mean "allowOut"?', 3, "from: base", "network:", "  allow: [x.org]");
   });
 
   it("reports the first problem in the file", () => {

@@ -157,6 +157,7 @@ export function parseDockerfile(text: string, options: DockerfileOptions = {}): 
     resources: {},
     pool: null,
     snapshot: null,
+    network: null,
   };
 }
 

@@ -1,5 +1,5 @@
 // A spec (stasis.yaml, .yml or .json): validated with zod, errors at the line of the offending key.
-import { CpuSchema, DiskMiBSchema, EnvSchema, MemoryMiBSchema, TemplateNameSchema } from "@stasis/protocol";
+import { CpuSchema, DiskMiBSchema, EnvSchema, MemoryMiBSchema, NetworkPolicySchema, TemplateNameSchema } from "@stasis/protocol";
 import { Lexer, LineCounter, parseDocument, Parser, type Document } from "yaml";
 import { z } from "zod";
 import { TemplateSpecError, type BuildStep, type TemplateDefinition } from "../template-definition.js";
@@ -62,6 +62,8 @@ const SpecSchema = z
     resources: z.object({ cpu: CpuSchema.nullish(), memoryMiB: MemoryMiBSchema.nullish(), diskMiB: DiskMiBSchema.nullish() }).strict().nullish(),
     pool: z.number().int().min(0).max(64).nullish(),
     snapshot: z.boolean().nullish(),
+    /** The egress policy of its sandboxes (a create's own policy goes over it). */
+    network: NetworkPolicySchema.nullish(),
   })
   .strict();
 
@@ -109,7 +111,7 @@ export function parseSpec(text: string, format: "yaml" | "json"): TemplateDefini
   }
 
   const lines = new NodeLines(doc, lineCounter);
-  const spec = check(SpecSchema, data, [], lines, { "": SPEC_KEYS, resources: ["cpu", "memoryMiB", "diskMiB"] });
+  const spec = check(SpecSchema, data, [], lines, { "": SPEC_KEYS, resources: ["cpu", "memoryMiB", "diskMiB"], network: ["internet", "allowOut", "denyOut"] });
   const fromLine = lines.of(["from"]);
   const steps: BuildStep[] = [];
   const add = (step: BuildStep): void => {
@@ -139,6 +141,7 @@ export function parseSpec(text: string, format: "yaml" | "json"): TemplateDefini
     resources,
     pool: spec.pool ?? null,
     snapshot: spec.snapshot ?? null,
+    network: spec.network ?? null,
   };
 }
 
