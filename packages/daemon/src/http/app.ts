@@ -10,6 +10,7 @@ import { ClientGoneError, DEFAULT_BODY_IDLE_MS, incomingOf, setBodyIdle } from "
 import type { E2bAuth } from "../e2b/e2b-auth.js";
 import { E2bMetricsHistory } from "../e2b/metrics-history.js";
 import { mountE2b } from "../e2b/mount.js";
+import { mountConsole } from "./console-assets.js";
 import { commandHandlers } from "./routes/command-routes.js";
 import { e2bKeyHandlers } from "./routes/e2b-key-routes.js";
 import { fileHandlers } from "./routes/file-routes.js";
@@ -34,6 +35,8 @@ export interface AppOptions {
   services: Services;
   /** The E2B-compatible surface; left out, only Stasis's own API is served. `metricsHistory`: started by its owner. */
   e2b?: { auth: E2bAuth; metricsHistory?: E2bMetricsHistory };
+  /** The built web console's folder (default: the package's console/); false: no console. */
+  consoleDir?: string | false;
 }
 
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
@@ -97,6 +100,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
       }
     });
   }
+
+  if (options.consoleDir !== false) mountConsole(app, options.consoleDir);
 
   app.notFound((c) => sendError(c, new ApiError("route_not_found", `no route ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
