@@ -29,6 +29,7 @@ import {
   ListSandboxesQuerySchema,
   SandboxListSchema,
   SandboxMetricsSchema,
+  SandboxMetricsHistorySchema,
   SandboxSchema,
   SetNetworkRequestSchema,
   SetTimeoutRequestSchema,
@@ -95,6 +96,7 @@ export const routes = {
   setStandbyPolicy: { method: "post", path: "/v1/sandboxes/{id}/standby", summary: "Change when the sandbox pauses and hibernates on its own, and what its lifetime's end does", tag: "sandboxes", auth: true, body: { kind: "json", schema: StandbyPolicySchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found"] },
 
   getSandboxMetrics: { method: "get", path: "/v1/sandboxes/{id}/metrics", summary: "What the sandbox uses now: CPU, memory, disk, network bytes (does not wake it)", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxMetricsSchema }, errors: ["sandbox_not_found"] },
+  getSandboxMetricsHistory: { method: "get", path: "/v1/sandboxes/{id}/metrics/history", summary: "CPU, memory and network samples of the last hour (every 5 s while running), for charts without Prometheus", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxMetricsHistorySchema }, errors: ["sandbox_not_found"] },
   listPorts: { method: "get", path: "/v1/sandboxes/{id}/ports", summary: "TCP ports a process listens on in the sandbox, each with its preview URL", tag: "preview", auth: true, response: { kind: "json", status: 200, schema: PortListSchema }, errors: [...sandboxErrors, "network_unavailable"] },
   getPreview: { method: "get", path: "/v1/sandboxes/{id}/preview", summary: "The sandbox's preview settings: public or not, its access token, the URL of a port", tag: "preview", auth: true, response: { kind: "json", status: 200, schema: PreviewSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
   setPreview: { method: "put", path: "/v1/sandboxes/{id}/preview", summary: "Make the sandbox's ports public or private, or rotate its access token", tag: "preview", auth: true, body: { kind: "json", schema: SetPreviewRequestSchema }, response: { kind: "json", status: 200, schema: PreviewSchema }, errors: ["sandbox_not_found", "network_unavailable"] },

@@ -8,7 +8,7 @@ import type { Metrics } from "../observability/metrics.js";
 import { sendError, toApiError } from "./http-errors.js";
 import { ClientGoneError, DEFAULT_BODY_IDLE_MS, incomingOf, setBodyIdle } from "./request-body.js";
 import type { E2bAuth } from "../e2b/e2b-auth.js";
-import { E2bMetricsHistory } from "../e2b/metrics-history.js";
+import type { E2bMetricsHistory } from "../e2b/metrics-history.js";
 import { mountE2b } from "../e2b/mount.js";
 import { mountConsole } from "./console-assets.js";
 import { commandHandlers } from "./routes/command-routes.js";
@@ -61,7 +61,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
 
   if (options.e2b) {
     const { sandboxes, exec, files, pty, watch, templates, e2bKeys } = services;
-    const history = options.e2b.metricsHistory ?? new E2bMetricsHistory(sandboxes);
+    const history = options.e2b.metricsHistory ?? services.metricsHistory;
     mountE2b(app, { sandboxes, exec, files, pty, watch, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics, preview: services.preview });
   }
 

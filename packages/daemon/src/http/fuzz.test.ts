@@ -1,3 +1,4 @@
+import { E2bMetricsHistory } from "../e2b/metrics-history.js";
 import { DomainStore } from "../store/domain-store.js";
 import { PtyService } from "../services/pty-service.js";
 import { WatchService } from "../services/watch-service.js";
@@ -187,6 +188,7 @@ beforeAll(async () => {
       e2bKeys: new E2bStore(daemon.database),
       secrets: new SecretStore(daemon.database, new SecretsKey(daemon.config.secretsKeyFile)),
       metrics: daemon.metrics,
+      metricsHistory: new E2bMetricsHistory(sandboxes),
       version: "test",
       defaultRuntime: "gvisor",
     },

@@ -1,4 +1,5 @@
 import type { E2bStore } from "../e2b/e2b-store.js";
+import type { E2bMetricsHistory } from "../e2b/metrics-history.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { SecretStore } from "../secrets/secret-store.js";
 import type { CodeService } from "../services/code/code-service.js";
@@ -32,6 +33,8 @@ export interface Services {
   /** The code interpreter inside sandboxes of the code-interpreter template: runs and contexts. */
   code: CodeService;
   metrics: Metrics;
+  /** The last hour of each running sandbox's use, sampled every 5 s (E2B's getMetrics and the console's charts). */
+  metricsHistory: E2bMetricsHistory;
   version: string;
   defaultRuntime: "gvisor" | "crun";
 }
