@@ -46,7 +46,7 @@ describe("the web console in headless Chromium (gvisor)", () => {
     await daemon?.destroy();
   });
 
-  it("opens with the key, creates a sandbox, types in its terminal, moves files, previews a port, pauses it", async () => {
+  it("opens with the key, creates a sandbox, types in its terminal, moves files, follows a process log, previews a port, charts it, pauses it", async () => {
     // / redirects to the console; the key field has focus, Enter submits (keyboard only).
     await page.goto(`${daemon.url}/`);
     expect(new URL(page.url()).pathname).toBe("/console/");
@@ -87,6 +87,14 @@ describe("the web console in headless Chromium (gvisor)", () => {
     expect(readFileSync((await download.path())!, "utf8")).toBe("written by the sandbox\n");
     await shot("files");
 
+    // Processes: a background process's output, replayed then live.
+    const talker = await sandbox.commands.start("echo proc-line-$((6*7)); sleep 600", { timeoutMs: 0 });
+    await page.getByRole("tab", { name: "Processes" }).click();
+    await page.getByRole("button", { name: "Refresh processes" }).click();
+    await page.getByRole("button", { name: `Logs of ${talker.pid}` }).click();
+    await page.getByLabel("Process log").getByText("proc-line-42").waitFor({ timeout: 20_000 });
+    await shot("processes");
+
     // Ports: the signed preview link opens the sandbox's page in a new tab.
     await page.getByRole("tab", { name: "Ports" }).click();
     const link = page.getByRole("link", { name: "Preview port 3000" });
@@ -99,6 +107,12 @@ describe("the web console in headless Chromium (gvisor)", () => {
     await preview.waitForLoadState();
     expect(await preview.textContent("body")).toBe("preview-ok");
     await preview.close();
+
+    // Charts: the daemon's own history of the last hour (a sample every 5 s while running).
+    await page.getByRole("tab", { name: "Charts" }).click();
+    await page.getByText(/^CPU: \d+\.\d %/).waitFor({ timeout: 20_000 });
+    await page.getByRole("img", { name: "Memory over the last hour" }).waitFor();
+    await shot("charts");
 
     // Back to the list: pause, and the row's state follows.
     await page.getByRole("link", { name: "Sandboxes", exact: true }).click();
@@ -118,6 +132,8 @@ describe("the web console in headless Chromium (gvisor)", () => {
     await shot("templates");
     await page.getByRole("link", { name: "Host" }).click();
     await page.getByRole("heading", { name: "Runtimes" }).waitFor();
+    await page.getByText("gvisor: available").waitFor();
+    await page.getByRole("heading", { name: "Secrets" }).waitFor();
     await shot("host");
     expect(cspViolations).toEqual([]);
   }, 240_000);

@@ -2,7 +2,24 @@ import { api } from "../api.js";
 import { clear, errorText, h, statusLine } from "../dom.js";
 import type { View } from "../main.js";
 
-/** The host: daemon version, capacity, runtimes (and why one is unavailable), warm pools. */
+/** Names only: the API never returns a secret's value, nor an E2B key after its creation. */
+function credentials(): HTMLElement {
+  const box = h("div", {}, h("h2", {}, "Secrets"), h("p", {}, "…"), h("h2", {}, "E2B keys"), h("p", {}, "…"));
+  Promise.all([api.secrets(), api.e2bKeys()]).then(
+    ([{ secrets }, { keys }]) =>
+      clear(
+        box,
+        h("h2", {}, "Secrets"),
+        secrets.length ? h("ul", { "aria-label": "Secrets" }, ...secrets.map((s) => h("li", {}, `${s.name} → ${s.hosts.join(", ")}`))) : h("p", {}, "None."),
+        h("h2", {}, "E2B keys"),
+        keys.length ? h("ul", { "aria-label": "E2B keys" }, ...keys.map((k) => h("li", {}, `${k.name} (${k.prefix}…, last used ${k.lastUsedAt ?? "never"})`))) : h("p", {}, "None."),
+      ),
+    (err: unknown) => clear(box, h("p", { class: "status error" }, errorText(err))),
+  );
+  return box;
+}
+
+/** The host: daemon version, capacity, runtimes (and why one is unavailable), warm pools, secrets and keys by name. */
 export function hostView(): View {
   const status = statusLine();
   const box = h("div", {});
@@ -19,5 +36,5 @@ export function hostView(): View {
     },
     (err: unknown) => status.set(errorText(err), true),
   );
-  return { el: h("section", { "aria-labelledby": "host-title" }, h("h1", { id: "host-title" }, "Host"), status.el, box), dispose() {} };
+  return { el: h("section", { "aria-labelledby": "host-title" }, h("h1", { id: "host-title" }, "Host"), status.el, box, credentials()), dispose() {} };
 }

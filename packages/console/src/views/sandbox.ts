@@ -2,7 +2,9 @@ import type { Sandbox } from "@stasis/protocol";
 import { api } from "../api.js";
 import { age, bytes, clear, errorText, h, statusLine } from "../dom.js";
 import type { View } from "../main.js";
+import { chartsPanel } from "./charts.js";
 import { filesPanel } from "./files.js";
+import { processesPanel } from "./processes.js";
 import { terminalPanel } from "./terminal.js";
 
 /** Ports a process listens on, each with a signed preview link (private sandboxes need the link's cookie). */
@@ -24,14 +26,16 @@ function portsPanel(id: string): { el: HTMLElement; start(): void } {
   return { el: h("div", {}, refresh, status.el, list), start: () => void load() };
 }
 
-/** One sandbox: a summary and tabs for its terminal, files and ports. */
+/** One sandbox: a summary and tabs for its terminal, files, processes, ports and charts of the last hour. */
 export function sandboxView(id: string): View {
   const summary = h("dl", { class: "summary" });
   const status = statusLine();
   const terminal = terminalPanel(id);
   const files = filesPanel(id);
   const ports = portsPanel(id);
-  const panels = { Terminal: terminal, Files: files, Ports: ports };
+  const charts = chartsPanel(id);
+  const processes = processesPanel(id);
+  const panels = { Terminal: terminal, Files: files, Processes: processes, Ports: ports, Charts: charts };
   const started = new Set<string>();
   const tabs = h("div", { role: "tablist", "aria-label": "Sandbox views" });
   const panelBox = h("div", {});
@@ -97,6 +101,8 @@ export function sandboxView(id: string): View {
     dispose() {
       clearInterval(timer);
       terminal.dispose();
+      charts.dispose();
+      processes.dispose();
     },
   };
 }
