@@ -40,7 +40,7 @@ import { CreatedE2bKeySchema, CreateE2bKeyRequestSchema, E2bKeyListSchema } from
 import { CreateSecretRequestSchema, SecretListSchema, SecretSchema } from "./network.js";
 import { CreatedPtySchema, CreatePtyRequestSchema, PtyConnectQuerySchema, PtySizeSchema } from "./pty.js";
 import { WatchEventSchema, WatchQuerySchema } from "./watch.js";
-import { DaemonInfoSchema, HealthSchema } from "./system.js";
+import { DaemonInfoSchema, DoctorReportSchema, HealthSchema } from "./system.js";
 import { CreateDomainRequestSchema, DomainListSchema, DomainSchema, PortListSchema, PreviewSchema, SetPreviewRequestSchema, SignedPreviewUrlSchema, SignPreviewUrlRequestSchema } from "./preview.js";
 import {
   BuildTemplateQuerySchema,
@@ -82,6 +82,7 @@ export const routes = {
   metrics: { method: "get", path: "/metrics", summary: "Prometheus metrics; without a key only from loopback by default (STASIS_METRICS_AUTH), else send the API key", tag: "system", auth: false, response: { kind: "text" }, errors: [] },
   openapi: { method: "get", path: "/v1/openapi.json", summary: "This OpenAPI document", tag: "system", auth: false, response: { kind: "json", status: 200, schema: z.record(z.string(), z.unknown()) }, errors: [] },
   info: { method: "get", path: "/v1/info", summary: "Daemon version, runtimes, templates and capacity", tag: "system", auth: true, response: { kind: "json", status: 200, schema: DaemonInfoSchema }, errors: [] },
+  doctor: { method: "get", path: "/v1/doctor", summary: "Run the host checks of `stasis doctor` (runtimes, cgroups, networking, disk) and return them", tag: "system", auth: true, response: { kind: "json", status: 200, schema: DoctorReportSchema }, errors: [] },
 
   createSandbox: { method: "post", path: "/v1/sandboxes", summary: "Create a sandbox and wait until it is ready", tag: "sandboxes", auth: true, body: { kind: "json", schema: CreateSandboxRequestSchema }, response: { kind: "json", status: 201, schema: SandboxSchema }, errors: ["template_not_found", "runtime_unavailable", "capacity_exceeded", "sandbox_failed", "insufficient_storage"] },
   listSandboxes: { method: "get", path: "/v1/sandboxes", summary: "List sandboxes, newest first, filtered and paginated", tag: "sandboxes", auth: true, query: ListSandboxesQuerySchema, response: { kind: "json", status: 200, schema: SandboxListSchema }, errors: [] },

@@ -48,6 +48,7 @@ export function testApp(options: { log?: Logger; app?: Partial<AppOptions> } = {
     secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)),
     metrics,
     metricsHistory: new E2bMetricsHistory(sandboxes),
+    doctor: async () => [{ name: "root", ok: true, severity: "error" as const, detail: "running as root" }],
     version: "test",
     defaultRuntime: "gvisor" as const,
   };
