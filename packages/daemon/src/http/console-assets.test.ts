@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
+import { gunzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { consolePolicy, mountConsole } from "./console-assets.js";
 import type { AppEnv } from "./handler.js";
@@ -45,6 +46,14 @@ describe("the web console's files", () => {
     for (const path of ["/console/assets/notes.txt", "/console/assets/..%2Findex.html", "/console/assets/missing.js"]) {
       expect((await served.request(path)).status, path).toBe(404);
     }
+  });
+
+  it("sends the gzipped copy to a client that accepts gzip", async () => {
+    const res = await served.request("/console/assets/app-1.js", { headers: { "accept-encoding": "gzip, deflate, br" } });
+    expect(res.headers.get("content-encoding")).toBe("gzip");
+    expect(res.headers.get("vary")).toBe("accept-encoding");
+    expect(gunzipSync(Buffer.from(await res.arrayBuffer())).toString()).toBe("console.log(1)");
+    expect((await served.request("/console/assets/app-1.js")).headers.get("content-encoding")).toBeNull();
   });
 
   it("a host header that is not a host name adds no connect source", () => {

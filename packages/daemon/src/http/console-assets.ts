@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import type { Context, Hono } from "hono";
 import { ApiError } from "../errors/api-error.js";
 import type { AppEnv } from "./handler.js";
@@ -21,8 +22,12 @@ const TYPES: Record<string, string> = {
 
 interface Asset {
   body: Buffer;
+  /** Compressed once at start (the JS shrinks ~4x); sent to clients that accept gzip. */
+  gzip: Buffer;
   type: string;
 }
+
+const asset = (body: Buffer, type: string): Asset => ({ body, gzip: gzipSync(body, { level: 9 }), type });
 
 /**
  * The console's files, read once at start: only these names are ever served (no path from a request
@@ -36,10 +41,10 @@ function loadAssets(dir: string): { index: Asset; assets: Map<string, Asset> } |
   if (existsSync(assetDir)) {
     for (const name of readdirSync(assetDir)) {
       const type = TYPES[extname(name)];
-      if (type) assets.set(name, { body: readFileSync(join(assetDir, name)), type });
+      if (type) assets.set(name, asset(readFileSync(join(assetDir, name)), type));
     }
   }
-  return { index: { body: readFileSync(indexPath), type: TYPES[".html"]! }, assets };
+  return { index: asset(readFileSync(indexPath), TYPES[".html"]!), assets };
 }
 
 /**
@@ -63,9 +68,12 @@ export function consolePolicy(host: string | undefined): string {
 }
 
 function send(c: Context<AppEnv>, asset: Asset, cache: string): Response {
-  return new Response(new Uint8Array(asset.body), {
+  const gzip = /\bgzip\b/.test(c.req.header("accept-encoding") ?? "");
+  return new Response(new Uint8Array(gzip ? asset.gzip : asset.body), {
     status: 200,
     headers: {
+      ...(gzip ? { "content-encoding": "gzip" } : {}),
+      vary: "accept-encoding",
       "content-type": asset.type,
       "cache-control": cache,
       "content-security-policy": consolePolicy(c.req.header("host")),
