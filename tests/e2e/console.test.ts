@@ -134,6 +134,7 @@ describe("the web console in headless Chromium (gvisor)", () => {
     await page.getByRole("heading", { name: "Runtimes" }).waitFor();
     await page.getByText("gvisor: available").waitFor();
     await page.getByRole("heading", { name: "Secrets" }).waitFor();
+    await page.getByRole("list", { name: "Host checks" }).getByText(/^✓ root: running as root/).waitFor({ timeout: 60_000 });
     await shot("host");
     expect(cspViolations).toEqual([]);
   }, 240_000);

@@ -2,6 +2,25 @@ import { api } from "../api.js";
 import { clear, errorText, h, statusLine } from "../dom.js";
 import type { View } from "../main.js";
 
+/** `stasis doctor`'s host checks, run by the daemon when the page opens. */
+function doctor(): HTMLElement {
+  const box = h("div", {}, h("h2", {}, "Doctor"), h("p", { role: "status" }, "Running the host checks…"));
+  api.doctor().then(
+    ({ checks }) =>
+      clear(
+        box,
+        h("h2", {}, "Doctor"),
+        h(
+          "ul",
+          { class: "doctor", "aria-label": "Host checks" },
+          ...checks.map((c) => h("li", { "data-ok": String(c.ok) }, `${c.ok ? "✓" : c.severity === "error" ? "✗" : "!"} ${c.name}: ${c.detail}`, !c.ok && c.fix ? h("small", {}, ` (fix: ${c.fix})`) : null)),
+        ),
+      ),
+    (err: unknown) => clear(box, h("h2", {}, "Doctor"), h("p", { class: "status error" }, errorText(err))),
+  );
+  return box;
+}
+
 /** Names only: the API never returns a secret's value, nor an E2B key after its creation. */
 function credentials(): HTMLElement {
   const box = h("div", {}, h("h2", {}, "Secrets"), h("p", {}, "…"), h("h2", {}, "E2B keys"), h("p", {}, "…"));
@@ -19,7 +38,7 @@ function credentials(): HTMLElement {
   return box;
 }
 
-/** The host: daemon version, capacity, runtimes (and why one is unavailable), warm pools, secrets and keys by name. */
+/** The host: daemon version, capacity, runtimes (and why one is unavailable), warm pools, doctor's checks, secrets and keys by name. */
 export function hostView(): View {
   const status = statusLine();
   const box = h("div", {});
@@ -36,5 +55,5 @@ export function hostView(): View {
     },
     (err: unknown) => status.set(errorText(err), true),
   );
-  return { el: h("section", { "aria-labelledby": "host-title" }, h("h1", { id: "host-title" }, "Host"), status.el, box, credentials()), dispose() {} };
+  return { el: h("section", { "aria-labelledby": "host-title" }, h("h1", { id: "host-title" }, "Host"), status.el, box, doctor(), credentials()), dispose() {} };
 }
