@@ -122,13 +122,17 @@ describe("the web console in headless Chromium (gvisor)", () => {
     expect(cspViolations).toEqual([]);
   }, 240_000);
 
-  it("builds a small template and streams its log", async () => {
+  it("builds a small template, streams its log, sets its pool size; the host page shows doctor's checks", async () => {
     await page.getByRole("link", { name: "Templates" }).click();
     await page.getByLabel("Name").fill(templateName);
     await page.getByRole("button", { name: "Build" }).click();
     await page.getByText(`Built ${templateName}`, { exact: true }).waitFor({ timeout: 180_000 });
     expect(await page.getByLabel("Build log").textContent()).toContain("built-by-42");
     await page.locator(`tr[data-ref="${templateName}:1"]`).waitFor();
+    // Its warm-pool size, set from the table (0: a pool here would boot sandboxes for nothing).
+    await page.getByLabel(`Pool size of ${templateName}:1`, { exact: true }).fill("0");
+    await page.getByRole("button", { name: `Set the pool size of ${templateName}:1` }).click();
+    await page.getByText(`Pool of ${templateName}:1: 0`).waitFor();
     await shot("templates");
     await page.getByRole("link", { name: "Host" }).click();
     await page.getByRole("heading", { name: "Runtimes" }).waitFor();

@@ -1,4 +1,4 @@
-import type { CommandEvent, DaemonInfo, DoctorReport, E2bKey, ProcessInfo as Process, Secret, FileInfo, FileList, PortList, Sandbox, SandboxList, SandboxMetrics, SandboxMetricsHistory, SignedPreviewUrl, TemplateBuildEvent, TemplateList } from "@stasis/protocol";
+import type { CommandEvent, DaemonInfo, DoctorReport, Template, E2bKey, ProcessInfo as Process, Secret, FileInfo, FileList, PortList, Sandbox, SandboxList, SandboxMetrics, SandboxMetricsHistory, SignedPreviewUrl, TemplateBuildEvent, TemplateList } from "@stasis/protocol";
 
 /** The API key lives in this tab's session storage only: closing the tab logs out. */
 const KEY = "stasis.key";
@@ -70,6 +70,7 @@ export const api = {
   ports: (id: string) => json<PortList>("GET", `${sbx(id)}/ports`),
   signUrl: (id: string, port: number) => json<SignedPreviewUrl>("POST", `${sbx(id)}/preview/sign`, { json: { port, expiresInS: 3600 } }),
   templates: () => json<TemplateList>("GET", "/v1/templates"),
+  setPool: (ref: string, pool: number) => json<Template>("PUT", `/v1/templates/${encodeURIComponent(ref)}`, { json: { pool } }),
   doctor: () => json<DoctorReport>("GET", "/v1/doctor"),
   e2bKeys: () => json<{ keys: E2bKey[] }>("GET", "/v1/e2b/keys"),
   secrets: () => json<{ secrets: Secret[] }>("GET", "/v1/secrets"),

@@ -4,7 +4,7 @@ import { bytes, clear, errorText, h, statusLine } from "../dom.js";
 import type { View } from "../main.js";
 import { tar } from "../tar.js";
 
-/** Templates: every version with its pool size, and a build from a Dockerfile with its log streamed. */
+/** Templates: every version with its pool size (editable), and a build from a Dockerfile with its log streamed. */
 export function templatesView(): View {
   const status = statusLine();
   const body = h("tbody");
@@ -15,6 +15,21 @@ export function templatesView(): View {
     h("thead", {}, h("tr", {}, ...["Template", "Latest", "From", "Built", "Size", "Snapshot", "Pool"].map((c) => h("th", { scope: "col" }, c)))),
     body,
   );
+  /** The version's warm-pool size: booted, frozen sandboxes kept ready for creates. */
+  function poolControl(ref: string, pool: number): HTMLElement {
+    const input = h("input", { type: "number", min: 0, max: 64, value: pool, "aria-label": `Pool size of ${ref}`, class: "pool" });
+    const form = h("form", { class: "inline" }, input, h("button", { type: "submit", "aria-label": `Set the pool size of ${ref}` }, "Set"));
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      status.set(`Setting the pool of ${ref} to ${input.value}…`);
+      api.setPool(ref, Number(input.value)).then(
+        (t) => status.set(`Pool of ${t.ref}: ${t.pool}`),
+        (err: unknown) => status.set(`Could not set the pool: ${errorText(err)}`, true),
+      );
+    });
+    return form;
+  }
+
   async function load(): Promise<void> {
     try {
       const { templates } = await api.templates();
@@ -30,7 +45,7 @@ export function templatesView(): View {
             h("td", { title: t.builtAt }, new Date(t.builtAt).toLocaleString()),
             h("td", {}, bytes(t.sizeBytes)),
             h("td", {}, t.snapshot ? "yes" : "no"),
-            h("td", {}, String(t.pool)),
+            h("td", {}, poolControl(t.ref, t.pool)),
           ),
         ),
       );
