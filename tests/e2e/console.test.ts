@@ -73,6 +73,9 @@ describe("the web console in headless Chromium (gvisor)", () => {
     await page.keyboard.type("echo console-$((6*7))\n");
     await page.locator(".xterm-rows").getByText("console-42", { exact: true }).waitFor({ timeout: 20_000 });
     await shot("terminal");
+    // Tab stays in the shell; Shift+Tab leaves the terminal (no keyboard trap).
+    await page.keyboard.press("Shift+Tab");
+    expect(await page.evaluate("document.activeElement?.closest('.xterm') === null")).toBe(true);
 
     // Files: upload from the browser, see it listed, download it back; reached with the arrow keys.
     await page.getByRole("tab", { name: "Terminal" }).focus();

@@ -8,7 +8,7 @@ import { h } from "../dom.js";
 export function terminalPanel(id: string): { el: HTMLElement; start(): void; dispose(): void } {
   const host = h("div", { class: "terminal", "aria-label": `Terminal of ${id}` });
   const state = h("p", { role: "status", class: "status" }, "Connecting…");
-  const el = h("div", {}, state, host);
+  const el = h("div", {}, state, h("p", { class: "hint" }, "Tab completes in the shell; Shift+Tab leaves the terminal."), host);
   let term: Terminal | null = null;
   let socket: WebSocket | null = null;
   let observer: ResizeObserver | null = null;
