@@ -21,6 +21,8 @@ const PACKAGE_IMPORTS = {
   bench: ["sdk", "protocol"],
   // mcp: for /mcp only, loaded by import() on its first request (http/mcp-endpoint.ts).
   daemon: ["protocol", "mcp"],
+  // The web console (a browser bundle): the protocol's types only, never the daemon's code.
+  console: ["protocol"],
 };
 /** The one CLI file that may load the daemon and the bench, and only lazily. */
 const CLI_DAEMON_SIDE = "packages/cli/src/commands/local.ts";

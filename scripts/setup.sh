@@ -22,8 +22,10 @@ else
   echo "up to date" >&2
 fi
 
-step "build (TypeScript + guest agent)"
+step "build (TypeScript + guest agent + web console)"
 npx tsc -b
+# The console (packages/console, Vite) is built into packages/daemon/console, which the daemon serves.
+npm run build --silent -w @stasis/console
 bash packages/agent/build.sh
 
 step "base template"

@@ -39,6 +39,8 @@ import { WatchService } from "./services/watch-service.js";
 import { PtySocket } from "./http/pty-socket.js";
 import { startEgress } from "./start-egress.js";
 import { lockDataDir } from "./config/data-dir-lock.js";
+import { runDoctor } from "./doctor/doctor.js";
+import { sharedRun } from "./services/shared-run.js";
 
 export interface RunningDaemon {
   url: string;
@@ -89,7 +91,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     metricsAuth: config.metricsAuth,
     log,
     metrics,
-    services: { sandboxes, exec, files, pty, watch, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, code: new CodeService(sandboxes, inbound), metrics, version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    services: { sandboxes, exec, files, pty, watch, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, code: new CodeService(sandboxes, inbound), metrics, metricsHistory: e2bMetrics, doctor: sharedRun(() => runDoctor(config)), version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 

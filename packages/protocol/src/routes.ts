@@ -29,6 +29,7 @@ import {
   ListSandboxesQuerySchema,
   SandboxListSchema,
   SandboxMetricsSchema,
+  SandboxMetricsHistorySchema,
   SandboxSchema,
   SetNetworkRequestSchema,
   SetTimeoutRequestSchema,
@@ -39,7 +40,7 @@ import { CreatedE2bKeySchema, CreateE2bKeyRequestSchema, E2bKeyListSchema } from
 import { CreateSecretRequestSchema, SecretListSchema, SecretSchema } from "./network.js";
 import { CreatedPtySchema, CreatePtyRequestSchema, PtyConnectQuerySchema, PtySizeSchema } from "./pty.js";
 import { WatchEventSchema, WatchQuerySchema } from "./watch.js";
-import { DaemonInfoSchema, HealthSchema } from "./system.js";
+import { DaemonInfoSchema, DoctorReportSchema, HealthSchema } from "./system.js";
 import { CreateDomainRequestSchema, DomainListSchema, DomainSchema, PortListSchema, PreviewSchema, SetPreviewRequestSchema, SignedPreviewUrlSchema, SignPreviewUrlRequestSchema } from "./preview.js";
 import {
   BuildTemplateQuerySchema,
@@ -81,6 +82,7 @@ export const routes = {
   metrics: { method: "get", path: "/metrics", summary: "Prometheus metrics; without a key only from loopback by default (STASIS_METRICS_AUTH), else send the API key", tag: "system", auth: false, response: { kind: "text" }, errors: [] },
   openapi: { method: "get", path: "/v1/openapi.json", summary: "This OpenAPI document", tag: "system", auth: false, response: { kind: "json", status: 200, schema: z.record(z.string(), z.unknown()) }, errors: [] },
   info: { method: "get", path: "/v1/info", summary: "Daemon version, runtimes, templates and capacity", tag: "system", auth: true, response: { kind: "json", status: 200, schema: DaemonInfoSchema }, errors: [] },
+  doctor: { method: "get", path: "/v1/doctor", summary: "Run the host checks of `stasis doctor` (runtimes, cgroups, networking, disk) and return them", tag: "system", auth: true, response: { kind: "json", status: 200, schema: DoctorReportSchema }, errors: [] },
 
   createSandbox: { method: "post", path: "/v1/sandboxes", summary: "Create a sandbox and wait until it is ready", tag: "sandboxes", auth: true, body: { kind: "json", schema: CreateSandboxRequestSchema }, response: { kind: "json", status: 201, schema: SandboxSchema }, errors: ["template_not_found", "runtime_unavailable", "capacity_exceeded", "sandbox_failed", "insufficient_storage"] },
   listSandboxes: { method: "get", path: "/v1/sandboxes", summary: "List sandboxes, newest first, filtered and paginated", tag: "sandboxes", auth: true, query: ListSandboxesQuerySchema, response: { kind: "json", status: 200, schema: SandboxListSchema }, errors: [] },
@@ -95,6 +97,7 @@ export const routes = {
   setStandbyPolicy: { method: "post", path: "/v1/sandboxes/{id}/standby", summary: "Change when the sandbox pauses and hibernates on its own, and what its lifetime's end does", tag: "sandboxes", auth: true, body: { kind: "json", schema: StandbyPolicySchema }, response: { kind: "json", status: 200, schema: SandboxSchema }, errors: ["sandbox_not_found"] },
 
   getSandboxMetrics: { method: "get", path: "/v1/sandboxes/{id}/metrics", summary: "What the sandbox uses now: CPU, memory, disk, network bytes (does not wake it)", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxMetricsSchema }, errors: ["sandbox_not_found"] },
+  getSandboxMetricsHistory: { method: "get", path: "/v1/sandboxes/{id}/metrics/history", summary: "CPU, memory and network samples of the last hour (every 5 s while running), for charts without Prometheus", tag: "sandboxes", auth: true, response: { kind: "json", status: 200, schema: SandboxMetricsHistorySchema }, errors: ["sandbox_not_found"] },
   listPorts: { method: "get", path: "/v1/sandboxes/{id}/ports", summary: "TCP ports a process listens on in the sandbox, each with its preview URL", tag: "preview", auth: true, response: { kind: "json", status: 200, schema: PortListSchema }, errors: [...sandboxErrors, "network_unavailable"] },
   getPreview: { method: "get", path: "/v1/sandboxes/{id}/preview", summary: "The sandbox's preview settings: public or not, its access token, the URL of a port", tag: "preview", auth: true, response: { kind: "json", status: 200, schema: PreviewSchema }, errors: ["sandbox_not_found", "network_unavailable"] },
   setPreview: { method: "put", path: "/v1/sandboxes/{id}/preview", summary: "Make the sandbox's ports public or private, or rotate its access token", tag: "preview", auth: true, body: { kind: "json", schema: SetPreviewRequestSchema }, response: { kind: "json", status: 200, schema: PreviewSchema }, errors: ["sandbox_not_found", "network_unavailable"] },

@@ -141,6 +141,23 @@ export const SandboxMetricsSchema = z
   .meta({ id: "SandboxMetrics", description: "What the sandbox uses now; a figure that cannot be read is null." });
 export type SandboxMetrics = z.infer<typeof SandboxMetricsSchema>;
 
+export const SandboxMetricsHistorySchema = z
+  .object({
+    intervalMs: z.number().int().meta({ description: "Time between two samples." }),
+    samples: z.array(
+      z.object({
+        at: z.iso.datetime(),
+        cpuPct: z.number().meta({ description: "CPU used since the previous sample, in percent of the sandbox's cores." }),
+        memoryBytes: z.number(),
+        memoryLimitBytes: z.number(),
+        networkSentBytes: z.number().nullable().meta({ description: "Bytes sent over its life at this sample; null without a network." }),
+        networkReceivedBytes: z.number().nullable(),
+      }),
+    ),
+  })
+  .meta({ id: "SandboxMetricsHistory", description: "Samples of the last hour while the sandbox ran, oldest first, kept in the daemon's memory (a restart starts anew)." });
+export type SandboxMetricsHistory = z.infer<typeof SandboxMetricsHistorySchema>;
+
 export const SetNetworkRequestSchema = NetworkPolicySchema.meta({
   id: "SetNetworkRequest",
   description: "The sandbox's new policy; fields left out keep their value. New connections follow it at once; open ones are not cut.",

@@ -16,3 +16,18 @@ export const DaemonInfoSchema = z
   })
   .meta({ id: "DaemonInfo" });
 export type DaemonInfo = z.infer<typeof DaemonInfoSchema>;
+
+export const DoctorReportSchema = z
+  .object({
+    checks: z.array(
+      z.object({
+        name: z.string(),
+        ok: z.boolean(),
+        severity: z.enum(["error", "warning"]).meta({ description: "A failed warning does not stop the daemon from working." }),
+        detail: z.string(),
+        fix: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ id: "DoctorReport", description: "The host checks of `stasis doctor`, run by the daemon now." });
+export type DoctorReport = z.infer<typeof DoctorReportSchema>;

@@ -1,3 +1,4 @@
+import { SandboxMetricsHistorySchema } from "@stasis/protocol";
 import { DomainStore } from "../store/domain-store.js";
 import { PtyService } from "../services/pty-service.js";
 import { WatchService } from "../services/watch-service.js";
@@ -48,7 +49,7 @@ const app = createApp({
   apiKey: API_KEY,
   log,
   metrics,
-  services: { pty: new PtyService(sandboxes, exec), watch: new WatchService(sandboxes), sandboxes, exec, code: new CodeService(sandboxes), preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, version: "test", defaultRuntime: "gvisor" },
+  services: { pty: new PtyService(sandboxes, exec), watch: new WatchService(sandboxes), sandboxes, exec, code: new CodeService(sandboxes), preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, metricsHistory: history, doctor: async () => [], version: "test", defaultRuntime: "gvisor" },
   e2b: { auth, metricsHistory: history },
 });
 afterAll(() => {
@@ -171,6 +172,20 @@ describe("E2B control plane", () => {
     store.delete(brief);
     history.sampleAll(Date.now());
     expect(history.window(brief)).toEqual([]);
+  });
+
+  it("serves the same history on Stasis's own API for the console's charts: an hour, oldest first, network included", async () => {
+    const t0 = Math.floor(Date.now() / 1000) - 30;
+    for (const at of [t0, t0 + 5]) history.sampleAll(at * 1000);
+    const res = await app.request(`/v1/sandboxes/${running}/metrics/history`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(res.status).toBe(200);
+    const body = SandboxMetricsHistorySchema.parse(await res.json());
+    expect(body.intervalMs).toBe(5000);
+    expect(body.samples.slice(-2).map((m) => Date.parse(m.at) / 1000)).toEqual([t0, t0 + 5]);
+    expect(body.samples.at(-1)).toMatchObject({ memoryLimitBytes: expect.any(Number), networkSentBytes: null });
+    expect(SAMPLES_KEPT * 5000).toBe(3600_000);
+    const missing = await app.request("/v1/sandboxes/sbx_0000000000000000/metrics/history", { headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(missing.status).toBe(404);
   });
 
   it("answers 409 to pausing a paused sandbox, and 404 to killing an unknown one", async () => {

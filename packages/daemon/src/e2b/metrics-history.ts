@@ -10,12 +10,15 @@ export interface MetricSample {
   memTotal: number;
   diskUsed: number;
   diskTotal: number;
+  /** Network bytes over the sandbox's life at this reading (null without a network): the console's charts. */
+  netSent: number | null;
+  netReceived: number | null;
 }
 
 /** E2B samples every 5 s. */
 export const SAMPLE_INTERVAL_MS = 5_000;
-/** 30 minutes of samples per sandbox: a few tens of KiB each, dropped when the sandbox is. */
-export const SAMPLES_KEPT = 360;
+/** An hour of samples per sandbox (E2B's window and the console's charts): ~70 KiB each, dropped with the sandbox. */
+export const SAMPLES_KEPT = 720;
 
 interface Track {
   /** Oldest first; at most SAMPLES_KEPT. */
@@ -26,7 +29,7 @@ interface Track {
 
 /**
  * A short, bounded history of each running sandbox's use, so that `getMetrics({ start, end })` answers with
- * the samples in its window as E2B does. Kept in memory only: a restarted daemon starts a new history.
+ * the samples in its window as E2B does, and the console charts the last hour (GET .../metrics/history). Kept in memory only: a restarted daemon starts a new history.
  */
 export class E2bMetricsHistory {
   private readonly tracks = new Map<string, Track>();
@@ -110,6 +113,8 @@ export class E2bMetricsHistory {
       memTotal: u.memoryLimitBytes,
       diskUsed: u.diskUsedBytes ?? 0,
       diskTotal: u.diskTotalBytes,
+      netSent: u.networkSentBytes,
+      netReceived: u.networkReceivedBytes,
     };
   }
 }

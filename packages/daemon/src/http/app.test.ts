@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { buildOpenApi, ErrorResponseSchema, routes } from "@stasis/protocol";
+import { buildOpenApi, DoctorReportSchema, ErrorResponseSchema, routes } from "@stasis/protocol";
 import { createApp } from "./app.js";
 import { testApp } from "./test-support/test-app.js";
 
@@ -28,6 +28,13 @@ describe("http app", () => {
     const doc = (await res.json()) as { paths: Record<string, unknown> };
     for (const route of Object.values(routes)) expect(doc.paths[route.path]).toBeDefined();
     expect(doc).toEqual(buildOpenApi());
+  });
+
+  it("runs the host checks on GET /v1/doctor, with the key only", async () => {
+    await error(await app.request("/v1/doctor"), 401, "unauthorized");
+    const res = await app.request("/v1/doctor", { headers: auth });
+    expect(res.status).toBe(200);
+    expect(DoctorReportSchema.parse(await res.json()).checks).toEqual([{ name: "root", ok: true, severity: "error", detail: "running as root" }]);
   });
 
   it("refuses a missing or wrong key with 401 unauthorized", async () => {

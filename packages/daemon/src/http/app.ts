@@ -8,8 +8,9 @@ import type { Metrics } from "../observability/metrics.js";
 import { sendError, toApiError } from "./http-errors.js";
 import { ClientGoneError, DEFAULT_BODY_IDLE_MS, incomingOf, setBodyIdle } from "./request-body.js";
 import type { E2bAuth } from "../e2b/e2b-auth.js";
-import { E2bMetricsHistory } from "../e2b/metrics-history.js";
+import type { E2bMetricsHistory } from "../e2b/metrics-history.js";
 import { mountE2b } from "../e2b/mount.js";
+import { mountConsole } from "./console-assets.js";
 import { commandHandlers } from "./routes/command-routes.js";
 import { e2bKeyHandlers } from "./routes/e2b-key-routes.js";
 import { fileHandlers } from "./routes/file-routes.js";
@@ -34,6 +35,8 @@ export interface AppOptions {
   services: Services;
   /** The E2B-compatible surface; left out, only Stasis's own API is served. `metricsHistory`: started by its owner. */
   e2b?: { auth: E2bAuth; metricsHistory?: E2bMetricsHistory };
+  /** The built web console's folder (default: the package's console/); false: no console. */
+  consoleDir?: string | false;
 }
 
 /** Builds the HTTP app from the protocol's route table: every route is mounted once, from one place. */
@@ -58,7 +61,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
 
   if (options.e2b) {
     const { sandboxes, exec, files, pty, watch, templates, e2bKeys } = services;
-    const history = options.e2b.metricsHistory ?? new E2bMetricsHistory(sandboxes);
+    const history = options.e2b.metricsHistory ?? services.metricsHistory;
     mountE2b(app, { sandboxes, exec, files, pty, watch, templates, store: e2bKeys, auth: options.e2b.auth, history, log, metrics, preview: services.preview });
   }
 
@@ -97,6 +100,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
       }
     });
   }
+
+  if (options.consoleDir !== false) mountConsole(app, options.consoleDir);
 
   app.notFound((c) => sendError(c, new ApiError("route_not_found", `no route ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {

@@ -1,3 +1,4 @@
+import { E2bMetricsHistory } from "../e2b/metrics-history.js";
 import { DomainStore } from "../store/domain-store.js";
 import { PtyService } from "../services/pty-service.js";
 import { WatchService } from "../services/watch-service.js";
@@ -187,7 +188,9 @@ beforeAll(async () => {
       e2bKeys: new E2bStore(daemon.database),
       secrets: new SecretStore(daemon.database, new SecretsKey(daemon.config.secretsKeyFile)),
       metrics: daemon.metrics,
-      version: "test",
+      metricsHistory: new E2bMetricsHistory(sandboxes),
+      doctor: async () => [{ name: "root", ok: true, severity: "error" as const, detail: "running as root" }],
+    version: "test",
       defaultRuntime: "gvisor",
     },
   });

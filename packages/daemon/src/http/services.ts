@@ -1,4 +1,6 @@
+import type { DoctorCheck } from "../doctor/doctor.js";
 import type { E2bStore } from "../e2b/e2b-store.js";
+import type { E2bMetricsHistory } from "../e2b/metrics-history.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { SecretStore } from "../secrets/secret-store.js";
 import type { CodeService } from "../services/code/code-service.js";
@@ -32,6 +34,10 @@ export interface Services {
   /** The code interpreter inside sandboxes of the code-interpreter template: runs and contexts. */
   code: CodeService;
   metrics: Metrics;
+  /** The last hour of each running sandbox's use, sampled every 5 s (E2B's getMetrics and the console's charts). */
+  metricsHistory: E2bMetricsHistory;
+  /** The host checks of `stasis doctor` (runtimes, cgroups, networking, disk); concurrent calls share one run. */
+  doctor: () => Promise<DoctorCheck[]>;
   version: string;
   defaultRuntime: "gvisor" | "crun";
 }

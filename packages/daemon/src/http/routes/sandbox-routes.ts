@@ -1,4 +1,5 @@
 import { CreateSandboxRequestSchema, ForkRequestSchema, ListSandboxesQuerySchema, SetNetworkRequestSchema, SetTimeoutRequestSchema, StandbyPolicySchema } from "@stasis/protocol";
+import { SAMPLE_INTERVAL_MS } from "../../e2b/metrics-history.js";
 import type { Handler } from "../handler.js";
 import { clientGone, jsonBody, query } from "../validation.js";
 
@@ -19,6 +20,18 @@ export const sandboxHandlers = {
   },
   setStandbyPolicy: async (c, s) => c.json(s.sandboxes.setStandbyPolicy(c.req.param("id") ?? "", await jsonBody(c, StandbyPolicySchema))),
   getSandboxMetrics: (c, s) => c.json(s.sandboxes.usage(c.req.param("id") ?? "")),
+  getSandboxMetricsHistory: (c, s) => {
+    const id = s.sandboxes.get(c.req.param("id") ?? "").id;
+    const samples = s.metricsHistory.window(id).map((m) => ({
+      at: new Date(m.at).toISOString(),
+      cpuPct: m.cpuUsedPct,
+      memoryBytes: m.memUsed,
+      memoryLimitBytes: m.memTotal,
+      networkSentBytes: m.netSent,
+      networkReceivedBytes: m.netReceived,
+    }));
+    return c.json({ intervalMs: SAMPLE_INTERVAL_MS, samples });
+  },
   setSandboxNetwork: async (c, s) => c.json(await s.sandboxes.setNetwork(c.req.param("id") ?? "", await jsonBody(c, SetNetworkRequestSchema))),
   setSandboxTimeout: async (c, s) => {
     const body = await jsonBody(c, SetTimeoutRequestSchema);

@@ -11,6 +11,7 @@ export const systemHandlers = {
     return c.text(await s.metrics.registry.metrics(), 200, { "content-type": s.metrics.registry.contentType });
   },
   openapi: (c) => c.json((openapiDocument ??= buildOpenApi())),
+  doctor: async (c, s) => c.json({ checks: await s.doctor() }),
   info: (c, s) => {
     const info: DaemonInfo = {
       version: s.version,

@@ -1,3 +1,4 @@
+import { E2bMetricsHistory } from "../../e2b/metrics-history.js";
 import { DomainStore } from "../../store/domain-store.js";
 import { PtyService } from "../../services/pty-service.js";
 import { WatchService } from "../../services/watch-service.js";
@@ -46,6 +47,8 @@ export function testApp(options: { log?: Logger; app?: Partial<AppOptions> } = {
     e2bKeys: new E2bStore(database),
     secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)),
     metrics,
+    metricsHistory: new E2bMetricsHistory(sandboxes),
+    doctor: async () => [{ name: "root", ok: true, severity: "error" as const, detail: "running as root" }],
     version: "test",
     defaultRuntime: "gvisor" as const,
   };
