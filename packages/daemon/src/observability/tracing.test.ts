@@ -1,11 +1,15 @@
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
+import pino from "pino";
 import { SpanStatusCode } from "@opentelemetry/api";
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CommandRequestSchema } from "@stasis/protocol";
 import { ExecService } from "../services/exec-service.js";
+import { TemplateService } from "../services/template-service.js";
+import type { TemplateStore } from "../templates/template-store.js";
+import type { TemplateBuilder } from "../templates/template-builder.js";
 import { busySandbox, params, TestHost, type Daemon } from "../services/lifecycle/test-support/harness.js";
 import { tracedRequests } from "./http-tracing.js";
 import { createLogger } from "./logger.js";
@@ -106,6 +110,43 @@ describe("lifecycle spans (fake driver)", () => {
   it("a create refused up front (unknown template) is a failed create span", async () => {
     await expect(d.service.create(params({ template: "no-such-template" }))).rejects.toMatchObject({ code: "template_not_found" });
     expect(one("sandbox.create").attributes["stasis.error.code"]).toBe("template_not_found");
+  });
+});
+
+describe("warm pools and template builds", () => {
+  let env: TestHost;
+  afterEach(() => env.close());
+
+  it("a warm-pool member's boot is one span; a create that claims it says so", async () => {
+    env = new TestHost();
+    const d = await env.startDaemon({ config: { warmPools: { base: 1 } } });
+    await expect.poll(() => d.service.warmPools()[0]?.ready, { timeout: 5_000 }).toBe(1);
+    const boot = one("warm_pool.boot");
+    expect(boot.attributes).toMatchObject({ "stasis.template": "base", "stasis.created_via": "cold" });
+    expect(childrenOf(boot).map((s) => s.name)).toEqual(expect.arrayContaining(["create.launch", "sandbox.pause"]));
+    const { id } = await d.service.create(params({}));
+    expect(one("sandbox.create").attributes).toMatchObject({ "stasis.sandbox.id": id, "stasis.created_via": "warm_pool" });
+  });
+
+  it("a template import or build is a span with the template's name, failed when the build fails", async () => {
+    env = new TestHost();
+    const d = await env.startDaemon();
+    const builder = {
+      importImage: async () => {
+        throw new Error("no manifest.json in the archive");
+      },
+    } as unknown as TemplateBuilder;
+    const store = { isBuiltinName: () => false } as unknown as TemplateStore;
+    const templates = new TemplateService({ config: d.config, store, builder, sandboxes: d.service, log: pino({ level: "silent" }) });
+    const events = [];
+    const body = (async function* () {
+      yield new Uint8Array([1, 2, 3]);
+    })();
+    for await (const e of templates.import({ name: "mine", image: undefined, cpu: undefined, memoryMiB: undefined, diskMiB: undefined, pool: undefined } as never, body, new AbortController().signal)) events.push(e);
+    expect(events.at(-1)).toMatchObject({ type: "error", code: "internal" });
+    const build = one("template.build");
+    expect(build.attributes).toMatchObject({ "stasis.template": "mine", "stasis.template.source": "import" });
+    expect(build.status).toMatchObject({ code: SpanStatusCode.ERROR, message: expect.stringMatching(/manifest/) });
   });
 });
 
