@@ -80,6 +80,7 @@ describe("OpenTelemetry tracing to an OTLP/HTTP collector", () => {
     expect((await sandbox.hibernate()).state).toBe("hibernated");
     expect((await sandbox.commands.run("echo awake")).stdout).toBe("awake\n");
     await sandbox.kill();
+    expect(collector.spans).toHaveLength(0);
     await daemon.stop();
 
     const create = collector.named("sandbox.create");
