@@ -24,8 +24,11 @@ export function tracingWanted(env: NodeJS.ProcessEnv): boolean {
   return !!endpoint && env.OTEL_SDK_DISABLED?.trim().toLowerCase() !== "true" && env.OTEL_TRACES_EXPORTER?.trim().toLowerCase() !== "none";
 }
 
+/** How long a stop waits for the last export: a collector that is down must not hold the daemon's stop. */
+export const FLUSH_ON_STOP_MS = 5_000;
+
 /** Registers a global tracer provider exporting over OTLP/HTTP when wanted; a no-op otherwise. */
-export function startTracing(env: NodeJS.ProcessEnv = process.env, processor?: SpanProcessor): Tracing {
+export function startTracing(env: NodeJS.ProcessEnv = process.env, processor?: SpanProcessor, flushWithinMs = FLUSH_ON_STOP_MS): Tracing {
   if (!processor && !tracingWanted(env)) return OFF;
   // service.name defaults to `stasis`; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override it.
   const resource = defaultResource()
@@ -37,7 +40,9 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env, processor?: S
   return {
     enabled: true,
     async shutdown() {
-      await provider.shutdown();
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, flushWithinMs)));
+      await Promise.race([provider.shutdown(), gaveUp]).finally(() => clearTimeout(timer));
       trace.disable();
       context.disable();
       propagation.disable();
