@@ -79,6 +79,8 @@ describe("OpenTelemetry tracing to an OTLP/HTTP collector", () => {
     expect((await sandbox.commands.run("echo hi")).stdout).toBe("hi\n");
     expect((await sandbox.hibernate()).state).toBe("hibernated");
     expect((await sandbox.commands.run("echo awake")).stdout).toBe("awake\n");
+    // The E2B surface's routes are named too (a refused key still makes its span).
+    expect((await fetch(`${daemon.url}/v2/sandboxes`, { headers: { "x-api-key": "e2b_wrong" } })).status).toBe(401);
     await sandbox.kill();
     expect(collector.spans).toHaveLength(0);
     await daemon.stop();
@@ -98,6 +100,8 @@ describe("OpenTelemetry tracing to an OTLP/HTTP collector", () => {
     const phases = collector.spans.filter((s) => s.parentSpanId === wake[0]!.spanId).map((s) => s.name);
     expect(phases).toEqual(expect.arrayContaining(["sandbox.restore", "sandbox.network_setup", "sandbox.agent_ready"]));
     expect([...collector.services]).toEqual(["stasis-e2e"]);
+    const e2b = collector.named("GET /v2/sandboxes");
+    expect(e2b.map((s) => [attr(s, "stasis.operation"), attr(s, "http.response.status_code")])).toEqual([[expect.stringMatching(/^e2b\./), 401]]);
 
     const created = daemon.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "sandbox created");
     expect(created).toMatchObject({ trace_id: clientTrace, sandbox: id });
