@@ -189,6 +189,13 @@ describe("API requests", () => {
     expect(one("inner").parentSpanContext?.spanId).toBe(server.spanContext().spanId);
   });
 
+  it("record nothing when the client's traceparent says its trace is not sampled", async () => {
+    await get({ traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00" });
+    await get({});
+    await expect.poll(() => spans("GET").length).toBe(1);
+    expect(exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === "4bf92f3577b34da6a3ce929d0e0e4736")).toEqual([]);
+  });
+
   it("start a new trace without one", async () => {
     await get({});
     await expect.poll(() => spans("GET").length).toBe(1);

@@ -1,4 +1,4 @@
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
+import { context, isSpanContextValid, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
 import { ApiError } from "../errors/api-error.js";
 import { DAEMON_VERSION } from "../version.js";
 
@@ -42,11 +42,13 @@ export function within<T>(span: Span, fn: () => T): T {
   return context.with(trace.setSpan(context.active(), span), fn);
 }
 
-/** The ids pino adds to a line written inside a recording span (none outside one, and none with tracing off). */
+/**
+ * The ids pino adds to a line written inside a span (none outside one, and none with tracing off). An
+ * unsampled trace's ids are kept too: they still tie the line to the client's trace.
+ */
 export function traceFields(active: Context = context.active()): { trace_id: string; span_id: string } | Record<string, never> {
   const span = trace.getSpan(active);
   if (!span) return {};
-  const { traceId, spanId, traceFlags } = span.spanContext();
-  if (traceFlags === undefined || traceId === "00000000000000000000000000000000") return {};
-  return { trace_id: traceId, span_id: spanId };
+  const ids = span.spanContext();
+  return isSpanContextValid(ids) ? { trace_id: ids.traceId, span_id: ids.spanId } : {};
 }
