@@ -13,6 +13,8 @@ import { E2bMetricsHistory } from "./e2b/metrics-history.js";
 import { createApp } from "./http/app.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
+import { tracedRequests } from "./observability/http-tracing.js";
+import { startTracing } from "./observability/tracing-setup.js";
 import { detectCgroupMode } from "./runtime/cgroups.js";
 import { canRunBuildSteps } from "./runtime/driver.js";
 import { createHostDrivers } from "./runtime/drivers/create-drivers.js";
@@ -50,7 +52,10 @@ export interface RunningDaemon {
 
 /** The composition root: config -> logger -> store -> drivers -> services -> http. */
 export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
+  // Before anything that may start a span; a no-op unless an OTLP endpoint is configured.
+  const tracing = startTracing();
   const log = createLogger(config.logLevel);
+  if (tracing.enabled) log.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "OpenTelemetry tracing on");
   mkdirSync(config.dataDir, { recursive: true });
   mkdirSync(config.runDir, { recursive: true, mode: 0o700 });
   const lock = lockDataDir(config.dataDir);
@@ -99,7 +104,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
 
   // A request for a sandbox's port (by host name or E2B's headers) goes to the preview proxy and never
   // reaches the API; /mcp is the MCP endpoint's; everything else is the API's. HTTPS, when configured, serves the same.
-  const api = getRequestListener(app.fetch);
+  // Traced only when tracing is on: otherwise not even the wrapper runs.
+  const api = tracing.enabled ? tracedRequests(getRequestListener(app.fetch)) : getRequestListener(app.fetch);
   const ptySocket = new PtySocket(config.apiKey, pty, log.child({ component: "pty" }));
   listeners = await startListeners({
     host: config.host,
@@ -143,6 +149,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       await egress.networking?.close();
       database.close();
       lock.release();
+      // The spans of the shutdown's hibernations too.
+      await tracing.shutdown().catch((err: Error) => log.warn({ err: err.message }, "flushing the last spans failed"));
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
     },
   };

@@ -4,6 +4,7 @@ import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
 import { ControlPlane, E2bHttpError, type ControlPlaneDeps } from "./control-plane.js";
 import { Envd, type EnvdDeps } from "./envd.js";
+import { nameRequestSpan } from "../observability/http-tracing.js";
 
 export type E2bDeps = ControlPlaneDeps & EnvdDeps & { log: Logger; metrics: Metrics };
 
@@ -49,6 +50,7 @@ export function mountE2b(app: Hono<{ Variables: { requestId: string } }>, deps: 
     const on = method === "ALL" ? app.all.bind(app) : (p: string, h: Handler) => app.on(method, p, h);
     on(path, async function e2bRoute(c: Context) {
       const started = performance.now();
+      nameRequestSpan(method === "ALL" ? c.req.method : method, path, `e2b.${name}`);
       let status = 500;
       try {
         if (!deps.auth.apiKeyValid(c.req.header("x-api-key"))) throw new E2bHttpError(401, "Invalid API key: create one with `stasis e2b key create`");

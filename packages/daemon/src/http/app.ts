@@ -5,6 +5,7 @@ import { routes, type RouteId, type RouteSpec } from "@stasis/protocol";
 import { ApiError } from "../errors/api-error.js";
 import type { MetricsAuth } from "../config/config.js";
 import type { Metrics } from "../observability/metrics.js";
+import { nameRequestSpan } from "../observability/http-tracing.js";
 import { sendError, toApiError } from "./http-errors.js";
 import { ClientGoneError, DEFAULT_BODY_IDLE_MS, incomingOf, setBodyIdle } from "./request-body.js";
 import type { E2bAuth } from "../e2b/e2b-auth.js";
@@ -70,6 +71,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     const handler = handlers[id];
     app.on(spec.method.toUpperCase(), path, async function route(c) {
       const started = performance.now();
+      nameRequestSpan(spec.method, spec.path, id);
       let status = 500;
       try {
         if (spec.auth || (id === "metrics" && metricsNeedKey(options.metricsAuth ?? "loopback", c))) {

@@ -3,6 +3,7 @@ import type { ProcessEvent } from "../agent-client/agent-client.js";
 import { PTY_WATCH_PROTOCOL, type ExecRequest, type PsEntry } from "../agent-client/agent-protocol.js";
 import { ApiError } from "../errors/api-error.js";
 import type { Metrics } from "../observability/metrics.js";
+import { failSpan, tracer, within } from "../observability/tracing.js";
 import { HIBERNATE_WAITS_FOR_COMMANDS_MS } from "./lifecycle/standby.js";
 import type { LiveSandbox, SandboxService } from "./sandbox-service.js";
 
@@ -159,15 +160,28 @@ export class ExecService {
   }
 
   private async *streamRaw(id: string, params: CommandParams, kind: string, signal?: AbortSignal, leaveRunning = () => false): AsyncGenerator<OutputEvent> {
-    const live = await this.sandboxes.acquire(id);
-    // A foreground command keeps its sandbox awake (no automatic pause) until it ends, and a hibernation
-    // waits for it (within its deadline).
-    const timeoutMs = params.timeoutMs ?? FOREGROUND_TIMEOUT_MS;
-    const release = this.sandboxes.hold(id, { deadline: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity });
+    // A span by hand: a generator cannot run inside startActiveSpan. A wake it needs is its child.
+    const span = tracer().startSpan("sandbox.exec", { attributes: { "stasis.sandbox.id": id, "stasis.exec.kind": kind } });
     try {
-      yield* this.runForeground(live, params, kind, signal, leaveRunning);
+      const live = await within(span, () => this.sandboxes.acquire(id));
+      // A foreground command keeps its sandbox awake (no automatic pause) until it ends, and a hibernation
+      // waits for it (within its deadline).
+      const timeoutMs = params.timeoutMs ?? FOREGROUND_TIMEOUT_MS;
+      const release = this.sandboxes.hold(id, { deadline: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity });
+      try {
+        for await (const event of this.runForeground(live, params, kind, signal, leaveRunning)) {
+          if (event.kind === "start") span.setAttribute("stasis.exec.pid", event.pid);
+          else if (event.kind === "exit") span.setAttributes({ "stasis.exec.exit_code": event.exit.exitCode ?? -1, "stasis.exec.timed_out": event.exit.timedOut });
+          yield event;
+        }
+      } finally {
+        release();
+      }
+    } catch (err) {
+      failSpan(span, err);
+      throw err;
     } finally {
-      release();
+      span.end();
     }
   }
 

@@ -17,6 +17,7 @@ import { Standby } from "./lifecycle/standby.js";
 import { StandbySweeper } from "./lifecycle/standby-sweeper.js";
 import { TemplateSnapshots } from "./lifecycle/template-snapshots.js";
 import { WarmPools } from "./lifecycle/warm-pools.js";
+import { annotate, traced } from "../observability/tracing.js";
 
 export type { LiveSandbox, SandboxServiceDeps } from "./lifecycle/sandbox-core.js";
 export { listCursor, wokenExpiry } from "./lifecycle/records.js";
@@ -119,9 +120,13 @@ export class SandboxService {
 
   /** `headerRules`: headers the egress proxy sets per host pattern (the E2B surface's `rules`). */
   /** `abandoned`: aborts when the client goes away; a sandbox created for nobody is removed, not left running. */
-  async create(params: CreateSandboxParams, extras: { headerRules?: Record<string, Record<string, string>>; abandoned?: AbortSignal } = {}): Promise<Sandbox> {
+  create(params: CreateSandboxParams, extras: { headerRules?: Record<string, Record<string, string>>; abandoned?: AbortSignal } = {}): Promise<Sandbox> {
+    const runtime = params.runtime ?? this.core.deps.config.defaultRuntime;
+    return traced("sandbox.create", { "stasis.runtime": runtime, "stasis.template": params.template }, () => this.createTraced(params, runtime, extras));
+  }
+
+  private async createTraced(params: CreateSandboxParams, runtime: Runtime, extras: { headerRules?: Record<string, Record<string, string>>; abandoned?: AbortSignal }): Promise<Sandbox> {
     const { config, store, metrics, log: rootLog } = this.core.deps;
-    const runtime = params.runtime ?? config.defaultRuntime;
     const driver = this.core.usableDriver(runtime);
     const headerRules = extras.headerRules ?? {};
     const secrets = this.secretsFor(params.secrets, Object.keys(headerRules).length > 0);
@@ -136,6 +141,7 @@ export class SandboxService {
     // A pool member was booted without the egress CA: a create with secrets boots its own.
     const warm = secrets ? null : await this.pools.claim(shape, params);
     if (warm) {
+      annotate({ "stasis.sandbox.id": warm.id, "stasis.created_via": "warm_pool" });
       metrics.sandboxCreate.observe({ runtime, via: "warm_pool" }, (performance.now() - started) / 1000);
       rootLog.info({ sandbox: warm.id, ms: Math.round((performance.now() - started) * 10) / 10 }, "sandbox created from the warm pool");
       return this.unlessAbandoned(warm, extras.abandoned);
@@ -145,6 +151,7 @@ export class SandboxService {
     this.booter.refuseIfDeleting(shape.template.ref);
     const record = this.booter.newRecord(params, shape, Date.now(), false, secrets ?? {}, headerRules);
     const log = rootLog.child({ sandbox: record.id, runtime });
+    annotate({ "stasis.sandbox.id": record.id, "stasis.created_via": record.createdVia });
     store.insert(record);
     try {
       await this.booter.materialize(record, shape, driver, log);
@@ -385,7 +392,7 @@ export class SandboxService {
 
   /** `count` independent copies of the sandbox's memory, processes and files; the source carries on. */
   fork(id: string, count: number): Promise<Sandbox[]> {
-    return this.core.exclusive(id, () => this.forker.fork(id, count));
+    return traced("sandbox.fork", { "stasis.sandbox.id": id, "stasis.fork.count": count }, () => this.core.exclusive(id, () => this.forker.fork(id, count)));
   }
 
   snapshotTemplate(ref: string, signal: AbortSignal): Promise<{ memoryBytes: number; diskBytes: number; runtime: string }> {

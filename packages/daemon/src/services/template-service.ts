@@ -16,6 +16,8 @@ import { DEFAULT_SPEC_FILES, parseTemplateFile } from "../templates/template-par
 import { TemplateNotFoundError, TemplateSettingsError, type TemplateStore } from "../templates/template-store.js";
 import { Limiter } from "./limiter.js";
 import type { SandboxService } from "./sandbox-service.js";
+import type { Attributes } from "@opentelemetry/api";
+import { traced } from "../observability/tracing.js";
 
 const MAX_SPEC_BYTES = 1024 * 1024;
 /** Log lines a slow client may fall behind by before lines are dropped (and counted) rather than queued. */
@@ -135,7 +137,7 @@ export class TemplateService {
         throw err;
       }
       yield { type: "progress", message: `context: ${(bytes / 1024 / 1024).toFixed(1)} MiB; building ${query.name} from ${fileName} (${definition.source})` };
-      yield* this.stream(signal, (emit, inner) =>
+      yield* this.stream(signal, { "stasis.template": query.name, "stasis.template.source": definition.source }, (emit, inner) =>
         this.deps.builder.build(
           {
             name: query.name,
@@ -161,7 +163,7 @@ export class TemplateService {
       const { bytes, sha256 } = await this.receive(body, archive);
       if (bytes === 0) throw new ApiError("invalid_template", "the body is empty: send a `docker save` tarball or a tar of an OCI layout");
       yield { type: "progress", message: `received ${(bytes / 1024 / 1024).toFixed(1)} MiB; importing as ${query.name}` };
-      yield* this.stream(signal, (emit, inner) =>
+      yield* this.stream(signal, { "stasis.template": query.name, "stasis.template.source": "import" }, (emit, inner) =>
         this.deps.builder.importImage(
           { name: query.name, archive, archiveHash: sha256, image: query.image, workDir: join(work, "unpack"), overrides: { cpu: query.cpu, memoryMiB: query.memoryMiB, diskMiB: query.diskMiB, pool: query.pool }, signal: inner },
           emit,
@@ -173,7 +175,7 @@ export class TemplateService {
   }
 
   /** Runs a build (one of a few at a time), turning its emitted events into a pull-based stream. */
-  private async *stream(signal: AbortSignal, run: (emit: BuildEmit, signal: AbortSignal) => Promise<Template>): AsyncGenerator<TemplateBuildEvent> {
+  private async *stream(signal: AbortSignal, attributes: Attributes, run: (emit: BuildEmit, signal: AbortSignal) => Promise<Template>): AsyncGenerator<TemplateBuildEvent> {
     const abort = new AbortController();
     const onAbort = () => abort.abort();
     signal.addEventListener("abort", onAbort, { once: true });
@@ -195,7 +197,7 @@ export class TemplateService {
     };
     if (this.builds.full) emit({ type: "progress", message: "waiting for another build to finish" });
     const done = this.builds
-      .run(() => run(emit, abort.signal))
+      .run(() => traced("template.build", attributes, () => run(emit, abort.signal)))
       .catch((err: unknown) => emit(this.errorEvent(err)))
       .finally(() => {
         finished = true;

@@ -11,6 +11,7 @@ import { startTemplateCommand } from "./agent-tasks.js";
 import { newPreviewToken, writeNetworkFiles } from "./network-files.js";
 import { asApiError, newSandboxId, wokenExpiry, type SandboxShape } from "./records.js";
 import { AGENT_READY_TIMEOUT_MS, type SandboxCore } from "./sandbox-core.js";
+import { traced } from "../../observability/tracing.js";
 
 export type RestoreReason = "resume" | "fork" | "snapshot";
 
@@ -146,12 +147,15 @@ export class Booter {
   async boot(record: SandboxRecord, driver: RuntimeDriver, log: Logger): Promise<AgentClient> {
     const { agent, launched } = await this.queued(async () => {
       const owner = this.core.ownerOf(record);
-      const lower = await this.core.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
-      await this.core.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
+      await traced("create.disk", {}, async () => {
+        const lower = await this.core.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
+        await this.core.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
+      });
       writeNetworkFiles(this.core, record);
-      const launched = await driver.launch(await this.core.prepareLaunch(record));
+      const spec = await traced("sandbox.network_setup", {}, () => this.core.prepareLaunch(record));
+      const launched = await traced("create.launch", { "stasis.runtime": record.runtime }, () => driver.launch(spec));
       crashPoint("create.launched");
-      return { agent: await this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start"), launched };
+      return { agent: await traced("sandbox.agent_ready", {}, () => this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start")), launched };
     });
     record.state = "running";
     this.core.deps.store.setState(record.id, "running");
@@ -184,10 +188,12 @@ export class Booter {
       const prepared = performance.now() - started;
       let restored: { agent: AgentClient; exited: Promise<string> } | null = null;
       for (let attempt = 1; !restored; attempt++) {
-        const launched = await driver.restore(await this.core.prepareLaunch(record), image);
+        const spec = await traced("sandbox.network_setup", {}, () => this.core.prepareLaunch(record));
+        const launched = await traced("sandbox.restore", { "stasis.sandbox.id": record.id, "stasis.restore.why": why, "stasis.restore.attempt": attempt }, () => driver.restore(spec, image));
         crashPoint(why === "fork" ? "fork.restored" : "wake.restored");
         try {
-          restored = { agent: await this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "resume" ? "wake" : why), exited: launched.exited };
+          const agent = await traced("sandbox.agent_ready", {}, () => this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "resume" ? "wake" : why));
+          restored = { agent, exited: launched.exited };
         } catch (err) {
           // Once more after clearing the runtime's state of the attempt.
           await driver.destroy(this.core.ref(record.id)).catch(() => {});

@@ -7,6 +7,7 @@ import type { SandboxRecord } from "../../store/sandbox-store.js";
 import type { Booter } from "./boot.js";
 import { notRunning, wokenExpiry } from "./records.js";
 import type { SandboxCore } from "./sandbox-core.js";
+import { traced } from "../../observability/tracing.js";
 
 /** How long a hibernation waits for foreground commands in flight to end. */
 export const HIBERNATE_WAITS_FOR_COMMANDS_MS = 10_000;
@@ -46,7 +47,11 @@ export class Standby {
   }
 
   /** Under the lock. `note` says more about an automatic standby (idle for how long, which lifetime). */
-  async freeze(id: string, reason: StandbyReason, note: string | null = null): Promise<void> {
+  freeze(id: string, reason: StandbyReason, note: string | null = null): Promise<void> {
+    return traced("sandbox.pause", { "stasis.sandbox.id": id, "stasis.standby.reason": reason }, () => this.freezeTraced(id, reason, note));
+  }
+
+  private async freezeTraced(id: string, reason: StandbyReason, note: string | null): Promise<void> {
     const { store, metrics } = this.core.deps;
     const record = this.core.record(id);
     if (record.state === "paused" || record.state === "hibernated") {
@@ -75,7 +80,11 @@ export class Standby {
   }
 
   /** Under the lock: writes the sandbox's memory image and stops its runtime. */
-  async checkpoint(id: string, reason: StandbyReason, note: string | null = null): Promise<void> {
+  checkpoint(id: string, reason: StandbyReason, note: string | null = null): Promise<void> {
+    return traced("sandbox.hibernate", { "stasis.sandbox.id": id, "stasis.standby.reason": reason }, () => this.checkpointTraced(id, reason, note));
+  }
+
+  private async checkpointTraced(id: string, reason: StandbyReason, note: string | null): Promise<void> {
     const { store, metrics, filesystem } = this.core.deps;
     const record = this.core.record(id);
     if (record.state === "hibernated") return;
@@ -90,8 +99,10 @@ export class Standby {
     this.core.updateGauges();
     // Foreground commands in flight finish first (within their deadlines, at most a while): their
     // streams end when the channel closes. Then replies: they are matched by id only within one channel.
-    await this.core.commandsDone(id, HIBERNATE_WAITS_FOR_COMMANDS_MS);
-    await live.agent.settled(2_000);
+    await traced("hibernate.wait_commands", {}, async () => {
+      await this.core.commandsDone(id, HIBERNATE_WAITS_FOR_COMMANDS_MS);
+      await live.agent.settled(2_000);
+    });
     // The sandbox's stack must see the resets: a paused one thaws for them (the checkpoint thaws it anyway).
     const thawedForResets = wasPaused && (this.core.deps.inbound?.count(id) ?? 0) > 0;
     if (thawedForResets) await this.pausable(record).resume(this.core.ref(id));
@@ -101,7 +112,7 @@ export class Standby {
     const image = this.image(id);
     const ref = this.core.ref(id);
     try {
-      await driver.checkpoint(ref, image);
+      await traced("hibernate.checkpoint", { "stasis.runtime": record.runtime }, () => driver.checkpoint(ref, image));
     } catch (err) {
       // A host that cannot be read is taken as alive: a wrong "dead" would give up a live sandbox.
       const alive = (await driver.observe(ref).catch(() => "running")) !== "stopped";
@@ -125,9 +136,9 @@ export class Standby {
     await live.agent.drained(500);
     live.agent.removeAllListeners("closed");
     live.agent.close("sandbox hibernated");
-    await filesystem.sync(id);
+    await traced("hibernate.sync_disk", {}, () => filesystem.sync(id));
     image.commit();
-    await this.core.leaveNetwork(record);
+    await traced("hibernate.leave_network", {}, () => this.core.leaveNetwork(record));
     store.setStandby(id, "hibernated", { since, reason }, record.expiresAt, note ?? (wasPaused ? record.stateReason : null));
     const ms = performance.now() - started;
     metrics.standbyTransition.observe({ op: "hibernate" }, ms / 1000);
@@ -139,8 +150,9 @@ export class Standby {
   async wake(id: string): Promise<void> {
     const record = this.core.record(id);
     if (record.state === "running") return;
-    if (record.state === "paused") return this.thaw(record);
-    if (record.state === "hibernated") return this.booter.restoreFrom(record, this.image(id), "resume");
+    const from = { "stasis.sandbox.id": id, "stasis.runtime": record.runtime, "stasis.wake.from": record.state };
+    if (record.state === "paused") return traced("sandbox.wake", from, () => this.thaw(record));
+    if (record.state === "hibernated") return traced("sandbox.wake", from, () => this.booter.restoreFrom(record, this.image(id), "resume"));
     throw notRunning(record);
   }
 

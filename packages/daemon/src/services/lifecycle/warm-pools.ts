@@ -7,6 +7,8 @@ import type { Booter } from "./boot.js";
 import { hasMemoryFor, hasShape, isLiveMember, toSandbox, type SandboxShape } from "./records.js";
 import type { SandboxCore } from "./sandbox-core.js";
 import type { Standby } from "./standby.js";
+import { trace } from "@opentelemetry/api";
+import { failSpan, traced } from "../../observability/tracing.js";
 
 type PoolTargets = Map<string, { size: number; template: ResolvedTemplate }>;
 
@@ -182,8 +184,14 @@ export class WarmPools {
     );
   }
 
-  private async bootMember(shape: SandboxShape): Promise<void> {
+  /** One span per member (its boot phases are its children), not loose spans with no create above them. */
+  private bootMember(shape: SandboxShape): Promise<void> {
     const record = this.booter.newRecord(CreateSandboxRequestSchema.parse({ template: shape.template.ref }), shape, Date.now(), true);
+    const attributes = { "stasis.sandbox.id": record.id, "stasis.runtime": shape.runtime, "stasis.template": shape.template.ref, "stasis.created_via": record.createdVia };
+    return traced("warm_pool.boot", attributes, () => this.bootRecord(record, shape));
+  }
+
+  private async bootRecord(record: SandboxRecord, shape: SandboxShape): Promise<void> {
     const log = this.core.log.child({ sandbox: record.id, runtime: shape.runtime, pool: shape.template.ref });
     this.core.deps.store.insert(record);
     try {
@@ -197,6 +205,8 @@ export class WarmPools {
       log.info("warm-pool member ready");
     } catch (err) {
       log.warn({ err: (err as Error).message }, "warm-pool member failed to boot");
+      const span = trace.getActiveSpan();
+      if (span) failSpan(span, err);
       await this.core.discard(record, "discarding a warm-pool member");
     }
   }
