@@ -46,7 +46,7 @@ describe("the web console in headless Chromium (gvisor)", () => {
     await daemon?.destroy();
   });
 
-  it("opens with the key, creates a sandbox, types in its terminal, moves files, follows a process log, previews a port, charts it, pauses it", async () => {
+  it("opens with the key, creates a sandbox, types in its terminal (woken by a key after a hibernation), moves files, follows a process log, previews a port, charts it, pauses it", async () => {
     // / redirects to the console; the key field has focus, Enter submits (keyboard only).
     await page.goto(`${daemon.url}/`);
     expect(new URL(page.url()).pathname).toBe("/console/");
@@ -73,6 +73,15 @@ describe("the web console in headless Chromium (gvisor)", () => {
     await page.keyboard.type("echo console-$((6*7))\n");
     await page.locator(".xterm-rows").getByText("console-42", { exact: true }).waitFor({ timeout: 20_000 });
     await shot("terminal");
+    // A hibernation closes the terminal's socket; the next key wakes the sandbox and the same shell answers.
+    await page.locator(".xterm").click();
+    await page.keyboard.type("kept=21\n");
+    await sandbox.hibernate();
+    await page.getByText("The sandbox hibernated: press a key to wake it and reconnect").waitFor({ timeout: 30_000 });
+    await page.locator(".xterm").click();
+    await page.keyboard.type("echo back-$((kept*2))\n");
+    await page.locator(".xterm-rows").getByText("back-42", { exact: true }).waitFor({ timeout: 30_000 });
+    expect((await sandbox.refresh()).state).toBe("running");
     // Tab stays in the shell; Shift+Tab leaves the terminal (no keyboard trap).
     await page.keyboard.press("Shift+Tab");
     expect(await page.evaluate("document.activeElement?.closest('.xterm') === null")).toBe(true);

@@ -96,8 +96,10 @@ async function ndjson<T>(res: Response, onEvent: (e: T) => void): Promise<void> 
 }
 
 /** The terminal WebSocket: browsers cannot set headers, so the key goes as a subprotocol. */
-export function ptySocket(id: string, cols: number, rows: number): WebSocket {
+/** A new terminal, or (with `pid`) the same one again, without replaying what the screen already shows. */
+export function ptySocket(id: string, cols: number, rows: number, pid?: number): WebSocket {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const url = `${scheme}//${location.host}${sbx(id)}/pty?${q({ cols: String(cols), rows: String(rows) })}`;
+  const again: Record<string, string> = pid === undefined ? {} : { pid: String(pid), replay: "false" };
+  const url = `${scheme}//${location.host}${sbx(id)}/pty?${q({ cols: String(cols), rows: String(rows), ...again })}`;
   return new WebSocket(url, [`stasis.key.${savedKey() ?? ""}`]);
 }
