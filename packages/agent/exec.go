@@ -62,39 +62,28 @@ func (a *Agent) exec(c *call, req *request) (any, error) {
 		return nil, errorf(codeExecFailed, "%v", err)
 	}
 
-	if req.Pty != nil {
-		return a.execPty(c, req, argv0, env, cwd, userSpec, acct, window)
-	}
-	if sp := a.spares.take(req, userSpec, env, cwd, acct); sp != nil && a.claim(c, req, sp, window) {
-		return nil, nil // replied by claim
+	// A terminal is always a new process; a piped one may be handed a spare shell.
+	if req.Pty == nil {
+		if sp := a.spares.take(req, userSpec, env, cwd, acct); sp != nil && a.claim(c, req, sp, window) {
+			return nil, nil // replied by claim
+		}
 	}
 
 	p := newProcess(a.out)
 	p.cmd, p.tag, p.cwd, p.user = req.Cmd, req.Tag, cwd, userSpec
 	p.subscribed, p.credit = req.Subscribe, window
-	if err := spawn(p, argv0, env, credentialFor(acct), req.Stdin); err != nil {
+	if req.Pty != nil {
+		// On a new terminal (pty.go); its output and credit work as a piped process's, on fd 1.
+		err = spawnPty(p, argv0, env, credentialFor(acct), *req.Pty)
+	} else {
+		err = spawn(p, argv0, env, credentialFor(acct), req.Stdin)
+	}
+	if err != nil {
 		return nil, errorf(codeExecFailed, "%s: %v", req.Cmd[0], err)
 	}
 	a.procs.add(p)
 	// Reply before starting the pumps, so the daemon learns the pid before
 	// it sees any event for it.
-	c.finish(struct {
-		Pid int `json:"pid"`
-	}{p.pid}, nil)
-	p.run(a.procs.retire)
-	return nil, nil
-}
-
-// execPty starts a process on a new terminal (pty.go); its output and
-// credit work as a piped process's, on fd 1.
-func (a *Agent) execPty(c *call, req *request, argv0 string, env []string, cwd, userSpec string, acct *account, window int64) (any, error) {
-	p := newProcess(a.out)
-	p.cmd, p.tag, p.cwd, p.user = req.Cmd, req.Tag, cwd, userSpec
-	p.subscribed, p.credit = req.Subscribe, window
-	if err := spawnPty(p, argv0, env, credentialFor(acct), *req.Pty); err != nil {
-		return nil, errorf(codeExecFailed, "%s: %v", req.Cmd[0], err)
-	}
-	a.procs.add(p)
 	c.finish(struct {
 		Pid int `json:"pid"`
 	}{p.pid}, nil)
