@@ -10,11 +10,13 @@ import threading
 import time
 import uuid
 
+from kernel_process import KernelProcess
+
 # How long after an interrupt the run may take to reach its marker before bash is replaced.
 GRACE_S = 2
 
 
-class BashKernel:
+class BashKernel(KernelProcess):
     def __init__(self, language, cwd, folder):
         self.cwd = cwd
         self.folder = folder
@@ -110,20 +112,6 @@ class BashKernel:
             os.killpg(proc.pid, signal.SIGINT)
         except ProcessLookupError:
             pass
-
-    def restart(self):
-        self.shutdown()
-        self.start()
-
-    def shutdown(self):
-        with self.mutex:
-            if self.proc is not None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
-                self.proc = None
 
 
 def error(name, value):

@@ -11,6 +11,8 @@ import threading
 import time
 import uuid
 
+from kernel_process import KernelProcess
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 START_TIMEOUT_S = 60
 # How long an interrupted run may take to end before the kernel is replaced (code in C ignoring SIGINT).
@@ -44,7 +46,7 @@ def result_event(data, main):
     return event
 
 
-class PipeKernel:
+class PipeKernel(KernelProcess):
     argv = None
     env = {}
 
@@ -137,20 +139,6 @@ class PipeKernel:
         proc = self.proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-
-    def restart(self):
-        self.shutdown()
-        self.start()
-
-    def shutdown(self):
-        with self.mutex:
-            if self.proc is not None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
-                self.proc = None
 
 
 class PythonKernel(PipeKernel):
