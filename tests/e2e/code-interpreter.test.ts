@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox as E2bSandbox } from "@e2b/code-interpreter";
 import { Sandbox, StasisError, type CodeResult } from "@stasis/sdk";
-import { CLI, startTestDaemon, type TestDaemon } from "./harness.js";
+import { CLI, issueE2bKey, startTestDaemon, type TestDaemon } from "./harness.js";
 
 /**
  * The code interpreter (examples/templates/code-interpreter, built by set-up as `code-interpreter`): the
@@ -166,8 +166,7 @@ describe("the code interpreter", () => {
   describe("through the unmodified @e2b/code-interpreter SDK", () => {
     let sbx: E2bSandbox;
     beforeAll(async () => {
-      const res = await fetch(`${daemon.url}/v1/e2b/keys`, { method: "POST", headers: { authorization: `Bearer ${daemon.apiKey}`, "content-type": "application/json" }, body: JSON.stringify({ name: "code" }) });
-      const { key } = (await res.json()) as { key: string };
+      const key = await issueE2bKey(daemon, "code");
       // The SDK's default template, code-interpreter-v1, is Stasis's code-interpreter.
       sbx = await E2bSandbox.create({ apiKey: key, apiUrl: daemon.url, sandboxUrl: daemon.url, timeoutMs: 300_000, envs: { FROM_CREATE: "set at create" } });
     }, 120_000);

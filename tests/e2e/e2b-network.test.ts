@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectionOpts, Sandbox as E2bSandbox, SandboxOpts } from "e2b-2.51";
-import { startTestDaemon, type TestDaemon } from "./harness.js";
+import { issueE2bKey, startTestDaemon, type TestDaemon } from "./harness.js";
 import { startTestInternet, type TestInternet } from "./test-internet.js";
 
 const load = () => import("e2b-2.51");
@@ -33,9 +33,7 @@ describe("the e2b SDK's network settings against Stasis", () => {
     writeFileSync(caFile, inet.caPem);
     daemon = await startTestDaemon({ STASIS_NETWORK_OPEN: inet.cidr, STASIS_DNS_UPSTREAM: inet.dns, STASIS_EGRESS_EXTRA_CA: caFile });
     sdk = await load();
-    const res = await fetch(`${daemon.url}/v1/e2b/keys`, { method: "POST", headers: { Authorization: `Bearer ${daemon.apiKey}`, "Content-Type": "application/json" }, body: JSON.stringify({ name: "net" }) });
-    const key = ((await res.json()) as { key: string }).key;
-    Object.assign(conn, { apiKey: key, apiUrl: daemon.url, sandboxUrl: daemon.url });
+    Object.assign(conn, { apiKey: await issueE2bKey(daemon, "net"), apiUrl: daemon.url, sandboxUrl: daemon.url });
   });
   afterAll(async () => {
     await Promise.all(made.map((s) => s.kill().catch(() => {})));

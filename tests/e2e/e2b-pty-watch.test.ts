@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectionOpts, Sandbox as E2bSandbox } from "e2b-2.51";
-import { startTestDaemon, type TestDaemon } from "./harness.js";
+import { issueE2bKey, startTestDaemon, type TestDaemon } from "./harness.js";
 
 /** The unmodified e2b SDK's terminals (sandbox.pty) and files.watchDir, and envd's polling watchers, against Stasis. */
 
@@ -26,13 +26,7 @@ describe("the e2b SDK's terminals and watches against Stasis", () => {
 
   beforeAll(async () => {
     daemon = await startTestDaemon();
-    const res = await fetch(`${daemon.url}/v1/e2b/keys`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${daemon.apiKey}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ name: "test" }),
-    });
-    const created = (await res.json()) as { key: string };
-    Object.assign(conn, { apiKey: created.key, apiUrl: daemon.url, sandboxUrl: daemon.url });
+    Object.assign(conn, { apiKey: await issueE2bKey(daemon, "test"), apiUrl: daemon.url, sandboxUrl: daemon.url });
   });
 
   afterAll(async () => {

@@ -32,6 +32,14 @@ export function networkTag(dataDir: string): string {
   return createHash("sha256").update(dataDir).digest("hex").slice(0, 6);
 }
 
+/** An E2B API key issued by the daemon (POST /v1/e2b/keys), for the unmodified e2b SDKs. */
+export async function issueE2bKey(daemon: TestDaemon, name: string): Promise<string> {
+  const res = await fetch(`${daemon.url}/v1/e2b/keys`, { method: "POST", headers: { authorization: `Bearer ${daemon.apiKey}`, "content-type": "application/json" }, body: JSON.stringify({ name }) });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`POST /v1/e2b/keys answered ${res.status}: ${text}`);
+  return (JSON.parse(text) as { key: string }).key;
+}
+
 export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
   const tag = randomBytes(4).toString("hex");
   const dataDir = `/var/lib/stasis-test/${tag}`;

@@ -41,6 +41,13 @@ async function call(client: Client, name: string, args: Record<string, unknown>)
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
 }
 
+/** An MCP client of the daemon's /mcp, with the API key. */
+async function httpClient(): Promise<Client> {
+  const client = new Client({ name: "stasis-e2e", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${daemon.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${daemon.apiKey}` } } }));
+  return client;
+}
+
 function text(result: CallToolResult): string {
   return result.content.flatMap((c) => (c.type === "text" ? [c.text] : [])).join("\n");
 }
@@ -148,9 +155,7 @@ function raw(headers: Record<string, string>, method = "POST"): Promise<number> 
 
 describe("MCP over Streamable HTTP (/mcp on the daemon)", () => {
   it("lists tools, creates a sandbox, runs Python with a PNG back, writes and reads a file, kills it", async () => {
-    const transport = new StreamableHTTPClientTransport(new URL(`${daemon.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${daemon.apiKey}` } } });
-    const client = new Client({ name: "stasis-e2e", version: "1.0.0" });
-    await client.connect(transport);
+    const client = await httpClient();
     try {
       await scenario(client);
     } finally {
@@ -159,9 +164,7 @@ describe("MCP over Streamable HTTP (/mcp on the daemon)", () => {
   });
 
   it("runs code in a code-interpreter sandbox's kernel: variables persist between calls, a matplotlib plot comes back as a PNG", async () => {
-    const transport = new StreamableHTTPClientTransport(new URL(`${daemon.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${daemon.apiKey}` } } });
-    const client = new Client({ name: "stasis-e2e", version: "1.0.0" });
-    await client.connect(transport);
+    const client = await httpClient();
     try {
       const created = await call(client, "create_sandbox", { template: "code-interpreter", runtime: "gvisor" });
       expect(created.isError, text(created)).toBeFalsy();
@@ -187,9 +190,7 @@ describe("MCP over Streamable HTTP (/mcp on the daemon)", () => {
   });
 
   it("pauses, resumes, hibernates and forks a gVisor sandbox, lists it and gives its port's URL; crun cannot hibernate", async () => {
-    const transport = new StreamableHTTPClientTransport(new URL(`${daemon.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${daemon.apiKey}` } } });
-    const client = new Client({ name: "stasis-e2e", version: "1.0.0" });
-    await client.connect(transport);
+    const client = await httpClient();
     const ids: string[] = [];
     const state = (r: CallToolResult) => (r.structuredContent as { state: string }).state;
     try {
