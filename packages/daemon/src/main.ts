@@ -96,7 +96,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     metricsAuth: config.metricsAuth,
     log,
     metrics,
-    services: { sandboxes, exec, files, pty, watch, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, code: new CodeService(sandboxes, inbound), metrics, metricsHistory: e2bMetrics, doctor: sharedRun(() => runDoctor(config)), version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
+    services: { sandboxes, exec, files, pty, watch, templates, templateBuilds, e2bKeys: e2bStore, secrets, preview, code: new CodeService(sandboxes, preview), metrics, metricsHistory: e2bMetrics, doctor: sharedRun(() => runDoctor(config)), version: DAEMON_VERSION, defaultRuntime: config.defaultRuntime },
     e2b: { auth: new E2bAuth(config.apiKey, e2bStore), metricsHistory: e2bMetrics },
   });
 

@@ -45,11 +45,12 @@ const auth = new E2bAuth(API_KEY, e2bStore);
 // Never started: the tests take each sample themselves, at the instants they choose.
 const history = new E2bMetricsHistory(sandboxes);
 const exec = new ExecService(sandboxes, metrics, 1024);
+const preview = new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database));
 const app = createApp({
   apiKey: API_KEY,
   log,
   metrics,
-  services: { pty: new PtyService(sandboxes, exec), watch: new WatchService(sandboxes), sandboxes, exec, code: new CodeService(sandboxes), preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)), files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, metricsHistory: history, doctor: async () => [], version: "test", defaultRuntime: "gvisor" },
+  services: { pty: new PtyService(sandboxes, exec), watch: new WatchService(sandboxes), sandboxes, exec, code: new CodeService(sandboxes, preview), preview, files: new FileService(sandboxes, 1024), templates, templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }), e2bKeys: e2bStore, secrets: new SecretStore(database, new SecretsKey(config.secretsKeyFile)), metrics, metricsHistory: history, doctor: async () => [], version: "test", defaultRuntime: "gvisor" },
   e2b: { auth, metricsHistory: history },
 });
 afterAll(() => {

@@ -173,6 +173,7 @@ beforeAll(async () => {
   const sandboxes = daemon.service;
   const templates = new TemplateStore(join(env.dir, "real-templates"));
   const fuzzExec = new ExecService(sandboxes, daemon.metrics, 64 * 1024);
+  const fuzzPreview = new PreviewService(sandboxes, fuzzExec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(daemon.database));
   app = createApp({
     apiKey: "k-0123456789abcdef",
     log,
@@ -180,8 +181,8 @@ beforeAll(async () => {
     services: {
       pty: new PtyService(sandboxes, fuzzExec), watch: new WatchService(sandboxes), sandboxes,
       exec: fuzzExec,
-      code: new CodeService(sandboxes),
-      preview: new PreviewService(sandboxes, fuzzExec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(daemon.database)),
+      code: new CodeService(sandboxes, fuzzPreview),
+      preview: fuzzPreview,
       files: new FileService(sandboxes, 1024 * 1024),
       templates,
       templateBuilds: createTemplateService({ config: daemon.config, store: templates, sandboxes, steps: undefined, log }),

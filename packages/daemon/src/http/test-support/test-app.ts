@@ -36,11 +36,12 @@ export function testApp(options: { log?: Logger; app?: Partial<AppOptions> } = {
   const templates = new TemplateStore(join(dir, "templates"));
   const sandboxes = new SandboxService({ config, store, drivers: new Map(), filesystem: new SandboxFilesystem(join(dir, "sandboxes")), templates, metrics, log });
   const exec = new ExecService(sandboxes, metrics, 1024);
+  const preview = new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database));
   const services = {
     pty: new PtyService(sandboxes, exec), watch: new WatchService(sandboxes), sandboxes,
     exec,
-    code: new CodeService(sandboxes),
-    preview: new PreviewService(sandboxes, exec, { domain: "localhost", urlTemplate: () => "http://{port}-{id}.localhost:7070" }, new DomainStore(database)),
+    code: new CodeService(sandboxes, preview),
+    preview: preview,
     files: new FileService(sandboxes, 1024),
     templates,
     templateBuilds: createTemplateService({ config, store: templates, sandboxes, steps: undefined, log }),

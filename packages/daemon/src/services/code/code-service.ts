@@ -2,7 +2,7 @@ import type { CodeContext, CodeContextList, CodeEvent, CreateCodeContextRequest,
 import { CodeContextSchema, CreateCodeContextRequestSchema } from "@stasis/protocol";
 import type { Socket } from "node:net";
 import { ApiError } from "../../errors/api-error.js";
-import { InboundConnections } from "../lifecycle/inbound-connections.js";
+import type { PreviewService } from "../preview-service.js";
 import type { SandboxService } from "../sandbox-service.js";
 import { WireContextListSchema } from "./code-wire.js";
 import { interpreterRequest, readBounded, replyError } from "./interpreter-client.js";
@@ -16,23 +16,13 @@ import { readRun } from "./run-stream.js";
 export class CodeService {
   constructor(
     private readonly sandboxes: SandboxService,
-    /** Where the connections into sandboxes are registered, to be ended before a checkpoint. */
-    private readonly inbound: InboundConnections = new InboundConnections(),
+    /** Wakes and holds the sandbox and registers the connections into it, as for the owner's port-forwards. */
+    private readonly ports: Pick<PreviewService, "openAsOwner">,
   ) {}
 
-  /** Wakes the sandbox (under its lock, shared with other requests) and keeps it awake until release. */
   private async open(id: string): Promise<{ address: string; release: () => void; track: (socket: Socket) => void }> {
-    this.sandboxes.get(id);
-    const release = this.sandboxes.hold(id);
-    try {
-      await this.sandboxes.acquire(id);
-      const address = this.sandboxes.networkOf(id).address;
-      if (!address) throw new ApiError("network_unavailable", `sandbox ${id} has no network, so no code interpreter can be reached`);
-      return { address, release, track: (socket) => this.inbound.track(id, socket) };
-    } catch (err) {
-      release();
-      throw err;
-    }
+    const target = await this.ports.openAsOwner(id);
+    return { address: target.address, release: target.release, track: (socket) => target.track(socket, { idle: false }) };
   }
 
   async *run(id: string, req: RunCodeRequest, signal: AbortSignal): AsyncGenerator<CodeEvent> {

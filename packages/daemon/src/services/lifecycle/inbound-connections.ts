@@ -40,9 +40,14 @@ export class InboundConnections {
   /** Closes the sandbox's idle connections (FIN), waiting a while for their servers to close their ends. */
   async closeIdle(id: string): Promise<number> {
     const set = this.bySandbox.get(id);
-    const idle = [...(set ?? [])].filter((s) => this.idle.has(s) && !s.destroyed && !s.connecting);
+    const idle = [...(set ?? [])].filter((s) => this.isIdle(s));
     await Promise.all(idle.map((socket) => closeGently(socket)));
     return idle.length;
+  }
+
+  /** Open, connected, and carrying no request: closed gently. */
+  private isIdle(socket: Socket): boolean {
+    return this.idle.has(socket) && !socket.destroyed && !socket.connecting;
   }
 
   count(id: string): number {
@@ -58,9 +63,9 @@ export class InboundConnections {
     if (!set || set.size === 0) return 0;
     this.bySandbox.delete(id);
     const sockets = [...set];
-    const gentle = sockets.filter((s) => this.idle.has(s) && !s.destroyed && !s.connecting);
+    const gentle = sockets.filter((s) => this.isIdle(s));
     for (const socket of sockets) {
-      if (gentle.includes(socket)) continue;
+      if (this.isIdle(socket)) continue;
       if (socket.connecting || socket.destroyed) socket.destroy();
       else socket.resetAndDestroy();
     }
