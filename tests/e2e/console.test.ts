@@ -75,7 +75,9 @@ describe("the web console in headless Chromium (gvisor)", () => {
     await shot("terminal");
     // A hibernation closes the terminal's socket; the next key wakes the sandbox and the same shell answers.
     await page.locator(".xterm").click();
-    await page.keyboard.type("kept=21\n");
+    // The shell must have the variable before the checkpoint: keys still in flight would be lost with the socket.
+    await page.keyboard.type("kept=21; echo set-$kept\n");
+    await page.locator(".xterm-rows").getByText("set-21", { exact: true }).waitFor({ timeout: 20_000 });
     await sandbox.hibernate();
     await page.getByText("The sandbox hibernated: press a key to wake it and reconnect").waitFor({ timeout: 30_000 });
     await page.locator(".xterm").click();

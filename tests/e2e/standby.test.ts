@@ -13,7 +13,8 @@ describe.each(["gvisor", "crun"] as const)("pause and resume on %s", (runtime) =
     daemon = await startTestDaemon();
     sandbox = await Sandbox.create({ runtime, ...daemon.conn });
     await sandbox.files.write("/root/keep.txt", "kept");
-    await sandbox.commands.start("i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.05; done");
+    // Written aside and renamed: a read never sees the file truncated and still empty.
+    await sandbox.commands.start("i=0; while true; do i=$((i+1)); echo $i > /tmp/counter.new; mv /tmp/counter.new /tmp/counter; sleep 0.05; done");
     await new Promise((r) => setTimeout(r, 300));
   });
   afterAll(async () => {
