@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@stasis/sdk";
-import { startTestDaemon, type TestDaemon } from "./harness.js";
+import { spawnSync } from "node:child_process";
+import { networkTag, startTestDaemon, type TestDaemon } from "./harness.js";
 import { startTestInternet, type TestInternet } from "./test-internet.js";
 
 /** A Python probe: connects to each `host:port` and prints `OPEN` or `SHUT` per target. */
@@ -122,6 +123,16 @@ describe.each(["gvisor", "crun"] as const)("sandbox networking on %s", (runtime)
     }
     expect((await s.refresh()).network?.address).toBe(address);
     await s.kill();
+  });
+
+  it("puts its table back after a firewall reload removed it: running sandboxes keep their policies, new ones get theirs", async () => {
+    const kept = await make({ denyOut: [`${inet.secondary}/32`] });
+    // What `nft flush ruleset` (a firewall reload) does to this daemon's table, without touching other daemons'.
+    expect(spawnSync("nft", ["delete", "table", "ip", `stasis_${networkTag(daemon.dataDir)}`]).status).toBe(0);
+    const fresh = await make({ internet: false });
+    expect(await probe(kept, `${inet.primary}:80`, `${inet.secondary}:80`)).toEqual({ [`${inet.primary}:80`]: "OPEN", [`${inet.secondary}:80`]: "SHUT" });
+    expect((await probe(fresh, `${inet.primary}:80`))[`${inet.primary}:80`]).toBe("SHUT");
+    await Promise.all([kept.kill(), fresh.kill()]);
   });
 
   it("leaves no namespace or rule behind a kill -9 of the daemon, and networks work after the restart", async () => {

@@ -7,7 +7,8 @@ import type { NetworkConfig } from "../config/network-config.js";
 import { runCommand } from "../runtime/run-command.js";
 import type { SandboxNetworkRecord } from "../store/sandbox-store.js";
 import { AddressRange, formatIpv4 } from "./addresses.js";
-import { applyNft, fullRuleset, removeSandboxRules, sandboxRules, tableExists, type FirewallSandbox, type FirewallSetup } from "./firewall.js";
+import { fullRuleset, removeSandboxRules, sandboxRules, tableExists, type FirewallSandbox, type FirewallSetup } from "./firewall.js";
+import { NftQueue } from "./nft-queue.js";
 import { allowThroughHostFirewall, uplinks } from "./host-firewall.js";
 import { createSandboxNetns, interfaceCounters, NetnsNames, removeSandboxNetns } from "./sandbox-netns.js";
 import { removeOrphanedNetworks } from "./stale-networks.js";
@@ -45,8 +46,12 @@ export class SandboxNetworks {
   private readonly byAddress = new Map<string, SandboxOnNetwork>();
   /** Addresses handed out, persisted in records; a create reserves one here before its record holds it. */
   private readonly taken = new Set<string>();
-  /** Table changes run one at a time, in order. */
-  private queue: Promise<void> = Promise.resolve();
+  /** Table changes: one `nft` run at a time, changes that queue meanwhile together. */
+  private readonly nft = new NftQueue();
+  /** The rules in the table now, by sandbox: what a rebuild of a table that went missing puts back. */
+  private readonly ruled = new Map<string, FirewallSandbox>();
+  /** A rebuild in progress: sandboxes that find the table gone at once wait for one rebuild. */
+  private rebuilding: Promise<void> | null = null;
 
   constructor(
     readonly config: NetworkConfig,
@@ -99,7 +104,9 @@ export class SandboxNetworks {
     const orphaned = await removeOrphanedNetworks(this.setup.table).catch(() => []);
     if (orphaned.length > 0) this.log.info({ tables: orphaned }, "removed the networks of daemons whose data folder is gone");
     const rules = running.filter((s) => keep.has(s.id)).map((s) => this.firewallView(s.id, s.network!));
-    await this.serialized(async () => applyNft(fullRuleset(this.setup, await uplinks(), rules)));
+    await this.nft.apply(fullRuleset(this.setup, await uplinks(), rules));
+    this.ruled.clear();
+    for (const r of rules) this.ruled.set(r.id, r);
     for (const s of running) if (keep.has(s.id)) this.remember(s.id, s.network!);
   }
 
@@ -181,8 +188,8 @@ export class SandboxNetworks {
   async detach(id: string, network: SandboxNetworkRecord | null): Promise<void> {
     if (network?.address) this.byAddress.delete(network.address);
     await removeSandboxNetns(this.names, id);
-    const script = removeSandboxRules(this.setup, id, this.names.hostInterface(id));
-    await this.serialized(() => applyNft(script)).catch(() => {
+    this.ruled.delete(id);
+    await this.nft.apply(removeSandboxRules(this.setup, id, this.names.hostInterface(id))).catch(() => {
       // Already gone (never attached, or the table was rebuilt without it).
     });
   }
@@ -207,17 +214,32 @@ export class SandboxNetworks {
     return { id, hostInterface: this.names.hostInterface(id), address: network.address!, policy: network.policy, proxied: needsProxy(network) };
   }
 
+  /**
+   * Puts the sandbox's rules in the table. The table is not checked first (listing it costs more than the
+   * change itself): a change that fails because a firewall reload (`nft flush ruleset`) removed the table
+   * rebuilds it with every sandbox's rules, then goes in again.
+   */
   private async applyRules(id: string, network: SandboxNetworkRecord): Promise<void> {
-    const script = sandboxRules(this.setup, this.firewallView(id, network));
-    await this.serialized(async () => {
-      // A firewall reload (`nft flush ruleset`) may have removed the table since: rebuild it first.
-      if (!(await tableExists(this.setup.table))) {
-        this.log.warn({ table: this.setup.table }, "the nftables table was gone (a firewall reload?); rebuilding it");
-        const current = [...this.byAddress.values()].filter((s) => s.id !== id).map((s) => this.firewallView(s.id, { address: s.address, policy: s.policy, placeholders: s.placeholders, ...(s.headerRules ? { headerRules: s.headerRules } : {}) }));
-        await applyNft(fullRuleset(this.setup, await uplinks(), current));
-      }
-      await applyNft(script);
+    const view = this.firewallView(id, network);
+    const script = sandboxRules(this.setup, view);
+    try {
+      await this.nft.apply(script);
+    } catch (err) {
+      if (await tableExists(this.setup.table)) throw err;
+      await this.rebuildTable();
+      await this.nft.apply(script);
+    }
+    this.ruled.set(id, view);
+  }
+
+  private async rebuildTable(): Promise<void> {
+    this.rebuilding ??= (async () => {
+      this.log.warn({ table: this.setup.table }, "the nftables table was gone (a firewall reload?); rebuilding it");
+      await this.nft.apply(fullRuleset(this.setup, await uplinks(), [...this.ruled.values()]));
+    })().finally(() => {
+      this.rebuilding = null;
     });
+    await this.rebuilding;
   }
 
   /**
@@ -232,14 +254,5 @@ export class SandboxNetworks {
       const out = await runCommand("tc", [...(ns ? ["-n", ns] : []), "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", burst, "latency", "100ms"], { timeoutMs: 10_000 });
       if (out.code !== 0) throw new Error(`tc failed: ${out.stderr.trim() || `exit ${out.code}`}`);
     }
-  }
-
-  private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.then(
-      () => {},
-      () => {},
-    );
-    return run;
   }
 }
