@@ -4,7 +4,7 @@ import type { AgentClient } from "../../agent-client/agent-client.js";
 import { ApiError } from "../../errors/api-error.js";
 import { crashPoint } from "../../runtime/crash-point.js";
 import { CheckpointImage } from "../../runtime/checkpoint-image.js";
-import { canCheckpoint, type RuntimeDriver } from "../../runtime/driver.js";
+import { canCheckpoint, type RuntimeDriver, type SandboxLaunchSpec } from "../../runtime/driver.js";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
 import { TemplateNotFoundError, type ResolvedTemplate } from "../../templates/template-store.js";
 import { startTemplateCommand } from "./agent-tasks.js";
@@ -14,6 +14,13 @@ import { AGENT_READY_TIMEOUT_MS, type SandboxCore } from "./sandbox-core.js";
 import { traced } from "../../observability/tracing.js";
 
 export type RestoreReason = "resume" | "fork" | "snapshot";
+
+export interface RestoreOptions {
+  /** Keep the image after a resume (a fork's source: the clones restore from it too). */
+  keepImage?: boolean;
+  /** The launch (its network set up) made ahead by the caller, for the first attempt. */
+  launch?: Promise<SandboxLaunchSpec>;
+}
 
 /**
  * Brings sandboxes up: what a create resolves to (template, shape, record), a cold boot, and a restore from
@@ -163,11 +170,16 @@ export class Booter {
     return agent;
   }
 
+  /** The sandbox's namespace and rules, then its launch spec. */
+  prepareLaunch(record: SandboxRecord): Promise<SandboxLaunchSpec> {
+    return traced("sandbox.network_setup", {}, () => this.core.prepareLaunch(record));
+  }
+
   /**
    * Starts `record` from a checkpoint image: its own (resume) or its source's (fork, snapshot). A failed
    * resume keeps the image and the hibernated state, so nothing is lost and the next request retries.
    */
-  async restoreFrom(record: SandboxRecord, image: CheckpointImage, why: RestoreReason, options: { keepImage?: boolean } = {}): Promise<void> {
+  async restoreFrom(record: SandboxRecord, image: CheckpointImage, why: RestoreReason, options: RestoreOptions = {}): Promise<void> {
     const { store, metrics, filesystem, templates } = this.core.deps;
     const driver = this.checkpointer(record.runtime);
     if (!driver) throw new ApiError("not_supported_by_runtime", `${record.runtime} sandboxes cannot be restored`);
@@ -188,7 +200,7 @@ export class Booter {
       const prepared = performance.now() - started;
       let restored: { agent: AgentClient; exited: Promise<string> } | null = null;
       for (let attempt = 1; !restored; attempt++) {
-        const spec = await traced("sandbox.network_setup", {}, () => this.core.prepareLaunch(record));
+        const spec = attempt === 1 && options.launch ? await options.launch : await this.prepareLaunch(record);
         const launched = await traced("sandbox.restore", { "stasis.sandbox.id": record.id, "stasis.restore.why": why, "stasis.restore.attempt": attempt }, () => driver.restore(spec, image));
         crashPoint(why === "fork" ? "fork.restored" : "wake.restored");
         try {

@@ -1,6 +1,7 @@
 import { newPreviewToken } from "./network-files.js";
 import type { Sandbox, StandbyReason } from "@stasis/protocol";
 import type { CheckpointImage } from "../../runtime/checkpoint-image.js";
+import type { SandboxLaunchSpec } from "../../runtime/driver.js";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
 import type { Booter } from "./boot.js";
 import { asApiError, isAwakeOrAsleep, newSandboxId, notRunning, toSandbox } from "./records.js";
@@ -64,10 +65,14 @@ export class Forker {
         await this.returnSource(id, wasState, wasReason, image).finally(() => this.dropSharedImage(id, wasState, image));
       }
     }
+    // Every network first, side by side: set up while another's `runsc restore` holds the cores, each
+    // took twice as long. A failed one fails its own restore below.
+    const launches = new Map((wasState === "hibernated" ? clones : [this.core.record(id), ...clones]).map((r) => [r.id, this.booter.prepareLaunch(r)]));
+    await Promise.allSettled(launches.values());
     // The source and its clones come back from the one image side by side, each under its own container.
     const [sourceBack, ...results] = await Promise.allSettled([
-      this.returnSource(id, wasState, wasReason, image),
-      ...clones.map((clone) => this.booter.restoreFrom(clone, image, "fork")),
+      this.returnSource(id, wasState, wasReason, image, launches.get(id)),
+      ...clones.map((clone) => this.booter.restoreFrom(clone, image, "fork", { launch: launches.get(clone.id)! })),
     ]);
     this.dropSharedImage(id, wasState, image);
     if (sourceBack?.status === "rejected") log.error({ err: (sourceBack.reason as Error).message }, "the source did not come back after the fork; it stays hibernated");
@@ -83,9 +88,9 @@ export class Forker {
   }
 
   /** After a fork: the source goes back to the state it was in. */
-  private async returnSource(id: string, wasState: SandboxRecord["state"], wasReason: StandbyReason | null, image: CheckpointImage): Promise<void> {
+  private async returnSource(id: string, wasState: SandboxRecord["state"], wasReason: StandbyReason | null, image: CheckpointImage, launch?: Promise<SandboxLaunchSpec>): Promise<void> {
     if (wasState === "hibernated") return;
-    await this.booter.restoreFrom(this.core.record(id), image, "resume", { keepImage: true });
+    await this.booter.restoreFrom(this.core.record(id), image, "resume", { keepImage: true, ...(launch ? { launch } : {}) });
     if (wasState === "paused") await this.standby.freeze(id, wasReason ?? "requested");
   }
 
