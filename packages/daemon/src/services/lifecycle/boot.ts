@@ -199,12 +199,20 @@ export class Booter {
       }
       const prepared = performance.now() - started;
       let restored: { agent: AgentClient; exited: Promise<string> } | null = null;
+      // Where a wake's time goes, in its log line: the network, the runtime's start, the agent's answer.
+      const phases = { networkMs: 0, launchMs: 0, agentMs: 0 };
       for (let attempt = 1; !restored; attempt++) {
+        let mark = performance.now();
         const spec = attempt === 1 && options.launch ? await options.launch : await this.prepareLaunch(record);
+        phases.networkMs += performance.now() - mark;
+        mark = performance.now();
         const launched = await traced("sandbox.restore", { "stasis.sandbox.id": record.id, "stasis.restore.why": why, "stasis.restore.attempt": attempt }, () => driver.restore(spec, image));
         crashPoint(why === "fork" ? "fork.restored" : "wake.restored");
+        phases.launchMs += performance.now() - mark;
+        mark = performance.now();
         try {
           const agent = await traced("sandbox.agent_ready", {}, () => this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "resume" ? "wake" : why));
+          phases.agentMs += performance.now() - mark;
           restored = { agent, exited: launched.exited };
         } catch (err) {
           // Once more after clearing the runtime's state of the attempt.
@@ -223,7 +231,7 @@ export class Booter {
       this.core.attach(this.core.record(record.id), restored.agent, restored.exited);
       const ms = performance.now() - started;
       metrics.standbyTransition.observe({ op: why === "fork" ? "restore_clone" : why === "snapshot" ? "restore_snapshot" : "restore" }, ms / 1000);
-      log.info({ ms: Math.round(ms), preparedMs: Math.round(prepared), why }, "sandbox restored from checkpoint");
+      log.info({ ms: Math.round(ms), preparedMs: Math.round(prepared), networkMs: Math.round(phases.networkMs), launchMs: Math.round(phases.launchMs), agentMs: Math.round(phases.agentMs), why }, "sandbox restored from checkpoint");
     } catch (err) {
       metrics.sandboxFailures.inc({ runtime: record.runtime, phase: why });
       log.error({ err }, "restore from checkpoint failed");
