@@ -1,9 +1,11 @@
 package main
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -29,13 +31,30 @@ func TestNprocLimitHelper(t *testing.T) {
 	}
 }
 
+// runNprocHelper starts the helper through the agent's reaper: once another
+// test has started it, the reaper's wait4(-1) reaps every child of this test
+// process, and an exec.Cmd's own wait would fail with ECHILD.
 func runNprocHelper(t *testing.T, limit string) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNprocLimitHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), nprocHelperEnv+"=1", nprocLimitEnv+"="+limit)
-	out, err := cmd.CombinedOutput()
+	startReaper()
+	r, w, err := os.Pipe()
 	if err != nil {
-		t.Fatalf("helper: %v\n%s", err, out)
+		t.Fatal(err)
+	}
+	defer r.Close()
+	args := []string{os.Args[0], "-test.run=^TestNprocLimitHelper$", "-test.v"}
+	env := append(os.Environ(), nprocHelperEnv+"=1", nprocLimitEnv+"="+limit)
+	status := make(chan syscall.WaitStatus, 1)
+	_, err = children.start(func() (int, error) {
+		return syscall.ForkExec(args[0], args, &syscall.ProcAttr{Env: env, Files: []uintptr{0, w.Fd(), w.Fd()}})
+	}, status)
+	w.Close()
+	if err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	out, _ := io.ReadAll(r)
+	if ws := <-status; ws.ExitStatus() != 0 {
+		t.Fatalf("helper: exit %d\n%s", ws.ExitStatus(), out)
 	}
 	return string(out)
 }
