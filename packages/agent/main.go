@@ -11,7 +11,7 @@ import (
 	"syscall"
 )
 
-const version = "0.4.0"
+const version = "0.4.1"
 
 func main() {
 	showVersion := flag.Bool("version", false, "print the version and exit")

@@ -22,7 +22,9 @@ import (
 //
 // The spare runs `. /dev/fd/3` rather than `eval "$(cat <&3)"`: the shell
 // reads the pipe itself, so no cat has to be forked (and then exit) per
-// command, which under gVisor costs about as much as the spawn saved.
+// command, which under gVisor costs about as much as the spawn saved. Before
+// that it writes a line to fd 4 (a builtin, no process): the sign that it has
+// started, so a new spare can be claimed as soon as it gives it.
 
 const (
 	warmShell = "/bin/sh"
@@ -35,10 +37,11 @@ const (
 	maxWarmCommand = 128<<10 - 1
 	spareRetryMin  = 100 * time.Millisecond
 	spareRetryMax  = 30 * time.Second
-	// A spare that has lived this long has started properly. Until one has,
-	// after a prewarm or after a spare died young, a spare must reach this age
-	// before it is claimed, so that a shell that cannot start in this sandbox
-	// fails on its own rather than as the user's command.
+	// A spare that has lived this long, or has said it started (fd 4), has
+	// started properly. Until one has, after a prewarm or after a spare died
+	// young, a spare must show either before it is claimed, so that a shell
+	// that cannot start in this sandbox fails on its own rather than as the
+	// user's command. An exec waits at most this long for a spare.
 	spareSettle = 100 * time.Millisecond
 	// After a claim, the next spare is started once the claimed process has
 	// exited, or after refillDelay if it runs longer. Starting it at once
@@ -52,7 +55,7 @@ const (
 func warmScript() (string, error) {
 	for _, dir := range []string{"/dev/fd", "/proc/self/fd"} {
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-			return ". " + dir + "/3", nil
+			return "echo >&4; exec 4>&-; . " + dir + "/3", nil
 		}
 	}
 	return "", errorf(codeExecFailed, "neither /dev/fd nor /proc/self/fd exists")
@@ -73,6 +76,8 @@ type spare struct {
 	born   time.Time
 	// reaped receives its exit status from the reaper, for watch.
 	reaped chan syscall.WaitStatus
+	// alive is closed once the shell has said it started (a line on fd 4).
+	alive chan struct{}
 	// What it was started with; a claim also requires that exec would start
 	// it the same way now (/etc/passwd or the home directory may change).
 	env  []string
@@ -223,29 +228,58 @@ func (s *spareShells) start(prof *spareProfile) (*spare, error) {
 	if err != nil {
 		return nil, err
 	}
+	startedR, startedW, err := os.Pipe()
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
 	// The shell reopens the pipe through /dev/fd, which checks the pipe's
 	// owner and mode (0600): it must belong to the user.
 	if cred := credentialFor(acct); cred != nil {
 		if err := r.Chown(int(cred.Uid), int(cred.Gid)); err != nil {
-			r.Close()
-			w.Close()
+			closeAll([]*os.File{r, w, startedR, startedW})
 			return nil, err
 		}
 	}
 	p := newProcess(s.a.out)
 	p.cmd = []string{warmShell, "-c", script}
 	p.cwd, p.user = defaultCwd(acct), prof.user
-	if err := spawn(p, warmShell, env, credentialFor(acct), false, r); err != nil {
+	if err := spawn(p, warmShell, env, credentialFor(acct), false, r, startedW); err != nil {
 		w.Close()
+		startedR.Close()
 		return nil, err
 	}
-	sp := &spare{p: p, script: w, born: p.started, reaped: p.status, env: env, cwd: p.cwd, acct: acct}
+	sp := &spare{p: p, script: w, born: p.started, reaped: p.status, alive: make(chan struct{}), env: env, cwd: p.cwd, acct: acct}
+	go s.awaitStarted(sp, startedR)
 	// The reaper reports to sp.reaped; watch passes the status on to the
 	// process's own wait once the spare is claimed.
 	p.status = make(chan syscall.WaitStatus, 1)
 	s.a.procs.addHidden(p)
 	go s.watch(sp)
 	return sp, nil
+}
+
+// awaitStarted marks the spare alive when its shell writes to fd 4 (EOF: it
+// ended first) and wakes execs waiting for it.
+func (s *spareShells) awaitStarted(sp *spare, started *os.File) {
+	defer started.Close()
+	var b [1]byte
+	if n, _ := started.Read(b[:]); n == 1 {
+		close(sp.alive)
+	}
+	s.mu.Lock()
+	s.started.Broadcast()
+	s.mu.Unlock()
+}
+
+func (sp *spare) saidStarted() bool {
+	select {
+	case <-sp.alive:
+		return true
+	default:
+		return false
+	}
 }
 
 // watch waits for the spare's exit. A spare that dies hidden (killed from
@@ -271,6 +305,7 @@ func (s *spareShells) watch(sp *spare) {
 	defer s.mu.Unlock()
 	if s.ready == sp {
 		s.ready = nil
+		s.started.Broadcast() // an exec waiting for it takes the normal path
 		s.diedLocked(sp)
 		how := "exit " + strconv.Itoa(ws.ExitStatus())
 		if ws.Signaled() {
@@ -285,7 +320,7 @@ func (s *spareShells) watch(sp *spare) {
 // diedLocked accounts for a spare that died unclaimed: one that died young
 // may not have been able to start at all.
 func (s *spareShells) diedLocked(sp *spare) {
-	if time.Since(sp.born) >= spareSettle {
+	if sp.saidStarted() || time.Since(sp.born) >= spareSettle {
 		s.failures = 0
 	} else {
 		s.healthy = false
@@ -304,7 +339,7 @@ func (sp *spare) discard() {
 
 // claimableLocked says whether the ready spare may be claimed now.
 func (s *spareShells) claimableLocked() bool {
-	if s.ready != nil && !s.healthy && time.Since(s.ready.born) >= spareSettle {
+	if s.ready != nil && !s.healthy && (s.ready.saidStarted() || time.Since(s.ready.born) >= spareSettle) {
 		s.healthy, s.failures = true, 0
 	}
 	return s.ready != nil && s.healthy
@@ -313,9 +348,11 @@ func (s *spareShells) claimableLocked() bool {
 // take hands out the spare if req may use it: req is exactly
 // ["/bin/sh","-c",X] with the profile's env and user, no cwd and no stdin,
 // and exec would start it with the same env, cwd and credentials as the
-// spare. The caller must then claim it. While a spare is being started, take
-// waits for it: the normal path would be slower, as its fork would first wait
-// for that one (the reaper's lock) and then take as long again.
+// spare. The caller must then claim it. While a spare is being started, or a
+// new one has not yet said it started, take waits for it (at most
+// spareSettle): the normal path would be slower, as its fork would first wait
+// for that one (the reaper's lock) and then take as long again. The first
+// command after a create meets exactly this.
 func (s *spareShells) take(req *request, userSpec string, env []string, cwd string, acct *account) *spare {
 	if len(req.Cmd) != 3 || req.Cmd[0] != warmShell || req.Cmd[1] != "-c" ||
 		len(req.Cmd[2]) > maxWarmCommand || req.Stdin || req.Cwd != "" {
@@ -323,6 +360,13 @@ func (s *spareShells) take(req *request, userSpec string, env []string, cwd stri
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	deadline := time.Now().Add(spareSettle)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		if s.profile == nil || userSpec != s.profile.user || !maps.Equal(req.Env, s.profile.env) {
 			return nil
@@ -331,8 +375,15 @@ func (s *spareShells) take(req *request, userSpec string, env []string, cwd stri
 			break
 		}
 		starting := s.filling && !time.Now().Before(s.retryAt)
-		if s.ready != nil || !starting || !s.healthy {
+		if !(starting || s.ready != nil) || !time.Now().Before(deadline) {
 			return nil
+		}
+		if timer == nil {
+			timer = time.AfterFunc(time.Until(deadline), func() {
+				s.mu.Lock()
+				s.started.Broadcast()
+				s.mu.Unlock()
+			})
 		}
 		s.started.Wait()
 	}
