@@ -152,17 +152,33 @@ export class Booter {
 
   /** Boots an inserted `creating` record until its agent answers; the record is then `running`. */
   async boot(record: SandboxRecord, driver: RuntimeDriver, log: Logger): Promise<AgentClient> {
+    const queuedAt = performance.now();
     const { agent, launched } = await this.queued(async () => {
+      // Where a boot's time goes, in its log line (as a wake's).
+      let mark = performance.now();
+      const phases = { queuedMs: Math.round(mark - queuedAt), diskMs: 0, networkMs: 0, launchMs: 0, agentMs: 0 };
+      const phase = () => {
+        const now = performance.now();
+        const ms = Math.round(now - mark);
+        mark = now;
+        return ms;
+      };
       const owner = this.core.ownerOf(record);
       await traced("create.disk", {}, async () => {
         const lower = await this.core.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
         await this.core.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
       });
       writeNetworkFiles(this.core, record);
+      phases.diskMs = phase();
       const spec = await traced("sandbox.network_setup", {}, () => this.core.prepareLaunch(record));
+      phases.networkMs = phase();
       const launched = await traced("create.launch", { "stasis.runtime": record.runtime }, () => driver.launch(spec));
+      phases.launchMs = phase();
       crashPoint("create.launched");
-      return { agent: await traced("sandbox.agent_ready", {}, () => this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start")), launched };
+      const agent = await traced("sandbox.agent_ready", {}, () => this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start"));
+      phases.agentMs = phase();
+      log.info(phases, "sandbox booted");
+      return { agent, launched };
     });
     record.state = "running";
     this.core.deps.store.setState(record.id, "running");
