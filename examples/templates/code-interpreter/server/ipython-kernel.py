@@ -21,14 +21,20 @@ CURRENT = {"id": None}
 
 
 STREAMS = []
+# Events held back to go out with the next one: the cell's value, its count and the end in one write.
+HELD = []
 
 
-def send(event, flush=True):
+def send(event, flush=True, hold=False):
     if flush:
         for stream in STREAMS:
             stream.flush()
     event["id"] = CURRENT["id"]
-    data = (json.dumps(event, default=str) + "\n").encode()
+    HELD.append(json.dumps(event, default=str) + "\n")
+    if hold:
+        return
+    data = "".join(HELD).encode()
+    HELD.clear()
     while data:
         data = data[os.write(EVENTS, data):]
 
@@ -45,7 +51,8 @@ class Hook(DisplayHook):
         pass
 
     def write_format_data(self, format_dict, md_dict=None):
-        send({"type": "result", "is_main_result": True, "data": bundle(format_dict)})
+        # The value is the cell's last step: held for the count and the end (any other event sends it first).
+        send({"type": "result", "is_main_result": True, "data": bundle(format_dict)}, hold=True)
 
 
 class Publisher(DisplayPublisher):
@@ -181,7 +188,7 @@ def main():
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-        send({"type": "number_of_executions", "execution_count": shell.execution_count - 1})
+        send({"type": "number_of_executions", "execution_count": shell.execution_count - 1}, hold=True)
         send({"type": "done"})
         CURRENT["id"] = None
 
