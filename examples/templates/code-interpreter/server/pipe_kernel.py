@@ -2,6 +2,7 @@
 and JavaScript/TypeScript (node-kernel.js, one vm context). Requests go in as JSON lines on stdin; events
 come back as JSON lines on a pipe of their own (STASIS_EVENTS_FD), so output the code's child processes
 write straight to fd 1/2 never corrupts them (it is passed on as the current run's output)."""
+import itertools
 import json
 import os
 import queue
@@ -9,7 +10,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 
 from kernel_process import KernelProcess
 
@@ -56,6 +56,8 @@ class PipeKernel(KernelProcess):
         self.proc = None
         self.events = None
         self.mutex = threading.Lock()
+        # Run ids: unique for this context's life, across its kernel's restarts.
+        self.ids = itertools.count(1)
 
     def start(self):
         with self.mutex:
@@ -90,7 +92,7 @@ class PipeKernel(KernelProcess):
         self.start()
         # This run's process: a restart or a removal may replace or clear self.proc meanwhile.
         proc, events = self.proc, self.events
-        run_id = str(uuid.uuid4())
+        run_id = str(next(self.ids))
         try:
             proc.stdin.write((json.dumps({"id": run_id, "code": code, "env": env, "silent": silent}) + "\n").encode())
             proc.stdin.flush()
