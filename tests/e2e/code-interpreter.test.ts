@@ -161,6 +161,17 @@ describe("the code interpreter", () => {
         await plain.kill();
       }
     }, 60_000);
+
+    it("sends run after run on one kept connection into the sandbox, and its server still answers HTTP/1.0 and chunked requests", async () => {
+      for (let i = 0; i < 3; i++) expect((await sbx.code.run("6 * 7")).text).toBe("42");
+      // Established connections to the interpreter's port (49999 = C34F), as the sandbox's stack sees them: the daemon's one.
+      const tcp = (await sbx.commands.run("cat /proc/net/tcp")).stdout;
+      expect(tcp.split("\n").filter((l) => /^\s*\d+: [0-9A-F]+:C34F [0-9A-F]+:[0-9A-F]+ 01 /.test(l))).toHaveLength(1);
+      const old = await sbx.commands.run(`curl -s -i --http1.0 -d '{"code": "1 + 1"}' http://127.0.0.1:49999/execute`);
+      expect(old.stdout).toMatch(/^HTTP\/1\.1 200[\s\S]*Connection: close[\s\S]*"text": "2"[\s\S]*"end_of_execution"/);
+      const chunked = await sbx.commands.run(`curl -s -H 'Transfer-Encoding: chunked' -d '{"code": "2 + 2"}' http://127.0.0.1:49999/execute`);
+      expect(chunked.stdout).toMatch(/"text": "4"[\s\S]*"end_of_execution"/);
+    }, 60_000);
   });
 
   describe("through the unmodified @e2b/code-interpreter SDK", () => {

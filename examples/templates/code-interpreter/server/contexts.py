@@ -42,8 +42,14 @@ class Context:
         return {"id": self.id, "language": self.language, "cwd": self.cwd}
 
     def run(self, code, env, timeout_s, emit, cancelled):
-        with self.lock:
+        # While queued, `cancelled` is polled too: a run whose client left before its turn never starts.
+        while not self.lock.acquire(timeout=0.05):
+            if cancelled():
+                return
+        try:
             self.kernel.run(code, env, timeout_s, emit, cancelled)
+        finally:
+            self.lock.release()
 
     def interrupt(self):
         self.kernel.interrupt()
@@ -74,7 +80,7 @@ class Registry:
         ctx = self.default("python")
         if ctx.lock.acquire(blocking=False):
             try:
-                ctx.kernel.run("None", {}, 10, lambda e: None, lambda: False, silent=True)
+                ctx.kernel.run("None", {}, 10, lambda e, more=False: None, lambda: False, silent=True)
             finally:
                 ctx.lock.release()
 

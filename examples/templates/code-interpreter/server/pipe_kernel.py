@@ -2,6 +2,7 @@
 and JavaScript/TypeScript (node-kernel.js, one vm context). Requests go in as JSON lines on stdin; events
 come back as JSON lines on a pipe of their own (STASIS_EVENTS_FD), so output the code's child processes
 write straight to fd 1/2 never corrupts them (it is passed on as the current run's output)."""
+import itertools
 import json
 import os
 import queue
@@ -9,7 +10,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 
 from kernel_process import KernelProcess
 
@@ -56,6 +56,8 @@ class PipeKernel(KernelProcess):
         self.proc = None
         self.events = None
         self.mutex = threading.Lock()
+        # Run ids: unique for this context's life, across its kernel's restarts.
+        self.ids = itertools.count(1)
 
     def start(self):
         with self.mutex:
@@ -85,11 +87,12 @@ class PipeKernel(KernelProcess):
             raise RuntimeError(f"the {self.language} kernel did not start")
 
     def run(self, code, env, timeout_s, emit, cancelled, silent=False):
-        """silent: not in the history, no execution count (a warm-up)."""
+        """silent: not in the history, no execution count (a warm-up). emit(line, more=True): more lines
+        follow at once, so this one may wait to go out with them."""
         self.start()
         # This run's process: a restart or a removal may replace or clear self.proc meanwhile.
         proc, events = self.proc, self.events
-        run_id = str(uuid.uuid4())
+        run_id = str(next(self.ids))
         try:
             proc.stdin.write((json.dumps({"id": run_id, "code": code, "env": env, "silent": silent}) + "\n").encode())
             proc.stdin.flush()
@@ -112,7 +115,7 @@ class PipeKernel(KernelProcess):
                 emit(error("TimeoutError" if timed_out else "KeyboardInterrupt", "the run did not stop when interrupted; the context was restarted (its variables are gone)"))
                 return
             try:
-                event = events.get(timeout=0.05 if interrupted_at is None and timeout_s is None else 0.02)
+                batch = [events.get(timeout=0.05 if interrupted_at is None and timeout_s is None else 0.02)]
             except queue.Empty:
                 if proc.poll() is not None:
                     if self.proc is proc:
@@ -120,20 +123,23 @@ class PipeKernel(KernelProcess):
                     emit(error("KernelDied", f"the {self.language} kernel exited; the next run starts a new one"))
                     return
                 continue
-            if event.get("raw"):
-                emit({"type": event["type"], "text": event["text"]})
-                continue
-            if event.get("id") != run_id:
-                continue
-            kind = event.get("type")
-            if kind == "done":
+            # What already came with it goes out in the same write (a cell's value, its count and the end).
+            while True:
+                try:
+                    batch.append(events.get_nowait())
+                except queue.Empty:
+                    break
+            out, done = [], False
+            for event in batch:
+                event = translate(event, run_id, timeout_s if timed_out else None)
+                if event is DONE:
+                    done = True
+                elif event is not None:
+                    out.append(event)
+            for i, event in enumerate(out):
+                emit(event, more=done or i < len(out) - 1)
+            if done:
                 return
-            if kind == "result" and isinstance(event.get("data"), dict):
-                event = result_event(event["data"], event.get("is_main_result") is True)
-            elif kind == "error" and timed_out and event.get("name") == "KeyboardInterrupt":
-                event = error("TimeoutError", f"the run exceeded its timeout of {round(timeout_s * 1000)} ms and was interrupted")
-            event.pop("id", None)
-            emit(event)
 
     def interrupt(self):
         proc = self.proc
@@ -148,6 +154,27 @@ class PythonKernel(PipeKernel):
 class NodeKernel(PipeKernel):
     argv = ["node", os.path.join(HERE, "node-kernel.js")]
     env = {"NODE_PATH": "/usr/share/nodejs:/usr/lib/nodejs"}
+
+
+DONE = object()
+
+
+def translate(event, run_id, timeout_s):
+    """A kernel's event as the run's line; DONE at the end of the run; None for another run's.
+    timeout_s: the timeout of a run it interrupted (its KeyboardInterrupt is a TimeoutError)."""
+    if event.get("raw"):
+        return {"type": event["type"], "text": event["text"]}
+    if event.get("id") != run_id:
+        return None
+    kind = event.get("type")
+    if kind == "done":
+        return DONE
+    if kind == "result" and isinstance(event.get("data"), dict):
+        return result_event(event["data"], event.get("is_main_result") is True)
+    if kind == "error" and timeout_s is not None and event.get("name") == "KeyboardInterrupt":
+        return error("TimeoutError", f"the run exceeded its timeout of {round(timeout_s * 1000)} ms and was interrupted")
+    event.pop("id", None)
+    return event
 
 
 def error(name, value):

@@ -5,7 +5,7 @@ import { ApiError } from "../../errors/api-error.js";
 import type { PreviewService } from "../preview-service.js";
 import type { SandboxService } from "../sandbox-service.js";
 import { WireContextListSchema } from "./code-wire.js";
-import { interpreterRequest, readBounded, replyError } from "./interpreter-client.js";
+import { InterpreterClient, readBounded, replyError, settle } from "./interpreter-client.js";
 import { readRun } from "./run-stream.js";
 
 /**
@@ -14,11 +14,15 @@ import { readRun } from "./run-stream.js";
  * sandbox's address and turns its untrusted replies into validated Stasis events.
  */
 export class CodeService {
+  private readonly client: InterpreterClient;
+
   constructor(
     private readonly sandboxes: SandboxService,
     /** Wakes and holds the sandbox and registers the connections into it, as for the owner's port-forwards. */
-    private readonly ports: Pick<PreviewService, "openAsOwner">,
-  ) {}
+    private readonly ports: Pick<PreviewService, "openAsOwner" | "markIdle">,
+  ) {
+    this.client = new InterpreterClient((socket) => this.ports.markIdle(socket));
+  }
 
   private async open(id: string): Promise<{ address: string; release: () => void; track: (socket: Socket) => void }> {
     const target = await this.ports.openAsOwner(id);
@@ -37,12 +41,17 @@ export class CodeService {
         ...(Object.keys(env).length > 0 ? { env_vars: env } : {}),
         ...(req.timeoutMs ? { timeout_ms: req.timeoutMs } : {}),
       };
-      const reply = await interpreterRequest(address, "POST", "/execute", body, signal, track);
+      const reply = await this.client.request(address, "POST", "/execute", body, signal, track);
       if (reply.status !== 200) throw await replyError(reply);
+      let ended = false;
       try {
-        yield* readRun(reply.body);
+        // Not destroyed when the read stops at the run's last line: the connection is kept for the next run.
+        yield* readRun(reply.body.iterator({ destroyOnReturn: false }));
+        ended = true;
       } finally {
-        reply.body.destroy();
+        // A run left early (the client went away, a bad line) closes its connection: the server interrupts it.
+        if (ended) settle(reply.body);
+        else reply.body.destroy();
       }
     } finally {
       release();
@@ -79,7 +88,7 @@ export class CodeService {
   private async call(id: string, method: string, path: string, body?: unknown): Promise<unknown> {
     const { address, release, track } = await this.open(id);
     try {
-      const reply = await interpreterRequest(address, method, path, body, undefined, track);
+      const reply = await this.client.request(address, method, path, body, undefined, track);
       if (reply.status < 200 || reply.status > 299) throw await replyError(reply);
       const text = await readBounded(reply.body);
       if (!text) return null;
