@@ -55,6 +55,11 @@ async function counter(s: Sandbox): Promise<number> {
   return Number((await s.files.readText("/tmp/counter")).trim());
 }
 
+/** The counter once the loop has written it (its start replies before its first step). */
+function counting(s: Sandbox): Promise<number> {
+  return vi.waitFor(() => counter(s), { timeout: 10_000, interval: 50 });
+}
+
 /** The sandbox came back with its processes (the same pid, still counting from where it was) and files. */
 async function expectIntact(daemon: TestDaemon, id: string, pid: number, before: number): Promise<SandboxInfo> {
   try {
@@ -100,7 +105,7 @@ describe.each(["gvisor", "crun"] as const)("kill -9 of the daemon mid-transition
       await s.files.write("/root/kept.txt", "kept");
       const { pid } = await s.commands.start(COUNTER);
       await sleep(200);
-      const before = await counter(s);
+      const before = await counting(s);
       await c.prepare?.(s);
 
       await daemon.stop("SIGKILL");
@@ -167,7 +172,7 @@ describe("restart with 20 gVisor sandboxes in flight", () => {
     }
     await sleep(200);
     const before = new Map<string, number>();
-    for (const s of sandboxes) before.set(s.id, await counter(s));
+    for (const s of sandboxes) before.set(s.id, await counting(s));
     await daemon.stop("SIGKILL");
     await daemon.restart({ STASIS_CRASH_AT: "hibernate.written" });
     // Every sandbox is hibernating at once; the first to have its image written kills the daemon.

@@ -19,6 +19,8 @@ describe("daemon restart", () => {
     const sandbox = await Sandbox.create({ idleTimeoutMs: 0, ...daemon.conn });
     await sandbox.files.write("/root/kept.txt", "still here");
     const counter = await sandbox.commands.start("i=0; while true; do i=$((i+1)); echo $i > /tmp/counter.new; mv /tmp/counter.new /tmp/counter; sleep 0.1; done");
+    // The loop has run once (the start replies before the command's first step): the file exists to be read after.
+    await expect.poll(() => sandbox.files.exists("/tmp/counter"), { timeout: 10_000 }).toBe(true);
 
     await daemon.stop(signal);
     await daemon.restart();
