@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Sandbox } from "@stasis/sdk";
 import { startTestDaemon, type TestDaemon } from "./harness.js";
 
@@ -15,7 +15,7 @@ describe.each(["gvisor", "crun"] as const)("pause and resume on %s", (runtime) =
     await sandbox.files.write("/root/keep.txt", "kept");
     // Written aside and renamed: a read never sees the file truncated and still empty.
     await sandbox.commands.start("i=0; while true; do i=$((i+1)); echo $i > /tmp/counter.new; mv /tmp/counter.new /tmp/counter; sleep 0.05; done");
-    await expect.poll(() => sandbox.files.exists("/tmp/counter"), { timeout: 10_000 }).toBe(true);
+    await vi.waitFor(() => readCounter(sandbox), { timeout: 10_000, interval: 50 });
     await new Promise((r) => setTimeout(r, 300));
   });
   afterAll(async () => {
