@@ -217,16 +217,16 @@ export class SandboxNetworks {
   /**
    * Puts the sandbox's rules in the table. The table is not checked first (listing it costs more than the
    * change itself): a change that fails because a firewall reload (`nft flush ruleset`) removed the table
-   * rebuilds it with every sandbox's rules, then goes in again.
+   * rebuilds it with every sandbox's rules, then goes in again. It goes in again also when the table is
+   * there: another sandbox's change may have rebuilt it meanwhile; a change bad in itself fails twice.
    */
   private async applyRules(id: string, network: SandboxNetworkRecord): Promise<void> {
     const view = this.firewallView(id, network);
     const script = sandboxRules(this.setup, view);
     try {
       await this.nft.apply(script);
-    } catch (err) {
-      if (await tableExists(this.setup.table)) throw err;
-      await this.rebuildTable();
+    } catch {
+      if (!(await tableExists(this.setup.table))) await this.rebuildTable();
       await this.nft.apply(script);
     }
     this.ruled.set(id, view);
