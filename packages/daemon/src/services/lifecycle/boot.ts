@@ -152,31 +152,24 @@ export class Booter {
 
   /** Boots an inserted `creating` record until its agent answers; the record is then `running`. */
   async boot(record: SandboxRecord, driver: RuntimeDriver, log: Logger): Promise<AgentClient> {
-    const queuedAt = performance.now();
+    // Where a boot's time goes, in its log line (as a wake's).
+    const lap = stopwatch();
     const { agent, launched } = await this.queued(async () => {
-      // Where a boot's time goes, in its log line (as a wake's).
-      let mark = performance.now();
-      const phases = { queuedMs: Math.round(mark - queuedAt), diskMs: 0, networkMs: 0, launchMs: 0, agentMs: 0 };
-      const phase = () => {
-        const now = performance.now();
-        const ms = Math.round(now - mark);
-        mark = now;
-        return ms;
-      };
+      const phases = { queuedMs: lap(), diskMs: 0, networkMs: 0, launchMs: 0, agentMs: 0 };
       const owner = this.core.ownerOf(record);
       await traced("create.disk", {}, async () => {
         const lower = await this.core.deps.templates.rootfs(record.template, owner, (line) => log.info(line));
         await this.core.deps.filesystem.create(record.id, lower, record.diskMiB, owner);
       });
       writeNetworkFiles(this.core, record);
-      phases.diskMs = phase();
-      const spec = await traced("sandbox.network_setup", {}, () => this.core.prepareLaunch(record));
-      phases.networkMs = phase();
+      phases.diskMs = lap();
+      const spec = await this.prepareLaunch(record);
+      phases.networkMs = lap();
       const launched = await traced("create.launch", { "stasis.runtime": record.runtime }, () => driver.launch(spec));
-      phases.launchMs = phase();
+      phases.launchMs = lap();
       crashPoint("create.launched");
       const agent = await traced("sandbox.agent_ready", {}, () => this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, "start"));
-      phases.agentMs = phase();
+      phases.agentMs = lap();
       log.info(phases, "sandbox booted");
       return { agent, launched };
     });
@@ -218,17 +211,15 @@ export class Booter {
       // Where a wake's time goes, in its log line: the network, the runtime's start, the agent's answer.
       const phases = { networkMs: 0, launchMs: 0, agentMs: 0 };
       for (let attempt = 1; !restored; attempt++) {
-        let mark = performance.now();
+        const lap = stopwatch();
         const spec = attempt === 1 && options.launch ? await options.launch : await this.prepareLaunch(record);
-        phases.networkMs += performance.now() - mark;
-        mark = performance.now();
+        phases.networkMs += lap();
         const launched = await traced("sandbox.restore", { "stasis.sandbox.id": record.id, "stasis.restore.why": why, "stasis.restore.attempt": attempt }, () => driver.restore(spec, image));
         crashPoint(why === "fork" ? "fork.restored" : "wake.restored");
-        phases.launchMs += performance.now() - mark;
-        mark = performance.now();
+        phases.launchMs += lap();
         try {
           const agent = await traced("sandbox.agent_ready", {}, () => this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "resume" ? "wake" : why));
-          phases.agentMs += performance.now() - mark;
+          phases.agentMs += lap();
           restored = { agent, exited: launched.exited };
         } catch (err) {
           // Once more after clearing the runtime's state of the attempt.
@@ -247,7 +238,7 @@ export class Booter {
       this.core.attach(this.core.record(record.id), restored.agent, restored.exited);
       const ms = performance.now() - started;
       metrics.standbyTransition.observe({ op: why === "fork" ? "restore_clone" : why === "snapshot" ? "restore_snapshot" : "restore" }, ms / 1000);
-      log.info({ ms: Math.round(ms), preparedMs: Math.round(prepared), networkMs: Math.round(phases.networkMs), launchMs: Math.round(phases.launchMs), agentMs: Math.round(phases.agentMs), why }, "sandbox restored from checkpoint");
+      log.info({ ms: Math.round(ms), preparedMs: Math.round(prepared), ...phases, why }, "sandbox restored from checkpoint");
     } catch (err) {
       metrics.sandboxFailures.inc({ runtime: record.runtime, phase: why });
       log.error({ err }, "restore from checkpoint failed");
@@ -257,4 +248,15 @@ export class Booter {
       this.core.updateGauges();
     }
   }
+}
+
+/** Whole milliseconds since the last call, or since it was made: the phases of a boot or a wake, for its log line. */
+function stopwatch(): () => number {
+  let mark = performance.now();
+  return () => {
+    const now = performance.now();
+    const ms = Math.round(now - mark);
+    mark = now;
+    return ms;
+  };
 }
