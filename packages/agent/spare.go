@@ -271,12 +271,13 @@ func (s *spareShells) awaitStarted(sp *spare, started *os.File) {
 	s.mu.Unlock()
 }
 
-func (sp *spare) saidStarted() bool {
+// startedProperly: the shell said it started, or has lived spareSettle.
+func (sp *spare) startedProperly() bool {
 	select {
 	case <-sp.alive:
 		return true
 	default:
-		return false
+		return time.Since(sp.born) >= spareSettle
 	}
 }
 
@@ -318,7 +319,7 @@ func (s *spareShells) watch(sp *spare) {
 // diedLocked accounts for a spare that died unclaimed: one that died young
 // may not have been able to start at all.
 func (s *spareShells) diedLocked(sp *spare) {
-	if sp.saidStarted() || time.Since(sp.born) >= spareSettle {
+	if sp.startedProperly() {
 		s.failures = 0
 	} else {
 		s.healthy = false

@@ -11,7 +11,7 @@ import (
 
 // claimableLocked says whether the ready spare may be claimed now.
 func (s *spareShells) claimableLocked() bool {
-	if s.ready != nil && !s.healthy && (s.ready.saidStarted() || time.Since(s.ready.born) >= spareSettle) {
+	if s.ready != nil && !s.healthy && s.ready.startedProperly() {
 		s.healthy, s.failures = true, 0
 	}
 	return s.ready != nil && s.healthy
