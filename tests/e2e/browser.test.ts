@@ -1,7 +1,7 @@
-import { existsSync } from "node:fs";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@stasis/sdk";
+import { launchChromium } from "./chromium.js";
 import { startTestDaemon, type TestDaemon } from "./harness.js";
 
 /**
@@ -34,12 +34,6 @@ server.on("upgrade", (req, socket) => {
 server.listen(3000, "0.0.0.0");
 `;
 
-function findChromium(): string {
-  const path = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].find((p) => existsSync(p)) ?? chromium.executablePath();
-  if (!existsSync(path)) throw new Error("no Chromium found: the test set-up (scripts/install-test-deps.sh) installs Debian's chromium");
-  return path;
-}
-
 describe("a browser opens a sandbox's preview URL (headless Chromium, gvisor)", () => {
   let daemon: TestDaemon;
   let sandbox: Sandbox;
@@ -51,7 +45,7 @@ describe("a browser opens a sandbox's preview URL (headless Chromium, gvisor)", 
     await sandbox.files.write("/srv/app.js", APP);
     await sandbox.commands.start("exec node /srv/app.js", { timeoutMs: 0 });
     for (let i = 0; i < 100 && !(await sandbox.ports()).some((p) => p.port === 3000); i++) await new Promise((r) => setTimeout(r, 100));
-    browser = await chromium.launch({ executablePath: findChromium(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    browser = await launchChromium();
   }, 90_000);
   afterAll(async () => {
     await browser?.close();

@@ -1,21 +1,16 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@stasis/sdk";
+import { launchChromium } from "./chromium.js";
 import { REPO, startTestDaemon, type TestDaemon } from "./harness.js";
 
 /** A one-line page on port 3000, for the preview link. */
 const SERVER = `require("http").createServer((q, s) => s.end("preview-ok")).listen(3000, "0.0.0.0")`;
 /** STASIS_CONSOLE_SCREENSHOTS=docs writes the main pages' screenshots into that folder (for the README). */
 const SHOTS = process.env.STASIS_CONSOLE_SCREENSHOTS;
-
-function findChromium(): string {
-  const path = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].find((p) => existsSync(p)) ?? chromium.executablePath();
-  if (!existsSync(path)) throw new Error("no Chromium found: the test set-up (scripts/install-test-deps.sh) installs Debian's chromium");
-  return path;
-}
 
 describe("the web console in headless Chromium (gvisor)", () => {
   let daemon: TestDaemon;
@@ -33,7 +28,7 @@ describe("the web console in headless Chromium (gvisor)", () => {
 
   beforeAll(async () => {
     daemon = await startTestDaemon();
-    browser = await chromium.launch({ executablePath: findChromium(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
     page = await context.newPage();
     page.on("console", (m) => {
