@@ -70,7 +70,10 @@ describe("a browser opens a sandbox's preview URL (headless Chromium, gvisor)", 
     const again = await page.reload();
     // The WebSocket open at the checkpoint was reset first (InboundConnections): the port answers again.
     expect(`${again?.status()} ${again?.status() === 200 ? "" : await again?.text()}`).toBe("200 ");
-    await page.waitForFunction('document.body.dataset.ws === "echo:hello"', undefined, { timeout: 30_000 });
+    // On a timeout, say where the page's WebSocket got to (pending, open, error): it failed so once in a full run.
+    await page.waitForFunction('document.body.dataset.ws === "echo:hello"', undefined, { timeout: 30_000 }).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the page's WebSocket: ${await page.evaluate("document.body.dataset.ws").catch(() => "unknown")}`, { cause: err });
+    });
     await context.close();
   }, 90_000);
 });
