@@ -63,6 +63,18 @@ export async function createSandboxNetns(names: NetnsNames, sandboxId: string, l
   return names.netnsPath(sandboxId);
 }
 
+/**
+ * The namespace of a sandbox whose runtime stopped for a moment (a fork's source, checkpointed and
+ * restored at once) gets back what runsc took over when it started: `eth0`'s address and the default
+ * route. One `ip` run instead of the namespace, the veth pair and the rules made anew. Null when the
+ * namespace is not there.
+ */
+export async function readdressSandboxNetns(names: NetnsNames, sandboxId: string, link: SandboxLink): Promise<string | null> {
+  if (!existsSync(names.netnsPath(sandboxId))) return null;
+  await ipBatch(["-n", names.netns(sandboxId)], [`addr replace ${link.address}/30 dev eth0`, "link set eth0 up", `route replace default via ${link.gateway}`]);
+  return names.netnsPath(sandboxId);
+}
+
 /** Removes the namespace (its veth pair goes with it) and a host-side interface left without one. Idempotent. */
 export async function removeSandboxNetns(names: NetnsNames, sandboxId: string): Promise<void> {
   const hostIf = names.hostInterface(sandboxId);

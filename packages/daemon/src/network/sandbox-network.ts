@@ -10,7 +10,7 @@ import { AddressRange, formatIpv4 } from "./addresses.js";
 import { fullRuleset, removeSandboxRules, sandboxRules, tableExists, type FirewallSandbox, type FirewallSetup } from "./firewall.js";
 import { NftQueue } from "./nft-queue.js";
 import { allowThroughHostFirewall, uplinks } from "./host-firewall.js";
-import { createSandboxNetns, interfaceCounters, NetnsNames, removeSandboxNetns } from "./sandbox-netns.js";
+import { createSandboxNetns, interfaceCounters, NetnsNames, readdressSandboxNetns, removeSandboxNetns } from "./sandbox-netns.js";
 import { removeOrphanedNetworks } from "./stale-networks.js";
 import { compiledPolicyOf, needsProxy as policyNamesDomains } from "./egress-decision.js";
 import type { SandboxOnNetwork } from "./types.js";
@@ -174,6 +174,16 @@ export class SandboxNetworks {
     // A crash here leaves a namespace and rules no runtime uses: the next start removes them.
     crashPoint("network.attached");
     return path;
+  }
+
+  /**
+   * A start of a sandbox whose namespace and rules were kept while its runtime stopped (a fork's source):
+   * its address and route back on `eth0`. Null when they were not kept (a daemon restart, a detach
+   * since): the caller attaches anew.
+   */
+  async reattach(id: string, network: SandboxNetworkRecord): Promise<string | null> {
+    if (!network.address || this.byAddress.get(network.address)?.id !== id || !this.ruled.has(id)) return null;
+    return readdressSandboxNetns(this.names, id, this.range.linkOf(network.address));
   }
 
   /** A changed policy (or secrets): new connections follow it at once; open ones keep going. */

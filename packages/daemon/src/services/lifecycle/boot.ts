@@ -180,8 +180,8 @@ export class Booter {
   }
 
   /** The sandbox's namespace and rules, then its launch spec. */
-  prepareLaunch(record: SandboxRecord): Promise<SandboxLaunchSpec> {
-    return traced("sandbox.network_setup", {}, () => this.core.prepareLaunch(record));
+  prepareLaunch(record: SandboxRecord, options: { keptNetwork?: boolean } = {}): Promise<SandboxLaunchSpec> {
+    return traced("sandbox.network_setup", {}, () => this.core.prepareLaunch(record, options));
   }
 
   /**

@@ -31,7 +31,8 @@ export class Forker {
     const started = performance.now();
     const wasState = source.state;
     const wasReason = source.standbyReason;
-    if (wasState !== "hibernated") await this.standby.checkpoint(id, "requested");
+    // The source's namespace and rules stay for its restore below: only the clones' networks are made.
+    if (wasState !== "hibernated") await this.standby.checkpoint(id, "requested", null, { keepNetwork: true });
     const image = this.standby.image(id);
     const now = Date.now();
     const clones: SandboxRecord[] = Array.from({ length: count }, () => ({
@@ -67,7 +68,10 @@ export class Forker {
     }
     // Every network first, side by side: set up while another's `runsc restore` holds the cores, each
     // took twice as long. A failed one fails its own restore below.
-    const launches = new Map((wasState === "hibernated" ? clones : [this.core.record(id), ...clones]).map((r) => [r.id, this.booter.prepareLaunch(r)]));
+    const launches = new Map([
+      ...(wasState === "hibernated" ? [] : [[id, this.booter.prepareLaunch(this.core.record(id), { keptNetwork: true })] as const]),
+      ...clones.map((r) => [r.id, this.booter.prepareLaunch(r)] as const),
+    ]);
     await Promise.allSettled(launches.values());
     // The source and its clones come back from the one image side by side, each under its own container.
     const [sourceBack, ...results] = await Promise.allSettled([
@@ -75,7 +79,10 @@ export class Forker {
       ...clones.map((clone) => this.booter.restoreFrom(clone, image, "fork", { launch: launches.get(clone.id)! })),
     ]);
     this.dropSharedImage(id, wasState, image);
-    if (sourceBack?.status === "rejected") log.error({ err: (sourceBack.reason as Error).message }, "the source did not come back after the fork; it stays hibernated");
+    if (sourceBack?.status === "rejected") {
+      log.error({ err: (sourceBack.reason as Error).message }, "the source did not come back after the fork; it stays hibernated");
+      await this.core.leaveNetwork(this.core.record(id));
+    }
     const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failure) {
       await Promise.all(clones.map((c) => this.core.discard(c, "cleanup after a failed fork")));

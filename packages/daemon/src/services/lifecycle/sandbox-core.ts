@@ -185,14 +185,22 @@ export class SandboxCore {
 
   /**
    * What a start of the sandbox's runtime needs, its network namespace made fresh (an address assigned
-   * first if it has none: a new sandbox, a fork's clone).
+   * first if it has none: a new sandbox, a fork's clone), or, with `keptNetwork`, the namespace it kept
+   * while its runtime stopped for a moment (a fork's source) where it still has one.
    */
-  async prepareLaunch(record: SandboxRecord): Promise<SandboxLaunchSpec> {
+  async prepareLaunch(record: SandboxRecord, options: { keptNetwork?: boolean } = {}): Promise<SandboxLaunchSpec> {
     const network = this.deps.network;
     if (!network || !record.network) return this.launchSpec(record, null);
     if (!record.network.address) {
       record.network = network.assignAddress(record.network);
       this.deps.store.setNetwork(record.id, record.network);
+    }
+    if (options.keptNetwork) {
+      const kept = await network.reattach(record.id, record.network).catch((err: Error) => {
+        this.deps.log.warn({ sandbox: record.id, err: err.message }, "the sandbox's kept network could not be reused; making it anew");
+        return null;
+      });
+      if (kept) return this.launchSpec(record, kept);
     }
     return this.launchSpec(record, await network.attach(record.id, record.network));
   }

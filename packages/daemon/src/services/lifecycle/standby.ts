@@ -79,12 +79,15 @@ export class Standby {
     this.core.updateGauges();
   }
 
-  /** Under the lock: writes the sandbox's memory image and stops its runtime. */
-  checkpoint(id: string, reason: StandbyReason, note: string | null = null): Promise<void> {
-    return traced("sandbox.hibernate", { "stasis.sandbox.id": id, "stasis.standby.reason": reason }, () => this.checkpointTraced(id, reason, note));
+  /**
+   * Under the lock: writes the sandbox's memory image and stops its runtime. `keepNetwork`: its namespace
+   * and rules stay for a start that follows at once (a fork's source; see SandboxCore.prepareLaunch).
+   */
+  checkpoint(id: string, reason: StandbyReason, note: string | null = null, options: { keepNetwork?: boolean } = {}): Promise<void> {
+    return traced("sandbox.hibernate", { "stasis.sandbox.id": id, "stasis.standby.reason": reason }, () => this.checkpointTraced(id, reason, note, options.keepNetwork === true));
   }
 
-  private async checkpointTraced(id: string, reason: StandbyReason, note: string | null): Promise<void> {
+  private async checkpointTraced(id: string, reason: StandbyReason, note: string | null, keepNetwork: boolean): Promise<void> {
     const { store, metrics, filesystem } = this.core.deps;
     const record = this.core.record(id);
     if (record.state === "hibernated") return;
@@ -138,7 +141,7 @@ export class Standby {
     live.agent.close("sandbox hibernated");
     await traced("hibernate.sync_disk", {}, () => filesystem.sync(id));
     image.commit();
-    await traced("hibernate.leave_network", {}, () => this.core.leaveNetwork(record));
+    if (!keepNetwork) await traced("hibernate.leave_network", {}, () => this.core.leaveNetwork(record));
     store.setStandby(id, "hibernated", { since, reason }, record.expiresAt, note ?? (wasPaused ? record.stateReason : null));
     const ms = performance.now() - started;
     metrics.standbyTransition.observe({ op: "hibernate" }, ms / 1000);
