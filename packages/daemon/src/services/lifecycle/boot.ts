@@ -12,6 +12,7 @@ import { newPreviewToken, writeNetworkFiles } from "./network-files.js";
 import { asApiError, newSandboxId, wokenExpiry, type SandboxShape } from "./records.js";
 import { AGENT_READY_TIMEOUT_MS, type SandboxCore } from "./sandbox-core.js";
 import { traced } from "../../observability/tracing.js";
+import { stopwatch } from "./stopwatch.js";
 
 export type RestoreReason = "resume" | "fork" | "snapshot";
 
@@ -248,15 +249,4 @@ export class Booter {
       this.core.updateGauges();
     }
   }
-}
-
-/** Whole milliseconds since the last call, or since it was made: the phases of a boot or a wake, for its log line. */
-function stopwatch(): () => number {
-  let mark = performance.now();
-  return () => {
-    const now = performance.now();
-    const ms = Math.round(now - mark);
-    mark = now;
-    return ms;
-  };
 }

@@ -7,6 +7,7 @@ import type { Booter } from "./boot.js";
 import { asApiError, isAwakeOrAsleep, newSandboxId, notRunning, toSandbox } from "./records.js";
 import type { SandboxCore } from "./sandbox-core.js";
 import type { Standby } from "./standby.js";
+import { stopwatch } from "./stopwatch.js";
 
 /**
  * Fork: `count` independent sandboxes from the source's current memory, processes and files. The source
@@ -29,10 +30,14 @@ export class Forker {
     if (!isAwakeOrAsleep(source.state)) throw notRunning(source);
     this.core.checkCapacity(count);
     const started = performance.now();
+    // Where a fork's time goes, in its log line.
+    const lap = stopwatch();
+    const phases = { checkpointMs: 0, copyMs: 0, networkMs: 0, restoreMs: 0 };
     const wasState = source.state;
     const wasReason = source.standbyReason;
     // The source's namespace and rules stay for its restore below: only the clones' networks are made.
-    if (wasState !== "hibernated") await this.standby.checkpoint(id, "requested", null, { keepNetwork: true });
+    if (wasState !== "hibernated") await this.standby.checkpoint(id, "requested", null, { forFork: true });
+    phases.checkpointMs = lap();
     const image = this.standby.image(id);
     const now = Date.now();
     const clones: SandboxRecord[] = Array.from({ length: count }, () => ({
@@ -55,6 +60,13 @@ export class Forker {
     this.core.updateGauges();
     const log = this.core.log.child({ sandbox: id });
     const owner = this.core.ownerOf(source);
+    // Every network before the restores, side by side (set up while another's `runsc restore` holds the
+    // cores, each took twice as long), and while the disks are copied: neither needs the other. A failed
+    // one fails its own restore below.
+    const launches = new Map([
+      ...(wasState === "hibernated" ? [] : [[id, this.booter.prepareLaunch(this.core.record(id), { keptNetwork: true })] as const]),
+      ...clones.map((r) => [r.id, this.booter.prepareLaunch(r)] as const),
+    ]);
     let copied = false;
     try {
       await filesystem.clone(id, clones.map((c) => c.id), await templates.rootfs(source.template, owner), owner);
@@ -62,22 +74,20 @@ export class Forker {
     } finally {
       // Without disks there is nothing to restore the clones onto; the source goes back at once.
       if (!copied) {
+        await Promise.allSettled(launches.values());
         await Promise.all(clones.map((c) => this.core.discard(c, "cleanup after a failed fork")));
-        await this.returnSource(id, wasState, wasReason, image).finally(() => this.dropSharedImage(id, wasState, image));
+        await this.returnSource(id, wasState, wasReason, image, launches.get(id)).finally(() => this.dropSharedImage(id, wasState, image));
       }
     }
-    // Every network first, side by side: set up while another's `runsc restore` holds the cores, each
-    // took twice as long. A failed one fails its own restore below.
-    const launches = new Map([
-      ...(wasState === "hibernated" ? [] : [[id, this.booter.prepareLaunch(this.core.record(id), { keptNetwork: true })] as const]),
-      ...clones.map((r) => [r.id, this.booter.prepareLaunch(r)] as const),
-    ]);
+    phases.copyMs = lap();
     await Promise.allSettled(launches.values());
+    phases.networkMs = lap();
     // The source and its clones come back from the one image side by side, each under its own container.
     const [sourceBack, ...results] = await Promise.allSettled([
       this.returnSource(id, wasState, wasReason, image, launches.get(id)),
       ...clones.map((clone) => this.booter.restoreFrom(clone, image, "fork", { launch: launches.get(clone.id)! })),
     ]);
+    phases.restoreMs = lap();
     this.dropSharedImage(id, wasState, image);
     if (sourceBack?.status === "rejected") {
       log.error({ err: (sourceBack.reason as Error).message }, "the source did not come back after the fork; it stays hibernated");
@@ -89,7 +99,7 @@ export class Forker {
       throw asApiError(failure.reason, "fork failed");
     }
     const ms = performance.now() - started;
-    log.info({ clones: clones.map((c) => c.id), ms: Math.round(ms) }, "sandbox forked");
+    log.info({ clones: clones.map((c) => c.id), ms: Math.round(ms), ...phases }, "sandbox forked");
     metrics.standbyTransition.observe({ op: "fork" }, ms / 1000);
     return clones.map((c) => toSandbox(this.core.record(c.id)));
   }

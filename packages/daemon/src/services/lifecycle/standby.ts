@@ -7,6 +7,7 @@ import type { SandboxRecord } from "../../store/sandbox-store.js";
 import type { Booter } from "./boot.js";
 import { notRunning, wokenExpiry } from "./records.js";
 import type { SandboxCore } from "./sandbox-core.js";
+import { stopwatch } from "./stopwatch.js";
 import { traced } from "../../observability/tracing.js";
 
 /** How long a hibernation waits for foreground commands in flight to end. */
@@ -80,14 +81,15 @@ export class Standby {
   }
 
   /**
-   * Under the lock: writes the sandbox's memory image and stops its runtime. `keepNetwork`: its namespace
-   * and rules stay for a start that follows at once (a fork's source; see SandboxCore.prepareLaunch).
+   * Under the lock: writes the sandbox's memory image and stops its runtime. `forFork`: the runtime starts
+   * again at once from the image (Forker), so its namespace and rules stay (see SandboxCore.prepareLaunch)
+   * and its disk is not synced here: the fork's copy freezes the filesystem, which flushes it.
    */
-  checkpoint(id: string, reason: StandbyReason, note: string | null = null, options: { keepNetwork?: boolean } = {}): Promise<void> {
-    return traced("sandbox.hibernate", { "stasis.sandbox.id": id, "stasis.standby.reason": reason }, () => this.checkpointTraced(id, reason, note, options.keepNetwork === true));
+  checkpoint(id: string, reason: StandbyReason, note: string | null = null, options: { forFork?: boolean } = {}): Promise<void> {
+    return traced("sandbox.hibernate", { "stasis.sandbox.id": id, "stasis.standby.reason": reason }, () => this.checkpointTraced(id, reason, note, options.forFork === true));
   }
 
-  private async checkpointTraced(id: string, reason: StandbyReason, note: string | null, keepNetwork: boolean): Promise<void> {
+  private async checkpointTraced(id: string, reason: StandbyReason, note: string | null, forFork: boolean): Promise<void> {
     const { store, metrics, filesystem } = this.core.deps;
     const record = this.core.record(id);
     if (record.state === "hibernated") return;
@@ -96,6 +98,9 @@ export class Standby {
     if ((record.state !== "running" && record.state !== "paused") || !live) throw notRunning(record);
     const log = this.core.log.child({ sandbox: id });
     const started = performance.now();
+    // Where a hibernation's time goes, in its log line.
+    const lap = stopwatch();
+    const phases = { settleMs: 0, checkpointMs: 0, drainMs: 0, syncMs: 0 };
     const wasPaused = record.state === "paused";
     const since = record.standbySince ?? Date.now();
     store.setStandby(id, "hibernating", { since, reason }, record.expiresAt);
@@ -114,6 +119,7 @@ export class Standby {
     this.core.live.delete(id);
     const image = this.image(id);
     const ref = this.core.ref(id);
+    phases.settleMs = lap();
     try {
       await traced("hibernate.checkpoint", { "stasis.runtime": record.runtime }, () => driver.checkpoint(ref, image));
     } catch (err) {
@@ -135,17 +141,20 @@ export class Standby {
       this.core.updateGauges();
     }
     crashPoint("hibernate.written");
+    phases.checkpointMs = lap();
     // The runtime is gone: read what the agent wrote before the checkpoint, then let the channel go.
     await live.agent.drained(500);
+    phases.drainMs = lap();
     live.agent.removeAllListeners("closed");
     live.agent.close("sandbox hibernated");
-    await traced("hibernate.sync_disk", {}, () => filesystem.sync(id));
+    if (!forFork) await traced("hibernate.sync_disk", {}, () => filesystem.sync(id));
+    phases.syncMs = lap();
     image.commit();
-    if (!keepNetwork) await traced("hibernate.leave_network", {}, () => this.core.leaveNetwork(record));
+    if (!forFork) await traced("hibernate.leave_network", {}, () => this.core.leaveNetwork(record));
     store.setStandby(id, "hibernated", { since, reason }, record.expiresAt, note ?? (wasPaused ? record.stateReason : null));
     const ms = performance.now() - started;
     metrics.standbyTransition.observe({ op: "hibernate" }, ms / 1000);
-    log.info({ ms: Math.round(ms), reason, note }, "sandbox hibernated");
+    log.info({ ms: Math.round(ms), ...phases, reason, note }, "sandbox hibernated");
     this.core.updateGauges();
   }
 
