@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { defaultFetch } from "./node-transport.js";
 
 export interface ConnectionOptions {
   /** Base URL of the daemon. Default: $STASIS_API_URL, else http://127.0.0.1:7070. */
@@ -29,8 +30,9 @@ export function resolveConnection(options: ConnectionOptions = {}, env: NodeJS.P
     apiUrl,
     apiKey: options.apiKey ?? env.STASIS_API_KEY ?? readKeyFile(env),
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    // Looked up at call time so that a fetch patched after import (mocks, instrumentation) is used.
-    fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
+    // Node's own HTTP client where it behaves as fetch would; globalThis.fetch, looked up at call time,
+    // where not or when it was patched after import (mocks, instrumentation): see node-transport.ts.
+    fetch: options.fetch ?? defaultFetch,
   };
 }
 
