@@ -84,19 +84,24 @@ export class Code {
     };
     const controller = new AbortController();
     const all = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+    let ended = false;
     try {
       const { response, requestId } = await this.http.open("runCode", { params: { id: this.sandboxId }, json, signal: all });
       if (!response.body) throw protocolError("code run replied without a body", response.status, requestId);
       for await (const event of readNdjson(response.body, CodeEventSchema, { what: "code run event", status: response.status, requestId })) {
+        // After the end, the body is read to its close (it closes right after), so that the connection is
+        // kept for the next call rather than cut.
+        if (ended) continue;
         if (event.type === "error") throw errorFromBody({ ...event.error, requestId: event.error.requestId ?? requestId });
+        ended = event.type === "end";
         yield event;
-        if (event.type === "end") return;
       }
-      throw protocolError("code run ended without an end event", response.status, requestId);
+      if (!ended) throw protocolError("code run ended without an end event", response.status, requestId);
     } catch (err) {
       throw transportError(err, "code run", signal, undefined);
     } finally {
-      controller.abort();
+      // Leaving early (a break, an error) aborts the request, which interrupts the run.
+      if (!ended) controller.abort();
     }
   }
 

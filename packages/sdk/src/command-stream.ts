@@ -27,21 +27,26 @@ export class CommandStream implements AsyncIterable<CommandEvent>, AsyncDisposab
     if (this.iterated) throw new TypeError("a CommandStream can only be iterated once");
     this.iterated = true;
     const signal = this.callerSignal ? AbortSignal.any([this.callerSignal, this.controller.signal]) : this.controller.signal;
+    let exited = false;
     try {
       const { response, requestId } = await this.open(signal);
       if (!response.body) throw protocolError(`${this.what} replied without a body`, response.status, requestId);
       for await (const event of readNdjson(response.body, CommandEventSchema, { what: `${this.what} event`, status: response.status, requestId })) {
+        // After the exit, the body is read to its close (it closes right after), so that the connection is
+        // kept for the next call rather than cut.
+        if (exited) continue;
         if (event.type === "error") throw errorFromBody({ ...event.error, requestId: event.error.requestId ?? requestId });
         if (event.type === "start") this.pid = event.pid;
+        exited = event.type === "exit";
         yield event;
-        if (event.type === "exit") return;
       }
-      throw protocolError(`${this.what} ended without an exit event`, response.status, requestId);
+      if (!exited) throw protocolError(`${this.what} ended without an exit event`, response.status, requestId);
     } catch (err) {
       if (this.closed) return;
       throw transportError(err, this.what, this.callerSignal, undefined);
     } finally {
-      this.controller.abort();
+      // Leaving before the exit (a break, close(), an error) aborts the request: a foreground command is killed.
+      if (!exited) this.controller.abort();
     }
   }
 
