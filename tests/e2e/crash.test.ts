@@ -193,3 +193,30 @@ describe("restart with 20 gVisor sandboxes in flight", () => {
     for (const s of sandboxes) await Sandbox.kill(s.id, daemon.conn);
   }, 300_000);
 });
+
+describe("a late delete of a checkpointed incarnation (gvisor)", () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    // The background `runsc delete` of each checkpointed incarnation held back 3 s, as a loaded host may.
+    daemon = await startTestDaemon({ STASIS_TEST_DELETE_DELAY_MS: "3000" });
+  });
+  afterAll(async () => {
+    await daemon?.destroy();
+  });
+
+  it("leaves the incarnation running by then alone: a fork's source and a woken sandbox live on", async () => {
+    const s = await Sandbox.create({ runtime: "gvisor", idleTimeoutMs: 0, ...daemon.conn });
+    await s.files.write("/root/kept.txt", "kept");
+    const { pid } = await s.commands.start(COUNTER);
+    const before = await counting(s);
+    const [clone] = await s.fork(1);
+    await s.hibernate();
+    await s.resume();
+    // Both deletes have come by now. runsc takes an id prefix: before, the late delete of the base id found
+    // the incarnation running by then (`<id>-1`) and killed it (the source died, 137).
+    await sleep(4_000);
+    await expectIntact(daemon, s.id, pid, before);
+    expect((await clone!.commands.run("cat /root/kept.txt")).stdout).toBe("kept");
+    await Promise.all([s.kill(), clone!.kill()]);
+  }, 120_000);
+});

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BuildStepRunner, BuildStepSpec, Checkpointable, LaunchedSandbox, RuntimeProbe, SandboxLaunchSpec, SandboxRef } from "../driver.js";
 import type { CheckpointImage } from "../checkpoint-image.js";
@@ -23,6 +23,13 @@ export interface GvisorDriverOptions {
 }
 
 /** gVisor: every sandbox gets its own user-space kernel (the sentry); the default and strongest tier. */
+/**
+ * A test hook (tests/e2e/crash.test.ts): `STASIS_TEST_DELETE_DELAY_MS` holds back the background delete of
+ * a checkpointed incarnation, as a loaded host may, so that the next incarnation is already running when it
+ * comes. Unset in production.
+ */
+const DELETE_DELAY_MS = Number(process.env.STASIS_TEST_DELETE_DELAY_MS ?? 0) || 0;
+
 export class GvisorDriver extends OciDriver implements Checkpointable, BuildStepRunner {
   readonly name = "gvisor" as const;
   readonly capabilities = { pause: true, checkpoint: true, buildSteps: true };
@@ -121,17 +128,30 @@ export class GvisorDriver extends OciDriver implements Checkpointable, BuildStep
   private async forget(ref: SandboxRef, id: string): Promise<void> {
     const exited = this.exits.get(id);
     if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const del = await runCommand(this.options.runscPath, ["--root", this.options.stateRoot, "delete", "-force", id], { timeoutMs: 20_000 });
-      if (del.code === 0 || /not exist|cannot load container/i.test(del.stderr)) {
-        try {
-          new ContainerIds(ref).forgotten(id);
-        } catch {
-          // The sandbox's folder is gone (deleted meanwhile): nothing left to note.
-        }
-        return;
+    if (DELETE_DELAY_MS > 0) await new Promise((r) => setTimeout(r, DELETE_DELAY_MS));
+    const forgotten = () => {
+      try {
+        new ContainerIds(ref).forgotten(id);
+      } catch {
+        // The sandbox's folder is gone (deleted meanwhile): nothing left to note.
       }
+    };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      // runsc takes an id prefix: with this container's state gone, `delete sbx_x` would find the next
+      // incarnation, `sbx_x-1`, and kill it (a delete late enough did, on a wake right after a hibernation).
+      if (!this.hasState(id)) return forgotten();
+      const del = await runCommand(this.options.runscPath, ["--root", this.options.stateRoot, "delete", "-force", id], { timeoutMs: 20_000 });
+      if (del.code === 0 || /not exist|cannot load container/i.test(del.stderr)) return forgotten();
       await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
+  }
+
+  /** Whether runsc keeps state for exactly container `id` (files `<id>_sandbox:<sandbox id>.state`). */
+  private hasState(id: string): boolean {
+    try {
+      return readdirSync(this.options.stateRoot).some((f) => f.startsWith(`${id}_sandbox:`) && f.endsWith(".state"));
+    } catch {
+      return false;
     }
   }
 
