@@ -68,7 +68,7 @@ async function reconcileOne(core: SandboxCore, record: SandboxRecord): Promise<v
       log.info({ writer }, "a checkpoint is still being written; the sandbox settles once it ends");
       void core.exclusive(record.id, async () => {
         await waitForExit(writer, image.writerPidPath, WRITER_WAIT_MS);
-        await settleHibernating(core, driver, core.record(record.id), image);
+        await settleHibernating(core, driver, core.record(record.id), image, { underLock: true });
       }).catch((err: Error) => log.error({ err: err.message }, "settling a hibernation after a restart failed"));
       return;
     }
@@ -110,14 +110,14 @@ async function settleHibernated(core: SandboxCore, record: SandboxRecord, image:
 }
 
 /** A hibernation the previous daemon did not finish: a whole image wins, else a live sandbox runs on. */
-async function settleHibernating(core: SandboxCore, driver: RuntimeDriver, record: SandboxRecord, image: CheckpointImage): Promise<void> {
+async function settleHibernating(core: SandboxCore, driver: RuntimeDriver, record: SandboxRecord, image: CheckpointImage, options: { underLock?: boolean } = {}): Promise<void> {
   if (image.isComplete() || image.isPartialWhole()) {
     if (!image.isComplete()) {
       // The runtime said the image is whole; the daemon died before committing it (disk sync first).
       await core.deps.filesystem.sync(record.id);
       image.commit();
     }
-    return backToHibernated(core, driver, record);
+    return backToHibernated(core, driver, record, options);
   }
   const observed = await observe(core, driver, record);
   if (observed === "stopped") {
@@ -129,10 +129,14 @@ async function settleHibernating(core: SandboxCore, driver: RuntimeDriver, recor
   await runAgain(core, driver, record, observed, `the daemon restarted while it was ${record.state}`);
 }
 
-async function backToHibernated(core: SandboxCore, driver: RuntimeDriver, record: SandboxRecord): Promise<void> {
-  // gVisor ends a checkpointed sandbox itself; what is left of it (a stopped container) goes, off the
-  // start's path (a runsc delete takes up to a second) but under the lock, so a wake waits for it.
-  void core.exclusive(record.id, () => driver.destroy(core.ref(record.id)).catch((err: Error) => core.log.warn({ sandbox: record.id, err: err.message }, "removing a checkpointed container failed")));
+async function backToHibernated(core: SandboxCore, driver: RuntimeDriver, record: SandboxRecord, options: { underLock?: boolean } = {}): Promise<void> {
+  // gVisor ends a checkpointed sandbox itself; what is left of it (a stopped container) goes before any
+  // wake (removing the sandbox's containers after a wake would remove the woken one): at start-up off the
+  // start's path (a runsc delete takes up to a second) but first on the lock, so a wake waits for it; under
+  // the lock already (a checkpoint that outlived the daemon), right away, as a wake may be queued on it.
+  const remove = () => driver.destroy(core.ref(record.id)).catch((err: Error) => core.log.warn({ sandbox: record.id, err: err.message }, "removing a checkpointed container failed"));
+  if (options.underLock) await remove();
+  else void core.exclusive(record.id, remove);
   core.deps.store.setStandby(record.id, "hibernated", { since: record.standbySince ?? Date.now(), reason: record.standbyReason ?? "requested" }, record.expiresAt, `the daemon restarted while it was ${record.state}`);
   core.log.info({ sandbox: record.id }, "settled as hibernated after a restart");
 }
