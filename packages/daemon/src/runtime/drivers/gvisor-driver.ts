@@ -22,7 +22,6 @@ export interface GvisorDriverOptions {
   freezer: Freezer;
 }
 
-/** gVisor: every sandbox gets its own user-space kernel (the sentry); the default and strongest tier. */
 /**
  * A test hook (tests/e2e/crash.test.ts): `STASIS_TEST_DELETE_DELAY_MS` holds back the background delete of
  * a checkpointed incarnation, as a loaded host may, so that the next incarnation is already running when it
@@ -30,6 +29,7 @@ export interface GvisorDriverOptions {
  */
 const DELETE_DELAY_MS = Number(process.env.STASIS_TEST_DELETE_DELAY_MS ?? 0) || 0;
 
+/** gVisor: every sandbox gets its own user-space kernel (the sentry); the default and strongest tier. */
 export class GvisorDriver extends OciDriver implements Checkpointable, BuildStepRunner {
   readonly name = "gvisor" as const;
   readonly capabilities = { pause: true, checkpoint: true, buildSteps: true };
