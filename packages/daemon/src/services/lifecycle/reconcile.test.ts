@@ -248,6 +248,32 @@ describe("restart: nothing is given up that is alive or complete", () => {
     expect(await hasProcess(d2, id, pid)).toBe(true);
   });
 
+  // A wake that comes while such a checkpoint settles waits on the sandbox's lock behind the settling. The
+  // checkpointed container's removal must come before it, not after (it would take the woken sandbox).
+  it("a wake queued while a checkpoint settles finds its sandbox whole, and it stays so", async () => {
+    const d1 = await env.startDaemon();
+    const { id, pid } = await busy(d1);
+    const crashed = d1.faults.crashAt("checkpoint", { id });
+    d1.service.hibernate(id).catch(() => {});
+    await crashed;
+    const image = new CheckpointImage(d1.disks.paths(id).checkpointDir);
+    image.beginWrite();
+    const writer = spawn("sh", ["-c", "read line", image.writerPidPath], { stdio: ["pipe", "ignore", "ignore"] });
+    writeFileSync(image.writerPidPath, String(writer.pid));
+    const d2 = await env.restartAfterCrash(d1);
+    expect(d2.store.get(id)?.state).toBe("hibernating");
+    const woke = d2.service.resume(id);
+    env.host.checkpointInto(id, image.partialPath);
+    image.markPartialWhole();
+    writer.stdin.end("done\n");
+    await woke;
+    expect(d2.store.get(id)?.state).toBe("running");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(env.host.observe(id)).toBe("running");
+    expect(await incr(d2.service, id)).toBe(3);
+    expect(await hasProcess(d2, id, pid)).toBe(true);
+  });
+
   // An agent that does not answer a ping within 5 s (busy, or its pipe slow to reopen) is no reason to give
   // up a sandbox whose runtime is alive.
   it("a running sandbox whose agent does not answer at reattach is kept", async () => {
