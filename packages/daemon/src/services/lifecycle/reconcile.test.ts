@@ -218,12 +218,11 @@ describe("crash at a transition, then restart", () => {
 });
 
 describe("restart: nothing is given up that is alive or complete", () => {
-  // `kill -9` while the runtime still writes the checkpoint: its writer outlives the daemon. The restart
-  // does not wait for it; the sandbox settles once the writer ends, from what it left.
-  it.each([
-    { whole: true, state: "hibernated", host: "stopped" },
-    { whole: false, state: "running", host: "running" },
-  ] as const)("a checkpoint still being written at the restart settles when it ends (whole: $whole): $state", async ({ whole, state, host }) => {
+  /**
+   * `kill -9` of a daemon while the runtime still writes a busy sandbox's checkpoint, and a restart: the
+   * sandbox is `hibernating`, its writer alive (it ends when `writer.stdin` is ended).
+   */
+  async function restartWhileCheckpointIsWritten() {
     const d1 = await env.startDaemon();
     const { id, pid } = await busy(d1);
     const crashed = d1.faults.crashAt("checkpoint", { id });
@@ -236,6 +235,16 @@ describe("restart: nothing is given up that is alive or complete", () => {
     writeFileSync(image.writerPidPath, String(writer.pid));
     const d2 = await env.restartAfterCrash(d1);
     expect(d2.store.get(id)?.state).toBe("hibernating");
+    return { d2, id, pid, image, writer };
+  }
+
+  // The writer outlives the daemon. The restart does not wait for it; the sandbox settles once the writer
+  // ends, from what it left.
+  it.each([
+    { whole: true, state: "hibernated", host: "stopped" },
+    { whole: false, state: "running", host: "running" },
+  ] as const)("a checkpoint still being written at the restart settles when it ends (whole: $whole): $state", async ({ whole, state, host }) => {
+    const { d2, id, pid, image, writer } = await restartWhileCheckpointIsWritten();
     if (whole) {
       // The runtime finished the image and stopped the sandbox; then the writer ends.
       env.host.checkpointInto(id, image.partialPath);
@@ -251,17 +260,7 @@ describe("restart: nothing is given up that is alive or complete", () => {
   // A wake that comes while such a checkpoint settles waits on the sandbox's lock behind the settling. The
   // checkpointed container's removal must come before it, not after (it would take the woken sandbox).
   it("a wake queued while a checkpoint settles finds its sandbox whole, and it stays so", async () => {
-    const d1 = await env.startDaemon();
-    const { id, pid } = await busy(d1);
-    const crashed = d1.faults.crashAt("checkpoint", { id });
-    d1.service.hibernate(id).catch(() => {});
-    await crashed;
-    const image = new CheckpointImage(d1.disks.paths(id).checkpointDir);
-    image.beginWrite();
-    const writer = spawn("sh", ["-c", "read line", image.writerPidPath], { stdio: ["pipe", "ignore", "ignore"] });
-    writeFileSync(image.writerPidPath, String(writer.pid));
-    const d2 = await env.restartAfterCrash(d1);
-    expect(d2.store.get(id)?.state).toBe("hibernating");
+    const { d2, id, pid, image, writer } = await restartWhileCheckpointIsWritten();
     const woke = d2.service.resume(id);
     env.host.checkpointInto(id, image.partialPath);
     image.markPartialWhole();
