@@ -1,9 +1,10 @@
-import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { ApiError } from "../errors/api-error.js";
 import type { PreviewService, PreviewTarget } from "../services/preview-service.js";
+import { UpstreamClient } from "./upstream/upstream-client.js";
 
 /** E2B's own port (envd): served by the daemon's E2B surface, never forwarded. */
 const ENVD_PORT = 49983;
@@ -103,15 +104,14 @@ function statusOf(err: unknown): number {
 
 /** Forwards requests for sandboxes' ports: plain HTTP (keep-alive, streaming both ways) and upgrades (WebSocket). */
 export class PreviewProxy {
-  /** Idle connections close after 4 s, before Node servers' default 5 s keep-alive timeout closes them under a request. */
-  private readonly pool = new Agent({ keepAlive: true, maxFreeSockets: 8, timeout: 4_000 });
+  private readonly upstream: UpstreamClient;
 
   constructor(
     private readonly preview: PreviewService,
     private readonly log: Logger,
   ) {
     // A connection back in the pool is idle: closed gently, not reset, before a checkpoint.
-    this.pool.on("free", (socket: Socket) => this.preview.markIdle(socket));
+    this.upstream = new UpstreamClient({ onIdle: (socket) => this.preview.markIdle(socket) });
   }
 
   route(req: IncomingMessage): PreviewRoute | null {
@@ -149,7 +149,7 @@ export class PreviewProxy {
       if (this.signedVisit(req, res, route)) return;
       const target = await this.preview.open(route.sandboxId, this.credential(req));
       res.once("close", target.release);
-      this.forward(req, res, route, target, false);
+      this.forward(req, res, route, target);
     } catch (err) {
       this.log.debug({ err, sandbox: route.sandboxId, port: route.port }, "preview request refused");
       text(res, statusOf(err), (err as Error).message);
@@ -157,34 +157,41 @@ export class PreviewProxy {
   }
 
   /**
-   * One request into the sandbox. Without a body it goes on a kept-alive connection (a request is then a
-   * round trip, not also a TCP handshake into the sandbox's network stack); an idle one is closed before a
-   * checkpoint (InboundConnections), and a request is retried once on a fresh connection if the server had
-   * just closed the one it got. With a body, on a connection of its own, closed after.
+   * One request into the sandbox (upstream/upstream-client.ts). Without a body it goes on a kept-alive
+   * connection (a request is then a round trip, not also a TCP handshake into the sandbox's network stack);
+   * an idle one is closed before a checkpoint (InboundConnections), and a request is retried once on a fresh
+   * connection if the server had just closed the one it got. With a body, on a connection of its own.
    */
-  private forward(req: IncomingMessage, res: ServerResponse, route: PreviewRoute, target: PreviewTarget, retry: boolean): void {
-    const pooled = !hasBody(req);
-    const headers = { ...withoutHopByHop(forwardedHeaders(req)), ...(pooled ? {} : { connection: "close" }) };
-    const upstream = httpRequest({ host: target.address, port: route.port, method: req.method, path: req.url, headers, setHost: false, agent: pooled ? this.pool : false });
-    upstream.once("socket", (socket: Socket) => target.track(socket, { idle: false }));
-    upstream.once("response", (answer) => {
-      res.writeHead(answer.statusCode ?? 502, rawWithoutHopByHop(answer.rawHeaders));
-      // Headers go out now, not with the first body byte: a client timing a long, quiet stream (a code
-      // run, server-sent events) from the reply's head must see it when the sandbox sent it.
-      res.flushHeaders();
-      answer.pipe(res);
-      answer.once("error", () => res.destroy());
-    });
-    upstream.once("error", (err: NodeJS.ErrnoException) => {
-      if (pooled && !retry && upstream.reusedSocket && err.code === "ECONNRESET" && !res.headersSent) return this.forward(req, res, route, target, true);
-      const why = err.code === "ECONNREFUSED" ? `nothing listens on port ${route.port} in sandbox ${route.sandboxId}` : `sandbox ${route.sandboxId} port ${route.port}: ${err.code ?? err.message}`;
-      text(res, 502, why);
-    });
-    res.once("close", () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    if (pooled) upstream.end();
-    else req.pipe(upstream);
+  private forward(req: IncomingMessage, res: ServerResponse, route: PreviewRoute, target: PreviewTarget): void {
+    const body = hasBody(req) ? { stream: req, length: req.headers["transfer-encoding"] === undefined ? Number(req.headers["content-length"]) : null } : undefined;
+    // The body's framing is the client's to set; an Expect was answered by the daemon's own server.
+    const kept = Object.entries(withoutHopByHop(forwardedHeaders(req))).filter(([k]) => k !== "content-length" && k !== "expect");
+    const headers = kept.flatMap(([k, v]): [string, string][] => (Array.isArray(v) ? v.map((x): [string, string] => [k, x]) : [[k, v]]));
+    const abandon = this.upstream.exchange(
+      { address: target.address, port: route.port, method: req.method ?? "GET", path: req.url ?? "/", headers, ...(body ? { body } : {}) },
+      {
+        head: (head) => {
+          res.writeHead(head.status, rawWithoutHopByHop(head.rawHeaders));
+          // Headers go out now, not with the first body byte: a client timing a long, quiet stream (a code
+          // run, server-sent events) from the reply's head must see it when the sandbox sent it.
+          res.flushHeaders();
+        },
+        body: (view, flushed) => {
+          res.write(view, flushed);
+          return res.writableLength === 0;
+        },
+        end: () => res.end(),
+        fail: (err, headSent) => {
+          this.log.debug({ err, sandbox: route.sandboxId, port: route.port }, "preview request failed in the sandbox");
+          if (headSent) return void res.destroy();
+          const code = (err as NodeJS.ErrnoException).code;
+          text(res, 502, code === "ECONNREFUSED" ? `nothing listens on port ${route.port} in sandbox ${route.sandboxId}` : `sandbox ${route.sandboxId} port ${route.port}: ${code ?? err.message}`);
+        },
+      },
+      (socket) => target.track(socket, { idle: false }),
+    );
+    // A client gone before the whole answer was written: the connection into the sandbox is closed, not reused.
+    res.once("close", abandon);
   }
 
   async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: PreviewRoute): Promise<void> {
