@@ -4,6 +4,8 @@ import type { ConcurrencyLevel, Figure, Target } from "./result.js";
 import { ratioText } from "./stats.js";
 
 const ms = (v: number) => formatValue(v, "ms");
+/** A difference with its sign: "+0.71 ms", "-10.0 ms". */
+const signedMs = (v: number) => `${v < 0 ? "-" : "+"}${ms(Math.abs(v))}`;
 
 /** The targets the project set itself (issues 2, 3 and this benchmark's), checked against one run. */
 export function evaluateTargets(input: { figures: Figure[]; concurrency: ConcurrencyLevel[]; mode: "quick" | "full"; wallSeconds: number; complete: boolean }): Target[] {
@@ -110,13 +112,13 @@ export function evaluateTargets(input: { figures: Figure[]; concurrency: Concurr
       const f = get(`${runtime}.network.${id}`);
       if (!f?.baseline) continue;
       const added = f.stasis.stats.median - f.baseline.stats.median;
-      targets.push({ key: `network-${id}`, what: `${runtime}: latency networking adds to connect + first byte, ${how}`, target: `< ${limit} ms`, measured: `${ms(f.stasis.stats.median)} vs ${ms(f.baseline.stats.median)} from the host: +${ms(added)}`, met: added < limit });
+      targets.push({ key: `network-${id}`, what: `${runtime}: latency networking adds to connect + first byte, ${how}`, target: `< ${limit} ms`, measured: `${ms(f.stasis.stats.median)} vs ${ms(f.baseline.stats.median)} from the host: ${signedMs(added)}`, met: added < limit });
     }
   }
   const route = get("gvisor.preview.request");
   if (route?.baseline) {
     const added = route.stasis.stats.median - route.baseline.stats.median;
-    targets.push({ key: "preview-1ms", what: "gVisor: latency the preview route adds to a request", target: "< 1 ms at the median", measured: `${ms(route.stasis.stats.median)} vs ${ms(route.baseline.stats.median)} direct: +${ms(added)}`, met: added < 1 });
+    targets.push({ key: "preview-1ms", what: "gVisor: latency the preview route adds to a request", target: "< 1 ms at the median", measured: `${ms(route.stasis.stats.median)} vs ${ms(route.baseline.stats.median)} direct: ${signedMs(added)}`, met: added < 1 });
   }
   const routeRate = get("gvisor.preview.throughput");
   if (routeRate?.baseline) {
@@ -128,7 +130,7 @@ export function evaluateTargets(input: { figures: Figure[]; concurrency: Concurr
   const wokenByRequest = get("gvisor.preview.first-byte-paused");
   if (wokenByRequest?.baseline) {
     const added = wokenByRequest.stasis.stats.median - wokenByRequest.baseline.stats.median;
-    targets.push({ key: "preview-paused-10ms", what: "gVisor: what a paused sandbox adds to a request through the route", target: "< 10 ms at the median", measured: `+${ms(added)}`, met: added < 10 });
+    targets.push({ key: "preview-paused-10ms", what: "gVisor: what a paused sandbox adds to a request through the route", target: "< 10 ms at the median", measured: signedMs(added), met: added < 10 });
   }
   const fromDisk = get("gvisor.preview.first-byte-hibernated-raw");
   if (fromDisk?.baseline && fromDisk.ratio !== undefined) {
