@@ -1,6 +1,7 @@
 import type { FileInfo, FileList } from "@stasis/protocol";
 import { FileNotFoundError, protocolError } from "./errors.js";
 import { transportError, type HttpClient } from "./http.js";
+import { wholeBody } from "./node-transport.js";
 import { openWatch, type FileWatch, type WatchOptions } from "./watch.js";
 
 export type WriteData = string | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array>;
@@ -31,7 +32,7 @@ export class Files {
   async read(path: string, options: TransferOptions = {}): Promise<Uint8Array> {
     const { response } = await this.open(path, options);
     try {
-      return new Uint8Array(await response.arrayBuffer());
+      return (await wholeBody(response)) ?? new Uint8Array(await response.arrayBuffer());
     } catch (err) {
       throw transportError(err, `reading ${path}`, options.signal, undefined);
     }

@@ -1,7 +1,11 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { defaultFetch } from "./node-transport.js";
+import { randomBytes } from "node:crypto";
+import { defaultFetch, wholeBody } from "./node-transport.js";
+
+/** What /blob serves: with its length, or chunked (?chunked), or cut short (?cut). */
+const BLOB = randomBytes(5 * 1024 * 1024 + 3);
 
 let server: http.Server;
 let base: string;
@@ -26,6 +30,14 @@ beforeAll(async () => {
         res.setHeader("content-type", "application/x-ndjson");
         res.write('{"n":1}\n');
         release = () => res.end('{"n":2}\n');
+      } else if (url.pathname === "/blob") {
+        if (url.searchParams.has("chunked")) {
+          res.write(BLOB.subarray(0, 1000));
+          res.end(BLOB.subarray(1000));
+        } else if (url.searchParams.has("cut")) {
+          res.writeHead(200, { "content-length": String(BLOB.length) });
+          res.write(BLOB.subarray(0, 1000), () => res.destroy());
+        } else res.end(BLOB);
       } else if (url.pathname === "/empty") {
         res.statusCode = 204;
         res.end();
@@ -76,6 +88,31 @@ describe("the SDK's Node transport", () => {
     let rest = "";
     for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
     expect(rest).toBe('{"n":2}\n');
+  });
+
+  it("reads a whole body at once, with or without its length, and says when it was cut", async () => {
+    for (const query of ["", "?chunked"]) {
+      const whole = await wholeBody(await defaultFetch(`${base}/blob${query}`));
+      expect(whole?.constructor).toBe(Uint8Array);
+      expect(whole && Buffer.from(whole).equals(BLOB), query).toBe(true);
+      expect(whole?.buffer.byteLength).toBe(BLOB.length);
+    }
+    await expect(wholeBody(await defaultFetch(`${base}/blob?cut`))).rejects.toThrow();
+  });
+
+  it("leaves a body already read as a stream, or a Response of another transport, to the usual reads", async () => {
+    const res = await defaultFetch(`${base}/blob`);
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    expect(wholeBody(res)).toBeNull();
+    let have = first.value!.length;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) have += r.value.length;
+    expect(have).toBe(BLOB.length);
+    expect(wholeBody(new Response("x"))).toBeNull();
+    // Taken whole, the web stream is empty rather than a second copy.
+    const taken = await defaultFetch(`${base}/json`);
+    expect(Buffer.from((await wholeBody(taken))!).toString()).toContain("echoed");
+    expect(await taken.text()).toBe("");
   });
 
   it("gives a 204 a null body", async () => {

@@ -1,4 +1,4 @@
-import http from "node:http";
+import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
 
@@ -62,9 +62,80 @@ function nodeRequest(url: URL, init: RequestInit): Promise<Response | null> {
         signal.addEventListener("abort", onAbort, { once: true });
         res.once("close", () => signal.removeEventListener("abort", onAbort));
       }
-      resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? "", headers: replyHeaders }));
+      const init = { status, statusText: res.statusMessage ?? "", headers: replyHeaders };
+      resolve(empty ? new Response(null, init) : withNodeBody(res, init));
     });
     req.on("error", (err) => reject(signal?.aborted ? signal.reason : err));
     req.end(body ?? undefined);
+  });
+}
+
+const WHOLE_BODY = Symbol("stasis.wholeBody");
+
+/**
+ * A Response whose body is read from the Node stream only when asked: as a web stream (the first read
+ * starts it), or whole and at once by `wholeBody` (one buffer of the announced length, no web stream at
+ * all), which costs the client about half the CPU of `arrayBuffer()` on a large file (100 MiB: ~150 ms).
+ */
+function withNodeBody(res: IncomingMessage, init: ResponseInit): Response {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  let taken = false;
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (taken) return controller.close();
+        reader ??= (Readable.toWeb(res) as ReadableStream<Uint8Array>).getReader();
+        const next = await reader.read();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      cancel(reason) {
+        if (reader) return reader.cancel(reason);
+        res.destroy();
+      },
+    },
+    // Nothing is pulled before a reader asks, so that `wholeBody` can still take the stream as it is.
+    { highWaterMark: 0 },
+  );
+  const response = new Response(body, init);
+  Object.defineProperty(response, WHOLE_BODY, {
+    value: (): Promise<Uint8Array> | null => {
+      if (taken || reader || body.locked) return null;
+      taken = true;
+      return readWhole(res);
+    },
+  });
+  return response;
+}
+
+/**
+ * The whole body of a reply from this transport, read straight from its Node stream; null for any other
+ * Response or one whose body was already touched (then read it as usual).
+ */
+export function wholeBody(response: Response): Promise<Uint8Array> | null {
+  const take = (response as unknown as Record<symbol, (() => Promise<Uint8Array> | null) | undefined>)[WHOLE_BODY];
+  return take ? take() : null;
+}
+
+function readWhole(res: IncomingMessage): Promise<Uint8Array> {
+  const announced = Number(res.headers["content-length"]);
+  return new Promise((resolve, reject) => {
+    // One buffer of the announced length, filled as chunks come; collected and joined when none is announced.
+    // allocUnsafeSlow: a buffer of its own (never a slice of Node's shared pool, which `.buffer` would show).
+    const whole = Number.isSafeInteger(announced) && announced >= 0 && announced <= 2 ** 31 ? Buffer.allocUnsafeSlow(announced) : null;
+    const parts: Buffer[] = [];
+    let have = 0;
+    res.on("data", (chunk: Buffer) => {
+      if (whole) chunk.copy(whole, have);
+      else parts.push(chunk);
+      have += chunk.length;
+    });
+    res.once("end", () => {
+      if (whole && have !== whole.length) return reject(new Error(`the reply's body ended after ${have} of ${whole.length} bytes`));
+      const out = whole ? new Uint8Array(whole.buffer, whole.byteOffset, whole.length) : new Uint8Array(have);
+      if (!whole) parts.reduce((at, part) => (out.set(part, at), at + part.length), 0);
+      resolve(out);
+    });
+    res.once("error", reject);
   });
 }
