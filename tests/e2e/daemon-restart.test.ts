@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@stasis/sdk";
-import { startTestDaemon, type TestDaemon } from "./harness.js";
+import { existsSync } from "node:fs";
+import { networkTag, startTestDaemon, type TestDaemon } from "./harness.js";
 
 describe("daemon restart", () => {
   let daemon: TestDaemon;
@@ -23,6 +24,9 @@ describe("daemon restart", () => {
     await expect.poll(() => sandbox.files.exists("/tmp/counter"), { timeout: 10_000 }).toBe(true);
 
     await daemon.stop(signal);
+    // A stop's hibernation does not keep the network as other hibernations do for a while: nothing would end it.
+    expect(sandbox.info.network).not.toBeNull();
+    expect(existsSync(`/var/run/netns/stasis-${networkTag(daemon.dataDir)}-${sandbox.id}`)).toBe(signal === "SIGKILL");
     await daemon.restart();
 
     const again = await Sandbox.connect(sandbox.id, daemon.conn);

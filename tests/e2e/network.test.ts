@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@stasis/sdk";
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { networkTag, startTestDaemon, type TestDaemon } from "./harness.js";
 import { startTestInternet, type TestInternet } from "./test-internet.js";
 
@@ -40,6 +41,8 @@ async function probe(sandbox: Sandbox, ...targets: string[]): Promise<Record<str
   return result;
 }
 
+const KEEP_MS = 4_000;
+
 describe.each(["gvisor", "crun"] as const)("sandbox networking on %s", (runtime) => {
   let inet: TestInternet;
   let daemon: TestDaemon;
@@ -54,7 +57,8 @@ describe.each(["gvisor", "crun"] as const)("sandbox networking on %s", (runtime)
 
   beforeAll(async () => {
     inet = await startTestInternet();
-    daemon = await startTestDaemon({ STASIS_NETWORK_OPEN: inet.cidr, STASIS_DNS_UPSTREAM: inet.dns });
+    // A hibernated sandbox keeps its network for 4 s here (10 min by default), so that both ends are seen.
+    daemon = await startTestDaemon({ STASIS_NETWORK_OPEN: inet.cidr, STASIS_DNS_UPSTREAM: inet.dns, STASIS_HIBERNATED_NETWORK_KEEP_MS: String(KEEP_MS) });
   });
   afterAll(async () => {
     await daemon?.destroy();
@@ -125,6 +129,28 @@ describe.each(["gvisor", "crun"] as const)("sandbox networking on %s", (runtime)
     }
     expect((await s.refresh()).network?.address).toBe(address);
     await s.kill();
+  });
+
+  it.runIf(runtime === "gvisor")("keeps a hibernated sandbox's namespace for a while, then lets it go; a wake after either finds its address and rules", async () => {
+    const s = await make({ denyOut: [`${inet.secondary}/32`] });
+    const address = s.info.network!.address!;
+    const netns = `/var/run/netns/stasis-${networkTag(daemon.dataDir)}-${s.id}`;
+    const expectNetwork = async () => {
+      expect(await probe(s, `${inet.primary}:80`, `${inet.secondary}:80`)).toEqual({ [`${inet.primary}:80`]: "OPEN", [`${inet.secondary}:80`]: "SHUT" });
+      expect((await s.commands.run(`python3 -c "import socket; s=socket.socket(2,2); s.connect(('${inet.primary}',9)); print(s.getsockname()[0])"`)).stdout.trim()).toBe(address);
+    };
+    await s.hibernate();
+    expect(existsSync(netns)).toBe(true);
+    await expectNetwork();
+    await s.hibernate();
+    // Past the keep time (and a sweep), the namespace is gone; the wake makes it anew.
+    await new Promise((r) => setTimeout(r, KEEP_MS + 2_500));
+    expect(existsSync(netns)).toBe(false);
+    expect((await s.refresh()).state).toBe("hibernated");
+    await expectNetwork();
+    expect(existsSync(netns)).toBe(true);
+    await s.kill();
+    expect(existsSync(netns)).toBe(false);
   });
 
   it("puts its table back after a firewall reload removed it: running sandboxes keep their policies, new ones get theirs", async () => {

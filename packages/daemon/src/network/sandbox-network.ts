@@ -186,6 +186,11 @@ export class SandboxNetworks {
     return readdressSandboxNetns(this.names, id, this.range.linkOf(network.address));
   }
 
+  /** Whether the sandbox's namespace and rules are in place (a running sandbox's, or one kept while it sleeps). */
+  attached(id: string): boolean {
+    return this.ruled.has(id);
+  }
+
   /** A changed policy (or secrets): new connections follow it at once; open ones keep going. */
   async update(id: string, network: SandboxNetworkRecord): Promise<void> {
     if (!network.address) return;

@@ -77,7 +77,8 @@ describe("lifecycle spans (fake driver)", () => {
     exporter.reset();
     await d.service.hibernate(id);
     const hibernate = one("sandbox.hibernate");
-    expect(childrenOf(hibernate).map((s) => s.name)).toEqual(expect.arrayContaining(["hibernate.wait_commands", "hibernate.checkpoint", "hibernate.sync_disk", "hibernate.leave_network"]));
+    // The network is kept for a while (a wake soon after reuses it): no leave_network step here.
+    expect(childrenOf(hibernate).map((s) => s.name)).toEqual(["hibernate.wait_commands", "hibernate.checkpoint", "hibernate.sync_disk"]);
 
     // An exec on a hibernated sandbox wakes it: the wake (restore, network, agent) is the exec's child.
     exporter.reset();

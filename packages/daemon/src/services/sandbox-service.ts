@@ -92,7 +92,7 @@ export class SandboxService {
       log.info({ sandboxes: targets.length, parallelism: config.hibernateParallelism }, "hibernating sandboxes before stopping");
       await forEachLimited(targets, config.hibernateParallelism, async (record) => {
         try {
-          await this.hibernate(record.id);
+          await this.hibernate(record.id, { leaveNetwork: true });
         } catch (err) {
           failed++;
           log.error({ sandbox: record.id, err: (err as Error).message }, "could not hibernate; it is left running");
@@ -303,9 +303,9 @@ export class SandboxService {
   }
 
   /** Checkpoints a running or paused sandbox to disk: it then holds no CPU and no memory. */
-  hibernate(id: string): Promise<Sandbox> {
+  hibernate(id: string, options: { leaveNetwork?: boolean } = {}): Promise<Sandbox> {
     return this.core.exclusive(id, async () => {
-      await this.standby.checkpoint(id, "requested");
+      await this.standby.checkpoint(id, "requested", null, options);
       return this.get(id);
     });
   }

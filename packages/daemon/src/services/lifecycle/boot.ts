@@ -213,7 +213,8 @@ export class Booter {
       const phases = { networkMs: 0, launchMs: 0, agentMs: 0 };
       for (let attempt = 1; !restored; attempt++) {
         const lap = stopwatch();
-        const spec = attempt === 1 && options.launch ? await options.launch : await this.prepareLaunch(record);
+        // A sandbox woken soon after its hibernation finds its namespace and rules kept (Standby.checkpoint).
+        const spec = attempt === 1 && options.launch ? await options.launch : await this.prepareLaunch(record, { keptNetwork: why === "resume" && attempt === 1 });
         phases.networkMs += lap();
         const launched = await traced("sandbox.restore", { "stasis.sandbox.id": record.id, "stasis.restore.why": why, "stasis.restore.attempt": attempt }, () => driver.restore(spec, image));
         crashPoint(why === "fork" ? "fork.restored" : "wake.restored");

@@ -7,8 +7,9 @@ import type { WarmPools } from "./warm-pools.js";
 const SWEEP_MS = 1_000;
 
 /**
- * Each second: lifetimes that ended, idle sandboxes to pause, long-paused ones to hibernate, and the warm
- * pools' refills. Everything it sees is re-checked under the sandbox's lock before it acts.
+ * Each second: lifetimes that ended, idle sandboxes to pause, long-paused ones to hibernate, the networks
+ * of long-hibernated ones to end, and the warm pools' refills. Everything it sees is re-checked under the
+ * sandbox's lock before it acts.
  */
 export class StandbySweeper {
   private timer: NodeJS.Timeout | null = null;
@@ -36,6 +37,7 @@ export class StandbySweeper {
     try {
       const now = Date.now();
       const toHibernate: SandboxRecord[] = [];
+      const keepMs = this.core.deps.config.hibernatedNetworkKeepMs;
       for (const record of this.core.deps.store.live()) {
         if (this.core.isLocked(record.id)) continue;
         if (record.state === "running" && this.core.live.has(record.id)) {
@@ -57,6 +59,10 @@ export class StandbySweeper {
           this.standby.canHibernate(record)
         ) {
           toHibernate.push(record);
+        } else if (record.state === "hibernated" && record.standbySince !== null && now - record.standbySince >= keepMs && this.core.deps.network?.attached(record.id)) {
+          await this.core.exclusive(record.id, () => this.endKeptNetwork(record.id)).catch((err: Error) =>
+            this.core.log.error({ sandbox: record.id, err: err.message }, "removing a hibernated sandbox's network failed"),
+          );
         }
       }
       void this.pools.fill();
@@ -86,6 +92,13 @@ export class StandbySweeper {
       // Hibernating keeps the reason it went to sleep for.
       await this.standby.checkpoint(id, record.standbyReason ?? "idle", `paused for ${Math.round((now - record.standbySince) / 1000)} s`);
     }
+  }
+
+  /** Under the lock: a sandbox hibernated for a while gives up the namespace and rules it kept (Standby.checkpoint). */
+  private async endKeptNetwork(id: string): Promise<void> {
+    const record = this.core.deps.store.get(id);
+    if (record?.state !== "hibernated" || !this.core.deps.network?.attached(id)) return;
+    await this.core.leaveNetwork(record);
   }
 
   private async lifetimeReached(record: SandboxRecord): Promise<void> {

@@ -10,6 +10,13 @@ import type { SandboxCore } from "./sandbox-core.js";
 import { stopwatch } from "./stopwatch.js";
 import { traced } from "../../observability/tracing.js";
 
+export interface CheckpointOptions {
+  /** The runtime starts again at once from the image (Forker): the disk is not synced, the network stays. */
+  forFork?: boolean;
+  /** The namespace and rules go now, not after a while (a daemon's stop: nothing would end them later). */
+  leaveNetwork?: boolean;
+}
+
 /** How long a hibernation waits for foreground commands in flight to end. */
 export const HIBERNATE_WAITS_FOR_COMMANDS_MS = 10_000;
 
@@ -85,11 +92,12 @@ export class Standby {
    * again at once from the image (Forker), so its namespace and rules stay (see SandboxCore.prepareLaunch)
    * and its disk is not synced here: the fork's copy freezes the filesystem, which flushes it.
    */
-  checkpoint(id: string, reason: StandbyReason, note: string | null = null, options: { forFork?: boolean } = {}): Promise<void> {
-    return traced("sandbox.hibernate", { "stasis.sandbox.id": id, "stasis.standby.reason": reason }, () => this.checkpointTraced(id, reason, note, options.forFork === true));
+  checkpoint(id: string, reason: StandbyReason, note: string | null = null, options: CheckpointOptions = {}): Promise<void> {
+    return traced("sandbox.hibernate", { "stasis.sandbox.id": id, "stasis.standby.reason": reason }, () => this.checkpointTraced(id, reason, note, options));
   }
 
-  private async checkpointTraced(id: string, reason: StandbyReason, note: string | null, forFork: boolean): Promise<void> {
+  private async checkpointTraced(id: string, reason: StandbyReason, note: string | null, options: CheckpointOptions): Promise<void> {
+    const forFork = options.forFork === true;
     const { store, metrics, filesystem } = this.core.deps;
     const record = this.core.record(id);
     if (record.state === "hibernated") return;
@@ -150,7 +158,10 @@ export class Standby {
     if (!forFork) await traced("hibernate.sync_disk", {}, () => filesystem.sync(id));
     phases.syncMs = lap();
     image.commit();
-    if (!forFork) await traced("hibernate.leave_network", {}, () => this.core.leaveNetwork(record));
+    // A hibernated sandbox keeps its namespace and rules for a while (StandbySweeper ends that): a wake
+    // soon after then only gives its address back (SandboxNetworks.reattach). Not past a daemon's stop.
+    const keepNetwork = forFork || (!options.leaveNetwork && Date.now() - since < this.core.deps.config.hibernatedNetworkKeepMs);
+    if (!keepNetwork) await traced("hibernate.leave_network", {}, () => this.core.leaveNetwork(record));
     store.setStandby(id, "hibernated", { since, reason }, record.expiresAt, note ?? (wasPaused ? record.stateReason : null));
     const ms = performance.now() - started;
     metrics.standbyTransition.observe({ op: "hibernate" }, ms / 1000);
