@@ -43,6 +43,12 @@ async function probe(sandbox: Sandbox, ...targets: string[]): Promise<Record<str
 
 const KEEP_MS = 4_000;
 
+/** How many starts found their network kept or made it anew (stasis_network_attach_seconds_count). */
+async function attachCount(daemon: TestDaemon, how: "kept" | "made"): Promise<number> {
+  const scrape = await (await fetch(`${daemon.url}/metrics`)).text();
+  return Number(new RegExp(`^stasis_network_attach_seconds_count\\{how="${how}"\\} (\\d+)$`, "m").exec(scrape)?.[1] ?? "0");
+}
+
 describe.each(["gvisor", "crun"] as const)("sandbox networking on %s", (runtime) => {
   let inet: TestInternet;
   let daemon: TestDaemon;
@@ -141,14 +147,19 @@ describe.each(["gvisor", "crun"] as const)("sandbox networking on %s", (runtime)
     };
     await s.hibernate();
     expect(existsSync(netns)).toBe(true);
+    const counts = async () => ({ kept: await attachCount(daemon, "kept"), made: await attachCount(daemon, "made") });
+    const beforeKept = await counts();
     await expectNetwork();
+    expect(await counts()).toEqual({ kept: beforeKept.kept + 1, made: beforeKept.made });
     await s.hibernate();
     // Past the keep time (and a sweep), the namespace is gone; the wake makes it anew.
     await new Promise((r) => setTimeout(r, KEEP_MS + 2_500));
     expect(existsSync(netns)).toBe(false);
     expect((await s.refresh()).state).toBe("hibernated");
+    const beforeMade = await counts();
     await expectNetwork();
     expect(existsSync(netns)).toBe(true);
+    expect(await counts()).toEqual({ kept: beforeMade.kept, made: beforeMade.made + 1 });
     await s.kill();
     expect(existsSync(netns)).toBe(false);
   });

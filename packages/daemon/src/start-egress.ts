@@ -42,7 +42,7 @@ export async function startEgress(config: DaemonConfig, store: SecretStore, metr
     : undefined;
   const networking = await startNetworking(config.network, log.child({ component: "network" }), {
     ...(interceptor ? { interceptor } : {}),
-    onAttach: (seconds) => metrics.networkAttach.observe(seconds),
+    onAttach: (seconds, how) => metrics.networkAttach.observe({ how }, seconds),
   });
   const secrets = networking && ca ? { issue: (names: readonly string[]) => issuePlaceholders(store, names), caPem: ca.certificatePem } : null;
   return { networking, secrets, extraCaPem };

@@ -45,18 +45,21 @@ function onHost(script: string, args: string[]): Promise<string> {
 
 const numbers = (text: string) => text.split("\n").map(Number).filter((n) => Number.isFinite(n) && n > 0);
 
-/** Seconds of network setup the daemon counted (sum and count of stasis_network_attach_seconds). */
-async function attachTotals(daemon: BenchDaemon): Promise<{ sum: number; count: number }> {
+/** How long the network daemon keeps a hibernated sandbox's namespace (STASIS_HIBERNATED_NETWORK_KEEP_MS). */
+const KEEP_MS = 2_000;
+
+/** Seconds of network setup the daemon counted, namespaces made anew or kept (stasis_network_attach_seconds). */
+async function attachTotals(daemon: BenchDaemon, how: "made" | "kept"): Promise<{ sum: number; count: number }> {
   const text = await (await fetch(`${daemon.url}/metrics`, { headers: { authorization: `Bearer ${daemon.conn.apiKey}` } })).text();
-  const read = (name: string) => Number(new RegExp(`^stasis_network_attach_seconds_${name} (\\S+)$`, "m").exec(text)?.[1] ?? "0");
+  const read = (name: string) => Number(new RegExp(`^stasis_network_attach_seconds_${name}\\{how="${how}"\\} (\\S+)$`, "m").exec(text)?.[1] ?? "0");
   return { sum: read("sum"), count: read("count") };
 }
 
-/** Milliseconds of network setup `op` put on its critical path (one attach per sandbox started). */
-async function setupCost(daemon: BenchDaemon, op: () => Promise<unknown>): Promise<number> {
-  const before = await attachTotals(daemon);
+/** Milliseconds of network setup `op` put on its critical path, per network of that kind set up (NaN: none). */
+async function setupCost(daemon: BenchDaemon, how: "made" | "kept", op: () => Promise<unknown>): Promise<number> {
+  const before = await attachTotals(daemon, how);
   await op();
-  const after = await attachTotals(daemon);
+  const after = await attachTotals(daemon, how);
   return after.count > before.count ? ((after.sum - before.sum) / (after.count - before.count)) * 1000 : NaN;
 }
 
@@ -100,22 +103,29 @@ async function traffic(ctx: BenchContext, daemon: BenchDaemon, inet: TestInterne
 async function setup(ctx: BenchContext, daemon: BenchDaemon): Promise<void> {
   const n = ctx.profile.mode === "quick" ? 3 : 8;
   const create: number[] = [];
-  const wake: number[] = [];
+  const wakeKept: number[] = [];
+  const wakeMade: number[] = [];
   const fork: number[] = [];
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   for (let i = 0; i < n; i++) {
     let s: Sandbox | undefined;
     create.push(
-      await setupCost(daemon, async () => {
+      await setupCost(daemon, "made", async () => {
         s = await Sandbox.create({ runtime: "gvisor", idleTimeoutMs: 0, ...daemon.conn });
       }),
     );
     const sandbox = s!;
+    // Woken soon after its hibernation: its namespace and rules were kept, only its address goes back.
     await sandbox.hibernate();
-    await new Promise((r) => setTimeout(r, 1_000));
-    wake.push(await setupCost(daemon, () => sandbox.commands.run("echo hi")));
+    await sleep(1_000);
+    wakeKept.push(await setupCost(daemon, "kept", () => sandbox.commands.run("echo hi")));
+    // Woken after the daemon let them go (the standby sweeper, once a second): made anew.
+    await sandbox.hibernate();
+    await sleep(KEEP_MS + 1_500);
+    wakeMade.push(await setupCost(daemon, "made", () => sandbox.commands.run("echo hi")));
     let clones: Sandbox[] = [];
     fork.push(
-      await setupCost(daemon, async () => {
+      await setupCost(daemon, "made", async () => {
         clones = await sandbox.fork(1);
       }),
     );
@@ -124,7 +134,8 @@ async function setup(ctx: BenchContext, daemon: BenchDaemon): Promise<void> {
   const figure = (id: string, what: string, samples: number[]) =>
     ctx.rec.record({ id: `gvisor.network.setup-${id}`, section: "network", scenario: "network-setup", label: `gvisor: network setup on the critical path of ${what}`, unit: "ms", samples: samples.filter(Number.isFinite) });
   figure("create", "a cold create", create);
-  figure("wake", "a wake from disk", wake);
+  figure("wake", "a wake from disk (namespace kept)", wakeKept);
+  figure("wake-made", "a wake from disk (namespace made anew)", wakeMade);
   figure("fork", "a fork (per sandbox started)", fork);
 }
 
@@ -138,7 +149,7 @@ export async function networkScenario(ctx: BenchContext): Promise<void> {
   const inet = await startTestInternet();
   let daemon: BenchDaemon | undefined;
   try {
-    daemon = await ctx.startDaemon("network", { STASIS_NETWORK_OPEN: inet.cidr, STASIS_DNS_UPSTREAM: inet.dns, STASIS_NETWORK_RANGE: "10.212.0.0/20" });
+    daemon = await ctx.startDaemon("network", { STASIS_NETWORK_OPEN: inet.cidr, STASIS_DNS_UPSTREAM: inet.dns, STASIS_NETWORK_RANGE: "10.212.0.0/20", STASIS_HIBERNATED_NETWORK_KEEP_MS: String(KEEP_MS) });
     for (const runtime of ["gvisor", "crun"] as const) await traffic(ctx, daemon, inet, runtime);
     await setup(ctx, daemon);
   } finally {

@@ -22,6 +22,9 @@ export interface NetworkPorts {
   tls: number;
 }
 
+/** How a start got its network: a namespace made anew, or one kept while its runtime stopped. */
+export type AttachKind = "made" | "kept";
+
 /** A sandbox as the network layer needs it: its id and what its record keeps of its network. */
 export interface NetworkedSandbox {
   id: string;
@@ -57,7 +60,7 @@ export class SandboxNetworks {
     readonly config: NetworkConfig,
     ports: NetworkPorts,
     private readonly log: Logger,
-    private readonly hooks: { onAttach?: (seconds: number) => void; onRelease?: (id: string) => void } = {},
+    private readonly hooks: { onAttach?: (seconds: number, how: AttachKind) => void; onRelease?: (id: string) => void } = {},
   ) {
     this.range = new AddressRange(config.range);
     this.names = new NetnsNames(config.tag);
@@ -170,7 +173,7 @@ export class SandboxNetworks {
     }
     const path = made.value;
     this.remember(id, network);
-    this.hooks.onAttach?.((performance.now() - started) / 1000);
+    this.hooks.onAttach?.((performance.now() - started) / 1000, "made");
     // A crash here leaves a namespace and rules no runtime uses: the next start removes them.
     crashPoint("network.attached");
     return path;
@@ -183,7 +186,10 @@ export class SandboxNetworks {
    */
   async reattach(id: string, network: SandboxNetworkRecord): Promise<string | null> {
     if (!network.address || this.byAddress.get(network.address)?.id !== id || !this.ruled.has(id)) return null;
-    return readdressSandboxNetns(this.names, id, this.range.linkOf(network.address));
+    const started = performance.now();
+    const path = await readdressSandboxNetns(this.names, id, this.range.linkOf(network.address));
+    if (path) this.hooks.onAttach?.((performance.now() - started) / 1000, "kept");
+    return path;
   }
 
   /** Whether the sandbox's namespace and rules are in place (a running sandbox's, or one kept while it sleeps). */

@@ -6,7 +6,7 @@ import { createUpstreamResolver, resolveUpstreams } from "./dns-upstream.js";
 import { Guardrails } from "./egress-decision.js";
 import { startEgressProxy, type EgressProxy } from "./egress-proxy.js";
 import { networkingProblem } from "./host-support.js";
-import { SandboxNetworks } from "./sandbox-network.js";
+import { SandboxNetworks, type AttachKind } from "./sandbox-network.js";
 import type { ConnectionInterceptor } from "./types.js";
 
 export interface Networking {
@@ -18,8 +18,8 @@ export interface Networking {
 export interface NetworkingOptions {
   /** Takes over connections to secrets' hosts (the secret interceptor). */
   interceptor?: ConnectionInterceptor;
-  /** Seconds each sandbox's network took to set up (a metric). */
-  onAttach?: (seconds: number) => void;
+  /** Seconds each sandbox's network took to set up before a start, made anew or kept (a metric). */
+  onAttach?: (seconds: number, how: AttachKind) => void;
 }
 
 /** The host's own IPv4 addresses, every interface: never reachable from a sandbox, whatever is opened. */

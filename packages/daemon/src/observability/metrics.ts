@@ -49,7 +49,8 @@ export class Metrics {
   });
   readonly networkAttach = new Histogram({
     name: "stasis_network_attach_seconds",
-    help: "Time to give a sandbox its network before a start (namespace, veth, rules): what networking adds to create, wake and fork",
+    help: "Time to give a sandbox its network before a start: how=made (namespace, veth, rules) or how=kept (a namespace kept through a hibernation or a fork's checkpoint: its address back)",
+    labelNames: ["how"] as const,
     buckets: [0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
