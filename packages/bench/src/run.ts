@@ -12,7 +12,7 @@ import { renderMarkdown } from "./report/markdown.js";
 import { renderTable } from "./report/table.js";
 import { SECTIONS, type BenchResult, type Section } from "./result.js";
 import { concurrencyScenario } from "./scenarios/concurrency.js";
-import { createScenario } from "./scenarios/create.js";
+import { createScenario, firstCreates } from "./scenarios/create.js";
 import { densityScenario } from "./scenarios/density.js";
 import { execScenario } from "./scenarios/exec.js";
 import { ptyScenario } from "./scenarios/pty.js";
@@ -204,6 +204,8 @@ export async function runBench(options: BenchOptions = {}): Promise<{ result: Be
     const machine = describeMachine();
     daemon = await startDaemon("main", {});
     ctx = new BenchContext(daemon, profile, rec, log, tag, templatesDir, join(dataDir, "bench-work"), startDaemon, retireDaemon, new Set(options.parts ?? []));
+    const warmCtx = ctx;
+    await step("first create of each runtime, not timed", () => firstCreates(warmCtx));
     log(`stasis bench (${profile.mode}): ${sections.map((s) => (options.parts?.some((p) => p.startsWith(`${s}:`)) ? options.parts.filter((p) => p.startsWith(`${s}:`)).join(", ") : s)).join(", ")}`);
     for (const section of sections) {
       if (interrupted) break;
