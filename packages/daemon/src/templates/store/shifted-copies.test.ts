@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -76,6 +76,15 @@ describe.runIf(process.getuid?.() === 0)("shifted copies of a template's rootfs"
     expect(await waiting).toBe(shifted);
     expect(lines).toEqual([]);
     expect(existsSync(join(shifted, "theirs"))).toBe(true);
+  });
+
+  it("takes over a lock left without a pid by a crash, once it is old", async () => {
+    writeFileSync(`${shifted}.lock`, "");
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(`${shifted}.lock`, old, old);
+    expect(await new ShiftedCopies().copy(plain, shifted, SHIFT)).toBe(shifted);
+    expect(existsSync(join(shifted, "usr/bin/tool0"))).toBe(true);
+    expect(existsSync(`${shifted}.lock`)).toBe(false);
   });
 
   it("takes over a dead daemon's lock and replaces its half-renamed copy", async () => {

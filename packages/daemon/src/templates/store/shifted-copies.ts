@@ -1,5 +1,5 @@
 // Copies of a template's rootfs with every owner shifted into a user namespace's host range (crun sandboxes).
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { chmod, lchown, lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { isAlive } from "../../runtime/run-command.js";
@@ -10,6 +10,10 @@ import { runLogged } from "./run-logged.js";
 const SHIFT_PARALLELISM = 32;
 /** How often a daemon waiting for another daemon's copy of the same template looks again. */
 const WAIT_POLL_MS = 250;
+/** A lock without a pid this old was left by a crash between its creation and its pid's write. */
+const EMPTY_LOCK_STALE_MS = 10_000;
+/** A lock this old is stale whoever holds it (its pid reused by another process): a copy takes seconds. */
+const LOCK_STALE_MS = 10 * 60_000;
 
 /** Leftovers of a shifted copy a crash interrupted, with the pid that made them (`cleanupStale`). */
 export const UNFINISHED_SHIFTED_COPY = /^rootfs-uid\d+\.(?:view|empty|tmp)-(\d+)(?:-\d+)?$/;
@@ -65,7 +69,12 @@ export class ShiftedCopies {
     const tmp = `${shifted}.tmp-${process.pid}-${Date.now()}`;
     await runLogged("cp", ["-a", "--reflink=auto", `${plain}/.`, tmp]);
     await shiftOwners(tmp, uidShift);
-    // Under the lock and without `.done`: what is there is a crash's half-renamed leftover, used by nobody.
+    // Under the lock and without `.done`: what is there is a crash's half-renamed leftover, used by nobody
+    // (unless a lock was judged stale while its copy was still being made: then theirs is kept).
+    if (existsSync(`${shifted}.done`)) {
+      rmSync(tmp, { recursive: true, force: true });
+      return shifted;
+    }
     rmSync(shifted, { recursive: true, force: true });
     renameSync(tmp, shifted);
     writeFileSync(`${shifted}.done`, new Date().toISOString());
@@ -87,9 +96,7 @@ async function withCopyLock(shifted: string, make: () => Promise<string>): Promi
       fd = openSync(lock, "wx");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const holder = Number(readFileSync(lock, "utf8").trim() || "0");
-      // Just created, pid not written yet (0): give its owner a moment, as for a live one.
-      if (holder !== 0 && holder !== process.pid && !isAlive(holder)) rmSync(lock, { force: true });
+      if (staleLock(lock)) rmSync(lock, { force: true });
       else await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
       continue;
     }
@@ -99,13 +106,30 @@ async function withCopyLock(shifted: string, make: () => Promise<string>): Promi
       if (existsSync(`${shifted}.done`)) return shifted;
       return await make();
     } finally {
+      // Not when another daemon judged ours stale and took it over meanwhile.
       try {
-        unlinkSync(lock);
+        if (readFileSync(lock, "utf8").trim() === String(process.pid)) unlinkSync(lock);
       } catch {
-        // taken over by another daemon that judged us dead: nothing of ours to remove
+        // gone already
       }
     }
   }
+}
+
+/** Whether a copy lock's daemon is gone: a dead pid, no pid long after its creation, or far too old. */
+function staleLock(lock: string): boolean {
+  let holder: number;
+  let ageMs: number;
+  try {
+    holder = Number(readFileSync(lock, "utf8").trim() || "0");
+    ageMs = Date.now() - statSync(lock).mtimeMs;
+  } catch {
+    return false; // released meanwhile: the next round takes it
+  }
+  if (ageMs > LOCK_STALE_MS) return true;
+  // Just created, its pid not written yet (0): give its owner a moment.
+  if (holder === 0) return ageMs > EMPTY_LOCK_STALE_MS;
+  return holder !== process.pid && !isAlive(holder);
 }
 
 /** Adds `shift` to every owner under `root`, several files at a time (one syscall pair each, ~45k files). */
