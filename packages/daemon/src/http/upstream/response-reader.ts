@@ -73,14 +73,10 @@ export class ResponseReader {
         case "head":
           at = this.readHead(data, at);
           break;
-        case "length": {
-          const n = Math.min(phase.left, data.length - at);
-          phase.left -= n;
-          this.events.body(data.subarray(at, at + n));
-          at += n;
+        case "length":
+          at = this.passBody(phase, data, at);
           if (phase.left === 0) this.finish();
           break;
-        }
         case "eof":
           this.events.body(data.subarray(at));
           at = data.length;
@@ -90,14 +86,10 @@ export class ResponseReader {
         case "trailers":
           at = this.readLine(data, at);
           break;
-        case "chunk-data": {
-          const n = Math.min(phase.left, data.length - at);
-          phase.left -= n;
-          this.events.body(data.subarray(at, at + n));
-          at += n;
+        case "chunk-data":
+          at = this.passBody(phase, data, at);
           if (phase.left === 0) this.phase = { kind: "chunk-crlf" };
           break;
-        }
         case "done":
           break;
       }
@@ -120,6 +112,14 @@ export class ResponseReader {
   }
 
   /** The message is complete: `push` reports it once it knows whether bytes follow. */
+  /** Hands on what `data` holds of the body's next `phase.left` bytes, from `at`; returns where it stopped. */
+  private passBody(phase: { left: number }, data: Buffer, at: number): number {
+    const n = Math.min(phase.left, data.length - at);
+    phase.left -= n;
+    this.events.body(data.subarray(at, at + n));
+    return at + n;
+  }
+
   private finish(): void {
     this.phase = { kind: "done" };
   }
