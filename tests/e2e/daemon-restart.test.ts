@@ -62,4 +62,20 @@ describe("daemon restart", () => {
     await Sandbox.kill(sandbox.id, daemon.conn);
     await expect(Sandbox.connect(sandbox.id, daemon.conn)).rejects.toMatchObject({ code: "sandbox_not_found" });
   });
+
+  it("a crash's restart removes the namespaces hibernated sandboxes kept, and a wake makes one anew", async () => {
+    const sandboxes = await Promise.all(Array.from({ length: 10 }, () => Sandbox.create({ idleTimeoutMs: 0, ...daemon.conn })));
+    for (const s of sandboxes) await s.hibernate();
+    const netns = (s: Sandbox) => `/var/run/netns/stasis-${networkTag(daemon.dataDir)}-${s.id}`;
+    // Kept while they sleep (10 min by default), so that a wake soon after skips making them.
+    expect(sandboxes.filter((s) => !existsSync(netns(s)))).toEqual([]);
+    await daemon.stop("SIGKILL");
+    await daemon.restart();
+    expect(sandboxes.filter((s) => existsSync(netns(s))).map((s) => s.id)).toEqual([]);
+    // The restarted daemon listens on a new port: connect again.
+    const woken = await Sandbox.connect(sandboxes[0]!.id, daemon.conn);
+    expect((await woken.commands.run("echo back")).stdout).toBe("back\n");
+    expect(existsSync(netns(woken))).toBe(true);
+    for (const s of sandboxes) await Sandbox.kill(s.id, daemon.conn);
+  });
 });

@@ -22,6 +22,9 @@ export interface NetworkPorts {
   tls: number;
 }
 
+/** Namespaces a restart removes at once. */
+const PRUNE_PARALLELISM = 8;
+
 /** How a start got its network: a namespace made anew, or one kept while its runtime stopped. */
 export type AttachKind = "made" | "kept";
 
@@ -115,11 +118,17 @@ export class SandboxNetworks {
 
   /** Removes this daemon's namespaces but those of `keep` (sandbox ids): what a crash left behind. */
   async prune(keep: ReadonlySet<string>): Promise<void> {
-    for (const id of this.names.present()) {
-      if (keep.has(id)) continue;
-      await removeSandboxNetns(this.names, id);
-      for (const [address, s] of this.byAddress) if (s.id === id) this.byAddress.delete(address);
+    const doomed = this.names.present().filter((id) => !keep.has(id));
+    // A few at a time: each is an `ip` run or two (~20-40 ms), and a restart after a crash may find
+    // hundreds (hibernated sandboxes keep theirs for a while), all before the daemon listens.
+    const failed: unknown[] = [];
+    for (let i = 0; i < doomed.length; i += PRUNE_PARALLELISM) {
+      const settled = await Promise.allSettled(doomed.slice(i, i + PRUNE_PARALLELISM).map((id) => removeSandboxNetns(this.names, id)));
+      for (const s of settled) if (s.status === "rejected") failed.push(s.reason);
     }
+    const gone = new Set(doomed);
+    for (const [address, s] of this.byAddress) if (gone.has(s.id)) this.byAddress.delete(address);
+    if (failed.length > 0) throw new Error(`${failed.length} of ${doomed.length} namespaces could not be removed: ${String(failed[0])}`);
   }
 
   private async prepareHost(): Promise<void> {
