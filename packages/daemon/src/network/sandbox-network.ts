@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { Logger } from "pino";
 import { parseIpv4, type NetworkPolicy, type ResolvedNetworkPolicy } from "@stasis/protocol";
+import { Limiter } from "../concurrency/limiter.js";
 import { crashPoint } from "../runtime/crash-point.js";
 import type { NetworkConfig } from "../config/network-config.js";
 import { runCommand } from "../runtime/run-command.js";
@@ -121,11 +122,9 @@ export class SandboxNetworks {
     const doomed = this.names.present().filter((id) => !keep.has(id));
     // A few at a time: each is an `ip` run or two (~20-40 ms), and a restart after a crash may find
     // hundreds (hibernated sandboxes keep theirs for a while), all before the daemon listens.
-    const failed: unknown[] = [];
-    for (let i = 0; i < doomed.length; i += PRUNE_PARALLELISM) {
-      const settled = await Promise.allSettled(doomed.slice(i, i + PRUNE_PARALLELISM).map((id) => removeSandboxNetns(this.names, id)));
-      for (const s of settled) if (s.status === "rejected") failed.push(s.reason);
-    }
+    const limiter = new Limiter(PRUNE_PARALLELISM);
+    const settled = await Promise.allSettled(doomed.map((id) => limiter.run(() => removeSandboxNetns(this.names, id))));
+    const failed = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
     const gone = new Set(doomed);
     for (const [address, s] of this.byAddress) if (gone.has(s.id)) this.byAddress.delete(address);
     if (failed.length > 0) throw new Error(`${failed.length} of ${doomed.length} namespaces could not be removed: ${String(failed[0])}`);

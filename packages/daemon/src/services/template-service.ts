@@ -14,7 +14,7 @@ import type { BuildStepRunner } from "../runtime/driver.js";
 import { BuildStepError, readContextFile, TemplateBuilder, type BuildEmit } from "../templates/template-builder.js";
 import { DEFAULT_SPEC_FILES, parseTemplateFile } from "../templates/template-parser.js";
 import { TemplateNotFoundError, TemplateSettingsError, type TemplateStore } from "../templates/template-store.js";
-import { Limiter } from "./limiter.js";
+import { Limiter } from "../concurrency/limiter.js";
 import type { SandboxService } from "./sandbox-service.js";
 import type { Attributes } from "@opentelemetry/api";
 import { traced } from "../observability/tracing.js";

@@ -4,7 +4,7 @@ import type { Runtime, Sandbox } from "@stasis/protocol";
 import { ApiError } from "../../errors/api-error.js";
 import type { SandboxRecord } from "../../store/sandbox-store.js";
 import { TemplateNotFoundError, type ResolvedTemplate } from "../../templates/template-store.js";
-import { Limiter } from "../limiter.js";
+import { Limiter } from "../../concurrency/limiter.js";
 
 /** States that hold a sandbox's memory (or are on their way to or from it): they count against capacity. */
 export const RESIDENT_STATES = ["creating", "running", "paused", "hibernating", "resuming"] as const;

@@ -12,7 +12,7 @@ import type { SandboxFilesystem } from "../../disks/sandbox-filesystem.js";
 import type { SandboxNetworks } from "../../network/sandbox-network.js";
 import type { SandboxRecord, SandboxStore } from "../../store/sandbox-store.js";
 import type { ResolvedTemplate, TemplateStore } from "../../templates/template-store.js";
-import { Limiter } from "../limiter.js";
+import { Limiter } from "../../concurrency/limiter.js";
 import { pinAgent, removeUnusedAgents, type PinnedAgent } from "./agent-binary.js";
 import { RESIDENT_STATES } from "./records.js";
 

@@ -2,6 +2,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { chmod, lchown, lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { Limiter } from "../../concurrency/limiter.js";
 import { isAlive } from "../../runtime/run-command.js";
 import type { ProgressFn } from "./manifests.js";
 import { runLogged } from "./run-logged.js";
@@ -18,6 +19,10 @@ const LOCK_STALE_MS = 10 * 60_000;
 /** Leftovers of a shifted copy a crash interrupted, with the pid that made them (`cleanupStale`). */
 export const UNFINISHED_SHIFTED_COPY = /^rootfs-uid\d+\.(?:view|empty|tmp)-(\d+)(?:-\d+)?$/;
 
+/** Written last, once the copy is complete and in place: its presence means the copy can be used. */
+const doneMark = (shifted: string) => `${shifted}.done`;
+const isMade = (shifted: string) => existsSync(doneMark(shifted));
+
 export class ShiftedCopies {
   /** Shifted copies being made: concurrent creates of the first crun sandboxes share one copy. */
   private readonly shifting = new Map<string, Promise<string>>();
@@ -32,13 +37,8 @@ export class ShiftedCopies {
     return this.once(shifted, () => this.makeShiftedCopy(plain, shifted, uidShift, progress));
   }
 
-  /** Whether the copy is made (a crun create of the template then starts at once). */
-  ready(shifted: string): boolean {
-    return existsSync(`${shifted}.done`);
-  }
-
   private async once(shifted: string, make: () => Promise<string>): Promise<string> {
-    if (this.ready(shifted)) return shifted;
+    if (isMade(shifted)) return shifted;
     let pending = this.shifting.get(shifted);
     if (!pending) {
       pending = withCopyLock(shifted, make).finally(() => this.shifting.delete(shifted));
@@ -71,13 +71,13 @@ export class ShiftedCopies {
     await shiftOwners(tmp, uidShift);
     // Under the lock and without `.done`: what is there is a crash's half-renamed leftover, used by nobody
     // (unless a lock was judged stale while its copy was still being made: then theirs is kept).
-    if (existsSync(`${shifted}.done`)) {
+    if (isMade(shifted)) {
       rmSync(tmp, { recursive: true, force: true });
       return shifted;
     }
     rmSync(shifted, { recursive: true, force: true });
     renameSync(tmp, shifted);
-    writeFileSync(`${shifted}.done`, new Date().toISOString());
+    writeFileSync(doneMark(shifted), new Date().toISOString());
     return shifted;
   }
 }
@@ -90,7 +90,7 @@ export class ShiftedCopies {
 async function withCopyLock(shifted: string, make: () => Promise<string>): Promise<string> {
   const lock = `${shifted}.lock`;
   for (;;) {
-    if (existsSync(`${shifted}.done`)) return shifted;
+    if (isMade(shifted)) return shifted;
     let fd: number;
     try {
       fd = openSync(lock, "wx");
@@ -103,7 +103,7 @@ async function withCopyLock(shifted: string, make: () => Promise<string>): Promi
     try {
       writeSync(fd, String(process.pid));
       closeSync(fd);
-      if (existsSync(`${shifted}.done`)) return shifted;
+      if (isMade(shifted)) return shifted;
       return await make();
     } finally {
       // Not when another daemon judged ours stale and took it over meanwhile.
@@ -133,35 +133,18 @@ function staleLock(lock: string): boolean {
 }
 
 /** Adds `shift` to every owner under `root`, several files at a time (one syscall pair each, ~45k files). */
-function shiftOwners(root: string, shift: number): Promise<void> {
-  const one = async (path: string): Promise<string[]> => {
+async function shiftOwners(root: string, shift: number): Promise<void> {
+  const limiter = new Limiter(SHIFT_PARALLELISM);
+  const shiftOne = async (path: string): Promise<string[]> => {
     const st = await lstat(path);
     await lchown(path, st.uid + shift, st.gid + shift);
     // chown clears setuid/setgid bits: put the mode back (symlinks have none).
     if (!st.isSymbolicLink() && st.mode & 0o6000) await chmod(path, st.mode & 0o7777);
     return st.isDirectory() ? (await readdir(path)).map((entry) => join(path, entry)) : [];
   };
-  return new Promise((resolve, reject) => {
-    const pending = [root];
-    let active = 0;
-    let failed = false;
-    const pump = (): void => {
-      while (!failed && active < SHIFT_PARALLELISM && pending.length > 0) {
-        active++;
-        one(pending.pop()!).then(
-          (children) => {
-            active--;
-            pending.push(...children);
-            if (active === 0 && pending.length === 0) resolve();
-            else pump();
-          },
-          (err: unknown) => {
-            failed = true;
-            reject(err as Error);
-          },
-        );
-      }
-    };
-    pump();
-  });
+  const visit = async (path: string): Promise<void> => {
+    const children = await limiter.run(() => shiftOne(path));
+    await Promise.all(children.map(visit));
+  };
+  await visit(root);
 }

@@ -1,6 +1,8 @@
 /**
  * Runs at most `limit` tasks at once; the others wait their turn in arrival order. Used where work is
- * CPU-bound on the host (sandbox boots), so a burst queues instead of every task slowing to a timeout.
+ * CPU-bound on the host (sandbox boots), so a burst queues instead of every task slowing to a timeout,
+ * and where many small host operations would otherwise run one by one or all at once (a restart's stale
+ * namespaces, the owners of a crun copy's files).
  */
 export class Limiter {
   private active = 0;
