@@ -72,22 +72,27 @@ export class SandboxService {
     this.core.removeUnusedAgents();
     this.sweeper.start();
     this.core.updateGauges();
-    this.prepareCrunRootfs();
+    this.prepareShiftedRootfs();
   }
 
   /**
-   * A crun sandbox's root is a copy of its template with every owner shifted into its user namespace,
-   * made once per template version (~5-15 s for `base`). Started here for the default template, in the
-   * background, so that the first crun create does not wait for it; a create meanwhile shares the copy.
+   * A runtime whose root is a shifted uid (crun's user namespace) needs a copy of the template with every
+   * owner shifted, made once per template version (~5-15 s for `base`). Started here for the default
+   * template, in the background, so that the first such create does not wait for it; a create meanwhile
+   * shares the copy.
    */
-  private prepareCrunRootfs(): void {
-    const { templates, config, log } = this.core.deps;
-    if (!this.core.probeOf("crun")?.available) return;
-    const started = performance.now();
-    templates.rootfs(DEFAULT_TEMPLATE, config.usernsBase, (line) => log.info({ template: DEFAULT_TEMPLATE }, line)).then(
-      () => log.debug({ template: DEFAULT_TEMPLATE, ms: Math.round(performance.now() - started) }, "crun root of the default template ready"),
-      (err: Error) => log.info({ template: DEFAULT_TEMPLATE, err: err.message }, "no crun root of the default template made ahead (a crun create makes it)"),
-    );
+  private prepareShiftedRootfs(): void {
+    const { templates, drivers, log } = this.core.deps;
+    for (const runtime of drivers.keys()) {
+      const owner = this.core.rootOwnerFor(runtime);
+      if (owner === 0 || !this.core.probeOf(runtime)?.available) continue;
+      const started = performance.now();
+      const fields = { template: DEFAULT_TEMPLATE, runtime };
+      templates.rootfs(DEFAULT_TEMPLATE, owner, (line) => log.info(fields, line)).then(
+        () => log.debug({ ...fields, ms: Math.round(performance.now() - started) }, "root of the default template ready"),
+        (err: Error) => log.info({ ...fields, err: err.message }, "no root of the default template made ahead (the first create makes it)"),
+      );
+    }
   }
 
   /** Stops the sweeper and closes channels. Sandboxes keep running and are reattached on the next start. */

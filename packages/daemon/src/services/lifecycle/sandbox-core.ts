@@ -180,7 +180,12 @@ export class SandboxCore {
 
   /** Host uid of the sandbox's root: crun sandboxes run in a user namespace. */
   ownerOf(record: SandboxRecord): number {
-    return record.runtime === "crun" ? this.deps.config.usernsBase : 0;
+    return this.rootOwnerFor(record.runtime);
+  }
+
+  /** The host uid of root in a sandbox of `runtime`: crun's user namespace shifts it; gVisor's does not. */
+  rootOwnerFor(runtime: Runtime): number {
+    return runtime === "crun" ? this.deps.config.usernsBase : 0;
   }
 
   /**
