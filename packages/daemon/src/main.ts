@@ -15,6 +15,7 @@ import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { tracedRequests } from "./observability/http-tracing.js";
 import { startTracing } from "./observability/tracing-setup.js";
+import { StartupPhases } from "./observability/startup-phases.js";
 import { detectCgroupMode } from "./runtime/cgroups.js";
 import { canRunBuildSteps } from "./runtime/driver.js";
 import { createHostDrivers } from "./runtime/drivers/create-drivers.js";
@@ -53,7 +54,8 @@ export interface RunningDaemon {
 /** The composition root: config -> logger -> store -> drivers -> services -> http. */
 export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
   // Before anything that may start a span; a no-op unless an OTLP endpoint is configured.
-  const tracing = startTracing();
+  const startup = new StartupPhases();
+  const tracing = await startTracing();
   const log = createLogger(config.logLevel);
   if (tracing.enabled) log.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "OpenTelemetry tracing on");
   mkdirSync(config.dataDir, { recursive: true });
@@ -68,17 +70,22 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const drivers = createHostDrivers({ ...config, cgroupMode });
   const stepDriver = [...drivers.values()].find(canRunBuildSteps);
   const templates = new TemplateStore(config.templatesDir);
+  startup.mark("store");
   // A crashed daemon's build steps first (they hold the staging folders the store then removes).
   const staleSteps = (await stepDriver?.removeStaleSteps()) ?? [];
   if (staleSteps.length > 0) log.info({ containers: staleSteps }, "removed build-step containers left by a stopped daemon");
   await templates.cleanupStale();
   await removeStaleBuildNetworks();
+  startup.mark("staleBuilds");
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"), { diskPool: config.diskPool, primeSizesMiB: [DEFAULT_RESOURCES.diskMiB], log });
   await filesystem.start();
+  startup.mark("filesystem");
   const egress = await startEgress(config, secrets, metrics, log);
+  startup.mark("network");
   const inbound = new InboundConnections();
   const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log, network: egress.networking?.networks ?? null, secrets: egress.secrets, extraCaPem: egress.extraCaPem, inbound });
   await sandboxes.start();
+  startup.mark("sandboxes");
   metrics.networkBytesSource = () => sandboxes.networkTotals();
   const exec = new ExecService(sandboxes, metrics, config.maxBufferedOutputBytes);
   const files = new FileService(sandboxes, config.maxUploadBytes);
@@ -130,7 +137,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   });
   const url = `http://${hostInUrl(config.host)}:${listeners.port}`;
   const httpsUrl = listeners.httpsPort === null ? undefined : `https://${hostInUrl(config.host)}:${listeners.httpsPort}`;
-  log.info({ url, httpsUrl, cgroups: cgroupMode, version: DAEMON_VERSION }, "stasis daemon listening");
+  startup.mark("listen");
+  log.info({ url, httpsUrl, cgroups: cgroupMode, version: DAEMON_VERSION, ...startup.summary() }, "stasis daemon listening");
   const opened = listeners;
 
   return {

@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { crashPoint } from "../runtime/crash-point.js";
@@ -30,6 +30,8 @@ export interface SandboxPaths {
   runtimeDir: string;
   /** The hibernated sandbox's memory image; complete once it exists (written under a temporary name). */
   checkpointDir: string;
+  /** Present while the disk is (or may be) frozen for a fork's copy: a crash leaves it, and the next start thaws. */
+  freezeMark: string;
 }
 
 /**
@@ -72,6 +74,7 @@ export class SandboxFilesystem {
       rootfs: join(dir, "rootfs"),
       runtimeDir: join(dir, "runtime"),
       checkpointDir: join(dir, "checkpoint"),
+      freezeMark: join(dir, "frozen"),
     };
   }
 
@@ -110,6 +113,7 @@ export class SandboxFilesystem {
   async clone(sourceId: string, cloneIds: string[], lowerdir: string, owner: number): Promise<void> {
     const src = this.paths(sourceId);
     const targets = cloneIds.map((id) => this.makeDirs(id, owner));
+    writeFileSync(src.freezeMark, "");
     await must("fsfreeze", ["--freeze", src.diskMount]);
     try {
       crashPoint("fork.copying");
@@ -117,19 +121,24 @@ export class SandboxFilesystem {
       for (const t of targets) await must("cp", ["--sparse=always", src.diskImage, t.diskImage]);
     } finally {
       await must("fsfreeze", ["--unfreeze", src.diskMount]);
+      rmSync(src.freezeMark, { force: true });
     }
     for (const id of cloneIds) await this.mount(id, lowerdir, owner);
   }
 
   /**
    * Thaws the sandbox's filesystem if a crash left it frozen (a daemon killed mid-copy): its writes would
-   * hang, and so would unmounting it. Not frozen, or not mounted: nothing to do.
+   * hang, and so would unmounting it. Only a disk with its freeze mark is asked (an `fsfreeze` run costs
+   * ~100 ms on a loaded host, and a restart settles every sandbox before it listens); not mounted: nothing to do.
    */
   async thaw(id: string): Promise<void> {
     const p = this.paths(id);
-    if (!(await isMountpoint(p.diskMount))) return;
-    const out = await runCommand("fsfreeze", ["--unfreeze", p.diskMount], { timeoutMs: 10_000 });
-    if (out.code !== 0 && !/Invalid argument/i.test(out.stderr)) throw new Error(`fsfreeze --unfreeze ${p.diskMount}: ${out.stderr.trim()}`);
+    if (!existsSync(p.freezeMark)) return;
+    if (await isMountpoint(p.diskMount)) {
+      const out = await runCommand("fsfreeze", ["--unfreeze", p.diskMount], { timeoutMs: 10_000 });
+      if (out.code !== 0 && !/Invalid argument/i.test(out.stderr)) throw new Error(`fsfreeze --unfreeze ${p.diskMount}: ${out.stderr.trim()}`);
+    }
+    rmSync(p.freezeMark, { force: true });
   }
 
   /** Flushes the sandbox's writable layer to disk (after a checkpoint: files must survive a host crash). */

@@ -7,7 +7,7 @@ it("a stop does not wait on a collector that never answers", async () => {
   const exporter = new InMemorySpanExporter();
   const hung = new SimpleSpanProcessor(exporter);
   hung.shutdown = () => new Promise(() => {});
-  const tracing = startTracing({}, hung, 20);
+  const tracing = await startTracing({}, hung, 20);
   await traced("before the stop", {}, async () => {});
   expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(["before the stop"]);
   await expect(tracing.shutdown()).resolves.toBeUndefined();

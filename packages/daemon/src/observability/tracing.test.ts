@@ -19,8 +19,8 @@ import { traced } from "./tracing.js";
 // One provider for the file (the API's globals), exporting to memory; each test reads what it made.
 const exporter = new InMemorySpanExporter();
 let tracing: Tracing;
-beforeAll(() => {
-  tracing = startTracing({}, new SimpleSpanProcessor(exporter));
+beforeAll(async () => {
+  tracing = await startTracing({}, new SimpleSpanProcessor(exporter));
 });
 afterAll(() => tracing.shutdown());
 beforeEach(() => exporter.reset());

@@ -43,7 +43,7 @@ export class FakeDisks implements SandboxDisks {
 
   paths(id: string): SandboxPaths {
     const dir = join(this.root, id);
-    return { dir, diskImage: join(dir, "disk.img"), diskMount: join(dir, "disk"), rootfs: join(dir, "rootfs"), runtimeDir: join(dir, "runtime"), checkpointDir: join(dir, "checkpoint") };
+    return { dir, diskImage: join(dir, "disk.img"), diskMount: join(dir, "disk"), rootfs: join(dir, "rootfs"), runtimeDir: join(dir, "runtime"), checkpointDir: join(dir, "checkpoint"), freezeMark: join(dir, "frozen") };
   }
 
   create(id: string, lowerdir: string, diskMiB: number, _owner: number): Promise<SandboxPaths> {
