@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
@@ -108,6 +108,37 @@ describe("the preview route's HTTP client", () => {
     expect(connections).toBe(1);
     expect(idle).toHaveLength(2);
     expect(big.sockets[0]).toBe(chunked.sockets[0]);
+    client.close();
+  });
+
+  it("keeps at most its limits of idle connections, per port and in all; a connection the server closed frees its place", async () => {
+    // Each server answers once `n` requests are in, so a burst of n takes n connections.
+    const burstServer = (n: number) => {
+      const waiting: ServerResponse[] = [];
+      return createServer((_req, res) => {
+        waiting.push(res);
+        if (waiting.length === n) for (const r of waiting.splice(0)) r.end("ok");
+      });
+    };
+    const a = burstServer(3);
+    const b = burstServer(2);
+    const [portA, portB] = [await listen(a), await listen(b)];
+    const idle: Socket[] = [];
+    const client = new UpstreamClient({ onIdle: (s) => idle.push(s) }, { perTarget: 2, total: 3 });
+    const burst = async (port: number, n: number) => {
+      const results = await Promise.all(Array.from({ length: n }, () => exchange(client, get(port, "/"))));
+      expect(results.map((r) => r.body.toString())).toEqual(Array(n).fill("ok"));
+    };
+    await burst(portA, 3);
+    expect(idle).toHaveLength(2);
+    // Two of A's are kept: B gets one place of the three.
+    await burst(portB, 2);
+    expect(idle).toHaveLength(3);
+    // A's server closes its idle connections: their places go back, and B's next burst keeps two.
+    a.closeIdleConnections();
+    await new Promise((r) => setTimeout(r, 50));
+    await burst(portB, 2);
+    expect(idle).toHaveLength(5);
     client.close();
   });
 
