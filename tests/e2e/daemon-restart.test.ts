@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "@stasis/sdk";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { networkTag, startTestDaemon, type TestDaemon } from "./harness.js";
 
 describe("daemon restart", () => {
@@ -40,6 +41,24 @@ describe("daemon restart", () => {
     const second = Number((await again.files.readText("/tmp/counter")).trim());
     expect(second).toBeGreaterThan(first);
     await again.kill();
+  });
+
+  it("a start that fails (its port taken) exits with 1, saying why, with its disk pool unmounted and its data folder free", async () => {
+    await daemon.stop("SIGTERM");
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    try {
+      const port = String((taken.address() as AddressInfo).port);
+      // The pool mounts its disks before the daemon listens: the failed start must take them down again.
+      await expect(daemon.restart({ STASIS_PORT: port, STASIS_DISK_POOL: "2" })).rejects.toThrow(/daemon exited with 1[\s\S]*EADDRINUSE/);
+    } finally {
+      taken.close();
+    }
+    const mounted = readFileSync("/proc/self/mounts", "utf8").split("\n").filter((l) => l.split(" ")[1]?.startsWith(daemon.dataDir));
+    expect(mounted).toEqual([]);
+    // The data folder's lock went with it: the next start comes up.
+    await daemon.restart();
+    expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
   });
 
   it("marks a sandbox whose runtime vanished while the daemon was down as failed, with the reason, and keeps its files readable", async () => {

@@ -66,7 +66,8 @@ export async function startTestDaemon(extraEnv: NodeJS.ProcessEnv = {}): Promise
     const proc = spawn(process.execPath, [CLI, "serve"], { env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
     url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${logs.slice(-20).join("\n")}`)), 60_000);
+      // One that never comes up is killed, not left holding its data folder and mounts after the suite.
+      const timer = setTimeout(() => (proc.kill("SIGKILL"), reject(new Error(`daemon did not start:\n${logs.slice(-20).join("\n")}`))), 60_000);
       for (const stream of [proc.stdout!, proc.stderr!]) {
         createInterface({ input: stream }).on("line", (line) => {
           logs.push(line);

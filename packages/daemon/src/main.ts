@@ -51,8 +51,22 @@ export interface RunningDaemon {
   close(): Promise<void>;
 }
 
-/** The composition root: config -> logger -> store -> drivers -> services -> http. */
+/**
+ * The composition root: config -> logger -> store -> drivers -> services -> http. A start that fails
+ * half-way (its port taken, say) stops what it had started (disk pool, network daemon, store, data-folder
+ * lock) before it throws, so the process can exit and the next start finds nothing held.
+ */
 export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
+  const started = new StartedParts();
+  try {
+    return await composeDaemon(config, started);
+  } catch (err) {
+    await started.stopAll();
+    throw err;
+  }
+}
+
+async function composeDaemon(config: DaemonConfig, started: StartedParts): Promise<RunningDaemon> {
   // Before anything that may start a span; a no-op unless an OTLP endpoint is configured.
   const startup = new StartupPhases();
   const tracing = await startTracing();
@@ -61,7 +75,9 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   mkdirSync(config.dataDir, { recursive: true });
   mkdirSync(config.runDir, { recursive: true, mode: 0o700 });
   const lock = lockDataDir(config.dataDir);
+  started.add(() => lock.release());
   const database = new Database(join(config.dataDir, "stasis.db"));
+  started.add(() => database.close());
   const store = new SandboxStore(database);
   const e2bStore = new E2bStore(database);
   const secrets = new SecretStore(database, new SecretsKey(config.secretsKeyFile));
@@ -78,12 +94,18 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   await removeStaleBuildNetworks();
   startup.mark("staleBuilds");
   const filesystem = new SandboxFilesystem(join(config.dataDir, "sandboxes"), { diskPool: config.diskPool, primeSizesMiB: [DEFAULT_RESOURCES.diskMiB], log });
+  started.add(() => filesystem.stop());
   await filesystem.start();
   startup.mark("filesystem");
   const egress = await startEgress(config, secrets, metrics, log);
+  started.add(() => egress.networking?.close());
   startup.mark("network");
   const inbound = new InboundConnections();
   const sandboxes = new SandboxService({ config, store, drivers, filesystem, templates, metrics, log, network: egress.networking?.networks ?? null, secrets: egress.secrets, extraCaPem: egress.extraCaPem, inbound });
+  started.add(async () => {
+    await sandboxes.discardPools();
+    sandboxes.stop();
+  });
   await sandboxes.start();
   startup.mark("sandboxes");
   metrics.networkBytesSource = () => sandboxes.networkTotals();
@@ -98,6 +120,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const portForward = new PortForward(preview, config.apiKey, log.child({ component: "port-forward" }));
   const e2bMetrics = new E2bMetricsHistory(sandboxes);
   e2bMetrics.start();
+  started.add(() => e2bMetrics.stop());
   const app = createApp({
     apiKey: config.apiKey,
     metricsAuth: config.metricsAuth,
@@ -162,6 +185,20 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       log.info("stasis daemon stopped; hibernated sandboxes wake on their next request, others are reattached on the next start");
     },
   };
+}
+
+/** What a start has started so far, stopped in reverse order if a later step fails. */
+class StartedParts {
+  private readonly stops: (() => unknown)[] = [];
+
+  add(stop: () => unknown): void {
+    this.stops.push(stop);
+  }
+
+  async stopAll(): Promise<void> {
+    // Best effort: the start's own error is the one to report.
+    for (const stop of this.stops.reverse()) await Promise.resolve().then(stop).catch(() => {});
+  }
 }
 
 function hostInUrl(host: string): string {

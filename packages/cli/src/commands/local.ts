@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CommandOf } from "../command.js";
 import { loadOptional } from "../optional-package.js";
-import { note, printJson, write, type Context } from "../output.js";
+import { errorLine, note, printJson, write, type Context } from "../output.js";
 
 // The daemon package (native SQLite, HTTP server) loads only for the commands that run on the host itself,
 // and is an optional peer of the CLI: client commands work without it.
@@ -18,7 +18,11 @@ function applyEnv(ctx: Context, vars: Record<string, string | number | undefined
 export async function serve(cmd: CommandOf<"serve">, ctx: Context): Promise<number> {
   applyEnv(ctx, { STASIS_HOST: cmd.host, STASIS_PORT: cmd.port, STASIS_DATA_DIR: cmd.dataDir, STASIS_DEFAULT_RUNTIME: cmd.runtime });
   const { loadConfig, startDaemon } = await daemon("serve");
-  const running = await startDaemon(loadConfig(ctx.env));
+  const running = await startDaemon(loadConfig(ctx.env)).catch((err: unknown) => {
+    // Whatever the failed start left open (a timer, a socket) must not keep a daemon that serves nothing alive.
+    ctx.io.stderr.write(`${errorLine(err)}\n`);
+    process.exit(1);
+  });
   const code = await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
