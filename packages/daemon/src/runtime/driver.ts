@@ -67,6 +67,12 @@ export interface DriverCapabilities {
 export interface RuntimeDriver {
   readonly name: Runtime;
   readonly capabilities: DriverCapabilities;
+  /**
+   * The host uid that root inside this runtime's sandboxes is, which owns their files on the host: a
+   * runtime that runs sandboxes in a user namespace shifts it (crun); one whose kernel is the boundary
+   * runs them as host root (gVisor: 0). The template's root is copied with owners shifted to match.
+   */
+  readonly rootOwner: number;
   probe(): Promise<RuntimeProbe>;
   /** Creates and starts the sandbox with the agent as init; returns once the runtime has started it. */
   launch(spec: SandboxLaunchSpec): Promise<LaunchedSandbox>;

@@ -52,6 +52,11 @@ export class CrunDriver extends OciDriver {
     super(options.freezer);
   }
 
+  /** Root inside is the first uid of the sandbox's user namespace on the host. */
+  get rootOwner(): number {
+    return this.options.usernsBase;
+  }
+
   protected containerId(ref: SandboxRef): string {
     return ref.id;
   }

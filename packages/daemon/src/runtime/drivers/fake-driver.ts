@@ -162,6 +162,8 @@ export interface FakeDriverOptions {
   checkpoint?: boolean;
   /** What probe answers (default available). */
   available?: boolean;
+  /** The host uid of the sandbox's root (default 0; a user namespace's base for a crun stand-in). */
+  rootOwner?: number;
   /** Shared with the fake disks of the same daemon, so a crash point in either stops both. */
   faults?: StepFaults<string>;
 }
@@ -173,6 +175,7 @@ export interface FakeDriverOptions {
 export class FakeDriver implements RuntimeDriver, Pausable, Checkpointable {
   readonly name: Runtime;
   readonly capabilities: DriverCapabilities;
+  readonly rootOwner: number;
   readonly faults: StepFaults<string>;
   private readonly available: boolean;
 
@@ -183,6 +186,7 @@ export class FakeDriver implements RuntimeDriver, Pausable, Checkpointable {
     this.name = options.name ?? "gvisor";
     this.capabilities = { pause: true, checkpoint: options.checkpoint ?? true, buildSteps: false };
     this.available = options.available ?? true;
+    this.rootOwner = options.rootOwner ?? 0;
     this.faults = options.faults ?? new StepFaults<string>();
   }
 

@@ -33,6 +33,8 @@ const DELETE_DELAY_MS = Number(process.env.STASIS_TEST_DELETE_DELAY_MS ?? 0) || 
 export class GvisorDriver extends OciDriver implements Checkpointable, BuildStepRunner {
   readonly name = "gvisor" as const;
   readonly capabilities = { pause: true, checkpoint: true, buildSteps: true };
+  /** The sentry, not a user namespace, is the boundary: the sandbox's files are owned by host root. */
+  readonly rootOwner = 0;
   private platform: "systrap" | "ptrace" | null;
   private version = "unknown";
   /** When each runtime process this daemon started exits, by container id: a checkpoint is final only then. */

@@ -24,6 +24,7 @@ import { cgroupPathOf } from "../oci-spec.js";
 export abstract class OciDriver implements RuntimeDriver, Pausable {
   abstract readonly name: Runtime;
   abstract readonly capabilities: DriverCapabilities;
+  abstract readonly rootOwner: number;
 
   protected constructor(protected readonly freezer: Freezer) {}
 

@@ -183,9 +183,12 @@ export class SandboxCore {
     return this.rootOwnerFor(record.runtime);
   }
 
-  /** The host uid of root in a sandbox of `runtime`: crun's user namespace shifts it; gVisor's does not. */
+  /**
+   * The host uid of root in a sandbox of `runtime`, as its driver says. A runtime not configured on this
+   * daemon starts nothing; its failed sandboxes' files are then read over the unshifted root (0).
+   */
   rootOwnerFor(runtime: Runtime): number {
-    return runtime === "crun" ? this.deps.config.usernsBase : 0;
+    return this.deps.drivers.get(runtime)?.rootOwner ?? 0;
   }
 
   /**

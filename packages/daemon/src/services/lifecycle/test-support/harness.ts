@@ -73,7 +73,7 @@ export class TestHost {
     };
     const faults = new StepFaults<string>();
     const driver = new FakeDriver(this.host, { name: "gvisor", faults, available: options.available ?? true });
-    const crun = new FakeDriver(this.host, { name: "crun", checkpoint: false, faults });
+    const crun = new FakeDriver(this.host, { name: "crun", checkpoint: false, rootOwner: config.usernsBase, faults });
     const drivers = new Map<Runtime, RuntimeDriver>([["crun", crun]]);
     if (options.gvisor !== false) drivers.set("gvisor", driver);
     const disks = new FakeDisks(join(this.dir, "sandboxes"), this.mounts, faults);
