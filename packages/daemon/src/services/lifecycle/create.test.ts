@@ -90,6 +90,15 @@ describe("create", () => {
     expect(env.host.ids()).toEqual([]);
   });
 
+  it("removes the record, and launches nothing, when its disk cannot be made", async () => {
+    const d = await env.startDaemon();
+    d.disks.faults.failNext("create", new Error("mkfs: no space"));
+    await expect(d.service.create(params())).rejects.toMatchObject({ code: "sandbox_failed", message: expect.stringMatching(/mkfs: no space/) as unknown });
+    expect(d.store.live()).toEqual([]);
+    expect(env.host.ids()).toEqual([]);
+    expect(d.driver.faults.count("launch")).toBe(0);
+  });
+
   it("removes the record when the agent dies before saying hello", async () => {
     const d = await env.startDaemon();
     env.host.nextAgent({ exitBeforeHello: true });
