@@ -32,7 +32,7 @@ export const INOTIFY_INSTANCES_PER_UID = 32;
  * namespaced") from the host, in the new user namespace, before the agent starts: a createRuntime hook
  * gets the container's state, with its pid, on stdin.
  */
-function userNamespaceLimitsHook(): { path: string; args: string[]; env: string[]; timeout: number } {
+export function userNamespaceLimitsHook(): { path: string; args: string[]; env: string[]; timeout: number } {
   // The pid is cut out of the state with the shell's own builtins: a hook runs on every create's critical
   // path, and each extra process (tr, sed, a subshell) cost a few ms there.
   const script =
