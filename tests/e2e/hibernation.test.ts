@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NotSupportedByRuntimeError, Sandbox } from "@stasis/sdk";
 import { startTestDaemon, type TestDaemon } from "./harness.js";
@@ -71,6 +72,22 @@ describe("hibernation on gvisor", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect((await sandbox.hibernate()).state).toBe("hibernated");
     expect(await result).toMatchObject({ exitCode: 0, stdout: "done\n", timedOut: false });
+    await sandbox.kill();
+  });
+
+  // The agent's channel is a pair of host pipes that a checkpoint does not keep: what the agent had not
+  // read yet is gone after a wake. An agent checkpointed halfway through a message (a daemon that died
+  // mid-write, a resync's padding still arriving) must still answer the next daemon's first request.
+  it.each([
+    ["a line", Buffer.from('{"id":12,"op":"sta')],
+    ["a frame", Buffer.concat([Buffer.from([0, 0, 0, 0x03, 0xe8, 0, 0x10, 0, 0]), Buffer.from('{"id":13,"op":"write_chunk"')])],
+  ])("wakes when checkpointed halfway through reading %s, the rest of it lost", async (_what, torn) => {
+    const sandbox = await Sandbox.create({ idleTimeoutMs: 0, ...daemon.conn });
+    await sandbox.files.write("/root/kept.txt", "kept");
+    writeFileSync(`${daemon.dataDir}/sandboxes/${sandbox.id}/runtime/agent.in`, torn);
+    expect((await sandbox.hibernate()).state).toBe("hibernated");
+    expect((await sandbox.commands.run("cat /root/kept.txt")).stdout).toBe("kept");
+    expect((await sandbox.refresh()).state).toBe("running");
     await sandbox.kill();
   });
 

@@ -245,3 +245,33 @@ describe("AgentClient.resync (a daemon restart)", () => {
     await expect(held).rejects.toMatchObject({ code: "sandbox_failed" });
   });
 });
+
+describe("AgentClient.restored (the first exchange after a restore from a checkpoint)", () => {
+  it("checkpointed in step: a newline ends any line the agent had begun, then a ping; nothing it says is dropped", async () => {
+    const { client, peer } = connectTestPeer();
+    const ready = client.restored(1000, true);
+    const ping = await peer.next();
+    expect(ping.msg.op).toBe("ping");
+    expect(peer.head.toString().startsWith('\n{"id":')).toBe(true);
+    expect(peer.paddings).toBe(0);
+    const events: unknown[] = [];
+    client.subscribe(7, (e) => events.push(e));
+    peer.says({ ev: "exit", pid: 7, code: 0, signal: null });
+    peer.ok(ping, { version: "0.3.0", protocol: 2, uptimeMs: 5 });
+    expect(await ready).toBe("0.3.0");
+    expect(events).toHaveLength(1);
+  });
+
+  it("not in step: a full resync (padding, and what the agent wrote before its answer dropped)", async () => {
+    const { client, peer } = connectTestPeer();
+    const ready = client.restored(1000, false);
+    const ping = await peer.next();
+    expect(peer.paddings).toBe(1);
+    // The rest of a message the agent was halfway through writing when it was checkpointed.
+    peer.output.write(Buffer.from([0, 0, 0, 1]));
+    peer.says("ult\":{}}");
+    peer.ok(ping, { version: "0.3.0", protocol: 2, uptimeMs: 5 });
+    expect(await ready).toBe("0.3.0");
+    expect(client.closed).toBe(false);
+  });
+});

@@ -143,6 +143,35 @@ export class AgentConnection extends EventEmitter {
     return this.pingHello({ timeoutMs, resync: true });
   }
 
+  /**
+   * Whether the agent has read everything written to it: a ping answered after the rest (behind a resync
+   * under way). A checkpoint taken then holds the agent between two messages; one taken otherwise may hold
+   * it inside a message whose rest the pipe loses with the runtime, and its restore must resync in full.
+   */
+  inStep(timeoutMs: number): Promise<boolean> {
+    if (this.closedReason) return Promise.resolve(false);
+    return this.call("ping", {}, { timeoutMs }).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Nothing written is unanswered, held or unsent: what a frozen agent (which answers no ping) can show. */
+  get quiet(): boolean {
+    return !this.closedReason && !this.reader.resyncing && this.pending.size === 0 && this.held.size === 0 && this.channel.input.writableLength === 0;
+  }
+
+  /**
+   * The first exchange with an agent restored from a checkpoint, over pipes that are new: what the old ones
+   * held unread went with them. Checkpointed in step, the agent can at most have begun a line sent without
+   * a reply (an ack), which a newline ends (an empty line is nothing to it); otherwise a full resync, as
+   * after a daemon restart, which also drops a message the agent was halfway through writing.
+   */
+  restored(timeoutMs: number, checkpointedInStep: boolean): Promise<string> {
+    if (checkpointedInStep) this.channel.input.write("\n");
+    return checkpointedInStep ? this.waitReady(timeoutMs) : this.resync(timeoutMs);
+  }
+
   /** A ping whose answer counts as the agent's hello (an agent of protocol 1 leaves `protocol` out). */
   private async pingHello(options: CallOptions & { resync?: boolean }): Promise<string> {
     const { result } = await this.call("ping", {}, options);

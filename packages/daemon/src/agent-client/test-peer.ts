@@ -13,6 +13,10 @@ export type Received = { msg: Record<string, unknown>; payload: Buffer | null; f
  */
 export class TestPeer {
   readonly received: Received[] = [];
+  /** Resync paddings the client wrote. */
+  paddings = 0;
+  /** The first bytes the client wrote (up to 64). */
+  head = Buffer.alloc(0);
   private waiters: (() => void)[] = [];
   private taken = 0;
 
@@ -23,7 +27,7 @@ export class TestPeer {
     const reader = new MessageReader(64 * 1024 * 1024, {
       message: (body, payload) => {
         // A resync's padding: the agent drops it as a malformed line.
-        if (body[0] === 0xff) return;
+        if (body[0] === 0xff) return void this.paddings++;
         this.received.push({ msg: JSON.parse(body.toString("utf8")) as Record<string, unknown>, payload, framed: payload !== null });
         for (const w of this.waiters.splice(0)) w();
       },
@@ -34,7 +38,10 @@ export class TestPeer {
         throw new Error(`the client wrote a bad frame: ${reason}`);
       },
     });
-    input.on("data", (chunk: Buffer) => reader.push(chunk));
+    input.on("data", (chunk: Buffer) => {
+      if (this.head.length < 64) this.head = Buffer.concat([this.head, chunk]).subarray(0, 64);
+      reader.push(chunk);
+    });
   }
 
   /** The next request not yet taken, waiting for it if need be. */

@@ -26,6 +26,27 @@ describe("CheckpointImage", () => {
     expect(image.bytes()).toBeGreaterThan(0);
   });
 
+  it("keeps the note that the channel was in step, made before the write, through the commit and a move", () => {
+    const image = new CheckpointImage(join(dir, "checkpoint"));
+    image.noteChannelInStep(true);
+    writeFileSync(join(image.beginWrite(), "pages.img"), "x");
+    image.commit();
+    expect(image.channelInStep()).toBe(true);
+    expect(existsSync(image.inStepNotePath)).toBe(false);
+    expect(image.moveTo(join(dir, "kept")).channelInStep()).toBe(true);
+    // Not in step, or a checkpoint that failed: no note.
+    image.noteChannelInStep(true);
+    image.noteChannelInStep(false);
+    writeFileSync(join(image.beginWrite(), "pages.img"), "x");
+    image.commit();
+    expect(image.channelInStep()).toBe(false);
+    image.discard();
+    image.noteChannelInStep(true);
+    image.beginWrite();
+    image.discardPartial();
+    expect(existsSync(image.inStepNotePath)).toBe(false);
+  });
+
   it("moves and discards the complete image", async () => {
     const image = new CheckpointImage(join(dir, "checkpoint"));
     writeFileSync(join(image.beginWrite(), "pages.img"), "x");

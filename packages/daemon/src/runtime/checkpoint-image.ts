@@ -2,6 +2,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 
+/** The note, inside an image, that its agent was between two messages (the runtime ignores other files). */
+const CHANNEL_IN_STEP = "stasis-channel-in-step";
+
 /**
  * A checkpoint (memory) image on disk. It is written under its partial name and renamed once complete,
  * so the complete name existing means "complete": a crash mid-write leaves only a partial image, which
@@ -57,21 +60,45 @@ export class CheckpointImage {
     }
   }
 
-  /** An empty partial folder to write into (a partial a crash left is removed first). */
+  /** An empty partial folder to write into (a partial a crash left is removed first; a note made for it kept). */
   beginWrite(): string {
-    this.discardPartial();
+    rmSync(this.partialPath, { recursive: true, force: true });
+    this.dropMarkers();
     mkdirSync(this.partialPath, { recursive: true, mode: 0o700 });
     return this.partialPath;
+  }
+
+  /** Where the note that the agent was in step waits beside a partial image (see noteChannelInStep). */
+  get inStepNotePath(): string {
+    return `${this.partialPath}.in-step`;
+  }
+
+  /**
+   * Notes, before a checkpoint, whether the agent had read everything sent to it (AgentConnection.inStep);
+   * commit() takes the note into the image, so that it survives a daemon that dies meanwhile. Without it
+   * (an image of an older daemon, or of an agent that did not confirm) a restore takes the agent to have
+   * been halfway through a message.
+   */
+  noteChannelInStep(inStep: boolean): void {
+    if (inStep) writeFileSync(this.inStepNotePath, "");
+    else rmSync(this.inStepNotePath, { force: true });
+  }
+
+  /** Whether the complete image was taken with the channel in step (see noteChannelInStep). */
+  channelInStep(): boolean {
+    return existsSync(join(this.path, CHANNEL_IN_STEP));
   }
 
   /** Marks the image complete. */
   commit(): void {
     renameSync(this.partialPath, this.path);
+    if (existsSync(this.inStepNotePath)) renameSync(this.inStepNotePath, join(this.path, CHANNEL_IN_STEP));
     this.dropMarkers();
   }
 
   discardPartial(): void {
     rmSync(this.partialPath, { recursive: true, force: true });
+    rmSync(this.inStepNotePath, { force: true });
     this.dropMarkers();
   }
 

@@ -208,6 +208,7 @@ export class Booter {
         await filesystem.mount(record.id, await templates.rootfs(record.template, owner), owner);
       }
       const prepared = performance.now() - started;
+      const inStep = image.channelInStep();
       let restored: { agent: AgentClient; exited: Promise<string> } | null = null;
       // Where a wake's time goes, in its log line: the network, the runtime's start, the agent's answer.
       const phases = { networkMs: 0, launchMs: 0, agentMs: 0 };
@@ -220,7 +221,8 @@ export class Booter {
         crashPoint(why === "fork" ? "fork.restored" : "wake.restored");
         phases.launchMs += lap();
         try {
-          const agent = await traced("sandbox.agent_ready", {}, () => this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, why === "resume" ? "wake" : why));
+          const phase = why === "resume" ? "wake" : why;
+          const agent = await traced("sandbox.agent_ready", {}, () => this.core.connect(record, launched, AGENT_READY_TIMEOUT_MS, phase, (a) => a.restored(AGENT_READY_TIMEOUT_MS, inStep)));
           phases.agentMs += lap();
           restored = { agent, exited: launched.exited };
         } catch (err) {

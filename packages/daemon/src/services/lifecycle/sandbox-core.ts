@@ -247,15 +247,18 @@ export class SandboxCore {
     };
   }
 
-  /** Opens the agent channel of a freshly started runtime and waits until the agent answers. */
-  async connect(record: SandboxRecord, launched: LaunchedSandbox, timeoutMs: number, phase: string): Promise<AgentClient> {
+  /**
+   * Opens the agent channel of a freshly started runtime and waits until the agent answers (`first`: the
+   * exchange that finds it, by default its hello or a ping).
+   */
+  async connect(record: SandboxRecord, launched: LaunchedSandbox, timeoutMs: number, phase: string, first = (agent: AgentClient) => agent.waitReady(timeoutMs)): Promise<AgentClient> {
     const agent = this.agentOn(record.id, launched.channel);
     const exitedDuring = (reason: string) => new ApiError("sandbox_failed", `sandbox exited during ${phase} (${reason}): ${this.runtimeLogTail(record.id)}`);
     const exitedEarly = launched.exited.then((reason) => {
       throw exitedDuring(reason);
     });
     try {
-      await Promise.race([agent.waitReady(timeoutMs), exitedEarly]);
+      await Promise.race([first(agent), exitedEarly]);
       return agent;
     } catch (err) {
       agent.close(`${phase} failed`);

@@ -1,5 +1,7 @@
 import { existsSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { AgentConnection } from "../../agent-client/agent-connection.js";
+import { CheckpointImage } from "../../runtime/checkpoint-image.js";
 import { backgroundRunning, busySandbox, incr, params, run, TestHost, type Daemon } from "./test-support/harness.js";
 
 let env: TestHost;
@@ -71,6 +73,29 @@ describe("hibernate and wake", () => {
     expect(await d.service.hibernate(id)).toMatchObject({ state: "hibernated", standbyReason: "requested" });
     expect(await d.service.resume(id)).toMatchObject({ state: "running" });
     expect(await incr(d.service, id)).toBe(3);
+  });
+
+  it("notes in the image whether the agent had read all it was sent; a wake from an image without the note resyncs in full", async () => {
+    const { id, pid } = await busy();
+    const image = () => new CheckpointImage(d.disks.paths(id).checkpointDir);
+    const resync = vi.spyOn(AgentConnection.prototype, "resync");
+    await d.service.hibernate(id);
+    expect(image().channelInStep()).toBe(true);
+    expect(await incr(d.service, id)).toBe(3);
+    expect(resync).not.toHaveBeenCalled();
+    // Paused: a frozen agent answers no ping, so a quiet channel is what counts.
+    await d.service.pause(id);
+    await d.service.hibernate(id);
+    expect(image().channelInStep()).toBe(true);
+    await d.service.resume(id);
+    // An agent that does not confirm in time is checkpointed anyway, and its wake resyncs the channel.
+    env.host.agent(id).hung.add("ping");
+    await d.service.hibernate(id);
+    expect(image().channelInStep()).toBe(false);
+    expect(await incr(d.service, id)).toBe(4);
+    expect(resync).toHaveBeenCalledTimes(1);
+    expect(await stillRunning(id, pid)).toBe(true);
+    resync.mockRestore();
   });
 
   it("concurrent requests share one wake, from either tier", async () => {

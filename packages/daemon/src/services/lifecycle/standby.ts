@@ -19,6 +19,11 @@ export interface CheckpointOptions {
 
 /** How long a hibernation waits for foreground commands in flight to end. */
 export const HIBERNATE_WAITS_FOR_COMMANDS_MS = 10_000;
+/**
+ * How long a hibernation waits for the agent to confirm it read everything sent (a ping's answer). A busy
+ * or resyncing agent that takes longer is checkpointed anyway; its wake then resyncs the channel in full.
+ */
+const CHANNEL_IN_STEP_WAIT_MS = 1_000;
 
 /**
  * The standby tiers, each step under the sandbox's lock: pause (frozen in RAM), hibernate (memory image on
@@ -115,9 +120,11 @@ export class Standby {
     this.core.updateGauges();
     // Foreground commands in flight finish first (within their deadlines, at most a while): their
     // streams end when the channel closes. Then replies: they are matched by id only within one channel.
-    await traced("hibernate.wait_commands", {}, async () => {
+    const inStep = await traced("hibernate.wait_commands", {}, async () => {
       await this.core.commandsDone(id, HIBERNATE_WAITS_FOR_COMMANDS_MS);
       await live.agent.settled(2_000);
+      // Whether the agent has read all that was sent (a frozen one answers nothing: it must be quiet).
+      return wasPaused ? live.agent.quiet : live.agent.inStep(CHANNEL_IN_STEP_WAIT_MS);
     });
     // The sandbox's stack must see the resets: a paused one thaws for them (the checkpoint thaws it anyway).
     const thawedForResets = wasPaused && (this.core.deps.inbound?.count(id) ?? 0) > 0;
@@ -129,6 +136,7 @@ export class Standby {
     const ref = this.core.ref(id);
     phases.settleMs = lap();
     try {
+      image.noteChannelInStep(inStep);
       await traced("hibernate.checkpoint", { "stasis.runtime": record.runtime }, () => driver.checkpoint(ref, image));
     } catch (err) {
       // A host that cannot be read is taken as alive: a wrong "dead" would give up a live sandbox.
