@@ -20,6 +20,7 @@ import {
 } from "./agent-protocol.js";
 import { apiCodeOf } from "./agent-errors.js";
 import { encodeFrame, RESYNC_PADDING } from "./frames.js";
+import { EarlyEvents } from "./early-events.js";
 import { JunkMeter } from "./junk-meter.js";
 import { MessageReader } from "./message-reader.js";
 
@@ -33,12 +34,6 @@ export type CallOptions = { timeoutMs?: number; payload?: Buffer; framed?: boole
 
 type Pending = { resolve: (r: { result: unknown; payload: Buffer | null }) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; op: AgentOp };
 
-/** How long events for a pid nobody listens to yet are kept (the exec reply can trail its first output). */
-const EARLY_EVENT_TTL_MS = 5_000;
-/** Bound on early output kept across all pids: the agent is untrusted and could invent pids. */
-const EARLY_BYTES_MAX = 8 * 1024 * 1024;
-/** Bound on pids with early events (an exit is kept even past the byte bound, so pids are bounded too). */
-const EARLY_PIDS_MAX = 1024;
 /**
  * What a resync may drop before the agent's answer: the pipe's capacity (at most 1 MiB) and the agent's
  * queue of 32 messages of at most a frame each. More is a flood, not an agent catching up.
@@ -63,12 +58,10 @@ export class AgentConnection extends EventEmitter {
   /** Watch listeners by wid, and events of a watch whose reply was still being handled (bounded). */
   private readonly watchListeners = new Map<number, (e: FsEvent) => void>();
   private readonly earlyWatch = new Map<number, FsEvent[]>();
-  private readonly early = new Map<number, { at: number; events: ProcessEvent[] }>();
-  private earlyBytes = 0;
+  private readonly early = new EarlyEvents();
   private closedReason: string | null = null;
   private readyWaiters: { resolve: (version: string) => void; reject: (err: Error) => void }[] = [];
   private readonly junk: JunkMeter;
-  private earlySweptAt = 0;
   private readonly reader: MessageReader;
   /** The agent's version and protocol, from its hello or a ping (null until heard from). */
   version: string | null = null;
@@ -168,8 +161,9 @@ export class AgentConnection extends EventEmitter {
    * after a daemon restart, which also drops a message the agent was halfway through writing.
    */
   restored(timeoutMs: number, checkpointedInStep: boolean): Promise<string> {
-    if (checkpointedInStep) this.channel.input.write("\n");
-    return checkpointedInStep ? this.waitReady(timeoutMs) : this.resync(timeoutMs);
+    if (!checkpointedInStep) return this.resync(timeoutMs);
+    this.channel.input.write("\n");
+    return this.waitReady(timeoutMs);
   }
 
   /** A ping whose answer counts as the agent's hello (an agent of protocol 1 leaves `protocol` out). */
@@ -245,11 +239,7 @@ export class AgentConnection extends EventEmitter {
     let set = this.processListeners.get(pid);
     if (!set) this.processListeners.set(pid, (set = new Set()));
     set.add(listener);
-    const early = this.early.get(pid);
-    if (early) {
-      this.dropEarly(pid);
-      for (const e of early.events) listener(e);
-    }
+    for (const e of this.early.take(pid)) listener(e);
     return () => {
       set.delete(listener);
       if (set.size === 0 && this.processListeners.get(pid) === set) this.processListeners.delete(pid);
@@ -408,28 +398,7 @@ export class AgentConnection extends EventEmitter {
       for (const l of [...set]) l(event);
       return;
     }
-    const now = Date.now();
-    // Swept at most once a second: a stream of events must not cost a pass over the map each.
-    if (now - this.earlySweptAt > 1000) {
-      this.earlySweptAt = now;
-      for (const [pid, e] of this.early) if (now - e.at > EARLY_EVENT_TTL_MS) this.dropEarly(pid);
-    }
-    const size = event.ev === "out" ? event.data.length : 0;
-    // Output beyond the bound is dropped (counted as a message, not by its bytes, which were legitimate
-    // output); an exit is kept, so no waiter is left hanging, unless the agent invents more pids than any
-    // sandbox starts in a few seconds.
-    if (event.ev === "out" && this.earlyBytes + size > EARLY_BYTES_MAX) return this.junk.unexpected(`output for pid ${event.pid}, which nobody listens to`, 0);
-    if (!this.early.has(event.pid) && this.early.size >= EARLY_PIDS_MAX) return this.junk.unexpected(`an event for yet another unknown pid (${event.pid})`, size);
-    const entry = this.early.get(event.pid) ?? { at: now, events: [] };
-    entry.events.push(event);
-    this.earlyBytes += size;
-    this.early.set(event.pid, entry);
-  }
-
-  private dropEarly(pid: number): void {
-    const entry = this.early.get(pid);
-    if (!entry) return;
-    this.early.delete(pid);
-    for (const e of entry.events) if (e.ev === "out") this.earlyBytes -= e.data.length;
+    const refused = this.early.keep(event);
+    if (refused) this.junk.unexpected(refused.reason, refused.bytes);
   }
 }
